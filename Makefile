@@ -1,0 +1,56 @@
+# optserve: `make demo` runs an example optimization on a fresh machine; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+RUST_SRC := $(shell find sampler_rs/src -name '*.rs') sampler_rs/Cargo.toml sampler_rs/Cargo.lock
+
+.PHONY: setup build proto demo serve test test-python test-rust test-java lint bench clean
+
+setup: $(STAMP) service/optserve/_sampler.abi3.so
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q maturin==1.16.0
+	$(PY) -m pip install -q -e '.[dev]' -e clients/python
+	touch $@
+
+# The compiled extension is rebuilt whenever the crate changes.
+service/optserve/_sampler.abi3.so: $(RUST_SRC) | $(STAMP)
+	$(VENV)/bin/maturin develop --release -q
+	touch $@
+
+build: setup
+
+proto: setup
+	$(PY) scripts/gen_proto.py
+
+demo: setup
+	$(PY) examples/demo.py
+
+serve: setup
+	$(VENV)/bin/optserve serve --port 50051 --db optserve.db
+
+test: test-python test-rust
+
+test-python: setup
+	$(PY) -m pytest -q
+
+test-rust:
+	cd sampler_rs && cargo test --release -q
+
+test-java: setup
+	cd clients/java && mvn -B -q test
+
+lint: setup
+	$(VENV)/bin/ruff check service tests bench clients/python scripts examples
+	$(VENV)/bin/ruff format --check service tests bench clients/python scripts examples
+	$(VENV)/bin/mypy
+	cd sampler_rs && cargo fmt --check && cargo clippy --all-targets -q -- -D warnings
+
+bench: setup
+	$(PY) bench/sampler.py
+
+clean:
+	rm -rf $(VENV) sampler_rs/target service/optserve/_sampler*.so
