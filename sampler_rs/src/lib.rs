@@ -1,14 +1,16 @@
-//! Python bindings of the sampler core.
-use pyo3::prelude::*;
+//! optserve's compiled sampler.
+//!
+//! The numerical core (`polytope`, `hit_and_run`, `lattice`, `rng`) is plain
+//! Rust with no PyO3 in it; `python` only converts arrays and errors.
+pub mod error;
+pub mod hit_and_run;
+pub mod lattice;
+pub mod polytope;
+pub mod rng;
 
-/// Version of the compiled extension.
-#[pyfunction]
-fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}
+mod python;
 
-#[pymodule]
-fn _sampler(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(version, m)?)?;
-    Ok(())
-}
+pub use error::{Error, Result};
+pub use hit_and_run::{hit_and_run, Method, RunOptions};
+pub use lattice::{hit_and_run_int, IntPolytope};
+pub use polytope::Polytope;
