@@ -1,1 +1,49 @@
-"""Python client of optserve."""
+"""Python client of optserve, a self-hosted SigOpt-style optimization service.
+
+Two levels:
+
+- :class:`Connection`: the service's calls (experiments, suggestions,
+  observations, best assignments) on plain objects.
+- SigOpt's AI module: :func:`create_experiment`, :func:`get_experiment`,
+  ``experiment.loop()``, ``experiment.create_run()``, using a default
+  Connection built from ``OPTSERVE_TARGET`` / ``OPTSERVE_TOKEN``.
+
+Every failure is an :class:`ApiError`.
+"""
+
+from optserve_client._errors import ApiError, FieldViolation
+from optserve_client.ai import (
+    ExperimentContext,
+    RunContext,
+    create_experiment,
+    get_connection,
+    get_experiment,
+    set_connection,
+)
+from optserve_client.connection import Connection
+from optserve_client.objects import (
+    Assignments,
+    BestAssignments,
+    Experiment,
+    Observation,
+    Page,
+    Suggestion,
+)
+
+__all__ = [
+    "ApiError",
+    "Assignments",
+    "BestAssignments",
+    "Connection",
+    "Experiment",
+    "ExperimentContext",
+    "FieldViolation",
+    "Observation",
+    "Page",
+    "RunContext",
+    "Suggestion",
+    "create_experiment",
+    "get_connection",
+    "get_experiment",
+    "set_connection",
+]

@@ -1,0 +1,306 @@
+"""SigOpt's "AI module" shape: ``create_experiment``, ``experiment.loop()``, runs.
+
+Example::
+
+    import optserve_client as sigopt
+
+    experiment = sigopt.create_experiment(
+        name="demo",
+        parameters=[dict(name="x", type="double", bounds=dict(min=0, max=1))],
+        metrics=[dict(name="score", objective="maximize")],
+        budget=20,
+    )
+    for run in experiment.loop():
+        with run:
+            run.log_metric("score", 1 - (run.params.x - 0.3) ** 2)
+    print(experiment.get_best_assignments())
+
+A run is one suggestion; leaving its ``with`` block reports one observation:
+the logged metrics, or a failed observation when the block raised (the
+exception still propagates), ``log_failure()`` was called, or nothing was
+logged at all (a run that measured nothing is treated as a failed evaluation,
+which closes the suggestion and uses one unit of budget; a warning is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from optserve_client.connection import Connection
+from optserve_client.objects import (
+    Assignments,
+    Experiment,
+    MetricValue,
+    Observation,
+    Suggestion,
+)
+
+__all__ = [
+    "ExperimentContext",
+    "RunContext",
+    "create_experiment",
+    "get_connection",
+    "get_experiment",
+    "set_connection",
+]
+
+_log = logging.getLogger("optserve_client")
+
+_lock = threading.Lock()
+_default: tuple[int, Connection] | None = None
+
+
+def set_connection(connection: Connection | None) -> None:
+    """Sets the Connection used by the module-level functions (None: rebuild
+    one from the environment on next use)."""
+    global _default
+    with _lock:
+        _default = None if connection is None else (os.getpid(), connection)
+
+
+def get_connection() -> Connection:
+    """The Connection of the module-level functions, built from
+    ``OPTSERVE_TARGET`` / ``OPTSERVE_TOKEN`` on first use (and again in a
+    forked child, since a gRPC channel must not be shared across fork)."""
+    global _default
+    with _lock:
+        if _default is None or _default[0] != os.getpid():
+            _default = (os.getpid(), Connection())
+        return _default[1]
+
+
+def create_experiment(
+    name: str,
+    parameters: list[Any],
+    metrics: list[Any] | None = None,
+    *,
+    conditionals: list[Any] | None = None,
+    linear_constraints: list[Any] | None = None,
+    budget: int | None = None,
+    observation_budget: int | None = None,
+    parallel_bandwidth: int | None = None,
+    type: str | None = None,
+    num_solutions: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    project: str | None = None,
+    seed: int | None = None,
+    connection: Connection | None = None,
+) -> ExperimentContext:
+    """Creates an experiment (SigOpt's ``sigopt.create_experiment``).
+
+    Takes the dicts of SigOpt's documents; ``budget`` and
+    ``observation_budget`` are synonyms. Raises ApiError (INVALID_ARGUMENT,
+    with field violations) for an invalid experiment.
+    """
+    conn = connection or get_connection()
+    spec = dict(
+        name=name,
+        parameters=parameters,
+        metrics=metrics,
+        conditionals=conditionals,
+        linear_constraints=linear_constraints,
+        budget=budget,
+        observation_budget=observation_budget,
+        parallel_bandwidth=parallel_bandwidth,
+        type=type,
+        num_solutions=num_solutions,
+        metadata=metadata,
+        project=project,
+        seed=seed,
+    )
+    data = conn.create_experiment({k: v for k, v in spec.items() if v is not None})
+    return ExperimentContext(data, conn)
+
+
+def get_experiment(
+    experiment_id: str, *, connection: Connection | None = None
+) -> ExperimentContext:
+    """Fetches an existing experiment (SigOpt's ``sigopt.get_experiment``)."""
+    conn = connection or get_connection()
+    return ExperimentContext(conn.get_experiment(experiment_id), conn)
+
+
+class ExperimentContext:
+    """An experiment with SigOpt's AI-module methods.
+
+    Attribute reads (``id``, ``name``, ``budget``, ``progress``, ``parameters``,
+    ...) come from the last fetched :class:`~optserve_client.objects.Experiment`;
+    :meth:`refresh` fetches it again.
+    """
+
+    def __init__(self, data: Experiment, connection: Connection) -> None:
+        self._data = data
+        self._conn = connection
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._data, name)
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self._data.id} {self._data.name!r}>"
+
+    @property
+    def data(self) -> Experiment:
+        """The experiment as last fetched."""
+        return self._data
+
+    @property
+    def connection(self) -> Connection:
+        return self._conn
+
+    def refresh(self) -> ExperimentContext:
+        """Fetches the experiment again (progress, state, ...); returns self."""
+        self._data = self._conn.get_experiment(self._data.id)
+        return self
+
+    def is_finished(self) -> bool:
+        """Whether the budget is used up (observations, failed ones included,
+        >= budget) or the experiment is archived; refreshes first. Without a
+        budget an active experiment is never finished."""
+        self.refresh()
+        if self._data.state == "archived":
+            return True
+        budget = self._data.observation_budget
+        return budget is not None and self._data.progress.observation_count >= budget
+
+    def create_run(self, metadata: Mapping[str, Any] | None = None) -> RunContext:
+        """Creates a suggestion and returns its run (use it in a ``with`` block)."""
+        return RunContext(self, self._conn.create_suggestion(self._data.id, metadata))
+
+    def loop(self) -> Iterator[RunContext]:
+        """Yields runs until :meth:`is_finished`.
+
+        Several processes may loop over the same experiment, each with its own
+        suggestions; as each checks the budget before asking for a suggestion,
+        N workers may overshoot the budget by up to N - 1 observations. A run
+        not ended by its ``with`` block is ended when the next one is asked for.
+        """
+        if self._data.observation_budget is None:
+            raise ValueError("loop() needs an experiment with a budget; use create_run()")
+        while not self.is_finished():
+            run = self.create_run()
+            yield run
+            if not run.ended:
+                run.end()
+
+    def get_runs(self) -> Iterator[Observation]:
+        """Every observation of the experiment, oldest first."""
+        return self._conn.iter_observations(self._data.id)
+
+    def get_best_runs(self) -> Iterator[Observation]:
+        """The best observations (one, a Pareto front, or num_solutions of them)."""
+        return iter(self._conn.get_best_assignments(self._data.id).data)
+
+    def get_best_assignments(self) -> list[Assignments]:
+        """The assignments of :meth:`get_best_runs`."""
+        return [o.assignments for o in self._conn.get_best_assignments(self._data.id).data]
+
+    def archive(self) -> ExperimentContext:
+        """Archives the experiment (no new suggestions or observations)."""
+        self._data = self._conn.update_experiment(self._data.id, state="archived")
+        return self
+
+
+class RunContext:
+    """One evaluation: a suggestion's parameters in, metrics (or a failure) out.
+
+    Attributes:
+        params: The assignments, by key (``run.params["x"]``) or attribute
+            (``run.params.x``); absent conditional parameters raise
+            KeyError / AttributeError.
+        suggestion: The underlying suggestion.
+        observation: The reported observation once the run has ended.
+    """
+
+    def __init__(self, experiment: ExperimentContext, suggestion: Suggestion) -> None:
+        self.experiment = experiment
+        self.suggestion = suggestion
+        self.params = Assignments(suggestion.assignments)
+        self.observation: Observation | None = None
+        self._values: dict[str, MetricValue] = {}
+        self._failed = False
+        self._metadata: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Run {self.suggestion.id} {dict(self.params)}>"
+
+    @property
+    def id(self) -> str:
+        """The suggestion id."""
+        return self.suggestion.id
+
+    @property
+    def ended(self) -> bool:
+        return self.observation is not None
+
+    def log_metric(self, name: str, value: float, stddev: float | None = None) -> None:
+        """Records a metric value (the last one per name wins)."""
+        self._check_open()
+        self._values[name] = MetricValue(
+            name, float(value), None if stddev is None else float(stddev)
+        )
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Records several metric values at once."""
+        for name, value in metrics.items():
+            self.log_metric(name, value)
+
+    def log_failure(self) -> None:
+        """Marks the evaluation as failed: the run reports a failed observation."""
+        self._check_open()
+        self._failed = True
+
+    def log_metadata(self, key: str | Mapping[str, Any], value: Any = None) -> None:
+        """Records metadata: ``log_metadata("key", value)`` or ``log_metadata({...})``."""
+        self._check_open()
+        if isinstance(key, Mapping):
+            self._metadata.update(key)
+        else:
+            self._metadata[key] = value
+
+    def end(self) -> Observation:
+        """Reports the observation (idempotent) and returns it."""
+        if self.observation is None:
+            failed = self._failed or not self._values
+            if failed and not self._failed:
+                _log.warning(
+                    "run %s ended without metrics or log_failure(); reported as failed", self.id
+                )
+            self.observation = self.experiment.connection.create_observation(
+                self.experiment.id,
+                suggestion=self.suggestion.id,
+                values=[] if failed else [v.to_dict() for v in self._values.values()],
+                failed=failed,
+                metadata=self._metadata or None,
+            )
+        return self.observation
+
+    def _check_open(self) -> None:
+        if self.observation is not None:
+            raise RuntimeError(f"run {self.id} has already ended")
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.observation is not None:
+            return
+        if exc is None:
+            self.end()
+            return
+        self._failed = True
+        try:
+            self.end()
+        except Exception:  # never hide the user's exception behind ours
+            _log.exception("could not report the failure of run %s", self.id)

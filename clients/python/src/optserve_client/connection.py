@@ -1,0 +1,317 @@
+"""The :class:`Connection`: one gRPC channel and the calls of OptimizationService."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from optserve_client import converters as conv
+from optserve_client._errors import ApiError
+from optserve_client._proto.optserve.v1 import service_pb2 as pb
+from optserve_client._proto.optserve.v1 import service_pb2_grpc
+from optserve_client.objects import BestAssignments, Experiment, Observation, Page, Suggestion
+
+__all__ = ["DEFAULT_TARGET", "Connection"]
+
+DEFAULT_TARGET = "localhost:50051"
+TARGET_ENV = "OPTSERVE_TARGET"
+TOKEN_ENV = "OPTSERVE_TOKEN"
+
+# Experiment fields UpdateExperiment may change, by their Python name.
+_UPDATABLE = {
+    "name": "name",
+    "project": "project",
+    "metadata": "metadata",
+    "budget": "observation_budget",
+    "observation_budget": "observation_budget",
+    "parallel_bandwidth": "parallel_bandwidth",
+    "state": "state",
+    "metrics": "metrics",
+}
+
+
+class Connection:
+    """A connection to an optserve server.
+
+    Every call takes and returns plain objects (:mod:`optserve_client.objects`)
+    and raises :class:`~optserve_client.ApiError` on failure. Every call has a
+    deadline, so a server that is down or stuck gives ``UNAVAILABLE`` or
+    ``DEADLINE_EXCEEDED`` instead of a hang.
+
+    Args:
+        target: ``host:port`` of the server; defaults to ``$OPTSERVE_TARGET``,
+            then ``localhost:50051``.
+        token: Sent as ``authorization: Bearer <token>`` metadata; defaults to
+            ``$OPTSERVE_TOKEN`` (none when unset or empty).
+        timeout: Deadline of each call in seconds (overridable per call).
+        credentials: ``grpc.ChannelCredentials`` for a TLS channel; plaintext
+            when None.
+        wait_for_ready: Queue calls while the channel connects instead of
+            failing fast (still bounded by the deadline).
+        options: Extra gRPC channel options.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        wait_for_ready: bool = False,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        self.timeout = float(timeout)
+        self.wait_for_ready = wait_for_ready
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        if credentials is None:
+            self._channel = grpc.insecure_channel(self.target, options=list(options))
+        else:
+            self._channel = grpc.secure_channel(self.target, credentials, options=list(options))
+        self._stub = service_pb2_grpc.OptimizationServiceStub(self._channel)
+
+    def __repr__(self) -> str:
+        return f"Connection(target={self.target!r}, timeout={self.timeout})"
+
+    def close(self) -> None:
+        """Closes the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return getattr(self._stub, method)(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
+                wait_for_ready=self.wait_for_ready,
+            )
+        except grpc.RpcError as exc:
+            raise ApiError.from_rpc_error(exc) from exc
+
+    # --- experiments ---------------------------------------------------------
+
+    def create_experiment(
+        self, experiment: Mapping[str, Any] | Experiment | None = None, **fields: Any
+    ) -> Experiment:
+        """Creates an experiment from a SigOpt-style dict and/or keyword arguments.
+
+        Example: ``conn.create_experiment(name="x", parameters=[dict(name="a",
+        type="double", bounds=dict(min=0, max=1))], metrics=[dict(name="m")])``.
+        """
+        spec = (
+            dict(conv._fields(experiment, conv.EXPERIMENT_KEYS, "experiment")) if experiment else {}
+        )
+        spec.update(fields)
+        request = pb.CreateExperimentRequest(experiment=conv.experiment_to_proto(spec))
+        return conv.experiment_from_proto(self._call("CreateExperiment", request).experiment)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Returns one experiment with its progress."""
+        response = self._call("GetExperiment", pb.GetExperimentRequest(id=experiment_id))
+        return conv.experiment_from_proto(response.experiment)
+
+    def list_experiments(
+        self,
+        *,
+        project: str | None = None,
+        state: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        """One page of experiments, newest first."""
+        request = pb.ListExperimentsRequest(
+            project=project or "",
+            state=conv._enum_to_proto(state, conv.EXPERIMENT_STATES, "state"),
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response = self._call("ListExperiments", request)
+        return Page(
+            [conv.experiment_from_proto(e) for e in response.experiments], response.next_page_token
+        )
+
+    def iter_experiments(self, **filters: Any) -> Iterator[Experiment]:
+        """Every experiment (all pages); takes list_experiments' filters."""
+        return _pages(self.list_experiments, **filters)
+
+    def update_experiment(self, experiment_id: str, **fields: Any) -> Experiment:
+        """Changes the given fields (name, project, metadata, budget or
+        observation_budget, parallel_bandwidth, state, metrics' thresholds)."""
+        unknown = sorted(set(fields) - set(_UPDATABLE))
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(unknown)} (immutable or unknown)")
+        experiment = conv.experiment_to_proto({"id": experiment_id, **fields})
+        mask = field_mask_pb2.FieldMask(paths=sorted({_UPDATABLE[k] for k in fields}))
+        request = pb.UpdateExperimentRequest(experiment=experiment, update_mask=mask)
+        return conv.experiment_from_proto(self._call("UpdateExperiment", request).experiment)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Deletes an experiment with its suggestions and observations."""
+        self._call("DeleteExperiment", pb.DeleteExperimentRequest(id=experiment_id))
+
+    # --- suggestions ---------------------------------------------------------
+
+    def create_suggestions(
+        self, experiment_id: str, count: int = 1, metadata: Mapping[str, Any] | None = None
+    ) -> list[Suggestion]:
+        """Creates ``count`` open suggestions."""
+        request = pb.CreateSuggestionsRequest(
+            experiment_id=experiment_id, count=count, metadata=conv.metadata_to_proto(metadata)
+        )
+        response = self._call("CreateSuggestions", request)
+        return [conv.suggestion_from_proto(s) for s in response.suggestions]
+
+    def create_suggestion(
+        self, experiment_id: str, metadata: Mapping[str, Any] | None = None
+    ) -> Suggestion:
+        """Creates one open suggestion."""
+        (suggestion,) = self.create_suggestions(experiment_id, 1, metadata)
+        return suggestion
+
+    def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
+        request = pb.GetSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
+        return conv.suggestion_from_proto(self._call("GetSuggestion", request).suggestion)
+
+    def list_suggestions(
+        self,
+        experiment_id: str,
+        *,
+        state: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[Suggestion]:
+        """One page of suggestions, oldest first; ``state`` is "open" or "closed"."""
+        request = pb.ListSuggestionsRequest(
+            experiment_id=experiment_id,
+            state=conv._enum_to_proto(state, conv.SUGGESTION_STATES, "state"),
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response = self._call("ListSuggestions", request)
+        return Page(
+            [conv.suggestion_from_proto(s) for s in response.suggestions], response.next_page_token
+        )
+
+    def iter_suggestions(self, experiment_id: str, **filters: Any) -> Iterator[Suggestion]:
+        return _pages(self.list_suggestions, experiment_id, **filters)
+
+    def delete_suggestion(self, experiment_id: str, suggestion_id: str) -> None:
+        """Deletes an open suggestion that will not be evaluated."""
+        request = pb.DeleteSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
+        self._call("DeleteSuggestion", request)
+
+    # --- observations --------------------------------------------------------
+
+    def create_observation(
+        self,
+        experiment_id: str,
+        *,
+        suggestion: str | Suggestion | None = None,
+        assignments: Mapping[str, Any] | None = None,
+        values: Any = None,
+        value: float | None = None,
+        value_stddev: float | None = None,
+        failed: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Observation:
+        """Reports an observation of a suggestion (or of explicit assignments).
+
+        ``values`` is a list of ``dict(name, value, value_stddev)`` or a mapping
+        name -> value; ``value`` (with ``value_stddev``) is a shortcut for an
+        experiment with one metric, whose name is then looked up.
+        """
+        if value is not None:
+            if values:
+                raise ValueError("give value or values, not both")
+            metrics = self.get_experiment(experiment_id).metrics
+            if len(metrics) != 1:
+                raise ValueError("value= needs an experiment with exactly one metric; use values=")
+            values = [dict(name=metrics[0].name, value=value, value_stddev=value_stddev)]
+        observation = conv.observation_to_proto(
+            dict(
+                suggestion=suggestion,
+                assignments=assignments,
+                values=values,
+                failed=failed,
+                metadata=metadata,
+            )
+        )
+        request = pb.CreateObservationRequest(experiment_id=experiment_id, observation=observation)
+        return conv.observation_from_proto(self._call("CreateObservation", request).observation)
+
+    def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
+        request = pb.GetObservationRequest(experiment_id=experiment_id, id=observation_id)
+        return conv.observation_from_proto(self._call("GetObservation", request).observation)
+
+    def list_observations(
+        self,
+        experiment_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[Observation]:
+        """One page of observations in creation order."""
+        request = pb.ListObservationsRequest(
+            experiment_id=experiment_id, page_size=page_size or 0, page_token=page_token or ""
+        )
+        response = self._call("ListObservations", request)
+        return Page(
+            [conv.observation_from_proto(o) for o in response.observations],
+            response.next_page_token,
+        )
+
+    def iter_observations(self, experiment_id: str, **filters: Any) -> Iterator[Observation]:
+        return _pages(self.list_observations, experiment_id, **filters)
+
+    def update_observation(
+        self, experiment_id: str, observation_id: str, **fields: Any
+    ) -> Observation:
+        """Changes ``values``, ``failed`` and/or ``metadata`` of an observation."""
+        unknown = sorted(set(fields) - {"values", "failed", "metadata"})
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(unknown)}")
+        observation = conv.observation_to_proto({"id": observation_id, **fields})
+        request = pb.UpdateObservationRequest(
+            experiment_id=experiment_id,
+            observation=observation,
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+        )
+        return conv.observation_from_proto(self._call("UpdateObservation", request).observation)
+
+    def delete_observation(self, experiment_id: str, observation_id: str) -> None:
+        request = pb.DeleteObservationRequest(experiment_id=experiment_id, id=observation_id)
+        self._call("DeleteObservation", request)
+
+    # --- best assignments ----------------------------------------------------
+
+    def get_best_assignments(self, experiment_id: str) -> BestAssignments:
+        """The best observations so far (``.data``), or why there are none."""
+        request = pb.GetBestAssignmentsRequest(experiment_id=experiment_id)
+        response = self._call("GetBestAssignments", request)
+        return BestAssignments(
+            [conv.observation_from_proto(o) for o in response.observations], response.explanation
+        )
+
+
+def _pages(list_call: Any, *args: Any, **filters: Any) -> Iterator[Any]:
+    token = None
+    while True:
+        page = list_call(*args, page_token=token, **filters)
+        yield from page.data
+        if not page.next_page_token:
+            return
+        token = page.next_page_token

@@ -1,0 +1,541 @@
+"""SigOpt-style Python values <-> optserve.v1 protobuf messages.
+
+Every ``*_to_proto`` accepts either a mapping with SigOpt's keys (the dicts of
+SigOpt's documents: ``dict(name="x", type="double", bounds=dict(min=0, max=1))``)
+or the matching object of :mod:`optserve_client.objects`; every
+``*_from_proto`` returns such an object. Unknown keys and unknown enum strings
+raise ``ValueError`` naming the field, so that typos fail before any call;
+everything else (bounds order, constraint feasibility, ...) is validated by
+the server, which answers with field violations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from optserve_client._proto.optserve.v1 import experiment_pb2 as exp_pb
+from optserve_client._proto.optserve.v1 import observation_pb2 as obs_pb
+from optserve_client._proto.optserve.v1 import suggestion_pb2 as sug_pb
+from optserve_client.objects import (
+    Assignments,
+    Bounds,
+    Conditional,
+    ConstraintTerm,
+    Experiment,
+    LinearConstraint,
+    Metric,
+    MetricValue,
+    Observation,
+    Parameter,
+    Progress,
+    Suggestion,
+)
+
+# Enum strings <-> proto values. Unset (0) reads back as the documented default.
+PARAMETER_TYPES = {
+    "double": exp_pb.PARAMETER_TYPE_DOUBLE,
+    "int": exp_pb.PARAMETER_TYPE_INT,
+    "categorical": exp_pb.PARAMETER_TYPE_CATEGORICAL,
+}
+EXPERIMENT_TYPES = {
+    "offline": exp_pb.EXPERIMENT_TYPE_OFFLINE,
+    "random": exp_pb.EXPERIMENT_TYPE_RANDOM,
+    "grid": exp_pb.EXPERIMENT_TYPE_GRID,
+}
+EXPERIMENT_STATES = {
+    "active": exp_pb.EXPERIMENT_STATE_ACTIVE,
+    "archived": exp_pb.EXPERIMENT_STATE_ARCHIVED,
+}
+TRANSFORMATIONS = {"none": exp_pb.TRANSFORMATION_NONE, "log": exp_pb.TRANSFORMATION_LOG}
+CONSTRAINT_TYPES = {
+    "less_than": exp_pb.LINEAR_CONSTRAINT_TYPE_LESS_THAN,
+    "greater_than": exp_pb.LINEAR_CONSTRAINT_TYPE_GREATER_THAN,
+}
+OBJECTIVES = {
+    "maximize": exp_pb.METRIC_OBJECTIVE_MAXIMIZE,
+    "minimize": exp_pb.METRIC_OBJECTIVE_MINIMIZE,
+}
+STRATEGIES = {
+    "optimize": exp_pb.METRIC_STRATEGY_OPTIMIZE,
+    "store": exp_pb.METRIC_STRATEGY_STORE,
+    "constraint": exp_pb.METRIC_STRATEGY_CONSTRAINT,
+}
+SUGGESTION_STATES = {"open": sug_pb.SUGGESTION_STATE_OPEN, "closed": sug_pb.SUGGESTION_STATE_CLOSED}
+
+
+def _enum_to_proto(value: str | None, table: Mapping[str, int], where: str) -> int:
+    if value is None:
+        return 0
+    key = str(value).lower()
+    if key not in table:
+        raise ValueError(f"{where}: {value!r} is not one of {', '.join(map(repr, table))}")
+    return table[key]
+
+
+def _enum_from_proto(value: int, table: Mapping[str, int], default: str | None) -> str | None:
+    for key, number in table.items():
+        if number == value:
+            return key
+    return default
+
+
+def _fields(obj: Any, allowed: Iterable[str], where: str) -> dict[str, Any]:
+    """The fields of a mapping or dataclass instance, rejecting unknown keys."""
+    if isinstance(obj, Mapping):
+        data = dict(obj)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    else:
+        raise TypeError(f"{where}: expected a dict, got {type(obj).__name__}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return data
+
+
+def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
+    if data.get(key) is None:
+        raise ValueError(f"{where}.{key} is required")
+    return data[key]
+
+
+# --- metadata and timestamps -------------------------------------------------
+
+
+def metadata_to_proto(metadata: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    """A metadata dict as a google.protobuf.Struct (None stays None)."""
+    if metadata is None:
+        return None
+    struct = struct_pb2.Struct()
+    struct.update({str(k): v for k, v in metadata.items()})
+    return struct
+
+
+def metadata_from_proto(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A google.protobuf.Struct as a dict (numbers are floats)."""
+    return json_format.MessageToDict(struct)
+
+
+def timestamp_to_proto(value: datetime) -> timestamp_pb2.Timestamp:
+    """A datetime (naive means UTC) as a google.protobuf.Timestamp."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return ts
+
+
+def timestamp_from_proto(ts: timestamp_pb2.Timestamp) -> datetime:
+    """A google.protobuf.Timestamp as an aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+# --- assignments -------------------------------------------------------------
+
+
+def assignment_value_to_proto(value: Any, where: str = "assignment") -> sug_pb.AssignmentValue:
+    """int -> int_value, float -> double_value, str -> string_value."""
+    if isinstance(value, bool):
+        raise TypeError(f"{where}: booleans are not parameter values (got {value!r})")
+    if isinstance(value, numbers.Integral):
+        return sug_pb.AssignmentValue(int_value=int(value))
+    if isinstance(value, numbers.Real):
+        return sug_pb.AssignmentValue(double_value=float(value))
+    if isinstance(value, str):
+        return sug_pb.AssignmentValue(string_value=value)
+    raise TypeError(f"{where}: expected int, float or str, got {type(value).__name__}")
+
+
+def assignment_value_from_proto(value: sug_pb.AssignmentValue) -> int | float | str | None:
+    """The Python value of the set oneof member (None when unset)."""
+    kind = value.WhichOneof("kind")
+    return None if kind is None else getattr(value, kind)
+
+
+def assignments_to_proto(assignments: Mapping[str, Any]) -> dict[str, sug_pb.AssignmentValue]:
+    """Name -> value as name -> AssignmentValue."""
+    return {
+        str(k): assignment_value_to_proto(v, f"assignments[{k!r}]") for k, v in assignments.items()
+    }
+
+
+def assignments_from_proto(assignments: Mapping[str, sug_pb.AssignmentValue]) -> Assignments:
+    """A proto assignments map as :class:`Assignments`, sorted by name."""
+    return Assignments(
+        (k, assignment_value_from_proto(assignments[k])) for k in sorted(assignments)
+    )
+
+
+# --- the search space --------------------------------------------------------
+
+
+def bounds_to_proto(bounds: Any, where: str = "bounds") -> exp_pb.Bounds:
+    data = _fields(bounds, ("min", "max"), where)
+    return exp_pb.Bounds(
+        min=float(_require(data, "min", where)), max=float(_require(data, "max", where))
+    )
+
+
+def bounds_from_proto(bounds: exp_pb.Bounds, integral: bool = False) -> Bounds:
+    if integral and float(bounds.min).is_integer() and float(bounds.max).is_integer():
+        return Bounds(min=int(bounds.min), max=int(bounds.max))
+    return Bounds(min=bounds.min, max=bounds.max)
+
+
+_PARAMETER_KEYS = (
+    "name",
+    "type",
+    "bounds",
+    "categorical_values",
+    "grid",
+    "transformation",
+    "conditions",
+)
+
+
+def parameter_to_proto(parameter: Any, where: str = "parameter") -> exp_pb.Parameter:
+    """A parameter dict: name, type, bounds, categorical_values (strings or
+    dicts with a name), grid, transformation, conditions (name -> a string or a
+    list of strings)."""
+    data = _fields(parameter, _PARAMETER_KEYS, where)
+    msg = exp_pb.Parameter(
+        name=str(_require(data, "name", where)),
+        type=_enum_to_proto(_require(data, "type", where), PARAMETER_TYPES, f"{where}.type"),
+        transformation=_enum_to_proto(
+            data.get("transformation"), TRANSFORMATIONS, f"{where}.transformation"
+        ),
+    )
+    if data.get("bounds") is not None:
+        msg.bounds.CopyFrom(bounds_to_proto(data["bounds"], f"{where}.bounds"))
+    for i, value in enumerate(data.get("categorical_values") or ()):
+        if isinstance(value, str):
+            msg.categorical_values.append(value)
+        else:
+            cv = _fields(value, ("name", "enum_index"), f"{where}.categorical_values[{i}]")
+            msg.categorical_values.append(str(_require(cv, "name", where)))
+    msg.grid.extend(float(v) for v in data.get("grid") or ())
+    for name, values in (data.get("conditions") or {}).items():
+        values = [values] if isinstance(values, str) else list(values)
+        msg.conditions[str(name)].values.extend(str(v) for v in values)
+    return msg
+
+
+def parameter_from_proto(msg: exp_pb.Parameter) -> Parameter:
+    integral = msg.type == exp_pb.PARAMETER_TYPE_INT
+    grid: list[Any] = list(msg.grid)
+    if integral and all(float(g).is_integer() for g in grid):
+        grid = [int(g) for g in grid]
+    return Parameter(
+        name=msg.name,
+        type=_enum_from_proto(msg.type, PARAMETER_TYPES, "unspecified") or "unspecified",
+        bounds=bounds_from_proto(msg.bounds, integral) if msg.HasField("bounds") else None,
+        categorical_values=list(msg.categorical_values),
+        grid=grid,
+        transformation=_enum_from_proto(msg.transformation, TRANSFORMATIONS, None),
+        conditions={k: list(msg.conditions[k].values) for k in sorted(msg.conditions)},
+    )
+
+
+def conditional_to_proto(conditional: Any, where: str = "conditional") -> exp_pb.Conditional:
+    """A conditional dict: name, values (strings)."""
+    data = _fields(conditional, ("name", "values"), where)
+    return exp_pb.Conditional(
+        name=str(_require(data, "name", where)),
+        values=[str(v) for v in data.get("values") or ()],
+    )
+
+
+def conditional_from_proto(msg: exp_pb.Conditional) -> Conditional:
+    return Conditional(name=msg.name, values=list(msg.values))
+
+
+def linear_constraint_to_proto(
+    constraint: Any, where: str = "linear_constraint"
+) -> exp_pb.LinearConstraint:
+    """A constraint dict: type ("less_than"/"greater_than"), threshold,
+    terms=[dict(name, weight)]."""
+    data = _fields(constraint, ("type", "threshold", "terms"), where)
+    msg = exp_pb.LinearConstraint(
+        type=_enum_to_proto(_require(data, "type", where), CONSTRAINT_TYPES, f"{where}.type"),
+        threshold=float(data.get("threshold") or 0.0),
+    )
+    for i, term in enumerate(data.get("terms") or ()):
+        t = _fields(term, ("name", "weight"), f"{where}.terms[{i}]")
+        msg.terms.add(
+            name=str(_require(t, "name", f"{where}.terms[{i}]")),
+            weight=float(_require(t, "weight", f"{where}.terms[{i}]")),
+        )
+    return msg
+
+
+def linear_constraint_from_proto(msg: exp_pb.LinearConstraint) -> LinearConstraint:
+    return LinearConstraint(
+        type=_enum_from_proto(msg.type, CONSTRAINT_TYPES, "unspecified") or "unspecified",
+        threshold=msg.threshold,
+        terms=[ConstraintTerm(name=t.name, weight=t.weight) for t in msg.terms],
+    )
+
+
+def metric_to_proto(metric: Any, where: str = "metric") -> exp_pb.Metric:
+    """A metric dict: name, objective, strategy, threshold."""
+    data = _fields(metric, ("name", "objective", "strategy", "threshold"), where)
+    msg = exp_pb.Metric(
+        name=str(_require(data, "name", where)),
+        objective=_enum_to_proto(data.get("objective"), OBJECTIVES, f"{where}.objective"),
+        strategy=_enum_to_proto(data.get("strategy"), STRATEGIES, f"{where}.strategy"),
+    )
+    if data.get("threshold") is not None:
+        msg.threshold = float(data["threshold"])
+    return msg
+
+
+def metric_from_proto(msg: exp_pb.Metric) -> Metric:
+    return Metric(
+        name=msg.name,
+        objective=_enum_from_proto(msg.objective, OBJECTIVES, "maximize") or "maximize",
+        strategy=_enum_from_proto(msg.strategy, STRATEGIES, "optimize") or "optimize",
+        threshold=msg.threshold if msg.HasField("threshold") else None,
+    )
+
+
+# --- observations and suggestions --------------------------------------------
+
+
+def metric_value_to_proto(value: Any, where: str = "value") -> obs_pb.MetricValue:
+    """A dict(name, value, value_stddev) as a MetricValue."""
+    data = _fields(value, ("name", "value", "value_stddev"), where)
+    msg = obs_pb.MetricValue(
+        name=str(_require(data, "name", where)), value=float(_require(data, "value", where))
+    )
+    if data.get("value_stddev") is not None:
+        msg.value_stddev = float(data["value_stddev"])
+    return msg
+
+
+def metric_value_from_proto(msg: obs_pb.MetricValue) -> MetricValue:
+    return MetricValue(
+        name=msg.name,
+        value=msg.value,
+        value_stddev=msg.value_stddev if msg.HasField("value_stddev") else None,
+    )
+
+
+def metric_values_to_proto(values: Any) -> list[obs_pb.MetricValue]:
+    """A list of dict(name, value, value_stddev), or a mapping name -> value."""
+    if isinstance(values, Mapping):
+        values = [dict(name=k, value=v) for k, v in values.items()]
+    return [metric_value_to_proto(v, f"values[{i}]") for i, v in enumerate(values)]
+
+
+_OBSERVATION_KEYS = (
+    "id",
+    "experiment_id",
+    "suggestion_id",
+    "suggestion",
+    "assignments",
+    "values",
+    "failed",
+    "metadata",
+    "create_time",
+)
+
+
+def observation_to_proto(observation: Any, where: str = "observation") -> obs_pb.Observation:
+    """An observation dict: suggestion (or suggestion_id) or assignments,
+    values or failed, metadata."""
+    data = _fields(observation, _OBSERVATION_KEYS, where)
+    suggestion = data.get("suggestion_id") or data.get("suggestion")
+    if isinstance(suggestion, Suggestion):
+        suggestion = suggestion.id
+    msg = obs_pb.Observation(
+        id=data.get("id") or "",
+        experiment_id=data.get("experiment_id") or "",
+        suggestion_id=suggestion or "",
+        failed=bool(data.get("failed")),
+    )
+    for k, v in assignments_to_proto(data.get("assignments") or {}).items():
+        msg.assignments[k].CopyFrom(v)
+    msg.values.extend(metric_values_to_proto(data.get("values") or []))
+    metadata = metadata_to_proto(data.get("metadata"))
+    if metadata is not None:
+        msg.metadata.CopyFrom(metadata)
+    if data.get("create_time") is not None:
+        msg.create_time.CopyFrom(timestamp_to_proto(data["create_time"]))
+    return msg
+
+
+def observation_from_proto(msg: obs_pb.Observation) -> Observation:
+    return Observation(
+        id=msg.id,
+        experiment_id=msg.experiment_id,
+        suggestion_id=msg.suggestion_id or None,
+        assignments=assignments_from_proto(msg.assignments),
+        values=[metric_value_from_proto(v) for v in msg.values],
+        failed=msg.failed,
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        create_time=timestamp_from_proto(msg.create_time) if msg.HasField("create_time") else None,
+    )
+
+
+def suggestion_to_proto(suggestion: Any, where: str = "suggestion") -> sug_pb.Suggestion:
+    data = _fields(
+        suggestion,
+        ("id", "experiment_id", "assignments", "state", "metadata", "create_time"),
+        where,
+    )
+    msg = sug_pb.Suggestion(
+        id=data.get("id") or "",
+        experiment_id=data.get("experiment_id") or "",
+        state=_enum_to_proto(data.get("state"), SUGGESTION_STATES, f"{where}.state"),
+    )
+    for k, v in assignments_to_proto(data.get("assignments") or {}).items():
+        msg.assignments[k].CopyFrom(v)
+    metadata = metadata_to_proto(data.get("metadata"))
+    if metadata is not None:
+        msg.metadata.CopyFrom(metadata)
+    if data.get("create_time") is not None:
+        msg.create_time.CopyFrom(timestamp_to_proto(data["create_time"]))
+    return msg
+
+
+def suggestion_from_proto(msg: sug_pb.Suggestion) -> Suggestion:
+    return Suggestion(
+        id=msg.id,
+        experiment_id=msg.experiment_id,
+        assignments=assignments_from_proto(msg.assignments),
+        state=_enum_from_proto(msg.state, SUGGESTION_STATES, None),
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        create_time=timestamp_from_proto(msg.create_time) if msg.HasField("create_time") else None,
+    )
+
+
+# --- experiments -------------------------------------------------------------
+
+
+def progress_to_proto(progress: Any, where: str = "progress") -> exp_pb.Progress:
+    data = _fields(
+        progress,
+        (
+            "observation_count",
+            "failed_observation_count",
+            "open_suggestion_count",
+            "best_observation",
+        ),
+        where,
+    )
+    msg = exp_pb.Progress(
+        observation_count=int(data.get("observation_count") or 0),
+        failed_observation_count=int(data.get("failed_observation_count") or 0),
+        open_suggestion_count=int(data.get("open_suggestion_count") or 0),
+    )
+    if data.get("best_observation") is not None:
+        msg.best_observation.CopyFrom(observation_to_proto(data["best_observation"]))
+    return msg
+
+
+def progress_from_proto(msg: exp_pb.Progress) -> Progress:
+    return Progress(
+        observation_count=msg.observation_count,
+        failed_observation_count=msg.failed_observation_count,
+        open_suggestion_count=msg.open_suggestion_count,
+        best_observation=(
+            observation_from_proto(msg.best_observation)
+            if msg.HasField("best_observation")
+            else None
+        ),
+    )
+
+
+EXPERIMENT_KEYS = (
+    "id",
+    "name",
+    "project",
+    "type",
+    "parameters",
+    "conditionals",
+    "linear_constraints",
+    "metrics",
+    "observation_budget",
+    "budget",
+    "parallel_bandwidth",
+    "num_solutions",
+    "metadata",
+    "state",
+    "create_time",
+    "update_time",
+    "progress",
+    "seed",
+)
+
+
+def experiment_to_proto(experiment: Any, where: str = "experiment") -> exp_pb.Experiment:
+    """An experiment dict with SigOpt's keys (``budget`` or ``observation_budget``)."""
+    data = _fields(experiment, EXPERIMENT_KEYS, where)
+    budget = data.get("observation_budget")
+    if data.get("budget") is not None:
+        if budget is not None and budget != data["budget"]:
+            raise ValueError(f"{where}: budget and observation_budget differ")
+        budget = data["budget"]
+    msg = exp_pb.Experiment(
+        id=data.get("id") or "",
+        name=data.get("name") or "",
+        project=data.get("project") or "",
+        type=_enum_to_proto(data.get("type"), EXPERIMENT_TYPES, f"{where}.type"),
+        parallel_bandwidth=int(data.get("parallel_bandwidth") or 0),
+        num_solutions=int(data.get("num_solutions") or 0),
+        state=_enum_to_proto(data.get("state"), EXPERIMENT_STATES, f"{where}.state"),
+    )
+    msg.parameters.extend(
+        parameter_to_proto(p, f"{where}.parameters[{i}]")
+        for i, p in enumerate(data.get("parameters") or ())
+    )
+    msg.conditionals.extend(
+        conditional_to_proto(c, f"{where}.conditionals[{i}]")
+        for i, c in enumerate(data.get("conditionals") or ())
+    )
+    msg.linear_constraints.extend(
+        linear_constraint_to_proto(c, f"{where}.linear_constraints[{i}]")
+        for i, c in enumerate(data.get("linear_constraints") or ())
+    )
+    msg.metrics.extend(
+        metric_to_proto(m, f"{where}.metrics[{i}]") for i, m in enumerate(data.get("metrics") or ())
+    )
+    if budget is not None:
+        msg.observation_budget = int(budget)
+    metadata = metadata_to_proto(data.get("metadata"))
+    if metadata is not None:
+        msg.metadata.CopyFrom(metadata)
+    if data.get("seed") is not None:
+        msg.seed = int(data["seed"])
+    for key in ("create_time", "update_time"):
+        if data.get(key) is not None:
+            getattr(msg, key).CopyFrom(timestamp_to_proto(data[key]))
+    if data.get("progress") is not None:
+        msg.progress.CopyFrom(progress_to_proto(data["progress"], f"{where}.progress"))
+    return msg
+
+
+def experiment_from_proto(msg: exp_pb.Experiment) -> Experiment:
+    return Experiment(
+        id=msg.id,
+        name=msg.name,
+        project=msg.project,
+        type=_enum_from_proto(msg.type, EXPERIMENT_TYPES, "offline") or "offline",
+        parameters=[parameter_from_proto(p) for p in msg.parameters],
+        conditionals=[conditional_from_proto(c) for c in msg.conditionals],
+        linear_constraints=[linear_constraint_from_proto(c) for c in msg.linear_constraints],
+        metrics=[metric_from_proto(m) for m in msg.metrics],
+        observation_budget=msg.observation_budget if msg.HasField("observation_budget") else None,
+        parallel_bandwidth=msg.parallel_bandwidth or 1,
+        num_solutions=msg.num_solutions or 1,
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        state=_enum_from_proto(msg.state, EXPERIMENT_STATES, "active") or "active",
+        create_time=timestamp_from_proto(msg.create_time) if msg.HasField("create_time") else None,
+        update_time=timestamp_from_proto(msg.update_time) if msg.HasField("update_time") else None,
+        progress=progress_from_proto(msg.progress),
+        seed=msg.seed if msg.HasField("seed") else None,
+    )

@@ -1,0 +1,237 @@
+"""Plain Python objects returned by the client (no protobuf messages).
+
+Enumerations are lower-case strings, as in SigOpt's API: parameter types
+``"double"``, ``"int"``, ``"categorical"``; experiment types ``"offline"``,
+``"random"``, ``"grid"``; objectives ``"maximize"``, ``"minimize"``; strategies
+``"optimize"``, ``"store"``, ``"constraint"``; experiment states ``"active"``,
+``"archived"``; suggestion states ``"open"``, ``"closed"``. Metadata is a plain
+dict (a google.protobuf.Struct on the wire, so numbers come back as floats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Assignments",
+    "BestAssignments",
+    "Bounds",
+    "Conditional",
+    "ConstraintTerm",
+    "Experiment",
+    "LinearConstraint",
+    "Metric",
+    "MetricValue",
+    "Observation",
+    "Page",
+    "Parameter",
+    "Progress",
+    "Suggestion",
+]
+
+T = TypeVar("T")
+Value = int | float | str
+
+
+class Assignments(dict[str, Value]):
+    """Parameter name -> value (int, float or str), readable as attributes too.
+
+    ``assignments["x"]`` and ``assignments.x`` both work; a parameter that is
+    absent (a conditional parameter whose conditions do not hold) raises
+    ``KeyError`` and ``AttributeError`` respectively.
+    """
+
+    def __getattr__(self, name: str) -> Value:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"no assignment for {name!r} (assigned: {', '.join(sorted(self)) or 'none'})"
+            ) from None
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.keys()]
+
+
+class _Base:
+    def to_dict(self) -> dict[str, Any]:
+        """The object as nested plain dicts and lists."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass
+class Bounds(_Base):
+    """Inclusive bounds of a numeric parameter (ints for int parameters)."""
+
+    min: float
+    max: float
+
+
+@dataclass
+class Parameter(_Base):
+    """A parameter of the search space.
+
+    Attributes:
+        conditions: Conditional name -> values activating the parameter
+            (empty: always active).
+        transformation: ``"log"``, ``"none"`` or None (unset, i.e. linear).
+    """
+
+    name: str
+    type: str
+    bounds: Bounds | None = None
+    categorical_values: list[str] = field(default_factory=list)
+    grid: list[float] = field(default_factory=list)
+    transformation: str | None = None
+    conditions: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Conditional(_Base):
+    """A variable switching parameters on and off; always assigned."""
+
+    name: str
+    values: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConstraintTerm(_Base):
+    """One ``weight * parameter`` term of a linear constraint."""
+
+    name: str
+    weight: float
+
+
+@dataclass
+class LinearConstraint(_Base):
+    """``sum(weight * value) <= threshold`` (``"less_than"``) or ``>=`` (``"greater_than"``)."""
+
+    type: str
+    threshold: float
+    terms: list[ConstraintTerm] = field(default_factory=list)
+
+
+@dataclass
+class Metric(_Base):
+    """A metric definition."""
+
+    name: str
+    objective: str = "maximize"
+    strategy: str = "optimize"
+    threshold: float | None = None
+
+
+@dataclass
+class MetricValue(_Base):
+    """The measured value of one metric."""
+
+    name: str
+    value: float
+    value_stddev: float | None = None
+
+
+@dataclass
+class Observation(_Base):
+    """The outcome of evaluating one point (a "run" in the AI module)."""
+
+    id: str = ""
+    experiment_id: str = ""
+    suggestion_id: str | None = None
+    assignments: Assignments = field(default_factory=Assignments)
+    values: list[MetricValue] = field(default_factory=list)
+    failed: bool = False
+    metadata: dict[str, Any] | None = None
+    create_time: datetime | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The value of the only metric reported, None when not exactly one."""
+        return self.values[0].value if len(self.values) == 1 else None
+
+    def metric(self, name: str) -> float | None:
+        """The reported value of metric ``name``, None when absent."""
+        return next((v.value for v in self.values if v.name == name), None)
+
+
+@dataclass
+class Suggestion(_Base):
+    """A point proposed for evaluation."""
+
+    id: str = ""
+    experiment_id: str = ""
+    assignments: Assignments = field(default_factory=Assignments)
+    state: str | None = None
+    metadata: dict[str, Any] | None = None
+    create_time: datetime | None = None
+
+
+@dataclass
+class Progress(_Base):
+    """Counters of an experiment."""
+
+    observation_count: int = 0
+    failed_observation_count: int = 0
+    open_suggestion_count: int = 0
+    best_observation: Observation | None = None
+
+
+@dataclass
+class Experiment(_Base):
+    """An optimization experiment, as stored by the service.
+
+    ``budget`` is an alias of ``observation_budget`` (the AI module's name).
+    """
+
+    id: str = ""
+    name: str = ""
+    project: str = ""
+    type: str = "offline"
+    parameters: list[Parameter] = field(default_factory=list)
+    conditionals: list[Conditional] = field(default_factory=list)
+    linear_constraints: list[LinearConstraint] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    observation_budget: int | None = None
+    parallel_bandwidth: int = 1
+    num_solutions: int = 1
+    metadata: dict[str, Any] | None = None
+    state: str = "active"
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    progress: Progress = field(default_factory=Progress)
+    seed: int | None = None
+
+    @property
+    def budget(self) -> int | None:
+        """Alias of ``observation_budget``."""
+        return self.observation_budget
+
+
+@dataclass
+class Page(_Base, Generic[T]):
+    """One page of a list call; iterable over its items."""
+
+    data: list[T]
+    next_page_token: str = ""
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class BestAssignments(_Base):
+    """The best observations so far (``data``), or why there are none (``explanation``)."""
+
+    data: list[Observation]
+    explanation: str = ""
+
+    def __iter__(self) -> Iterator[Observation]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
