@@ -1,0 +1,1 @@
+"""gRPC servicers: translate proto <-> domain and map errors to status codes."""

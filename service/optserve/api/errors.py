@@ -1,0 +1,69 @@
+"""Domain errors -> gRPC status, in one place, with google.rpc details."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OptserveError,
+    Unimplemented,
+)
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    NotFound: code_pb2.NOT_FOUND,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    Unimplemented: code_pb2.UNIMPLEMENTED,
+}
+
+
+def to_status(error: OptserveError) -> grpc.Status:
+    """The gRPC status of a domain error; INVALID_ARGUMENT carries a BadRequest."""
+    code = _CODES.get(type(error), code_pb2.INTERNAL)
+    status = status_pb2.Status(code=code, message=str(error))
+    if isinstance(error, InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(method: F) -> F:
+    """Turns domain errors into their status; anything else into a bare INTERNAL."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except OptserveError as error:
+            context.abort_with_status(to_status(error))
+        except Exception:
+            log.exception("unexpected error in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper  # type: ignore[return-value]

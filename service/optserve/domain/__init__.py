@@ -1,0 +1,1 @@
+"""Experiment model, validation and search-space encoding; no gRPC, no storage."""

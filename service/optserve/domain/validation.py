@@ -1,0 +1,501 @@
+"""Every rule an experiment and an observation must follow, with field-level errors.
+
+Rules follow SigOpt's documented behaviour (limits on metrics, conditionals and
+linear constraints). Each check appends a ``FieldViolation`` so that a client
+sees every broken rule of a request at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from scipy.optimize import Bounds as LpBounds
+from scipy.optimize import LinearConstraint as LpConstraint
+from scipy.optimize import linprog, milp
+
+from .errors import FieldViolation, InvalidArgument
+from .model import (
+    Assignments,
+    ConstraintType,
+    Experiment,
+    ExperimentType,
+    MetricValue,
+    Observation,
+    Parameter,
+    ParameterType,
+    Strategy,
+)
+
+MAX_METRICS = 50
+MAX_OPTIMIZED_METRICS = 2
+MAX_CONSTRAINT_METRICS = 4
+MAX_CONDITIONAL_PARAMETERS = 20
+MAX_CONSTRAINED_INT_PARAMETERS = 10
+MAX_PARALLEL_BANDWIDTH = 1000
+MAX_GRID_SIZE = 100_000
+MIN_BOUNDS_WIDTH = 1e-8
+MAX_NAME_LENGTH = 100
+# Tolerance of a constraint check on user-given assignments, relative to the term scale.
+CONSTRAINT_TOLERANCE = 1e-9
+
+
+class _Collector:
+    """Gathers violations under a field-path prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.violations: list[FieldViolation] = []
+
+    def add(self, path: str, description: str) -> None:
+        full = f"{self.prefix}.{path}" if path else self.prefix
+        self.violations.append(FieldViolation(full, description))
+
+    def raise_if_any(self) -> None:
+        if self.violations:
+            raise InvalidArgument(self.violations)
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _check_name(c: _Collector, path: str, name: str, what: str) -> None:
+    if not name:
+        c.add(path, f"a {what} name is required")
+    elif len(name) > MAX_NAME_LENGTH:
+        c.add(path, f"a {what} name has at most {MAX_NAME_LENGTH} characters")
+
+
+def validate_experiment(exp: Experiment, prefix: str = "experiment") -> None:
+    """Checks every rule of an experiment definition.
+
+    Raises:
+        InvalidArgument: listing every violated rule with its field path.
+    """
+    c = _Collector(prefix)
+    if not exp.name:
+        c.add("name", "required: an experiment needs a name")
+    _check_parameters(c, exp)
+    _check_conditionals(c, exp)
+    _check_metrics(c, exp)
+    _check_counts(c, exp)
+    # Constraint geometry is only meaningful once the parameters themselves are valid.
+    if not c.violations:
+        _check_linear_constraints(c, exp)
+    if not c.violations:
+        _check_grid(c, exp)
+    c.raise_if_any()
+
+
+def _check_parameters(c: _Collector, exp: Experiment) -> None:
+    if not exp.parameters:
+        c.add("parameters", "at least one parameter is required")
+    conditional_names = {k.name for k in exp.conditionals}
+    seen: set[str] = set()
+    for i, p in enumerate(exp.parameters):
+        path = f"parameters[{i}]"
+        _check_name(c, f"{path}.name", p.name, "parameter")
+        if p.name in seen:
+            c.add(f"{path}.name", f"duplicate parameter name {p.name!r}: names must be unique")
+        elif p.name in conditional_names:
+            c.add(f"{path}.name", f"{p.name!r} is also a conditional's name: names must be unique")
+        seen.add(p.name)
+        if p.type is None:
+            c.add(f"{path}.type", "required: one of double, int, categorical")
+            continue
+        if p.type is ParameterType.CATEGORICAL:
+            _check_categorical(c, path, p)
+        else:
+            _check_numeric(c, path, p, exp.type)
+        _check_conditions(c, path, p, exp)
+
+
+def _check_categorical(c: _Collector, path: str, p: Parameter) -> None:
+    if p.bounds is not None:
+        c.add(f"{path}.bounds", "a categorical parameter has no bounds")
+    if p.grid:
+        c.add(f"{path}.grid", "a categorical parameter's grid is its categorical_values")
+    if p.is_log:
+        c.add(f"{path}.transformation", "only double and int parameters may be log-scaled")
+    values = p.categorical_values
+    if len(values) < 2:
+        c.add(f"{path}.categorical_values", "a categorical parameter needs at least 2 values")
+    if any(not v for v in values):
+        c.add(f"{path}.categorical_values", "categorical values must be non-empty strings")
+    if len(set(values)) != len(values):
+        c.add(f"{path}.categorical_values", "categorical values must be unique")
+
+
+def _check_numeric(c: _Collector, path: str, p: Parameter, kind: ExperimentType) -> None:
+    if p.categorical_values:
+        c.add(f"{path}.categorical_values", f"a {p.type.value} parameter has no categorical values")
+    b = p.bounds
+    if b is None:
+        if not p.grid:
+            c.add(f"{path}.bounds", f"required: a {p.type.value} parameter needs bounds")
+    elif not (_finite(b.min) and _finite(b.max)):
+        c.add(f"{path}.bounds", "bounds must be finite numbers")
+    else:
+        if p.type is ParameterType.INT and (b.min != round(b.min) or b.max != round(b.max)):
+            c.add(f"{path}.bounds", "an int parameter's bounds must be integers")
+        if not b.min < b.max:
+            c.add(f"{path}.bounds", f"min ({b.min:g}) must be less than max ({b.max:g})")
+        elif b.max - b.min < MIN_BOUNDS_WIDTH:
+            c.add(f"{path}.bounds", f"bounds must be at least {MIN_BOUNDS_WIDTH:g} apart")
+        if p.is_log and b.min <= 0:
+            c.add(f"{path}.transformation", "a log-scaled parameter needs bounds.min > 0")
+    if p.grid:
+        if not all(_finite(v) for v in p.grid):
+            c.add(f"{path}.grid", "grid values must be finite numbers")
+            return
+        if len(set(p.grid)) != len(p.grid):
+            c.add(f"{path}.grid", "grid values must be unique")
+        if p.type is ParameterType.INT and any(v != round(v) for v in p.grid):
+            c.add(f"{path}.grid", "an int parameter's grid values must be integers")
+        if b is not None and any(not b.min <= v <= b.max for v in p.grid):
+            c.add(f"{path}.grid", "grid values must lie within the bounds")
+        if p.is_log and any(v <= 0 for v in p.grid):
+            c.add(f"{path}.grid", "a log-scaled parameter's grid values must be > 0")
+    elif kind is ExperimentType.GRID and p.type is ParameterType.DOUBLE:
+        c.add(f"{path}.grid", "required: a double parameter of a grid experiment needs a grid")
+
+
+def _check_conditions(c: _Collector, path: str, p: Parameter, exp: Experiment) -> None:
+    by_name = {k.name: k for k in exp.conditionals}
+    for name, values in p.conditions.items():
+        cpath = f"{path}.conditions[{name}]"
+        conditional = by_name.get(name)
+        if conditional is None:
+            c.add(cpath, f"{name!r} is not a conditional of the experiment")
+            continue
+        if not values:
+            c.add(cpath, "a condition needs at least one value")
+        for v in values:
+            if v not in conditional.values:
+                c.add(cpath, f"{v!r} is not a value of conditional {name!r}")
+
+
+def _check_conditionals(c: _Collector, exp: Experiment) -> None:
+    if not exp.conditionals:
+        return
+    seen: set[str] = set()
+    for i, k in enumerate(exp.conditionals):
+        path = f"conditionals[{i}]"
+        _check_name(c, f"{path}.name", k.name, "conditional")
+        if k.name in seen:
+            c.add(f"{path}.name", f"duplicate conditional name {k.name!r}")
+        seen.add(k.name)
+        if not k.values:
+            c.add(f"{path}.values", "a conditional needs at least one value")
+        if any(not v for v in k.values):
+            c.add(f"{path}.values", "conditional values must be non-empty strings")
+        if len(set(k.values)) != len(k.values):
+            c.add(f"{path}.values", "conditional values must be unique")
+    if exp.type is not ExperimentType.OFFLINE:
+        c.add("type", "an experiment with conditionals must be of type offline")
+    if len(exp.parameters) > MAX_CONDITIONAL_PARAMETERS:
+        c.add(
+            "parameters",
+            f"an experiment with conditionals has at most {MAX_CONDITIONAL_PARAMETERS} parameters",
+        )
+    if len(exp.optimized_metrics) > 1:
+        c.add("metrics", "an experiment with conditionals optimizes exactly one metric")
+    if exp.num_solutions > 1:
+        c.add("num_solutions", "an experiment with conditionals cannot have num_solutions > 1")
+    if c.violations:
+        return
+    # Every combination of conditional values must switch on at least one parameter.
+    combos = itertools.product(*[[(k.name, v) for v in k.values] for k in exp.conditionals])
+    for combo in itertools.islice(combos, 10_000):
+        assignment: Assignments = dict(combo)
+        if not any(p.is_active(assignment) for p in exp.parameters):
+            desc = ", ".join(f"{n}={v}" for n, v in combo)
+            c.add("conditionals", f"no parameter is active when {desc}")
+            break
+
+
+def _check_metrics(c: _Collector, exp: Experiment) -> None:
+    n = len(exp.metrics)
+    if not 1 <= n <= MAX_METRICS:
+        c.add("metrics", f"an experiment has between 1 and {MAX_METRICS} metrics (got {n})")
+    seen: set[str] = set()
+    for i, m in enumerate(exp.metrics):
+        path = f"metrics[{i}]"
+        _check_name(c, f"{path}.name", m.name, "metric")
+        if m.name in seen:
+            c.add(f"{path}.name", f"duplicate metric name {m.name!r}")
+        seen.add(m.name)
+        if m.threshold is not None and not _finite(m.threshold):
+            c.add(f"{path}.threshold", "a threshold must be a finite number")
+        if m.strategy is Strategy.CONSTRAINT and m.threshold is None:
+            c.add(f"{path}.threshold", "required: a constraint metric needs a threshold")
+        if m.strategy is Strategy.STORE and m.threshold is not None:
+            c.add(f"{path}.threshold", "a stored metric has no threshold")
+    optimized = exp.optimized_metrics
+    if n and not optimized:
+        c.add("metrics", "at least one metric must have strategy optimize")
+    if len(optimized) > MAX_OPTIMIZED_METRICS:
+        c.add("metrics", f"at most {MAX_OPTIMIZED_METRICS} metrics may have strategy optimize")
+    if len(optimized) == 1 and optimized[0].threshold is not None:
+        i = exp.metrics.index(optimized[0])
+        c.add(
+            f"metrics[{i}].threshold",
+            "a threshold is only allowed on an optimized metric of a two-metric experiment",
+        )
+    if len(exp.constraint_metrics) > MAX_CONSTRAINT_METRICS:
+        c.add("metrics", f"at most {MAX_CONSTRAINT_METRICS} metrics may have strategy constraint")
+    if exp.observation_budget is None:
+        if len(optimized) > 1:
+            c.add("observation_budget", "required: an experiment with two optimized metrics")
+        if exp.constraint_metrics:
+            c.add("observation_budget", "required: an experiment with constraint metrics")
+
+
+def _check_counts(c: _Collector, exp: Experiment) -> None:
+    if exp.observation_budget is not None and exp.observation_budget < 1:
+        c.add("observation_budget", "must be at least 1")
+    if not 1 <= exp.parallel_bandwidth <= MAX_PARALLEL_BANDWIDTH:
+        c.add("parallel_bandwidth", f"must be between 1 and {MAX_PARALLEL_BANDWIDTH}")
+    if exp.num_solutions < 1:
+        c.add("num_solutions", "must be at least 1")
+    if exp.num_solutions > 1:
+        if exp.observation_budget is None:
+            c.add("observation_budget", "required: an experiment with num_solutions > 1")
+        elif exp.num_solutions > exp.observation_budget:
+            c.add("num_solutions", "cannot exceed the observation budget")
+        if any(p.type is ParameterType.CATEGORICAL for p in exp.parameters):
+            c.add("num_solutions", "an experiment with num_solutions > 1 has no categoricals")
+        if len(exp.optimized_metrics) > 1:
+            c.add("num_solutions", "an experiment with num_solutions > 1 optimizes one metric")
+
+
+def _check_linear_constraints(c: _Collector, exp: Experiment) -> None:
+    if not exp.linear_constraints:
+        return
+    if exp.type not in (ExperimentType.OFFLINE, ExperimentType.RANDOM):
+        c.add("linear_constraints", "only offline and random experiments take linear constraints")
+    int_names: set[str] = set()
+    for i, lc in enumerate(exp.linear_constraints):
+        path = f"linear_constraints[{i}]"
+        if lc.type is None:
+            c.add(f"{path}.type", "required: less_than or greater_than")
+        if not _finite(lc.threshold):
+            c.add(f"{path}.threshold", "a threshold must be a finite number")
+        if len(lc.terms) < 2:
+            c.add(f"{path}.terms", "a constraint involves at least two parameters")
+        types: set[ParameterType] = set()
+        names: set[str] = set()
+        for j, t in enumerate(lc.terms):
+            tpath = f"{path}.terms[{j}]"
+            p = exp.parameter(t.name)
+            if t.name in names:
+                c.add(f"{tpath}.name", f"parameter {t.name!r} appears twice in one constraint")
+            names.add(t.name)
+            if not _finite(t.weight) or t.weight == 0:
+                c.add(f"{tpath}.weight", "a weight must be a non-zero finite number")
+            if p is None:
+                c.add(f"{tpath}.name", f"{t.name!r} is not a parameter of the experiment")
+                continue
+            if p.type is ParameterType.CATEGORICAL:
+                c.add(f"{tpath}.name", f"{t.name!r} is categorical: constraints take double or int")
+                continue
+            if p.conditions:
+                c.add(f"{tpath}.name", f"{t.name!r} is conditional: constraints take unconditional")
+            if p.is_log:
+                c.add(f"{tpath}.name", f"{t.name!r} is log-scaled: constraints take linear ones")
+            if p.grid:
+                c.add(f"{tpath}.name", f"{t.name!r} has a grid: constraints take continuous ones")
+            if p.bounds is None:
+                c.add(f"{tpath}.name", f"{t.name!r} has no bounds")
+            assert p.type is not None
+            types.add(p.type)
+        if len(types) > 1:
+            c.add(f"{path}.terms", "a constraint cannot mix double and int parameters")
+        elif types == {ParameterType.INT}:
+            int_names |= names
+    if len(int_names) > MAX_CONSTRAINED_INT_PARAMETERS:
+        c.add(
+            "linear_constraints",
+            f"int constraints involve at most {MAX_CONSTRAINED_INT_PARAMETERS} distinct "
+            f"parameters (got {len(int_names)})",
+        )
+    if not c.violations:
+        _check_feasible_region(c, exp)
+
+
+def constraint_system(
+    exp: Experiment, kind: ParameterType
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The polytope ``{x : lo <= x <= hi, A x <= b}`` of one numeric block.
+
+    Returns:
+        (names (d,), A (m, d), b (m,), lo (d,), hi (d,)) over the parameters of
+        type ``kind`` that appear in some constraint.
+    """
+    rows = [lc for lc in exp.linear_constraints if _constraint_kind(exp, lc.terms) is kind]
+    names = sorted({t.name for lc in rows for t in lc.terms})
+    index = {n: i for i, n in enumerate(names)}
+    a = np.zeros((len(rows), len(names)))
+    b = np.zeros(len(rows))
+    for r, lc in enumerate(rows):
+        weights, rhs = lc.as_less_equal()
+        for name, w in weights.items():
+            a[r, index[name]] = w
+        b[r] = rhs
+    lo = np.array([_bounds(exp, n)[0] for n in names])
+    hi = np.array([_bounds(exp, n)[1] for n in names])
+    return names, a, b, lo, hi
+
+
+def _bounds(exp: Experiment, name: str) -> tuple[float, float]:
+    p = exp.parameter(name)
+    assert p is not None and p.bounds is not None
+    return p.bounds.min, p.bounds.max
+
+
+def _constraint_kind(exp: Experiment, terms: Iterable) -> ParameterType | None:
+    for t in terms:
+        p = exp.parameter(t.name)
+        if p is not None:
+            return p.type
+    return None
+
+
+def _check_feasible_region(c: _Collector, exp: Experiment) -> None:
+    names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
+    if names:
+        res = linprog(
+            np.zeros(len(names)),
+            A_ub=a,
+            b_ub=b,
+            bounds=list(zip(lo, hi, strict=True)),
+            method="highs",
+        )
+        if res.status != 0:
+            c.add("linear_constraints", "the double constraints and bounds admit no feasible point")
+    names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
+    if names:
+        res = milp(
+            np.zeros(len(names)),
+            constraints=LpConstraint(a, -np.inf, b),
+            integrality=np.ones(len(names)),
+            bounds=LpBounds(lo, hi),
+        )
+        if res.status != 0:
+            c.add("linear_constraints", "the int constraints and bounds admit no integer point")
+
+
+def _check_grid(c: _Collector, exp: Experiment) -> None:
+    if exp.type is not ExperimentType.GRID:
+        return
+    size = grid_size(exp)
+    if size > MAX_GRID_SIZE:
+        c.add("parameters", f"the grid has {size} points, more than {MAX_GRID_SIZE}")
+    elif exp.observation_budget is not None and exp.observation_budget > size:
+        c.add("observation_budget", f"a grid experiment has at most {size} observations")
+
+
+def grid_values(p: Parameter) -> list[float | int | str]:
+    """The values a grid experiment walks for one parameter."""
+    if p.type is ParameterType.CATEGORICAL:
+        return list(p.categorical_values)
+    if p.grid:
+        return [int(v) for v in p.grid] if p.type is ParameterType.INT else list(p.grid)
+    assert p.bounds is not None
+    return list(range(int(p.bounds.min), int(p.bounds.max) + 1))
+
+
+def grid_size(exp: Experiment) -> int:
+    return math.prod(len(grid_values(p)) for p in exp.parameters)
+
+
+# ---------------------------------------------------------------- observations
+
+
+def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str) -> None:
+    """Checks explicit assignments against types, bounds, grids and constraints.
+
+    Raises:
+        InvalidArgument: naming each offending assignment.
+    """
+    c = _Collector(prefix)
+    if exp.conditionals:
+        c.add("", "explicit assignments are not supported in experiments with conditionals")
+        c.raise_if_any()
+    known = {p.name for p in exp.parameters}
+    for name in assignments:
+        if name not in known:
+            c.add(f"[{name}]", f"{name!r} is not a parameter of the experiment")
+    for p in exp.parameters:
+        path = f"[{p.name}]"
+        if p.name not in assignments:
+            c.add(path, f"required: a value for parameter {p.name!r}")
+            continue
+        v = assignments[p.name]
+        if p.type is ParameterType.CATEGORICAL:
+            if not isinstance(v, str) or v not in p.categorical_values:
+                c.add(path, f"must be one of {p.categorical_values}")
+            continue
+        if isinstance(v, str) or not math.isfinite(float(v)):
+            c.add(path, f"a {p.type.value if p.type else ''} parameter needs a finite number")
+            continue
+        if p.type is ParameterType.INT and float(v) != round(float(v)):
+            c.add(path, "an int parameter needs an integer value")
+            continue
+        if p.bounds is not None and not p.bounds.min <= float(v) <= p.bounds.max:
+            c.add(path, f"must lie within [{p.bounds.min:g}, {p.bounds.max:g}]")
+        if p.grid and float(v) not in p.grid:
+            c.add(path, "must be one of the parameter's grid values")
+    c.raise_if_any()
+    for i, lc in enumerate(exp.linear_constraints):
+        scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in lc.terms))
+        if lc.slack(assignments) < -CONSTRAINT_TOLERANCE * scale:
+            op = "<=" if lc.type is ConstraintType.LESS_THAN else ">="
+            c.add("", f"violates linear_constraints[{i}] (sum of terms {op} {lc.threshold:g})")
+    c.raise_if_any()
+
+
+def validate_observation_values(
+    exp: Experiment, failed: bool, values: list[MetricValue], prefix: str
+) -> None:
+    """Checks that the reported values fit the experiment's metrics.
+
+    Raises:
+        InvalidArgument: naming each offending value.
+    """
+    c = _Collector(prefix)
+    if failed:
+        if values:
+            c.add("values", "a failed observation carries no values")
+        c.raise_if_any()
+        return
+    seen: set[str] = set()
+    for i, mv in enumerate(values):
+        path = f"values[{i}]"
+        if exp.metric(mv.name) is None:
+            c.add(f"{path}.name", f"{mv.name!r} is not a metric of the experiment")
+        if mv.name in seen:
+            c.add(f"{path}.name", f"metric {mv.name!r} is reported twice")
+        seen.add(mv.name)
+        if not _finite(mv.value):
+            c.add(f"{path}.value", "must be a finite number")
+        if mv.stddev is not None and not (_finite(mv.stddev) and mv.stddev >= 0):
+            c.add(f"{path}.value_stddev", "must be a finite number >= 0")
+    for m in exp.required_metrics:
+        if m.name not in seen:
+            c.add("values", f"required: a value for metric {m.name!r} (or failed = true)")
+    c.raise_if_any()
+
+
+def validate_observation(exp: Experiment, obs: Observation, prefix: str = "observation") -> None:
+    """Checks an observation with explicit assignments (no suggestion) or a suggestion's."""
+    if obs.suggestion_id is None:
+        if not obs.assignments:
+            raise InvalidArgument.single(
+                f"{prefix}.suggestion_id", "required: a suggestion_id or explicit assignments"
+            )
+        validate_assignments(exp, obs.assignments, f"{prefix}.assignments")
+    validate_observation_values(exp, obs.failed, obs.values, prefix)

@@ -1,0 +1,47 @@
+"""The single entry point of every optimizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..domain.model import Assignments, Experiment, ExperimentType, Observation, Suggestion
+
+
+@dataclass
+class SuggestRequest:
+    """Everything an optimizer may use to propose points.
+
+    Attributes:
+        experiment: the validated experiment.
+        observations: every observation, in creation order (failed ones included).
+        pending: open suggestions, to be treated as points under evaluation.
+        count: number of points wanted.
+        sequence: sequence number of the first new suggestion; with the
+            experiment's seed it fixes all randomness of this call.
+    """
+
+    experiment: Experiment
+    observations: list[Observation]
+    pending: list[Suggestion]
+    count: int
+    sequence: int
+
+    def rng(self, offset: int = 0) -> np.random.Generator:
+        """The generator of suggestion ``sequence + offset``: reproducible per suggestion."""
+        return np.random.default_rng([self.experiment.seed, self.sequence + offset])
+
+
+def suggest(request: SuggestRequest) -> list[Assignments]:
+    """Proposes ``request.count`` assignments for the experiment's type.
+
+    Raises:
+        FailedPrecondition: when a grid experiment has no point left.
+    """
+    from . import grid, random_search
+
+    kind = request.experiment.type
+    if kind is ExperimentType.GRID:
+        return grid.suggest(request)
+    return random_search.suggest(request)

@@ -1,0 +1,70 @@
+"""The gRPC server: OptimizationService, health checking and reflection."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .api.servicer import OptimizationServicer
+from .application import Application
+from .storage import SqliteStorage, Storage
+from .v1 import service_pb2, service_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].full_name
+
+
+def create_server(
+    storage: Storage, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A configured, not yet started server.
+
+    Returns:
+        (server, bound port, health servicer).
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="optserve"),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    service_pb2_grpc.add_OptimizationServiceServicer_to_server(
+        OptimizationServicer(Application(storage)), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    return server, bound, health_servicer
+
+
+def serve(db: Path, host: str, port: int, grace: float = 10.0) -> None:
+    """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds."""
+    storage = SqliteStorage(db)
+    server, bound, health_servicer = create_server(storage, host, port)
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    print(f"optserve listening on {host}:{bound}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: draining", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace).wait()
+    storage.close()
+    log.info("stopped")
