@@ -1,0 +1,96 @@
+package dev.optserve.client;
+
+import com.google.protobuf.Any;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.rpc.BadRequest;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A failed call to the optserve service.
+ *
+ * <p>Carries the gRPC status code, the server's message and, for {@code INVALID_ARGUMENT}, the
+ * field violations the server attached as {@code google.rpc.BadRequest} details (for example field
+ * {@code experiment.parameters[0].bounds}).
+ */
+public final class OptserveException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  /** One invalid field of a request: its path (e.g. {@code experiment.metrics[1].name}) and the rule. */
+  public record FieldViolation(String field, String description) {
+    @Override
+    public String toString() {
+      return field + ": " + description;
+    }
+  }
+
+  private final Status.Code code;
+  private final String description;
+  private final List<FieldViolation> fieldViolations;
+
+  OptserveException(
+      Status.Code code, String description, List<FieldViolation> fieldViolations, Throwable cause) {
+    super(format(code, description, fieldViolations), cause);
+    this.code = code;
+    this.description = description;
+    this.fieldViolations = List.copyOf(fieldViolations);
+  }
+
+  /** Converts a gRPC failure, reading {@code google.rpc.BadRequest} details when present. */
+  static OptserveException from(StatusRuntimeException e, String target) {
+    Status status = e.getStatus();
+    String description = status.getDescription() == null ? "" : status.getDescription();
+    List<FieldViolation> violations = new ArrayList<>();
+    com.google.rpc.Status rich = StatusProto.fromThrowable(e);
+    if (rich != null) {
+      if (!rich.getMessage().isEmpty()) {
+        description = rich.getMessage();
+      }
+      for (Any detail : rich.getDetailsList()) {
+        if (detail.is(BadRequest.class)) {
+          try {
+            for (BadRequest.FieldViolation v : detail.unpack(BadRequest.class).getFieldViolationsList()) {
+              violations.add(new FieldViolation(v.getField(), v.getDescription()));
+            }
+          } catch (InvalidProtocolBufferException ignored) {
+            // A malformed detail is no reason to hide the status itself.
+          }
+        }
+      }
+    }
+    if (status.getCode() == Status.Code.UNAVAILABLE
+        || status.getCode() == Status.Code.DEADLINE_EXCEEDED) {
+      description = "optserve at " + target + " did not answer: " + description;
+    }
+    return new OptserveException(status.getCode(), description, violations, e);
+  }
+
+  /** The gRPC status code, e.g. {@code INVALID_ARGUMENT}, {@code NOT_FOUND}, {@code UNAVAILABLE}. */
+  public Status.Code getCode() {
+    return code;
+  }
+
+  /** The server's message (or the transport's, for connection failures). */
+  public String getDescription() {
+    return description;
+  }
+
+  /** Invalid fields named by the server; empty unless the code is {@code INVALID_ARGUMENT}. */
+  public List<FieldViolation> getFieldViolations() {
+    return fieldViolations;
+  }
+
+  private static String format(Status.Code code, String description, List<FieldViolation> violations) {
+    StringBuilder sb = new StringBuilder(code.name());
+    if (!description.isEmpty()) {
+      sb.append(": ").append(description);
+    }
+    for (FieldViolation v : violations) {
+      sb.append("\n  ").append(v);
+    }
+    return sb.toString();
+  }
+}
