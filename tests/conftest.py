@@ -1,0 +1,71 @@
+"""Shared fixtures: a real optserve server on a loopback port, on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from optserve.v1 import service_pb2_grpc
+
+LISTENING = re.compile(r"optserve listening on ([\d.]+):(\d+)")
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    target: str
+    db: Path
+
+    def stub(self) -> service_pb2_grpc.OptimizationServiceStub:
+        channel = grpc.insecure_channel(self.target)
+        return service_pb2_grpc.OptimizationServiceStub(channel)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+
+def start_server(db: Path) -> RunningServer:
+    """Starts ``optserve serve`` on a free loopback port and waits until it listens."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optserve", "serve", "--port", "0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        match = LISTENING.search(line)
+        if match:
+            server = RunningServer(process, f"{match.group(1)}:{match.group(2)}", db)
+            grpc.channel_ready_future(grpc.insecure_channel(server.target)).result(timeout=10)
+            return server
+    raise RuntimeError("server exited before listening:\n" + "".join(lines))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("db") / "optserve.db")
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def stub(server: RunningServer) -> service_pb2_grpc.OptimizationServiceStub:
+    return server.stub()
