@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from optserve_client import converters as conv
+from optserve_client._core import ExperimentsResource
 from optserve_client._errors import ApiError
 from optserve_client._proto.optserve.v1 import service_pb2 as pb
 from optserve_client._proto.optserve.v1 import service_pb2_grpc
@@ -101,6 +102,13 @@ class Connection:
             )
         except grpc.RpcError as exc:
             raise ApiError.from_rpc_error(exc) from exc
+
+    def experiments(self, experiment_id: str | None = None) -> ExperimentsResource:
+        """SigOpt's core-module chains: ``conn.experiments().create(...)``,
+        ``conn.experiments(ID).fetch()``, ``.suggestions().create()``,
+        ``.observations().create(suggestion=..., value=...)``,
+        ``.best_assignments().fetch()``."""
+        return ExperimentsResource(self, experiment_id)
 
     # --- experiments ---------------------------------------------------------
 

@@ -1,0 +1,100 @@
+"""A real optserve server on a loopback port, shared by the tests of a session."""
+
+from __future__ import annotations
+
+import importlib.util
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import optserve_client
+import pytest
+from optserve_client import Connection
+
+READY = re.compile(r"optserve listening on (\S+):(\d+)")
+
+
+def _server_command() -> list[str]:
+    if importlib.util.find_spec("optserve") is not None:
+        return [sys.executable, "-m", "optserve"]
+    script = Path(sys.executable).with_name("optserve")
+    if script.exists():
+        return [str(script)]
+    pytest.fail("the optserve server is not installed in this environment (pip install -e .)")
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.stderr_path = tmp / "server.stderr"
+        self._stderr = self.stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                *_server_command(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--db",
+                str(tmp / "optserve.db"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+        self.target = self._wait_ready(timeout=60)
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_ready(self, timeout: float) -> str:
+        try:
+            while (line := self._lines.get(timeout=timeout)) is not None:
+                if match := READY.search(line):
+                    return f"{match.group(1)}:{match.group(2)}"
+        except queue.Empty:
+            pass
+        self.process.kill()
+        self.process.wait()
+        self._stderr.close()
+        pytest.fail(f"optserve did not start:\n{self.stderr_path.read_text()}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self._drainer.join(timeout=5)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self._stderr.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The running server; it must exit 0 on SIGTERM at the end of the session."""
+    srv = Server(tmp_path_factory.mktemp("optserve"))
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"optserve exited {code}:\n{srv.stderr_path.read_text()}"
+
+
+@pytest.fixture
+def conn(server: Server) -> Iterator[Connection]:
+    """A Connection to the server, also the default of the module-level functions."""
+    connection = Connection(server.target, timeout=60)
+    optserve_client.set_connection(connection)
+    yield connection
+    optserve_client.set_connection(None)
+    connection.close()
