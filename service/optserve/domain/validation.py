@@ -50,7 +50,8 @@ class _Collector:
         self.violations: list[FieldViolation] = []
 
     def add(self, path: str, description: str) -> None:
-        full = f"{self.prefix}.{path}" if path else self.prefix
+        sep = "" if not path or path.startswith("[") else "."
+        full = f"{self.prefix}{sep}{path}"
         self.violations.append(FieldViolation(full, description))
 
     def raise_if_any(self) -> None:

@@ -1,0 +1,235 @@
+"""Suggestions: round trips, conditionals, grids, reproducibility, best assignments."""
+
+from __future__ import annotations
+
+import itertools
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from optserve.v1 import experiment_pb2
+from optserve.v1 import service_pb2 as pb
+
+from .helpers import categorical, create, double, integer, observe, plain, suggest, violations
+from .test_experiment_validation import opt, store
+
+CNN = {
+    "name": "Deep Learning with Conditionals",
+    "project": "sigopt-examples",
+    "conditionals": [{"name": "num_conv_layers", "values": ["1", "2", "3"]}],
+    "parameters": [
+        integer(
+            "layer_1_num_filters",
+            100,
+            300,
+            conditions={"num_conv_layers": {"values": ["1", "2", "3"]}},
+        ),
+        integer(
+            "layer_1_filter_size",
+            2,
+            10,
+            conditions={"num_conv_layers": {"values": ["1", "2", "3"]}},
+        ),
+        integer(
+            "layer_2_num_filters", 100, 300, conditions={"num_conv_layers": {"values": ["2", "3"]}}
+        ),
+        integer(
+            "layer_2_filter_size", 4, 8, conditions={"num_conv_layers": {"values": ["2", "3"]}}
+        ),
+        integer("layer_3_num_filters", 100, 300, conditions={"num_conv_layers": {"values": ["3"]}}),
+        integer("layer_3_filter_size", 3, 5, conditions={"num_conv_layers": {"values": ["3"]}}),
+    ],
+    "metrics": [{"name": "Accuracy", "objective": "METRIC_OBJECTIVE_MAXIMIZE"}],
+    "parallelBandwidth": 1,
+    "observationBudget": 200,
+}
+
+
+def test_experiment_round_trip(stub):
+    fields = {
+        "name": "round trip",
+        "project": "proj",
+        "type": "EXPERIMENT_TYPE_RANDOM",
+        "parameters": [
+            double("lr", 1e-5, 1e-1, transformation="TRANSFORMATION_LOG"),
+            integer("units", 8, 512),
+            categorical("act", ["relu", "tanh"]),
+            double("momentum", grid=[0.5, 0.9, 0.99]),
+        ],
+        "metrics": [
+            opt("acc"),
+            opt("latency", objective="METRIC_OBJECTIVE_MINIMIZE", threshold=3.0),
+            store("size"),
+        ],
+        "observationBudget": 30,
+        "parallelBandwidth": 3,
+        "metadata": {"owner": "team-a", "version": 2},
+        "seed": "42",
+    }
+    created = create(stub, **fields)
+    fetched = stub.GetExperiment(pb.GetExperimentRequest(id=created.id)).experiment
+    assert fetched == created
+    sent = json_format.ParseDict(fields, experiment_pb2.Experiment())
+    for name in (
+        "name",
+        "project",
+        "type",
+        "observation_budget",
+        "parallel_bandwidth",
+        "metadata",
+        "seed",
+    ):
+        assert getattr(fetched, name) == getattr(sent, name), name
+    assert [p.name for p in fetched.parameters] == [p.name for p in sent.parameters]
+    assert fetched.parameters[0].transformation == experiment_pb2.TRANSFORMATION_LOG
+    assert list(fetched.parameters[3].grid) == [0.5, 0.9, 0.99]
+    assert fetched.metrics[1].threshold == 3.0 and not fetched.metrics[0].HasField("threshold")
+    assert fetched.metrics[2].strategy == experiment_pb2.METRIC_STRATEGY_STORE
+    assert fetched.state == experiment_pb2.EXPERIMENT_STATE_ACTIVE
+    assert fetched.create_time.seconds > 0 and fetched.num_solutions == 1
+
+    (s,) = suggest(stub, created.id)
+    a = plain(s.assignments)
+    assert 1e-5 <= a["lr"] <= 1e-1 and isinstance(a["units"], int) and a["act"] in ("relu", "tanh")
+    assert a["momentum"] in (0.5, 0.9, 0.99)
+    assert (
+        stub.GetSuggestion(pb.GetSuggestionRequest(experiment_id=created.id, id=s.id)).suggestion
+        == s
+    )
+    o = observe(
+        stub,
+        created.id,
+        suggestionId=s.id,
+        values=[
+            {"name": "acc", "value": 0.9, "valueStddev": 0.01},
+            {"name": "latency", "value": 2.0},
+            {"name": "size", "value": 5},
+        ],
+        metadata={"host": "a"},
+    )
+    got = stub.GetObservation(
+        pb.GetObservationRequest(experiment_id=created.id, id=o.id)
+    ).observation
+    assert got == o and got.assignments == s.assignments and got.values[0].value_stddev == 0.01
+    assert json_format.MessageToDict(got.metadata) == {"host": "a"}
+
+
+def test_conditional_suggestions_carry_exactly_the_active_parameters(stub):
+    exp = create(stub, **CNN)
+    seen = set()
+    for s in suggest(stub, exp.id, count=60):
+        a = plain(s.assignments)
+        layers = int(a["num_conv_layers"])
+        seen.add(layers)
+        expected = {"num_conv_layers"} | {
+            f"layer_{k}_{w}" for k in range(1, layers + 1) for w in ("num_filters", "filter_size")
+        }
+        assert set(a) == expected
+        for p in CNN["parameters"]:
+            if p["name"] in a:
+                assert p["bounds"]["min"] <= a[p["name"]] <= p["bounds"]["max"]
+                assert isinstance(a[p["name"]], int)
+    assert seen == {1, 2, 3}
+
+
+def test_conditional_experiments_refuse_manual_assignments(stub):
+    exp = create(stub, **CNN)
+    with pytest.raises(grpc.RpcError) as info:
+        observe(
+            stub,
+            exp.id,
+            assignments={"num_conv_layers": {"stringValue": "1"}},
+            values=[{"name": "Accuracy", "value": 1}],
+        )
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert any(f == "observation.assignments" for f, _ in violations(info.value))
+
+
+def test_grid_enumerates_each_point_once(stub):
+    exp = create(
+        stub,
+        type="EXPERIMENT_TYPE_GRID",
+        parameters=[
+            double("x", grid=[0.1, 0.2, 0.3]),
+            integer("n", 1, 2),
+            categorical("c", ["a", "b"]),
+        ],
+    )
+    assert exp.observation_budget == 12
+    points = []
+    for _ in range(4):
+        batch = suggest(stub, exp.id, count=2)
+        for s in batch[:1]:  # one observed, one left open: both count as taken
+            observe(stub, exp.id, suggestionId=s.id, values=[{"name": "value", "value": 1}])
+        points += [tuple(sorted(plain(s.assignments).items())) for s in batch]
+    points += [tuple(sorted(plain(s.assignments).items())) for s in suggest(stub, exp.id, count=4)]
+    expected = {
+        tuple(sorted({"x": x, "n": n, "c": c}.items()))
+        for x, n, c in itertools.product([0.1, 0.2, 0.3], [1, 2], ["a", "b"])
+    }
+    assert len(points) == 12 and set(points) == expected
+    with pytest.raises(grpc.RpcError) as info:
+        suggest(stub, exp.id)
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_same_seed_same_suggestions(stub):
+    a = create(
+        stub, parameters=[double("x"), integer("i"), categorical("c", ["a", "b", "c"])], seed="7"
+    )
+    b = create(
+        stub, parameters=[double("x"), integer("i"), categorical("c", ["a", "b", "c"])], seed="7"
+    )
+    sa = [plain(s.assignments) for s in suggest(stub, a.id, count=5)]
+    sb = [plain(s.assignments) for s in suggest(stub, b.id, count=5)]
+    assert sa == sb and len({str(s) for s in sa}) == 5
+
+
+def test_best_assignments_maximize_minimize_and_failures(stub):
+    for objective, best in (("METRIC_OBJECTIVE_MAXIMIZE", 3.0), ("METRIC_OBJECTIVE_MINIMIZE", 1.0)):
+        exp = create(stub, metrics=[{"name": "value", "objective": objective}])
+        empty = stub.GetBestAssignments(pb.GetBestAssignmentsRequest(experiment_id=exp.id))
+        assert not empty.observations and empty.explanation
+        for value in (2.0, 3.0, 1.0):
+            (s,) = suggest(stub, exp.id)
+            observe(stub, exp.id, suggestionId=s.id, values=[{"name": "value", "value": value}])
+        (s,) = suggest(stub, exp.id)
+        observe(stub, exp.id, suggestionId=s.id, failed=True)
+        got = stub.GetBestAssignments(pb.GetBestAssignmentsRequest(experiment_id=exp.id))
+        assert [o.values[0].value for o in got.observations] == [best]
+        progress = stub.GetExperiment(pb.GetExperimentRequest(id=exp.id)).experiment.progress
+        assert progress.best_observation.values[0].value == best
+        assert (progress.observation_count, progress.failed_observation_count) == (4, 1)
+
+
+def test_list_pagination(stub):
+    exp = create(stub)
+    ids = [s.id for s in suggest(stub, exp.id, count=7)]
+    seen, token = [], ""
+    while True:
+        page = stub.ListSuggestions(
+            pb.ListSuggestionsRequest(experiment_id=exp.id, page_size=3, page_token=token)
+        )
+        seen += [s.id for s in page.suggestions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ids
+    observe(stub, exp.id, suggestionId=ids[0], values=[{"name": "value", "value": 1}])
+    open_ = stub.ListSuggestions(
+        pb.ListSuggestionsRequest(experiment_id=exp.id, state=1)
+    ).suggestions
+    assert [s.id for s in open_] == ids[1:]
+    project = f"pagination-{exp.id}"
+    made = [create(stub, project=project).id for _ in range(5)]
+    listed, token = [], ""
+    while True:
+        page = stub.ListExperiments(
+            pb.ListExperimentsRequest(project=project, page_size=2, page_token=token)
+        )
+        listed += [e.id for e in page.experiments]
+        token = page.next_page_token
+        if not token:
+            break
+    assert listed == made[::-1]
