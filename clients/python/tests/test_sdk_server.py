@@ -417,3 +417,41 @@ def test_parallel_workers_example(server) -> None:
     runs = [int(line.split(": ")[1].split()[0]) for line in lines if line.startswith("worker ")]
     assert len(runs) == 3 and 15 <= sum(runs) <= 17, result.stdout
     assert any(line.startswith("best branin") for line in lines), result.stdout
+
+
+def test_grid_and_log_parameters(conn: Connection) -> None:
+    spec = dict(
+        name="grid",
+        type="grid",
+        parameters=[
+            dict(name="n", type="int", grid=[1, 3, 5]),
+            dict(name="lr", type="double", grid=[0.001, 0.01]),
+            dict(name="act", type="categorical", categorical_values=["relu", "tanh"]),
+        ],
+        metrics=[dict(name="m")],
+        budget=12,
+    )
+    experiment = sigopt.create_experiment(**spec)
+    assert experiment.parameters[0].grid == [1, 3, 5]
+    points = set()
+    for run in experiment.loop():
+        with run:
+            assert type(run.params.n) is int and run.params.n in (1, 3, 5)
+            assert run.params.lr in (0.001, 0.01) and run.params.act in ("relu", "tanh")
+            points.add((run.params.n, run.params.lr, run.params.act))
+            run.log_metric("m", run.params.n * run.params.lr)
+    assert len(points) == 12
+
+    logged = sigopt.create_experiment(
+        name="log",
+        parameters=[
+            dict(name="lr", type="double", bounds=dict(min=1e-5, max=1), transformation="log")
+        ],
+        metrics=[dict(name="m", objective="minimize")],
+        budget=5,
+    )
+    assert logged.parameters[0].transformation == "log"
+    for run in logged.loop():
+        with run:
+            assert 1e-5 <= run.params.lr <= 1
+            run.log_metric("m", run.params.lr)
