@@ -285,7 +285,8 @@ public final class OptserveClient implements AutoCloseable {
         observeFailure(experimentId, suggestion.getId());
         throw new IllegalStateException("loop interrupted", e);
       } catch (Exception e) {
-        LOG.log(Level.WARNING, "evaluation of suggestion " + suggestion.getId() + " failed", e);
+        LOG.log(Level.WARNING, "evaluation of suggestion {0} failed, reported as a failure: {1}",
+            new Object[] {suggestion.getId(), e});
         values = null;
       }
       if (values == null || values.values().stream().anyMatch(v -> v == null || !Double.isFinite(v))) {
