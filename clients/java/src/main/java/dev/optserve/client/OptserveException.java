@@ -63,7 +63,12 @@ public final class OptserveException extends RuntimeException {
     }
     if (status.getCode() == Status.Code.UNAVAILABLE
         || status.getCode() == Status.Code.DEADLINE_EXCEEDED) {
-      description = "optserve at " + target + " did not answer: " + description;
+      Throwable cause = status.getCause();
+      while (cause != null && cause.getCause() != null) {
+        cause = cause.getCause();
+      }
+      String why = cause == null || cause.getMessage() == null ? "" : " (" + cause.getMessage() + ")";
+      description = "cannot reach optserve at " + target + ": " + description + why;
     }
     return new OptserveException(status.getCode(), description, violations, e);
   }
@@ -89,7 +94,9 @@ public final class OptserveException extends RuntimeException {
       sb.append(": ").append(description);
     }
     for (FieldViolation v : violations) {
-      sb.append("\n  ").append(v);
+      if (!description.contains(v.toString())) {
+        sb.append("\n  ").append(v);
+      }
     }
     return sb.toString();
   }
