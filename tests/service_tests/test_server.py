@@ -108,7 +108,9 @@ def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path):
     db = tmp_path / "drain.db"
     server = start_server(db)
     stub = server.stub()
-    exp = create(stub, parameters=[double(f"x{k}") for k in range(20)])
+    exp = create(
+        stub, parameters=[double(f"x{k}") for k in range(20)], type="EXPERIMENT_TYPE_RANDOM"
+    )
     request = pb.CreateSuggestionsRequest(experiment_id=exp.id, count=100)
     futures = [stub.CreateSuggestions.future(request) for _ in range(6)]
     futures[0].result()  # at least one call has gone through before the signal
@@ -123,7 +125,9 @@ def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path):
     restarted = start_server(db)
     try:
         stored = restarted.stub().GetExperiment(pb.GetExperimentRequest(id=exp.id)).experiment
-        assert stored.progress.open_suggestion_count == 100 * answered
+        # every answered call is stored; a refused one is stored whole or not at all
+        count = stored.progress.open_suggestion_count
+        assert count >= 100 * answered and count % 100 == 0
     finally:
         assert restarted.stop() == 0
 

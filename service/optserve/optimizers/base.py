@@ -39,9 +39,11 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     Raises:
         FailedPrecondition: when a grid experiment has no point left.
     """
-    from . import grid, random_search
+    from . import grid, initial_design, random_search
 
     kind = request.experiment.type
     if kind is ExperimentType.GRID:
         return grid.suggest(request)
-    return random_search.suggest(request)
+    if kind is ExperimentType.RANDOM:
+        return random_search.suggest(request)
+    return initial_design.suggest(request)

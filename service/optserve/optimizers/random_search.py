@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from ..domain.errors import Unimplemented
 from ..domain.model import Assignments
-from ..domain.space import draw_unconstrained
 from .base import SuggestRequest
+from .feasible import feasible_space
 
 
 def suggest(request: SuggestRequest) -> list[Assignments]:
-    exp = request.experiment
-    if exp.linear_constraints:
-        raise Unimplemented("suggestions under linear constraints are not available yet")
-    return [draw_unconstrained(exp, request.rng(k)) for k in range(request.count)]
+    space = feasible_space(request.experiment)
+    return [space.draw(1, request.rng(k))[0] for k in range(request.count)]

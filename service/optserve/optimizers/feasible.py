@@ -1,0 +1,74 @@
+"""Uniform draws over an experiment's feasible set, through the compiled sampler.
+
+Linear constraints never mix doubles and ints, so the constrained doubles form
+one polytope and the constrained ints the integer points of another; the
+remaining parameters (and conditionals) are drawn independently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ..domain.model import Assignments, Experiment, ParameterType
+from ..domain.space import constrained_names, draw_unconstrained
+from ..domain.validation import CONSTRAINT_TOLERANCE, constraint_system
+from ..sampling import IntegerPolytope, Polytope
+
+
+class FeasibleSpace:
+    """The feasible set of one experiment, with its polytopes prepared once."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.experiment = exp
+        self.constrained = constrained_names(exp)
+        names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
+        self.double_names = names
+        self.doubles = Polytope(a, b, lo, hi) if names else None
+        names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
+        self.int_names = names
+        self.ints = IntegerPolytope(a, b, lo, hi) if names else None
+
+    def draw(self, n: int, rng: np.random.Generator) -> list[Assignments]:
+        """``n`` independent uniform draws of complete, feasible assignments."""
+        points = [draw_unconstrained(self.experiment, rng, skip=self.constrained) for _ in range(n)]
+        if self.doubles is not None:
+            xs = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            for point, x in zip(points, xs, strict=True):
+                point.update(zip(self.double_names, map(float, x), strict=True))
+        if self.ints is not None:
+            zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            for point, z in zip(points, zs, strict=True):
+                point.update(zip(self.int_names, map(int, z), strict=True))
+        return points
+
+    def is_feasible(self, assignments: Assignments) -> bool:
+        """Whether every linear constraint holds (bounds and types are the encoder's job)."""
+        for lc in self.experiment.linear_constraints:
+            scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in lc.terms))
+            if lc.slack(assignments) < -CONSTRAINT_TOLERANCE * scale:
+                return False
+        return True
+
+
+_CACHE: OrderedDict[tuple[str, int], FeasibleSpace] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 256
+
+
+def feasible_space(exp: Experiment) -> FeasibleSpace:
+    """The prepared feasible set; the search space is immutable, so it is cached."""
+    key = (exp.id, exp.seed)
+    with _CACHE_LOCK:
+        space = _CACHE.get(key)
+        if space is not None:
+            _CACHE.move_to_end(key)
+            return space
+    space = FeasibleSpace(exp)
+    with _CACHE_LOCK:
+        _CACHE[key] = space
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return space
