@@ -12,41 +12,41 @@ from ..v1 import experiment_pb2 as ex_pb
 from ..v1 import observation_pb2 as ob_pb
 from ..v1 import suggestion_pb2 as su_pb
 
-_EXPERIMENT_TYPES = {
+_EXPERIMENT_TYPES: dict[int, m.ExperimentType] = {
     ex_pb.EXPERIMENT_TYPE_OFFLINE: m.ExperimentType.OFFLINE,
     ex_pb.EXPERIMENT_TYPE_RANDOM: m.ExperimentType.RANDOM,
     ex_pb.EXPERIMENT_TYPE_GRID: m.ExperimentType.GRID,
 }
-_EXPERIMENT_STATES = {
+_EXPERIMENT_STATES: dict[int, m.ExperimentState] = {
     ex_pb.EXPERIMENT_STATE_ACTIVE: m.ExperimentState.ACTIVE,
     ex_pb.EXPERIMENT_STATE_ARCHIVED: m.ExperimentState.ARCHIVED,
 }
-_PARAMETER_TYPES = {
+_PARAMETER_TYPES: dict[int, m.ParameterType] = {
     ex_pb.PARAMETER_TYPE_DOUBLE: m.ParameterType.DOUBLE,
     ex_pb.PARAMETER_TYPE_INT: m.ParameterType.INT,
     ex_pb.PARAMETER_TYPE_CATEGORICAL: m.ParameterType.CATEGORICAL,
 }
-_TRANSFORMATIONS = {
+_TRANSFORMATIONS: dict[int, m.Transformation] = {
     ex_pb.TRANSFORMATION_UNSPECIFIED: m.Transformation.NONE,
     ex_pb.TRANSFORMATION_NONE: m.Transformation.NONE,
     ex_pb.TRANSFORMATION_LOG: m.Transformation.LOG,
 }
-_CONSTRAINT_TYPES = {
+_CONSTRAINT_TYPES: dict[int, m.ConstraintType] = {
     ex_pb.LINEAR_CONSTRAINT_TYPE_LESS_THAN: m.ConstraintType.LESS_THAN,
     ex_pb.LINEAR_CONSTRAINT_TYPE_GREATER_THAN: m.ConstraintType.GREATER_THAN,
 }
-_OBJECTIVES = {
+_OBJECTIVES: dict[int, m.Objective] = {
     ex_pb.METRIC_OBJECTIVE_UNSPECIFIED: m.Objective.MAXIMIZE,
     ex_pb.METRIC_OBJECTIVE_MAXIMIZE: m.Objective.MAXIMIZE,
     ex_pb.METRIC_OBJECTIVE_MINIMIZE: m.Objective.MINIMIZE,
 }
-_STRATEGIES = {
+_STRATEGIES: dict[int, m.Strategy] = {
     ex_pb.METRIC_STRATEGY_UNSPECIFIED: m.Strategy.OPTIMIZE,
     ex_pb.METRIC_STRATEGY_OPTIMIZE: m.Strategy.OPTIMIZE,
     ex_pb.METRIC_STRATEGY_STORE: m.Strategy.STORE,
     ex_pb.METRIC_STRATEGY_CONSTRAINT: m.Strategy.CONSTRAINT,
 }
-_SUGGESTION_STATES = {
+_SUGGESTION_STATES: dict[int, m.SuggestionState] = {
     su_pb.SUGGESTION_STATE_OPEN: m.SuggestionState.OPEN,
     su_pb.SUGGESTION_STATE_CLOSED: m.SuggestionState.CLOSED,
 }
@@ -198,14 +198,14 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
             pc.type = _enum_to_proto(_CONSTRAINT_TYPES, lc.type)
         for t in lc.terms:
             pc.terms.add(name=t.name, weight=t.weight)
-    for q in e.metrics:
+    for metric in e.metrics:
         pm = p.metrics.add(
-            name=q.name,
-            objective=_enum_to_proto(_OBJECTIVES, q.objective),
-            strategy=_enum_to_proto(_STRATEGIES, q.strategy),
+            name=metric.name,
+            objective=_enum_to_proto(_OBJECTIVES, metric.objective),
+            strategy=_enum_to_proto(_STRATEGIES, metric.strategy),
         )
-        if q.threshold is not None:
-            pm.threshold = q.threshold
+        if metric.threshold is not None:
+            pm.threshold = metric.threshold
     if e.observation_budget is not None:
         p.observation_budget = e.observation_budget
     struct_to_proto(e.metadata, p.metadata)

@@ -71,7 +71,7 @@ def best_observations(exp: Experiment, observations: list[Observation]) -> tuple
     optimized = exp.optimized_metrics
     if len(optimized) == 2:
         in_region = [
-            o for o in feasible if all(m.satisfies(float(o.value_of(m.name))) for m in optimized)
+            o for o in feasible if all(m.satisfies(o.value_of(m.name) or 0.0) for m in optimized)
         ]
         if not in_region:
             return [], "no observation meets the thresholds of the optimized metrics"

@@ -131,6 +131,7 @@ def _check_categorical(c: _Collector, path: str, p: Parameter) -> None:
 
 
 def _check_numeric(c: _Collector, path: str, p: Parameter, kind: ExperimentType) -> None:
+    assert p.type is not None
     if p.categorical_values:
         c.add(f"{path}.categorical_values", f"a {p.type.value} parameter has no categorical values")
     b = p.bounds

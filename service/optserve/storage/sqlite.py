@@ -211,7 +211,7 @@ class SqliteStorage(Storage):
         self, project: str, state: ExperimentState | None, page_size: int, page_token: str
     ) -> Page[Experiment]:
         before = _decode_token(page_token)
-        sql, args = "SELECT * FROM experiments WHERE 1 = 1", []
+        sql, args = "SELECT * FROM experiments WHERE 1 = 1", list[object]()
         if project:
             sql, args = sql + " AND project = ?", [*args, project]
         if state is not None:

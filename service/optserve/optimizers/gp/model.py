@@ -1,0 +1,565 @@
+"""A Gaussian process on the unit cube: Matérn-5/2 ARD kernel, MAP hyperparameters.
+
+Inputs are points of ``[0, 1]^D`` (the optimizer's encoding); outputs are
+"larger is better" values in any units. Outputs are standardized internally
+(``y_s = (y - y_mean) / y_std``) and the GP on ``y_s`` has a zero mean, so the
+model's constant mean is ``y_mean``.
+
+The kernel on standardized outputs, with ``r^2 = sum_d (x_d - x'_d)^2 / l_d^2``
+and ``u = sqrt(5) r``::
+
+    k(x, x') = outputscale * (1 + u + u^2 / 3) * exp(-u)
+
+The observation model adds a homoscedastic ``noise`` variance (fitted) and,
+optionally, a known variance per point. Hyperparameters are fitted by maximum
+a posteriori: log marginal likelihood plus log-normal priors, optimized by
+L-BFGS-B over log-parameters with analytic gradients and a few restarts.
+
+The log-parameter vector used throughout is
+``[log l_1, ..., log l_D, log outputscale, log noise]`` (length ``D + 2``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize
+from scipy.linalg import lapack, solve_triangular
+
+__all__ = [
+    "GaussianProcess",
+    "Hyperparameters",
+    "log_marginal_likelihood_and_grad",
+    "log_posterior_and_grad",
+    "log_prior_and_grad",
+    "matern52",
+]
+
+FloatArray = NDArray[np.float64]
+
+_SQRT5 = math.sqrt(5.0)
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# Priors, on [0, 1] inputs and standardized outputs. Each is a normal
+# distribution on the log-parameter (a log-normal on the parameter).
+_LENGTHSCALE_LOG_MEDIAN = math.log(0.5)  # at D = 1; grows like D ** (1/4)
+_LENGTHSCALE_LOG_SIGMA = 1.0
+_OUTPUTSCALE_LOG_MEDIAN = 0.0
+_OUTPUTSCALE_LOG_SIGMA = 1.0
+_NOISE_LOG_MEDIAN = math.log(1e-3)
+_NOISE_LOG_SIGMA = 2.0
+
+# Box bounds of the parameters (not of their logs).
+_LENGTHSCALE_BOUNDS = (1e-2, 1e2)
+_OUTPUTSCALE_BOUNDS = (1e-3, 1e2)
+_NOISE_BOUNDS = (1e-6, 4.0)
+
+# Diagonal jitters tried in turn when a Cholesky factorization fails.
+_JITTERS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+# Floor of the posterior variance, in standardized units.
+_VAR_FLOOR = 1e-12
+# Largest (n, k) block of cross-covariances built at once in ``predict``.
+_BLOCK_ELEMENTS = 1 << 22
+# Returned by the MAP objective where the kernel matrix cannot be factored.
+_BAD_OBJECTIVE = 1e25
+
+
+@dataclass(frozen=True, eq=False)
+class Hyperparameters:
+    """Kernel hyperparameters, in standardized output units.
+
+    Attributes:
+        lengthscales: (D,) one length scale per input dimension, in the units
+            of the ``[0, 1]`` encoding.
+        outputscale: prior variance of the latent function (standardized units).
+        noise: homoscedastic observation noise variance (standardized units).
+    """
+
+    lengthscales: FloatArray
+    outputscale: float
+    noise: float
+
+    def __post_init__(self) -> None:
+        lengthscales = np.array(self.lengthscales, dtype=np.float64).reshape(-1)
+        lengthscales.setflags(write=False)
+        object.__setattr__(self, "lengthscales", lengthscales)
+        object.__setattr__(self, "outputscale", float(self.outputscale))
+        object.__setattr__(self, "noise", float(self.noise))
+
+    @property
+    def dim(self) -> int:
+        """The input dimension ``D``."""
+        return int(self.lengthscales.shape[0])
+
+    def to_log_params(self) -> FloatArray:
+        """The (D + 2,) vector ``[log l_1..l_D, log outputscale, log noise]``."""
+        return np.log(np.concatenate([self.lengthscales, [self.outputscale, self.noise]]))
+
+    @classmethod
+    def from_log_params(cls, log_params: ArrayLike) -> Hyperparameters:
+        """Inverse of :meth:`to_log_params`.
+
+        Args:
+            log_params: (D + 2,) log-parameters.
+        """
+        theta = np.asarray(log_params, dtype=np.float64)
+        return cls(np.exp(theta[:-2]), float(np.exp(theta[-2])), float(np.exp(theta[-1])))
+
+    @classmethod
+    def default(cls, dim: int) -> Hyperparameters:
+        """The priors' medians: the starting point of a cold fit.
+
+        Args:
+            dim: the input dimension ``D``.
+        """
+        return cls.from_log_params(_prior_medians(dim))
+
+    def is_finite(self) -> bool:
+        """Whether every value is finite and positive."""
+        values = np.concatenate([self.lengthscales, [self.outputscale, self.noise]])
+        return bool(np.all(np.isfinite(values)) and np.all(values > 0))
+
+
+def matern52(
+    x1: FloatArray, x2: FloatArray, lengthscales: FloatArray, outputscale: float
+) -> FloatArray:
+    """The Matérn-5/2 ARD covariance between two sets of points.
+
+    Args:
+        x1: (n1, D) points.
+        x2: (n2, D) points.
+        lengthscales: (D,) length scales.
+        outputscale: the kernel's variance at distance zero.
+
+    Returns:
+        (n1, n2) covariances ``k(x1[i], x2[j])``.
+    """
+    a = x1 / lengthscales
+    b = x2 / lengthscales
+    r2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :]
+    r2 -= 2.0 * (a @ b.T)
+    np.maximum(r2, 0.0, out=r2)
+    u = np.sqrt(5.0 * r2)
+    return outputscale * (1.0 + u + u * u / 3.0) * np.exp(-u)
+
+
+def _prior_medians(dim: int) -> FloatArray:
+    log_l = _LENGTHSCALE_LOG_MEDIAN + 0.25 * math.log(max(dim, 1))
+    return np.concatenate([np.full(dim, log_l), [_OUTPUTSCALE_LOG_MEDIAN, _NOISE_LOG_MEDIAN]])
+
+
+def _prior_sigmas(dim: int) -> FloatArray:
+    return np.concatenate(
+        [np.full(dim, _LENGTHSCALE_LOG_SIGMA), [_OUTPUTSCALE_LOG_SIGMA, _NOISE_LOG_SIGMA]]
+    )
+
+
+def _log_bounds(dim: int) -> tuple[FloatArray, FloatArray]:
+    lo = np.log([*([_LENGTHSCALE_BOUNDS[0]] * dim), _OUTPUTSCALE_BOUNDS[0], _NOISE_BOUNDS[0]])
+    hi = np.log([*([_LENGTHSCALE_BOUNDS[1]] * dim), _OUTPUTSCALE_BOUNDS[1], _NOISE_BOUNDS[1]])
+    return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+
+
+def log_prior_and_grad(log_params: ArrayLike) -> tuple[float, FloatArray]:
+    """Log prior density of the log-parameters (normal on each) and its gradient.
+
+    Length scales: ``log l_d ~ N(log(0.5) + log(D) / 4, 1)``; outputscale:
+    ``log s ~ N(0, 1)``; noise: ``log noise ~ N(log 1e-3, 2)``.
+
+    Args:
+        log_params: (D + 2,) log-parameters.
+
+    Returns:
+        The log density (up to a constant) and its (D + 2,) gradient.
+    """
+    theta = np.asarray(log_params, dtype=np.float64)
+    dim = theta.shape[0] - 2
+    z = (theta - _prior_medians(dim)) / _prior_sigmas(dim)
+    return float(-0.5 * np.dot(z, z)), -z / _prior_sigmas(dim)
+
+
+def _cholesky(k: FloatArray, diag: FloatArray) -> tuple[FloatArray, float] | None:
+    """Lower Cholesky factor of ``k`` with ``diag + jitter`` on its diagonal.
+
+    Only the lower triangle of ``k`` is read. Returns the factor (upper
+    triangle zeroed) and the jitter used, or None if every jitter failed.
+    """
+    if not np.all(np.isfinite(diag)):
+        return None
+    n = k.shape[0]
+    idx = np.arange(n)
+    for jitter in _JITTERS:
+        k[idx, idx] = diag + jitter
+        chol, info = lapack.dpotrf(k, lower=1, clean=1, overwrite_a=0)
+        if info == 0 and np.all(np.isfinite(np.diagonal(chol))):
+            return chol, jitter
+    return None
+
+
+class _Evidence:
+    """Log marginal likelihood of fixed data as a function of log-parameters.
+
+    Precomputes the squared coordinate differences of every pair ``i > j``,
+    so that each evaluation costs O(n^2 D) plus one Cholesky factorization
+    and one inverse.
+    """
+
+    def __init__(self, x: FloatArray, y: FloatArray, extra_noise: FloatArray) -> None:
+        n = x.shape[0]
+        self.n = n
+        self.y = y
+        self.extra_noise = extra_noise
+        self.rows, self.cols = np.tril_indices(n, -1)
+        self.flat = self.rows * n + self.cols
+        self.sq = (x[self.rows] - x[self.cols]) ** 2  # (P, D)
+
+    def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
+        theta = np.asarray(log_params, dtype=np.float64)
+        dim = theta.shape[0] - 2
+        inv_l2 = np.exp(-2.0 * theta[:dim])
+        s = math.exp(theta[dim])
+        noise = math.exp(theta[dim + 1])
+        n = self.n
+
+        u = np.sqrt(5.0 * (self.sq @ inv_l2))
+        e = np.exp(-u)
+        kf = s * (1.0 + u + u * u / 3.0) * e
+        k = np.zeros((n, n))
+        k.ravel()[self.flat] = kf
+        factored = _cholesky(k, s + noise + self.extra_noise)
+        if factored is None:
+            return -math.inf, np.zeros_like(theta)
+        chol = factored[0]
+        alpha = lapack.dpotrs(chol, self.y, lower=1)[0]
+        k_inv = lapack.dpotri(chol, lower=1)[0]  # lower triangle only
+        lml = -0.5 * float(self.y @ alpha) - float(np.sum(np.log(np.diagonal(chol))))
+        lml -= 0.5 * n * _LOG_2PI
+
+        # d lml / d theta = 1/2 tr(W dK/dtheta), W = alpha alpha^T - K^-1.
+        w_pairs = alpha[self.rows] * alpha[self.cols] - k_inv.ravel()[self.flat]
+        w_diag_sum = float(alpha @ alpha - np.trace(k_inv))
+        a = (5.0 / 3.0) * s * (1.0 + u) * e  # dk/d log l_d = a * dx_d^2 / l_d^2
+        grad = np.empty_like(theta)
+        grad[:dim] = (self.sq.T @ (w_pairs * a)) * inv_l2
+        grad[dim] = float(w_pairs @ kf) + 0.5 * s * w_diag_sum
+        grad[dim + 1] = 0.5 * noise * w_diag_sum
+        return lml, grad
+
+
+def _as_noise(known_noise: ArrayLike | None, n: int) -> FloatArray:
+    if known_noise is None:
+        return np.zeros(n)
+    noise = np.asarray(known_noise, dtype=np.float64).reshape(-1)
+    if noise.shape[0] != n:
+        raise ValueError(f"known_noise has {noise.shape[0]} values for {n} points")
+    return np.where(np.isfinite(noise), np.maximum(noise, 0.0), 0.0)
+
+
+def log_marginal_likelihood_and_grad(
+    log_params: ArrayLike, x: ArrayLike, y: ArrayLike, known_noise: ArrayLike | None = None
+) -> tuple[float, FloatArray]:
+    """Log marginal likelihood of a zero-mean GP and its analytic gradient.
+
+    Args:
+        log_params: (D + 2,) ``[log l_1..l_D, log outputscale, log noise]``.
+        x: (n, D) inputs.
+        y: (n,) outputs as the GP sees them (already standardized).
+        known_noise: (n,) extra noise variances on the diagonal, in the units
+            of ``y``, or None.
+
+    Returns:
+        ``log p(y | x, theta)`` and its (D + 2,) gradient; ``-inf`` and zeros
+        where the covariance cannot be factored.
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64).reshape(-1)
+    with np.errstate(all="ignore"):
+        return _Evidence(xa, ya, _as_noise(known_noise, ya.shape[0]))(
+            np.asarray(log_params, dtype=np.float64)
+        )
+
+
+def log_posterior_and_grad(
+    log_params: ArrayLike, x: ArrayLike, y: ArrayLike, known_noise: ArrayLike | None = None
+) -> tuple[float, FloatArray]:
+    """The MAP objective (maximized by ``fit``): log marginal likelihood + log prior.
+
+    Args:
+        log_params: (D + 2,) log-parameters.
+        x: (n, D) inputs.
+        y: (n,) outputs, already standardized.
+        known_noise: (n,) extra noise variances in the units of ``y``, or None.
+
+    Returns:
+        The objective and its (D + 2,) gradient.
+    """
+    lml, g_lml = log_marginal_likelihood_and_grad(log_params, x, y, known_noise)
+    lp, g_lp = log_prior_and_grad(log_params)
+    return lml + lp, g_lml + g_lp
+
+
+class GaussianProcess:
+    """Matérn-5/2 ARD Gaussian process with MAP hyperparameters.
+
+    After :meth:`fit` (or :meth:`condition`), the following attributes let a
+    compiled scorer reproduce :meth:`predict` without Python. With
+    ``k = matern52(x_train, xc, lengthscales, outputscale)`` of shape (n, k)
+    and ``v = solve_triangular(chol, k, lower=True)``::
+
+        mean = y_mean + y_std * (k.T @ alpha)
+        var  = y_std**2 * max(outputscale - sum(v * v, axis=0), 1e-12)
+
+    ``var`` is the variance of the latent function (observation noise
+    excluded).
+
+    Attributes:
+        hyperparameters: the fitted :class:`Hyperparameters` (standardized
+            units); pass it as ``warm_start`` to the next fit.
+        x_train: (n, D) training inputs (rows with non-finite values dropped).
+        y_mean: the constant mean, in original units.
+        y_std: the standardization scale, in original units (1 when the
+            outputs are constant).
+        alpha: (n,) ``(K + noise I + diag(known_noise) / y_std^2 + jitter I)^-1 y_s``
+            with ``y_s = (y - y_mean) / y_std``.
+        chol: (n, n) lower Cholesky factor of that same matrix.
+        lengthscales: (D,) alias of ``hyperparameters.lengthscales``.
+        outputscale: alias of ``hyperparameters.outputscale``.
+        jitter: the diagonal jitter that made the factorization succeed.
+    """
+
+    def __init__(self, *, max_fit_points: int = 500, maxiter: int = 60, n_random_starts: int = 2):
+        """Configures the fit.
+
+        Args:
+            max_fit_points: above this many points, hyperparameters are fitted
+                on a random subset of this size (the posterior always uses
+                every point).
+            maxiter: L-BFGS-B iterations per start.
+            n_random_starts: starts drawn from the priors on a cold fit, in
+                addition to the priors' medians (none when warm-started).
+        """
+        self.max_fit_points = max_fit_points
+        self.maxiter = maxiter
+        self.n_random_starts = n_random_starts
+        self.hyperparameters: Hyperparameters | None = None
+        self.x_train: FloatArray = np.zeros((0, 0))
+        self.y_mean = 0.0
+        self.y_std = 1.0
+        self.alpha: FloatArray = np.zeros(0)
+        self.chol: FloatArray = np.zeros((0, 0))
+        self.jitter = 0.0
+
+    @property
+    def lengthscales(self) -> FloatArray:
+        """(D,) fitted length scales."""
+        return self._fitted().lengthscales
+
+    @property
+    def outputscale(self) -> float:
+        """Fitted latent variance, in standardized units."""
+        return self._fitted().outputscale
+
+    def _fitted(self) -> Hyperparameters:
+        if self.hyperparameters is None:
+            raise RuntimeError("the GaussianProcess has not been fitted")
+        return self.hyperparameters
+
+    def fit(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        known_noise: ArrayLike | None = None,
+        warm_start: Hyperparameters | None = None,
+        *,
+        rng: np.random.Generator | None = None,
+    ) -> Self:
+        """Fits the hyperparameters by MAP and conditions on the data.
+
+        Never raises on numerically bad data: rows with a non-finite input or
+        output are dropped, a start whose optimization fails is skipped, and
+        if every start fails the warm start (or the priors' medians) is used.
+
+        Args:
+            x: (n, D) inputs in ``[0, 1]^D``.
+            y: (n,) outputs, larger is better, in original units.
+            known_noise: (n,) known observation noise variances in the original
+                units of ``y`` (squared stddev), added on top of the fitted
+                noise; None for none.
+            warm_start: the previous fit's hyperparameters; with it a single
+                start is run from there plus one from the priors' medians.
+            rng: randomness of the random starts and of the subset; a fixed
+                seed by default, so that fits are reproducible.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: if the shapes of ``x``, ``y`` and ``known_noise`` disagree.
+        """
+        xs, ys, noise = self._prepare(x, y, known_noise)
+        dim = xs.shape[1]
+        if warm_start is not None and (warm_start.dim != dim or not warm_start.is_finite()):
+            warm_start = None
+        fallback = warm_start if warm_start is not None else Hyperparameters.default(dim)
+        hyper = fallback
+        if xs.shape[0] > 0:
+            rng = rng if rng is not None else np.random.default_rng(0)
+            hyper = self._optimize(xs, ys, noise, warm_start, rng) or fallback
+        self._set_posterior(xs, ys, noise, hyper, fallback)
+        return self
+
+    def condition(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        hyperparameters: Hyperparameters,
+        known_noise: ArrayLike | None = None,
+    ) -> Self:
+        """Conditions on the data with fixed hyperparameters (no fitting).
+
+        Args:
+            x: (n, D) inputs.
+            y: (n,) outputs in original units.
+            hyperparameters: the kernel's hyperparameters (standardized units).
+            known_noise: (n,) known noise variances in original units, or None.
+
+        Returns:
+            self.
+        """
+        xs, ys, noise = self._prepare(x, y, known_noise)
+        if hyperparameters.dim != xs.shape[1]:
+            raise ValueError(f"hyperparameters for D={hyperparameters.dim}, x has D={xs.shape[1]}")
+        self._set_posterior(xs, ys, noise, hyperparameters, Hyperparameters.default(xs.shape[1]))
+        return self
+
+    def predict(self, xc: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Posterior mean and variance of the latent function.
+
+        Args:
+            xc: (k, D) candidate points.
+
+        Returns:
+            ``(mean, var)``, each (k,), in original units of ``y`` (``var`` in
+            squared units, floored at a tiny positive value).
+        """
+        hyper = self._fitted()
+        xq = np.asarray(xc, dtype=np.float64)
+        if xq.ndim != 2 or xq.shape[1] != hyper.dim:
+            raise ValueError(f"expected candidates of shape (k, {hyper.dim}), got {xq.shape}")
+        count = xq.shape[0]
+        n = self.x_train.shape[0]
+        mean = np.zeros(count)
+        var = np.full(count, hyper.outputscale)
+        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        if n > 0:
+            for start in range(0, count, block):
+                part = slice(start, start + block)
+                kx = matern52(self.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+                mean[part] = kx.T @ self.alpha
+                v = solve_triangular(self.chol, kx, lower=True, check_finite=False)
+                var[part] -= np.einsum("ij,ij->j", v, v)
+        np.maximum(var, _VAR_FLOOR, out=var)
+        return self.y_mean + self.y_std * mean, self.y_std**2 * var
+
+    def _prepare(
+        self, x: ArrayLike, y: ArrayLike, known_noise: ArrayLike | None
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Validates shapes, drops non-finite rows, standardizes ``y``."""
+        xa = np.asarray(x, dtype=np.float64)
+        ya = np.asarray(y, dtype=np.float64).reshape(-1)
+        if xa.ndim != 2 or xa.shape[0] != ya.shape[0]:
+            raise ValueError(f"x must be (n, D) with n = len(y); got {xa.shape} and {ya.shape}")
+        noise = _as_noise(known_noise, ya.shape[0])
+        keep = np.all(np.isfinite(xa), axis=1) & np.isfinite(ya)
+        xa, ya, noise = xa[keep], ya[keep], noise[keep]
+        self.y_mean = float(np.mean(ya)) if ya.size else 0.0
+        std = float(np.std(ya)) if ya.size else 0.0
+        scale = max(1.0, float(np.max(np.abs(ya)))) if ya.size else 1.0
+        self.y_std = std if math.isfinite(std) and std > 1e-12 * scale else 1.0
+        return xa, (ya - self.y_mean) / self.y_std, noise / self.y_std**2
+
+    def _optimize(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        noise: FloatArray,
+        warm_start: Hyperparameters | None,
+        rng: np.random.Generator,
+    ) -> Hyperparameters | None:
+        """Best MAP hyperparameters over the starts, or None if every start failed."""
+        n, dim = x.shape
+        if n > self.max_fit_points:
+            subset = np.sort(rng.choice(n, size=self.max_fit_points, replace=False))
+            x, y, noise = x[subset], y[subset], noise[subset]
+        lo, hi = _log_bounds(dim)
+        starts = [_prior_medians(dim)]
+        if warm_start is not None:
+            starts.insert(0, warm_start.to_log_params())
+        else:
+            for _ in range(self.n_random_starts):
+                starts.append(rng.normal(_prior_medians(dim), _prior_sigmas(dim)))
+        evidence = _Evidence(x, y, noise)
+
+        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+            lml, g_lml = evidence(theta)
+            lp, g_lp = log_prior_and_grad(theta)
+            value = -(lml + lp)
+            if not math.isfinite(value) or not np.all(np.isfinite(g_lml)):
+                return _BAD_OBJECTIVE, np.zeros_like(theta)
+            return value, -(g_lml + g_lp)
+
+        best: FloatArray | None = None
+        best_value = math.inf
+        with np.errstate(all="ignore"):
+            for start in starts:
+                theta0 = np.clip(start, lo, hi)
+                try:
+                    result = optimize.minimize(
+                        objective,
+                        theta0,
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=list(zip(lo, hi, strict=True)),
+                        options={"maxiter": self.maxiter},
+                    )
+                except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                    continue
+                value = float(result.fun)
+                if value < _BAD_OBJECTIVE and value < best_value and np.all(np.isfinite(result.x)):
+                    best, best_value = np.clip(result.x, lo, hi), value
+        return None if best is None else Hyperparameters.from_log_params(best)
+
+    def _set_posterior(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        noise: FloatArray,
+        hyper: Hyperparameters,
+        fallback: Hyperparameters,
+    ) -> None:
+        """Factors the covariance and stores the posterior's factors."""
+        n = x.shape[0]
+        if n == 0:
+            self.hyperparameters = hyper
+            self.x_train, self.chol, self.alpha, self.jitter = x, np.zeros((0, 0)), np.zeros(0), 0.0
+            return
+        with np.errstate(all="ignore"):
+            for candidate in (hyper, fallback, Hyperparameters.default(x.shape[1])):
+                k = matern52(x, x, candidate.lengthscales, candidate.outputscale)
+                factored = _cholesky(k, candidate.outputscale + candidate.noise + noise)
+                if factored is not None:
+                    break
+            else:  # only reachable with non-finite hyperparameters everywhere
+                candidate = Hyperparameters.default(x.shape[1])
+                factored = (np.diag(np.sqrt(candidate.outputscale + 1.0 + noise)), 1.0)
+            chol, jitter = factored
+            alpha = lapack.dpotrs(chol, y, lower=1)[0]
+        self.hyperparameters = candidate
+        self.x_train = x
+        self.chol = chol
+        self.alpha = alpha
+        self.jitter = jitter
