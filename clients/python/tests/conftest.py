@@ -12,8 +12,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import optserve_client
 import pytest
+
+import optserve_client
 from optserve_client import Connection
 
 READY = re.compile(r"optserve listening on (\S+):(\d+)")

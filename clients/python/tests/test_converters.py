@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from optserve_client import converters as conv
 from optserve_client._proto.optserve.v1 import experiment_pb2 as exp_pb
 from optserve_client._proto.optserve.v1 import suggestion_pb2 as sug_pb

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
-import optserve_client
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+import optserve_client
 from optserve_client import ApiError, Connection
 from optserve_client._proto.optserve.v1 import experiment_pb2, service_pb2, service_pb2_grpc
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import optserve_client as sigopt
 import pytest
+
+import optserve_client as sigopt
 from optserve_client import ApiError, Connection
 
 # sigopt-parameter-constraints.txt, "AI Module" (Python).
@@ -206,6 +207,29 @@ def test_constrained_seed_is_accepted(conn: Connection) -> None:
     assert [c.type for c in constraints] == ["less_than", "greater_than"]
     assert [(t.name, t.weight) for t in constraints[1].terms] == [("gamma", 3), ("theta", -5)]
     assert sigopt.get_experiment(experiment.id).data == experiment.data
+
+
+def test_constrained_seed_as_written_to_its_budget(conn: Connection) -> None:
+    experiment = sigopt.create_experiment(**CONSTRAINED)
+    while not experiment.is_finished():
+        with experiment.create_run() as run:
+            check_assignments(CONSTRAINED, run.params)
+            p = run.params
+            run.log_metric("metric_value", p.alpha + p.beta + p.gamma - p.theta)
+    assert experiment.progress.observation_count == 80
+    (best,) = experiment.get_best_runs()
+    check_assignments(CONSTRAINED, best.assignments)
+    assert best.value == max(r.value for r in experiment.get_runs())
+
+
+def test_random_constrained_loop(conn: Connection) -> None:
+    experiment = sigopt.create_experiment(**{**CONSTRAINED, "type": "random", "budget": 20})
+    for run in experiment.loop():
+        with run:
+            check_assignments(CONSTRAINED, run.params)
+            p = run.params
+            run.log_metric("metric_value", p.alpha + p.beta + p.gamma - p.theta)
+    assert experiment.progress.observation_count == 20
 
 
 def test_core_module_chains(conn: Connection) -> None:
