@@ -93,6 +93,56 @@ pub(crate) fn chord_from_inv(s: &[f64], inv: &[f64]) -> (f64, f64) {
     )
 }
 
+/// Largest `[t_lo, t_hi]` with `s - t * a >= 0` for `s >= 0` (branch-free,
+/// four lanes: the signs of `a` are random, so branches would mispredict).
+#[inline(always)]
+pub(crate) fn chord_div(s: &[f64], a: &[f64]) -> (f64, f64) {
+    let mut lo = [f64::NEG_INFINITY; 4];
+    let mut hi = [f64::INFINITY; 4];
+    let n = s.len().min(a.len());
+    let (s, a) = (&s[..n], &a[..n]);
+    let cs = s.chunks_exact(4);
+    let ca = a.chunks_exact(4);
+    let (rs, ra) = (cs.remainder(), ca.remainder());
+    let mut lane = |k: usize, sv: f64, av: f64| {
+        let r = sv / av;
+        let h = if av > 0.0 { r } else { f64::INFINITY };
+        let l = if av < 0.0 { r } else { f64::NEG_INFINITY };
+        hi[k] = if h < hi[k] { h } else { hi[k] };
+        lo[k] = if l > lo[k] { l } else { lo[k] };
+    };
+    for (sv, av) in cs.zip(ca) {
+        for k in 0..4 {
+            lane(k, sv[k], av[k]);
+        }
+    }
+    for (sv, av) in rs.iter().zip(ra) {
+        lane(0, *sv, *av);
+    }
+    (
+        lo[0].max(lo[1]).max(lo[2].max(lo[3])),
+        hi[0].min(hi[1]).min(hi[2].min(hi[3])),
+    )
+}
+
+/// Largest `[t_lo, t_hi]` keeping `lo <= x + t u <= hi` (branch-free).
+#[inline(always)]
+pub(crate) fn chord_box(x: &[f64], u: &[f64], lo: &[f64], hi: &[f64]) -> (f64, f64) {
+    let (mut tl, mut th) = (f64::NEG_INFINITY, f64::INFINITY);
+    for (((&xi, &ui), &l), &h) in x.iter().zip(u).zip(lo).zip(hi) {
+        if ui == 0.0 {
+            continue; // never in practice (u is Gaussian); avoids 0 * inf
+        }
+        let r = 1.0 / ui;
+        let a = (l - xi) * r;
+        let b = (h - xi) * r;
+        let (mn, mx) = if a < b { (a, b) } else { (b, a) };
+        tl = if mn > tl { mn } else { tl };
+        th = if mx < th { mx } else { th };
+    }
+    (tl, th)
+}
+
 /// `y += alpha * x`.
 #[inline(always)]
 pub(crate) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
@@ -124,6 +174,7 @@ struct Chain<'a> {
     method: Method,
     since_resync: usize,
     resync_every: usize,
+    next_coord: usize,
 }
 
 impl<'a> Chain<'a> {
@@ -142,13 +193,15 @@ impl<'a> Chain<'a> {
             method,
             since_resync: 0,
             resync_every: resync_interval(p, method),
+            next_coord: 0,
         }
     }
 
     #[inline(always)]
     fn coordinate_step(&mut self) {
         let p = self.p;
-        let i = self.rng.index(p.d);
+        let i = self.next_coord;
+        self.next_coord = if i + 1 == p.d { 0 } else { i + 1 };
         let xi = self.x[i];
         let (l, h) = chord_from_inv(&self.s, p.col_inv(i));
         let tlo = l.max(p.lo[i] - xi);
@@ -172,24 +225,9 @@ impl<'a> Chain<'a> {
         for (i, &ui) in self.u.iter().enumerate() {
             axpy(ui, p.col(i), &mut self.au);
         }
-        let (mut tlo, mut thi) = (f64::NEG_INFINITY, f64::INFINITY);
-        for ((&ui, &xi), (&lo, &hi)) in self.u.iter().zip(&self.x).zip(p.lo.iter().zip(&p.hi)) {
-            if ui > 0.0 {
-                thi = thi.min((hi - xi) / ui);
-                tlo = tlo.max((lo - xi) / ui);
-            } else if ui < 0.0 {
-                thi = thi.min((lo - xi) / ui);
-                tlo = tlo.max((hi - xi) / ui);
-            }
-        }
-        for (&sj, &aj) in self.s.iter().zip(&self.au) {
-            let r = sj / aj;
-            if aj > 0.0 {
-                thi = if r < thi { r } else { thi };
-            } else if aj < 0.0 {
-                tlo = if r > tlo { r } else { tlo };
-            }
-        }
+        let (bl, bh) = chord_box(&self.x, &self.u, &p.lo, &p.hi);
+        let (rl, rh) = chord_div(&self.s, &self.au);
+        let (tlo, thi) = (bl.max(rl), bh.min(rh));
         if !(tlo.is_finite() && thi.is_finite()) {
             return Err(Error::input(
                 "a",
