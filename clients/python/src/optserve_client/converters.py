@@ -69,7 +69,7 @@ STRATEGIES = {
 SUGGESTION_STATES = {"open": sug_pb.SUGGESTION_STATE_OPEN, "closed": sug_pb.SUGGESTION_STATE_CLOSED}
 
 
-def _enum_to_proto(value: str | None, table: Mapping[str, int], where: str) -> int:
+def _enum_to_proto(value: str | None, table: Mapping[str, Any], where: str) -> Any:
     if value is None:
         return 0
     key = str(value).lower()
@@ -78,7 +78,7 @@ def _enum_to_proto(value: str | None, table: Mapping[str, int], where: str) -> i
     return table[key]
 
 
-def _enum_from_proto(value: int, table: Mapping[str, int], default: str | None) -> str | None:
+def _enum_from_proto(value: int, table: Mapping[str, Any], default: str | None) -> str | None:
     for key, number in table.items():
         if number == value:
             return key
@@ -164,10 +164,13 @@ def assignments_to_proto(assignments: Mapping[str, Any]) -> dict[str, sug_pb.Ass
 
 
 def assignments_from_proto(assignments: Mapping[str, sug_pb.AssignmentValue]) -> Assignments:
-    """A proto assignments map as :class:`Assignments`, sorted by name."""
-    return Assignments(
-        (k, assignment_value_from_proto(assignments[k])) for k in sorted(assignments)
-    )
+    """A proto assignments map as :class:`Assignments`, sorted by name (unset values skipped)."""
+    result = Assignments()
+    for name in sorted(assignments):
+        value = assignment_value_from_proto(assignments[name])
+        if value is not None:
+            result[name] = value
+    return result
 
 
 # --- the search space --------------------------------------------------------
