@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,8 @@ class SuggestRequest:
     pending: list[Suggestion]
     count: int
     sequence: int
+    # points already chosen earlier in this call (batch creates): pending too
+    chosen: list[Assignments] = field(default_factory=list)
 
     def rng(self, offset: int = 0) -> np.random.Generator:
         """The generator of suggestion ``sequence + offset``: reproducible per suggestion."""
@@ -39,11 +41,11 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     Raises:
         FailedPrecondition: when a grid experiment has no point left.
     """
-    from . import grid, initial_design, random_search
+    from . import bayesian, grid, random_search
 
     kind = request.experiment.type
     if kind is ExperimentType.GRID:
         return grid.suggest(request)
     if kind is ExperimentType.RANDOM:
         return random_search.suggest(request)
-    return initial_design.suggest(request)
+    return bayesian.suggest(request)

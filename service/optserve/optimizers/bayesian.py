@@ -1,0 +1,220 @@
+"""Bayesian optimization for OFFLINE experiments.
+
+A Gaussian process on the unit-cube encoding of the space, log expected
+improvement maximized over feasible candidates only: uniform draws of the
+feasible set (Rust hit-and-run), perturbations of the best points, then a
+local search that keeps only feasible points. Open suggestions are pending
+points, filled in with the posterior mean (kriging believer) so that
+concurrent suggestions spread out. Failed observations take the worst observed
+value, which makes their region unattractive. Constraint metrics get a GP each
+and weight the acquisition by the probability that all hold; two optimized
+metrics are scalarized per suggestion by a random augmented Chebyshev weight
+(ParEGO), so that successive suggestions cover the Pareto front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import log_ndtr
+
+from ..domain.best import successful
+from ..domain.encoding import Encoder
+from ..domain.model import Assignments, Experiment, Metric, Objective, Observation
+from . import initial_design
+from .base import SuggestRequest
+from .feasible import FeasibleSpace, feasible_space
+from .gp import GaussianProcess, log_expected_improvement
+
+GLOBAL_CANDIDATES = 768
+LOCAL_CANDIDATES = 96  # per incumbent
+INCUMBENTS = 4
+REFINE_STEPS = (0.08, 0.03, 0.01, 0.003)
+REFINE_CANDIDATES = 64
+CHEBYSHEV_RHO = 0.05
+
+
+def initial_design_size(exp: Experiment) -> int:
+    """Points of the space-filling design before the model takes over; grows with dimension."""
+    return max(4, min(10, len(exp.parameters) + 2)) + exp.parallel_bandwidth - 1
+
+
+def _sign(metric: Metric) -> float:
+    return 1.0 if metric.objective is Objective.MAXIMIZE else -1.0
+
+
+def suggest(request: SuggestRequest) -> list[Assignments]:
+    exp = request.experiment
+    done = successful(exp, request.observations)
+    if len(done) < initial_design_size(exp):
+        return initial_design.suggest(request)
+    encoder = Encoder(exp)
+    space = feasible_space(exp)
+    out: list[Assignments] = []
+    for k in range(request.count):
+        point = _suggest_one(request, encoder, space, k, request.rng(k))
+        request.chosen.append(point)
+        out.append(point)
+    return out
+
+
+def _objective(
+    exp: Experiment, observations: list[Observation], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """The scalar to maximize for each successful observation."""
+    metrics = exp.optimized_metrics
+    values = np.array(
+        [[_sign(m) * float(o.value_of(m.name) or 0.0) for m in metrics] for o in observations]
+    )
+    if len(metrics) == 1:
+        return values[:, 0]
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+    weights = rng.dirichlet(np.ones(len(metrics)))
+    weighted = scaled * weights
+    return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+
+
+def _suggest_one(
+    request: SuggestRequest,
+    encoder: Encoder,
+    space: FeasibleSpace,
+    offset: int,
+    rng: np.random.Generator,
+) -> Assignments:
+    exp = request.experiment
+    observations = request.observations
+    done = successful(exp, observations)
+    failed = [o for o in observations if o.failed]
+    x_done = encoder.encode([o.assignments for o in done])
+    y_done = _objective(exp, done, rng)
+    # Failures take the worst value seen: the model learns to avoid their region.
+    x_failed = encoder.encode([o.assignments for o in failed])
+    x = np.vstack([x_done, x_failed])
+    y = np.concatenate([y_done, np.full(len(failed), y_done.min())])
+    noise = _known_noise(exp, done, len(failed))
+    gp = GaussianProcess().fit(x, y, noise, rng=np.random.default_rng(rng.integers(2**63)))
+    incumbent = float(np.max(gp.predict(x_done)[0]))
+
+    # Pending points (open suggestions, and earlier points of this batch): kriging believer.
+    pending = [s.assignments for s in request.pending] + request.chosen
+    if pending:
+        x_pending = encoder.encode(pending)
+        believed = gp.predict(x_pending)[0]
+        gp = GaussianProcess().condition(
+            np.vstack([x, x_pending]),
+            np.concatenate([y, believed]),
+            gp.hyperparameters,  # type: ignore[arg-type]
+            None if noise is None else np.concatenate([noise, np.zeros(len(pending))]),
+        )
+    constraint_models = _constraint_models(exp, done, encoder, rng)
+
+    def score(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        mean, var = gp.predict(rows)
+        value = log_expected_improvement(mean, np.sqrt(var), incumbent)
+        for model, threshold in constraint_models:
+            c_mean, c_var = model.predict(rows)
+            value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        return value
+
+    taken = np.vstack([x, encoder.encode(pending)]) if pending else x
+    best_rows = x_done[np.argsort(-y_done)[:INCUMBENTS]]
+    candidates = space.draw(GLOBAL_CANDIDATES, rng)
+    candidates += _neighbours(encoder, space, best_rows, LOCAL_CANDIDATES, 0.1, rng)
+    rows = encoder.encode(candidates)
+    scores = score(rows)
+    scores[_near_any(rows, taken)] = -np.inf
+    # Feasible local search from the best few candidates.
+    top = np.argsort(-scores)[:3]
+    best_point, best_score = candidates[top[0]], scores[top[0]]
+    for start in top:
+        point, row, value = candidates[start], rows[start], scores[start]
+        for step in REFINE_STEPS:
+            near = _neighbours(encoder, space, row[None, :], REFINE_CANDIDATES, step, rng)
+            if not near:
+                continue
+            near_rows = encoder.encode(near)
+            near_scores = score(near_rows)
+            near_scores[_near_any(near_rows, taken)] = -np.inf
+            i = int(np.argmax(near_scores))
+            if near_scores[i] > value:
+                point, row, value = near[i], near_rows[i], near_scores[i]
+        if value > best_score:
+            best_point, best_score = point, value
+    if not np.isfinite(best_score):  # everything scored is taken: fall back to a fresh draw
+        return space.draw(1, rng)[0]
+    return best_point
+
+
+def _known_noise(
+    exp: Experiment, done: list[Observation], n_failed: int
+) -> NDArray[np.float64] | None:
+    if len(exp.optimized_metrics) != 1:
+        return None
+    name = exp.optimized_metrics[0].name
+    stddevs = [next((v.stddev for v in o.values if v.name == name), None) for o in done]
+    if all(s is None for s in stddevs):
+        return None
+    noise = np.array([0.0 if s is None else s * s for s in stddevs])
+    return np.concatenate([noise, np.zeros(n_failed)])
+
+
+def _constraint_models(
+    exp: Experiment, done: list[Observation], encoder: Encoder, rng: np.random.Generator
+) -> list[tuple[GaussianProcess, float]]:
+    """A GP per constraint metric, with its threshold, both signed so that larger is better."""
+    models = []
+    for metric in exp.constraint_metrics:
+        rows = [o for o in done if o.value_of(metric.name) is not None]
+        if len(rows) < 2 or metric.threshold is None:
+            continue
+        sign = _sign(metric)
+        y = np.array([sign * float(o.value_of(metric.name) or 0.0) for o in rows])
+        gp = GaussianProcess(n_random_starts=1).fit(
+            encoder.encode([o.assignments for o in rows]),
+            y,
+            rng=np.random.default_rng(rng.integers(2**63)),
+        )
+        models.append((gp, sign * metric.threshold))
+    return models
+
+
+def _neighbours(
+    encoder: Encoder,
+    space: FeasibleSpace,
+    rows: NDArray[np.float64],
+    per_row: int,
+    step: float,
+    rng: np.random.Generator,
+) -> list[Assignments]:
+    """Feasible perturbations of encoded points: a few numeric coordinates moved by
+    N(0, step^2), categoricals and conditionals sometimes switched."""
+    if len(rows) == 0:
+        return []
+    base = np.repeat(rows, per_row, axis=0)
+    cols = encoder.numeric_columns
+    if len(cols):
+        # move each coordinate with probability ~ 2 / d, at least one
+        move = rng.random((len(base), len(cols))) < min(1.0, 2.0 / len(cols))
+        move[np.arange(len(base)), rng.integers(len(cols), size=len(base))] = True
+        base[:, cols] += move * rng.normal(0.0, step, size=(len(base), len(cols)))
+        np.clip(base, 0.0, 1.0, out=base)
+    exp = encoder.experiment
+    one_hot = [encoder.slices[p.name] for p in exp.parameters if not p.is_numeric]
+    one_hot += [encoder.slices[k.name] for k in exp.conditionals]
+    for s in one_hot:
+        flip = np.flatnonzero(rng.random(len(base)) < 0.15)
+        base[np.ix_(flip, np.arange(s.start, s.stop))] = 0.0
+        base[flip, s.start + rng.integers(s.stop - s.start, size=len(flip))] = 1.0
+    points = encoder.decode(base)
+    return [p for p in points if space.is_feasible(p)]
+
+
+def _near_any(
+    rows: NDArray[np.float64], taken: NDArray[np.float64], tol: float = 1e-9
+) -> NDArray[np.bool_]:
+    """Rows that coincide with an observed or pending point."""
+    if len(taken) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    d2 = ((rows[:, None, :] - taken[None, :, :]) ** 2).sum(axis=2)
+    return (d2 < tol).any(axis=1)
