@@ -101,3 +101,70 @@ class Encoder:
                 a[p.name] = round(v) if p.type is ParameterType.INT else float(v)
             out.append(a)
         return out
+
+
+class VectorSpace:
+    """Vectorized operations on encoded rows: snapping to valid points and the
+    values of numeric parameters, so that thousands of candidates never become
+    Python dicts."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        exp = encoder.experiment
+        self._grids = {
+            p.name: np.array(sorted(p.grid), dtype=np.float64) for p in exp.parameters if p.grid
+        }
+        self._value_index = {
+            k.name: {v: i for i, v in enumerate(k.values)} for k in exp.conditionals
+        }
+
+    def canonical(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The encoding of the nearest valid assignments: one-hots, integers and
+        grid values snapped, bounds applied, inactive parameters set to INACTIVE."""
+        enc = self.encoder
+        exp = enc.experiment
+        out = np.array(rows, dtype=np.float64, copy=True)
+        n = len(out)
+        chosen: dict[str, NDArray[np.int64]] = {}
+        for k in exp.conditionals:
+            chosen[k.name] = self._snap_one_hot(out, enc.slices[k.name])
+        for p in exp.parameters:
+            s = enc.slices[p.name]
+            if p.type is ParameterType.CATEGORICAL:
+                self._snap_one_hot(out, s)
+            else:
+                out[:, s.start] = self.encode_values(p, self.values(out, p))
+            if p.conditions:
+                active = np.ones(n, dtype=bool)
+                for name, allowed in p.conditions.items():
+                    index = [self._value_index[name][v] for v in allowed]
+                    active &= np.isin(chosen[name], index)
+                out[~active, s] = INACTIVE
+        return out
+
+    @staticmethod
+    def _snap_one_hot(out: NDArray[np.float64], s: slice) -> NDArray[np.int64]:
+        index = np.argmax(out[:, s], axis=1)
+        out[:, s] = 0.0
+        out[np.arange(len(out)), s.start + index] = 1.0
+        return index
+
+    def values(self, rows: NDArray[np.float64], p: Parameter) -> NDArray[np.float64]:
+        """Values of a numeric parameter, in its own units, snapped and bounded."""
+        lo, hi = self.encoder._ranges[p.name]
+        x = lo + np.clip(rows[:, self.encoder.slices[p.name].start], 0.0, 1.0) * (hi - lo)
+        v = np.exp(x) if p.is_log else x
+        grid = self._grids.get(p.name)
+        if grid is not None:
+            v = grid[np.abs(v[:, None] - grid[None, :]).argmin(axis=1)]
+        if p.bounds is not None:
+            v = np.clip(v, p.bounds.min, p.bounds.max)
+        if p.type is ParameterType.INT:
+            v = np.round(v)
+        return v
+
+    def encode_values(self, p: Parameter, v: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The encoded column of values ``v`` of a numeric parameter."""
+        lo, hi = self.encoder._ranges[p.name]
+        x = np.log(v) if p.is_log else v
+        return np.full(len(v), 0.5) if hi == lo else (x - lo) / (hi - lo)

@@ -24,7 +24,7 @@ from ..domain.model import Assignments, Experiment, Metric, Objective, Observati
 from . import initial_design
 from .base import SuggestRequest
 from .feasible import FeasibleSpace, feasible_space
-from .gp import GaussianProcess, log_expected_improvement
+from .gp import GaussianProcess, Hyperparameters, log_expected_improvement
 
 GLOBAL_CANDIDATES = 768
 LOCAL_CANDIDATES = 96  # per incumbent
@@ -84,7 +84,7 @@ def _suggest_one(
 ) -> Assignments:
     exp = request.experiment
     observations = request.observations
-    done = successful(exp, observations)
+    done = successful(exp, request.observations)
     failed = [o for o in observations if o.failed]
     x_done = encoder.encode([o.assignments for o in done])
     y_done = _objective(exp, done, rng)
@@ -93,11 +93,15 @@ def _suggest_one(
     x = np.vstack([x_done, x_failed])
     y = np.concatenate([y_done, np.full(len(failed), y_done.min())])
     noise = _known_noise(exp, done, len(failed))
-    gp = GaussianProcess().fit(x, y, noise, rng=np.random.default_rng(rng.integers(2**63)))
+    gp = GaussianProcess().fit(
+        x, y, noise, warm_start=_WARM.get(exp.id), rng=np.random.default_rng(rng.integers(2**63))
+    )
+    _WARM[exp.id] = gp.hyperparameters
     incumbent = float(np.max(gp.predict(x_done)[0]))
 
     # Pending points (open suggestions, and earlier points of this batch): kriging believer.
     pending = [s.assignments for s in request.pending] + request.chosen
+    taken = x
     if pending:
         x_pending = encoder.encode(pending)
         believed = gp.predict(x_pending)[0]
@@ -107,6 +111,7 @@ def _suggest_one(
             gp.hyperparameters,  # type: ignore[arg-type]
             None if noise is None else np.concatenate([noise, np.zeros(len(pending))]),
         )
+        taken = np.vstack([x, x_pending])
     constraint_models = _constraint_models(exp, done, encoder, rng)
 
     def score(rows: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -115,35 +120,44 @@ def _suggest_one(
         for model, threshold in constraint_models:
             c_mean, c_var = model.predict(rows)
             value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        value[_near_any(rows, taken)] = -np.inf
         return value
 
-    taken = np.vstack([x, encoder.encode(pending)]) if pending else x
     best_rows = x_done[np.argsort(-y_done)[:INCUMBENTS]]
-    candidates = space.draw(GLOBAL_CANDIDATES, rng)
-    candidates += _neighbours(encoder, space, best_rows, LOCAL_CANDIDATES, 0.1, rng)
-    rows = encoder.encode(candidates)
+    rows = np.vstack(
+        [
+            space.draw_rows(GLOBAL_CANDIDATES, rng),
+            _neighbours(space, best_rows, LOCAL_CANDIDATES, 0.1, rng),
+        ]
+    )
     scores = score(rows)
-    scores[_near_any(rows, taken)] = -np.inf
-    # Feasible local search from the best few candidates.
+    # Feasible local search from the best few candidates, with shrinking steps.
     top = np.argsort(-scores)[:3]
-    best_point, best_score = candidates[top[0]], scores[top[0]]
-    for start in top:
-        point, row, value = candidates[start], rows[start], scores[start]
-        for step in REFINE_STEPS:
-            near = _neighbours(encoder, space, row[None, :], REFINE_CANDIDATES, step, rng)
-            if not near:
-                continue
-            near_rows = encoder.encode(near)
-            near_scores = score(near_rows)
-            near_scores[_near_any(near_rows, taken)] = -np.inf
-            i = int(np.argmax(near_scores))
-            if near_scores[i] > value:
-                point, row, value = near[i], near_rows[i], near_scores[i]
-        if value > best_score:
-            best_point, best_score = point, value
-    if not np.isfinite(best_score):  # everything scored is taken: fall back to a fresh draw
-        return space.draw(1, rng)[0]
-    return best_point
+    starts, values = rows[top], scores[top]
+    for step in REFINE_STEPS:
+        near = _neighbours(space, starts, REFINE_CANDIDATES, step, rng)
+        if len(near) == 0:
+            continue
+        near_scores = score(near)
+        origin = np.repeat(np.arange(len(starts)), REFINE_CANDIDATES)[_last_kept]
+        for i in range(len(starts)):
+            mine = np.flatnonzero(origin == i)
+            if len(mine) and near_scores[mine].max() > values[i]:
+                k = mine[np.argmax(near_scores[mine])]
+                starts[i], values[i] = near[k], near_scores[k]
+    order = np.argsort(-values)
+    for i in order:
+        if not np.isfinite(values[i]):
+            break
+        (point,) = encoder.decode(starts[i : i + 1])
+        if space.is_feasible(point):
+            return point
+    # every scored point is taken (or numerically off): a fresh uniform draw
+    return space.draw(1, rng)[0]
+
+
+_WARM: dict[str, Hyperparameters | None] = {}
+_last_kept: NDArray[np.bool_] = np.zeros(0, dtype=bool)
 
 
 def _known_noise(
@@ -180,25 +194,23 @@ def _constraint_models(
 
 
 def _neighbours(
-    encoder: Encoder,
     space: FeasibleSpace,
     rows: NDArray[np.float64],
     per_row: int,
     step: float,
     rng: np.random.Generator,
-) -> list[Assignments]:
+) -> NDArray[np.float64]:
     """Feasible perturbations of encoded points: a few numeric coordinates moved by
     N(0, step^2), categoricals and conditionals sometimes switched."""
-    if len(rows) == 0:
-        return []
+    global _last_kept
+    encoder = space.encoder
     base = np.repeat(rows, per_row, axis=0)
     cols = encoder.numeric_columns
-    if len(cols):
+    if len(cols) and len(base):
         # move each coordinate with probability ~ 2 / d, at least one
         move = rng.random((len(base), len(cols))) < min(1.0, 2.0 / len(cols))
         move[np.arange(len(base)), rng.integers(len(cols), size=len(base))] = True
         base[:, cols] += move * rng.normal(0.0, step, size=(len(base), len(cols)))
-        np.clip(base, 0.0, 1.0, out=base)
     exp = encoder.experiment
     one_hot = [encoder.slices[p.name] for p in exp.parameters if not p.is_numeric]
     one_hot += [encoder.slices[k.name] for k in exp.conditionals]
@@ -206,8 +218,9 @@ def _neighbours(
         flip = np.flatnonzero(rng.random(len(base)) < 0.15)
         base[np.ix_(flip, np.arange(s.start, s.stop))] = 0.0
         base[flip, s.start + rng.integers(s.stop - s.start, size=len(flip))] = 1.0
-    points = encoder.decode(base)
-    return [p for p in points if space.is_feasible(p)]
+    base = space.vectors.canonical(base)
+    _last_kept = space.feasible_mask(base)
+    return base[_last_kept]
 
 
 def _near_any(

@@ -11,7 +11,9 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
+from ..domain.encoding import Encoder, VectorSpace
 from ..domain.model import Assignments, Experiment, ParameterType
 from ..domain.space import constrained_names, draw_unconstrained
 from ..domain.validation import CONSTRAINT_TOLERANCE, constraint_system
@@ -30,6 +32,57 @@ class FeasibleSpace:
         names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
         self.int_names = names
         self.ints = IntegerPolytope(a, b, lo, hi) if names else None
+        self.encoder = Encoder(exp)
+        self.vectors = VectorSpace(self.encoder)
+        self._params = {p.name: p for p in exp.parameters}
+        # constraints as rows over parameter values: A v <= b
+        self._lhs = []
+        for lc in exp.linear_constraints:
+            weights, rhs = lc.as_less_equal()
+            self._lhs.append((weights, rhs))
+
+    def draw_rows(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """``n`` uniform feasible draws, encoded: shape (n, D)."""
+        enc = self.encoder
+        exp = self.experiment
+        rows = rng.random((n, enc.dim))
+        for p in exp.parameters:
+            s = enc.slices[p.name]
+            if p.name in self.constrained or p.type is ParameterType.CATEGORICAL:
+                continue
+            if p.grid:
+                grid = np.array(p.grid, dtype=np.float64)
+                rows[:, s.start] = self.vectors.encode_values(
+                    p, grid[rng.integers(len(grid), size=n)]
+                )
+            elif p.type is ParameterType.INT and not p.is_log:
+                assert p.bounds is not None
+                ints = rng.integers(int(p.bounds.min), int(p.bounds.max) + 1, size=n)
+                rows[:, s.start] = self.vectors.encode_values(p, ints.astype(np.float64))
+        if self.doubles is not None:
+            xs = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            for j, name in enumerate(self.double_names):
+                rows[:, enc.slices[name].start] = self.vectors.encode_values(
+                    self._params[name], xs[:, j]
+                )
+        if self.ints is not None:
+            zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            for j, name in enumerate(self.int_names):
+                rows[:, enc.slices[name].start] = self.vectors.encode_values(
+                    self._params[name], zs[:, j].astype(np.float64)
+                )
+        return self.vectors.canonical(rows)
+
+    def feasible_mask(self, rows: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Rows (canonical) whose values satisfy every linear constraint."""
+        ok = np.ones(len(rows), dtype=bool)
+        for weights, rhs in self._lhs:
+            terms = np.stack(
+                [w * self.vectors.values(rows, self._params[name]) for name, w in weights.items()]
+            )
+            scale = np.maximum(1.0, np.abs(terms).max(axis=0))
+            ok &= terms.sum(axis=0) - rhs <= CONSTRAINT_TOLERANCE * scale
+        return ok
 
     def draw(self, n: int, rng: np.random.Generator) -> list[Assignments]:
         """``n`` independent uniform draws of complete, feasible assignments."""
