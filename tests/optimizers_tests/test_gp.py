@@ -1,0 +1,193 @@
+"""The GP model and the log expected improvement of the Bayesian optimizer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from optserve.optimizers.gp import GaussianProcess, Hyperparameters, log_expected_improvement
+from optserve.optimizers.gp.model import (
+    log_marginal_likelihood_and_grad,
+    log_posterior_and_grad,
+    matern52,
+)
+
+
+def _matern52_by_hand(a: np.ndarray, b: np.ndarray, lengthscales: np.ndarray, s: float) -> float:
+    r = math.sqrt(float(np.sum(((a - b) / lengthscales) ** 2)))
+    u = math.sqrt(5.0) * r
+    return s * (1.0 + u + u * u / 3.0) * math.exp(-u)
+
+
+def test_posterior_matches_a_hand_computed_case() -> None:
+    x = np.array([[0.1, 0.2], [0.5, 0.9], [0.8, 0.3]])
+    y = np.array([1.0, 3.0, 2.0])
+    hyper = Hyperparameters(np.array([0.3, 0.7]), outputscale=1.5, noise=0.01)
+    known = np.array([0.0, 0.5, 0.0])  # raw units: y_std^2 = 2/3
+    gp = GaussianProcess().condition(x, y, hyper, known_noise=known)
+
+    xc = np.array([[0.3, 0.3], [0.5, 0.9], [0.9, 0.0]])
+    mean, var = gp.predict(xc)
+
+    y_mean, y_std = y.mean(), y.std()
+    ys = (y - y_mean) / y_std
+    k = np.array([[_matern52_by_hand(a, b, hyper.lengthscales, 1.5) for b in x] for a in x])
+    k += np.diag(0.01 + known / y_std**2)
+    kc = np.array([[_matern52_by_hand(a, b, hyper.lengthscales, 1.5) for b in x] for a in xc])
+    k_inv = np.linalg.inv(k)
+    np.testing.assert_allclose(mean, y_mean + y_std * kc @ k_inv @ ys, rtol=1e-10)
+    expected_var = y_std**2 * (1.5 - np.einsum("ij,jk,ik->i", kc, k_inv, kc))
+    np.testing.assert_allclose(var, expected_var, rtol=1e-10)
+
+    # The exported factors reproduce the prediction by the documented formulas.
+    cross = matern52(gp.x_train, xc, gp.lengthscales, gp.outputscale)
+    np.testing.assert_allclose(gp.chol @ gp.chol.T, k, rtol=1e-12)
+    np.testing.assert_allclose(gp.y_mean + gp.y_std * cross.T @ gp.alpha, mean, rtol=1e-12)
+
+
+@pytest.mark.parametrize("with_known_noise", [False, True])
+def test_analytic_gradient_matches_finite_differences(with_known_noise: bool) -> None:
+    rng = np.random.default_rng(3)
+    n, dim = 25, 3
+    x = rng.random((n, dim))
+    y = rng.standard_normal(n)
+    known = rng.random(n) * 0.1 if with_known_noise else None
+    theta = np.concatenate([rng.normal(-1.0, 0.5, dim), [0.3, -4.0]])
+
+    for function in (log_marginal_likelihood_and_grad, log_posterior_and_grad):
+        _, grad = function(theta, x, y, known)
+        step = 1e-5
+        numeric = np.array(
+            [
+                (
+                    function(theta + step * e, x, y, known)[0]
+                    - function(theta - step * e, x, y, known)[0]
+                )
+                / (2 * step)
+                for e in np.eye(dim + 2)
+            ]
+        )
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_noiseless_fit_interpolates_the_training_points() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 2))
+    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
+    gp = GaussianProcess().fit(x, y)
+    mean, var = gp.predict(x)
+    np.testing.assert_allclose(mean, y, atol=1e-2 * y.std())
+    assert np.all(var < 1e-2 * y.var())
+
+
+def test_sin_in_one_dimension_predicts_held_out_points() -> None:
+    x = np.linspace(0.0, 1.0, 12)[:, None]
+    gp = GaussianProcess().fit(x, np.sin(6 * x[:, 0]))
+    held_out = np.linspace(0.02, 0.98, 50)[:, None]
+    mean, _ = gp.predict(held_out)
+    assert np.max(np.abs(mean - np.sin(6 * held_out[:, 0]))) < 0.1
+
+
+def _assert_sane(gp: GaussianProcess, dim: int, k: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    xc = np.random.default_rng(9).random((k, dim))
+    mean, var = gp.predict(xc)
+    assert mean.shape == (k,) and var.shape == (k,)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var > 0)
+    return mean, var
+
+
+def test_constant_outcomes() -> None:
+    x = np.random.default_rng(1).random((10, 3))
+    gp = GaussianProcess().fit(x, np.full(10, 4.2))
+    mean, _ = _assert_sane(gp, 3)
+    np.testing.assert_allclose(mean, 4.2)
+    assert gp.y_std == 1.0
+
+
+def test_duplicated_points() -> None:
+    x = np.repeat(np.random.default_rng(2).random((4, 2)), 5, axis=0)
+    y = np.repeat([1.0, 2.0, 0.5, 3.0], 5) + np.tile([0.0, 0.0, 1e-3, 0.0, -1e-3], 4)
+    gp = GaussianProcess().fit(x, y)
+    mean, _ = _assert_sane(gp, 2)
+    assert y.min() - 2 <= mean.min() and mean.max() <= y.max() + 2
+    at_points, _ = gp.predict(x[::5])
+    np.testing.assert_allclose(at_points, [1.0, 2.0, 0.5, 3.0], atol=0.05)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_handful_of_points(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.random((n, 4))
+    y = rng.standard_normal(n)
+    gp = GaussianProcess().fit(x, y)
+    _assert_sane(gp, 4)
+    mean, _ = gp.predict(x)
+    np.testing.assert_allclose(mean, y, atol=0.1 * max(1.0, float(np.ptp(y))))
+
+
+def test_non_finite_rows_are_dropped_and_no_data_gives_the_prior() -> None:
+    x = np.array([[0.1, 0.2], [np.nan, 0.5], [0.7, 0.7]])
+    y = np.array([1.0, 2.0, np.inf])
+    gp = GaussianProcess().fit(x, y, known_noise=[np.nan, -1.0, 0.1])
+    assert gp.x_train.shape == (1, 2)
+    _assert_sane(gp, 2)
+    empty = GaussianProcess().fit(np.zeros((0, 3)), np.zeros(0))
+    mean, var = _assert_sane(empty, 3)
+    np.testing.assert_allclose(mean, 0.0)
+    np.testing.assert_allclose(var, empty.outputscale)
+
+
+def test_many_points_in_ten_dimensions_with_warm_start() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.random((1500, 10))
+    w = rng.normal(size=10)
+    y = np.sin(x @ w) + 0.05 * rng.standard_normal(1500)
+    gp = GaussianProcess(max_fit_points=200, maxiter=20).fit(
+        x, y, known_noise=np.full(1500, 0.05**2)
+    )
+    assert gp.x_train.shape == (1500, 10)
+    hyper = gp.hyperparameters
+    assert hyper is not None and hyper.is_finite()
+    refit = GaussianProcess(max_fit_points=200, maxiter=20).fit(x, y, warm_start=hyper)
+    mean, _ = _assert_sane(refit, 10, k=200)
+    truth = np.sin(np.random.default_rng(9).random((200, 10)) @ w)
+    assert np.corrcoef(mean, truth)[0, 1] > 0.9
+
+
+def test_a_bad_warm_start_is_ignored() -> None:
+    x = np.random.default_rng(5).random((8, 2))
+    y = x.sum(axis=1)
+    bad = Hyperparameters(np.array([np.nan, 1.0]), 1.0, 1e-3)
+    _assert_sane(GaussianProcess().fit(x, y, warm_start=bad), 2)
+    wrong_dim = Hyperparameters(np.ones(5), 1.0, 1e-3)
+    _assert_sane(GaussianProcess().fit(x, y, warm_start=wrong_dim), 2)
+
+
+def test_log_ei_matches_the_closed_form() -> None:
+    z = np.linspace(-5.0, 5.0, 1001)
+    std = np.full_like(z, 0.7)
+    best = 2.0
+    mean = best + z * std
+    closed = std * (z * stats.norm.cdf(z) + stats.norm.pdf(z))
+    np.testing.assert_allclose(log_expected_improvement(mean, std, best), np.log(closed), rtol=1e-9)
+
+
+def test_log_ei_is_finite_and_increasing_far_below_the_incumbent() -> None:
+    z = -np.logspace(4, -3, 20001)  # from -1e4 up to -1e-3
+    z = np.concatenate([z, np.linspace(0.0, 50.0, 1001)])
+    log_ei = log_expected_improvement(z, 1.0, 0.0)
+    assert np.all(np.isfinite(log_ei))
+    assert np.all(np.diff(log_ei) > 0)
+    # The asymptote h(z) ~ phi(z) / z^2 far from the incumbent.
+    far = -1e4
+    expected = -0.5 * far**2 - 0.5 * math.log(2 * math.pi) - 2 * math.log(-far)
+    assert log_expected_improvement(far, 1.0, 0.0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_ei_with_zero_stddev() -> None:
+    log_ei = log_expected_improvement(np.array([3.0, -3.0]), np.array([0.0, 0.0]), 1.0)
+    assert log_ei[0] == pytest.approx(math.log(2.0))
+    assert np.isfinite(log_ei[1]) and log_ei[1] < -1e6
