@@ -32,7 +32,7 @@ demo: setup
 serve: setup
 	$(VENV)/bin/optserve serve --port 50051 --db optserve.db
 
-test: test-python test-rust
+test: test-python test-rust test-java
 
 test-python: setup
 	$(PY) -m pytest -q
@@ -40,8 +40,9 @@ test-python: setup
 test-rust:
 	cd sampler_rs && cargo test --release -q
 
+# mvnw uses the system Maven when it is >= 3.9.6, else fetches one (protobuf-maven-plugin needs it).
 test-java: setup
-	cd clients/java && mvn -B -q test
+	cd clients/java && ./mvnw -B -ntp test
 
 lint: setup
 	$(VENV)/bin/ruff check service tests bench clients/python scripts examples

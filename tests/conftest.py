@@ -37,11 +37,11 @@ class RunningServer:
         return code
 
 
-def start_server(db: Path) -> RunningServer:
+def start_server(db: Path, *extra: str) -> RunningServer:
     """Starts ``optserve serve`` on a free loopback port and waits until it listens."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "optserve", "serve", "--port", "0", "--db", str(db)],
+        [sys.executable, "-m", "optserve", "serve", "--port", "0", "--db", str(db), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

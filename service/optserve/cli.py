@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     serve.add_argument("--db", type=Path, default=Path("optserve.db"), help="SQLite file")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("OPTSERVE_SERVER_TOKEN") or None,
+        help="require `authorization: Bearer TOKEN` on every call (env OPTSERVE_SERVER_TOKEN)",
+    )
     serve.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         from .server import serve as run
 
-        run(args.db, args.host, args.port, args.grace)
+        run(args.db, args.host, args.port, args.grace, args.token)
 
 
 if __name__ == "__main__":

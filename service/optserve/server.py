@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .api.auth import TokenInterceptor
 from .api.servicer import OptimizationServicer
 from .application import Application
 from .storage import SqliteStorage, Storage
@@ -22,15 +23,20 @@ SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].fu
 
 
 def create_server(
-    storage: Storage, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16
+    storage: Storage,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_workers: int = 16,
+    token: str | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A configured, not yet started server.
+    """A configured, not yet started server; with ``token``, calls need ``Bearer <token>``.
 
     Returns:
         (server, bound port, health servicer).
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="optserve"),
+        interceptors=[TokenInterceptor(token)] if token else [],
         options=[("grpc.so_reuseport", 0)],
     )
     service_pb2_grpc.add_OptimizationServiceServicer_to_server(
@@ -47,10 +53,10 @@ def create_server(
     return server, bound, health_servicer
 
 
-def serve(db: Path, host: str, port: int, grace: float = 10.0) -> None:
+def serve(db: Path, host: str, port: int, grace: float = 10.0, token: str | None = None) -> None:
     """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds."""
     storage = SqliteStorage(db)
-    server, bound, health_servicer = create_server(storage, host, port)
+    server, bound, health_servicer = create_server(storage, host, port, token=token)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from optserve.v1 import service_pb2 as pb
+from optserve.v1 import service_pb2_grpc
 
 from ..conftest import start_server
 from .helpers import create, double, integer, observe, plain, suggest
@@ -144,3 +145,26 @@ def test_health_and_reflection(server):
     )
     services = {s.name for r in replies for s in r.list_services_response.service}
     assert "optserve.v1.OptimizationService" in services
+
+
+def test_token_is_required_when_configured(tmp_path):
+    server = start_server(tmp_path / "auth.db", "--token", "s3cret")
+    try:
+        channel = grpc.insecure_channel(server.target)
+        stub = service_pb2_grpc.OptimizationServiceStub(channel)
+        request = pb.ListExperimentsRequest()
+        for metadata in (None, [("authorization", "Bearer wrong")]):
+            try:
+                stub.ListExperiments(request, metadata=metadata)
+                raise AssertionError("a call without the right token was served")
+            except grpc.RpcError as error:
+                assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+        reply = stub.ListExperiments(request, metadata=[("authorization", "Bearer s3cret")])
+        assert list(reply.experiments) == []
+        health = health_pb2_grpc.HealthStub(channel)  # probes need no token
+        assert (
+            health.Check(health_pb2.HealthCheckRequest()).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
+    finally:
+        assert server.stop() == 0
