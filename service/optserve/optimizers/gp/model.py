@@ -64,6 +64,11 @@ _JITTERS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 _VAR_FLOOR = 1e-12
 # Largest (n, k) block of cross-covariances built at once in ``predict``.
 _BLOCK_ELEMENTS = 1 << 22
+# L-BFGS-B stopping rules: hyperparameters need a few digits, not nine.
+_FTOL = 1e-6
+_GTOL = 1e-3
+# Warm-started fits on at most this many points also start from the priors' medians.
+_WARM_SECOND_START_MAX_POINTS = 200
 # Returned by the MAP objective where the kernel matrix cannot be factored.
 _BAD_OBJECTIVE = 1e25
 
@@ -353,6 +358,8 @@ class GaussianProcess:
             maxiter: L-BFGS-B iterations per start.
             n_random_starts: starts drawn from the priors on a cold fit, in
                 addition to the priors' medians (none when warm-started).
+                Each start runs L-BFGS-B until the relative decrease falls
+                below 1e-6 or the projected gradient below 1e-3.
         """
         self.max_fit_points = max_fit_points
         self.maxiter = maxiter
@@ -401,8 +408,9 @@ class GaussianProcess:
             known_noise: (n,) known observation noise variances in the original
                 units of ``y`` (squared stddev), added on top of the fitted
                 noise; None for none.
-            warm_start: the previous fit's hyperparameters; with it a single
-                start is run from there plus one from the priors' medians.
+            warm_start: the previous fit's hyperparameters; with it the
+                optimization starts from there, plus from the priors' medians
+                when at most 200 points are fitted (no random starts).
             rng: randomness of the random starts and of the subset; a fixed
                 seed by default, so that fits are reproducible.
 
@@ -510,7 +518,11 @@ class GaussianProcess:
         lo, hi = _log_bounds(dim)
         starts = [_prior_medians(dim)]
         if warm_start is not None:
-            starts.insert(0, warm_start.to_log_params())
+            # The warm start tracks the optimum as data arrives; the priors'
+            # medians guard against a stale local optimum where that is cheap.
+            starts = [warm_start.to_log_params()]
+            if x.shape[0] <= _WARM_SECOND_START_MAX_POINTS:
+                starts.append(_prior_medians(dim))
         else:
             for _ in range(self.n_random_starts):
                 starts.append(rng.normal(_prior_medians(dim), _prior_sigmas(dim)))
@@ -536,7 +548,7 @@ class GaussianProcess:
                         jac=True,
                         method="L-BFGS-B",
                         bounds=list(zip(lo, hi, strict=True)),
-                        options={"maxiter": self.maxiter},
+                        options={"maxiter": self.maxiter, "ftol": _FTOL, "gtol": _GTOL},
                     )
                 except (ValueError, ArithmeticError, np.linalg.LinAlgError):
                     continue
