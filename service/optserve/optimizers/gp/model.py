@@ -69,6 +69,8 @@ _FTOL = 1e-6
 _GTOL = 1e-3
 # Warm-started fits on at most this many points also start from the priors' medians.
 _WARM_SECOND_START_MAX_POINTS = 200
+# Largest (pairs, D) array of squared differences built by a fit (128 MiB).
+_MAX_PAIR_ELEMENTS = 1 << 24
 # Returned by the MAP objective where the kernel matrix cannot be factored.
 _BAD_OBJECTIVE = 1e25
 
@@ -354,7 +356,8 @@ class GaussianProcess:
         Args:
             max_fit_points: above this many points, hyperparameters are fitted
                 on a random subset of this size (the posterior always uses
-                every point).
+                every point); lowered further in high dimension so that the
+                fit's pairwise differences stay under 128 MiB.
             maxiter: L-BFGS-B iterations per start.
             n_random_starts: starts drawn from the priors on a cold fit, in
                 addition to the priors' medians (none when warm-started).
@@ -512,8 +515,10 @@ class GaussianProcess:
     ) -> Hyperparameters | None:
         """Best MAP hyperparameters over the starts, or None if every start failed."""
         n, dim = x.shape
-        if n > self.max_fit_points:
-            subset = np.sort(rng.choice(n, size=self.max_fit_points, replace=False))
+        # The fit keeps (n^2 / 2, D) pairwise differences: bound their memory too.
+        cap = min(self.max_fit_points, max(2, int(math.sqrt(2 * _MAX_PAIR_ELEMENTS / dim))))
+        if n > cap:
+            subset = np.sort(rng.choice(n, size=cap, replace=False))
             x, y, noise = x[subset], y[subset], noise[subset]
         lo, hi = _log_bounds(dim)
         starts = [_prior_medians(dim)]
