@@ -1,8 +1,14 @@
 """Shared fixtures: a real optserve server on a loopback port, on a real SQLite file."""
 
+# ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
+
 from __future__ import annotations
 
 import os
+
+# One BLAS thread: the suites run servers and numerical code side by side on few cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 import re
 import signal
 import subprocess

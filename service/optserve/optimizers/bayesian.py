@@ -14,11 +14,13 @@ metrics are scalarized per suggestion by a random augmented Chebyshev weight
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import log_ndtr
 
-from ..domain.best import successful
+from ..domain.best import best_observations, satisfies_constraints, successful
 from ..domain.encoding import Encoder
 from ..domain.model import Assignments, Experiment, Metric, Objective, Observation
 from . import initial_design
@@ -32,6 +34,8 @@ INCUMBENTS = 4
 REFINE_STEPS = (0.08, 0.03, 0.01, 0.003)
 REFINE_CANDIDATES = 64
 CHEBYSHEV_RHO = 0.05
+# margin on constraint metrics, as a fraction of their observed spread
+CONSTRAINT_MARGIN = 0.01
 
 
 def initial_design_size(exp: Experiment) -> int:
@@ -97,7 +101,11 @@ def _suggest_one(
         x, y, noise, warm_start=_WARM.get(exp.id), rng=np.random.default_rng(rng.integers(2**63))
     )
     _WARM[exp.id] = gp.hyperparameters
-    incumbent = float(np.max(gp.predict(x_done)[0]))
+    # The incumbent is the best predicted value among observations meeting every
+    # constraint metric; while there is none, the search is for feasibility alone.
+    feasible = np.array([satisfies_constraints(exp, o) for o in done])
+    incumbent = float(np.max(gp.predict(x_done[feasible])[0])) if feasible.any() else None
+    penalty = _solution_penalty(exp, done, x_done, request.sequence + offset, gp)
 
     # Pending points (open suggestions, and earlier points of this batch): kriging believer.
     pending = [s.assignments for s in request.pending] + request.chosen
@@ -115,15 +123,21 @@ def _suggest_one(
     constraint_models = _constraint_models(exp, done, encoder, rng)
 
     def score(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        mean, var = gp.predict(rows)
-        value = log_expected_improvement(mean, np.sqrt(var), incumbent)
+        if incumbent is None:
+            value = np.zeros(len(rows))
+        else:
+            mean, var = gp.predict(rows)
+            value = log_expected_improvement(mean, np.sqrt(var), incumbent)
+        if penalty is not None:
+            value = value + penalty(rows)
         for model, threshold in constraint_models:
             c_mean, c_var = model.predict(rows)
             value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
         value[_near_any(rows, taken)] = -np.inf
         return value
 
-    best_rows = x_done[np.argsort(-y_done)[:INCUMBENTS]]
+    ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
+    best_rows = x_done[ranked[:INCUMBENTS]]
     rows = np.vstack(
         [
             space.draw_rows(GLOBAL_CANDIDATES, rng),
@@ -160,6 +174,37 @@ _WARM: dict[str, Hyperparameters | None] = {}
 _last_kept: NDArray[np.bool_] = np.zeros(0, dtype=bool)
 
 
+def _solution_penalty(
+    exp: Experiment,
+    done: list[Observation],
+    x_done: NDArray[np.float64],
+    sequence: int,
+    gp: GaussianProcess,
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]] | None:
+    """For num_solutions > 1: a log-penalty near every current solution but one.
+
+    Suggestions take turns refining one solution while being pushed away from
+    the others, so the search keeps several separated good regions alive.
+    """
+    if exp.num_solutions <= 1:
+        return None
+    solutions, _ = best_observations(exp, done)
+    if len(solutions) < 2:
+        return None
+    keep = sequence % exp.num_solutions
+    index = {o.id: i for i, o in enumerate(done)}
+    others = np.array([x_done[index[o.id]] for k, o in enumerate(solutions) if k != keep])
+    if len(others) == 0:
+        return None
+    radius = np.maximum(gp.lengthscales, 0.05)
+
+    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        d2 = (((rows[:, None, :] - others[None, :, :]) / radius) ** 2).sum(axis=2)
+        return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+
+    return penalty
+
+
 def _known_noise(
     exp: Experiment, done: list[Observation], n_failed: int
 ) -> NDArray[np.float64] | None:
@@ -189,7 +234,10 @@ def _constraint_models(
             y,
             rng=np.random.default_rng(rng.integers(2**63)),
         )
-        models.append((gp, sign * metric.threshold))
+        # A small safety margin: the constrained optimum usually lies on the
+        # boundary, and suggestions should land on its feasible side.
+        margin = CONSTRAINT_MARGIN * float(np.std(y))
+        models.append((gp, sign * metric.threshold + margin))
     return models
 
 
