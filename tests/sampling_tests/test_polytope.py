@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optserve.sampling import EmptyPolytopeError, IntegerPolytope, Polytope, maximin_design
 from scipy import stats
+
+from optserve.sampling import EmptyPolytopeError, IntegerPolytope, Polytope, maximin_design
 
 INF = np.inf
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from optserve import _sampler
 from scipy import stats
+
+from optserve import _sampler
 
 from .reference import hit_and_run as reference_hit_and_run
 
