@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..domain.model import Assignments, Experiment, ExperimentType, Observation, Suggestion
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,11 +44,17 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     Raises:
         FailedPrecondition: when a grid experiment has no point left.
     """
-    from . import bayesian, grid, random_search
+    from . import bayesian, grid, initial_design, random_search
 
     kind = request.experiment.type
     if kind is ExperimentType.GRID:
         return grid.suggest(request)
     if kind is ExperimentType.RANDOM:
         return random_search.suggest(request)
-    return bayesian.suggest(request)
+    try:
+        return bayesian.suggest(request)
+    except Exception:
+        # A numerical failure must not fail the call: fall back to the space-filling design.
+        log.exception("Bayesian suggestion failed for experiment %s", request.experiment.id)
+        request.chosen.clear()
+        return initial_design.suggest(request)
