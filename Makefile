@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 RUST_SRC := $(shell find sampler_rs/src -name '*.rs') sampler_rs/Cargo.toml sampler_rs/Cargo.lock
 
-.PHONY: setup build proto demo serve test test-python test-rust test-java lint bench clean
+.PHONY: setup build proto demo serve test test-python test-rust test-java lint lint-proto bench clean
 
 setup: $(STAMP) service/optserve/_sampler.abi3.so
 
@@ -44,11 +44,15 @@ test-rust:
 test-java: setup
 	cd clients/java && ./mvnw -B -ntp test
 
-lint: setup
+lint: setup lint-proto
 	$(VENV)/bin/ruff check service tests bench clients/python scripts examples
 	$(VENV)/bin/ruff format --check service tests bench clients/python scripts examples
 	$(VENV)/bin/mypy
 	cd sampler_rs && cargo fmt --check && cargo clippy --all-targets -q -- -D warnings
+
+# Buf's style rules for the API (the CLI comes from npm).
+lint-proto:
+	npx --yes @bufbuild/buf@1.75.0 lint
 
 bench: setup
 	$(PY) bench/sampler.py
