@@ -1,9 +1,12 @@
 //! Python bindings: convert arrays and errors, release the GIL, call the core.
 use numpy::ndarray::Array2;
-use numpy::{PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::acquisition::{
+    posterior as core_posterior, score_log_ei as core_score_log_ei, GpFactors, MatrixRef,
+};
 use crate::error::Error;
 use crate::hit_and_run::{hit_and_run as core_hit_and_run, Method, RunOptions};
 use crate::lattice::{hit_and_run_int as core_hit_and_run_int, IntPolytope};
@@ -126,6 +129,115 @@ fn hit_and_run_int<'py>(
     to_array(py, out, d)
 }
 
+/// Row-major copy of a 2-D array (a memcpy when it is C-contiguous), with its shape.
+fn matrix_c(a: &PyReadonlyArray2<'_, f64>) -> (Vec<f64>, usize, usize) {
+    let (m, d) = (a.shape()[0], a.shape()[1]);
+    match a.as_slice() {
+        Ok(s) if a.is_c_contiguous() => (s.to_vec(), m, d),
+        _ => matrix(a),
+    }
+}
+
+/// Owned copies of a GP's factors, so that the GIL can be released.
+struct OwnedFactors {
+    x_train: (Vec<f64>, usize, usize),
+    alpha: Vec<f64>,
+    chol: (Vec<f64>, usize, usize),
+    lengthscales: Vec<f64>,
+    outputscale: f64,
+    y_mean: f64,
+    y_std: f64,
+}
+
+impl OwnedFactors {
+    fn view(&self) -> crate::Result<GpFactors<'_>> {
+        let (x, n, d) = &self.x_train;
+        let (c, cn, cm) = &self.chol;
+        Ok(GpFactors {
+            x_train: MatrixRef::new("x_train", x, *n, *d)?,
+            alpha: &self.alpha,
+            chol: MatrixRef::new("chol", c, *cn, *cm)?,
+            lengthscales: &self.lengthscales,
+            outputscale: self.outputscale,
+            y_mean: self.y_mean,
+            y_std: self.y_std,
+        })
+    }
+}
+
+type MeanVar<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// Posterior mean and variance of a fitted GP at `candidates`, in the
+/// original units: `(mean, var)`, each `(k,)` float64.
+#[pyfunction]
+#[pyo3(signature = (candidates, x_train, alpha, chol, lengthscales, outputscale, y_mean, y_std))]
+#[allow(clippy::too_many_arguments)]
+fn gp_posterior<'py>(
+    py: Python<'py>,
+    candidates: PyReadonlyArray2<'py, f64>,
+    x_train: PyReadonlyArray2<'py, f64>,
+    alpha: PyReadonlyArray1<'py, f64>,
+    chol: PyReadonlyArray2<'py, f64>,
+    lengthscales: PyReadonlyArray1<'py, f64>,
+    outputscale: f64,
+    y_mean: f64,
+    y_std: f64,
+) -> PyResult<MeanVar<'py>> {
+    let gp = OwnedFactors {
+        x_train: matrix_c(&x_train),
+        alpha: vector(&alpha),
+        chol: matrix_c(&chol),
+        lengthscales: vector(&lengthscales),
+        outputscale,
+        y_mean,
+        y_std,
+    };
+    let (c, k, d) = matrix_c(&candidates);
+    let (mean, var) = py
+        .detach(move || core_posterior(&gp.view()?, &MatrixRef::new("candidates", &c, k, d)?))
+        .map_err(to_py_err)?;
+    Ok((PyArray1::from_vec(py, mean), PyArray1::from_vec(py, var)))
+}
+
+/// Log expected improvement over `incumbent` (maximization) of a fitted GP at
+/// `candidates`: `(k,)` float64.
+#[pyfunction]
+#[pyo3(signature = (candidates, x_train, alpha, chol, lengthscales, outputscale, y_mean, y_std, incumbent))]
+#[allow(clippy::too_many_arguments)]
+fn score_log_ei<'py>(
+    py: Python<'py>,
+    candidates: PyReadonlyArray2<'py, f64>,
+    x_train: PyReadonlyArray2<'py, f64>,
+    alpha: PyReadonlyArray1<'py, f64>,
+    chol: PyReadonlyArray2<'py, f64>,
+    lengthscales: PyReadonlyArray1<'py, f64>,
+    outputscale: f64,
+    y_mean: f64,
+    y_std: f64,
+    incumbent: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let gp = OwnedFactors {
+        x_train: matrix_c(&x_train),
+        alpha: vector(&alpha),
+        chol: matrix_c(&chol),
+        lengthscales: vector(&lengthscales),
+        outputscale,
+        y_mean,
+        y_std,
+    };
+    let (c, k, d) = matrix_c(&candidates);
+    let out = py
+        .detach(move || {
+            core_score_log_ei(
+                &gp.view()?,
+                &MatrixRef::new("candidates", &c, k, d)?,
+                incumbent,
+            )
+        })
+        .map_err(to_py_err)?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
 /// Version of the compiled extension.
 #[pyfunction]
 fn version() -> &'static str {
@@ -137,5 +249,7 @@ fn _sampler(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(hit_and_run, m)?)?;
     m.add_function(wrap_pyfunction!(hit_and_run_int, m)?)?;
+    m.add_function(wrap_pyfunction!(gp_posterior, m)?)?;
+    m.add_function(wrap_pyfunction!(score_log_ei, m)?)?;
     Ok(())
 }

@@ -83,3 +83,75 @@ def hit_and_run_int(
         ValueError: Bad shapes, NaN, an infeasible start point, bounds
             beyond ``2**52``, or a bad count.
     """
+
+def gp_posterior(
+    candidates: NDArray[np.float64],
+    x_train: NDArray[np.float64],
+    alpha: NDArray[np.float64],
+    chol: NDArray[np.float64],
+    lengthscales: NDArray[np.float64],
+    outputscale: float,
+    y_mean: float,
+    y_std: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Posterior mean and variance of a fitted Matérn-5/2 GP, in original units.
+
+    With ``k = matern52(x_train, candidates, lengthscales, outputscale)`` and
+    ``v = solve_triangular(chol, k, lower=True)``: ``mean = y_mean + y_std *
+    k.T @ alpha`` and ``var = y_std**2 * max(outputscale - sum(v * v, 0), 1e-12)``
+    (the factors of ``optserve.optimizers.gp.GaussianProcess``). Runs without
+    the GIL.
+
+    Args:
+        candidates: Points, shape ``(k, D)``.
+        x_train: Training inputs, shape ``(n, D)``.
+        alpha: ``K^-1 y_s``, shape ``(n,)``.
+        chol: Lower Cholesky factor of ``K``, shape ``(n, n)``; the upper
+            triangle is not read.
+        lengthscales: Length scales, shape ``(D,)``, all ``> 0``.
+        outputscale: Prior variance in standardized units, ``> 0``.
+        y_mean: Constant mean, original units.
+        y_std: Standardization scale, original units, ``> 0``.
+
+    Returns:
+        ``(mean, var)``, each of shape ``(k,)``.
+
+    Raises:
+        ValueError: Shapes that disagree, NaN or infinity in any input, a
+            non-positive scale or diagonal entry of ``chol``.
+    """
+
+def score_log_ei(
+    candidates: NDArray[np.float64],
+    x_train: NDArray[np.float64],
+    alpha: NDArray[np.float64],
+    chol: NDArray[np.float64],
+    lengthscales: NDArray[np.float64],
+    outputscale: float,
+    y_mean: float,
+    y_std: float,
+    incumbent: float,
+) -> NDArray[np.float64]:
+    """Log expected improvement over ``incumbent`` (maximization) at ``candidates``.
+
+    The posterior of :func:`gp_posterior` followed by the stable log EI of
+    Ament et al. (2023); finite however far a candidate lies from the data.
+    Runs without the GIL.
+
+    Args:
+        candidates: Points, shape ``(k, D)``.
+        x_train: Training inputs, shape ``(n, D)``.
+        alpha: ``K^-1 y_s``, shape ``(n,)``.
+        chol: Lower Cholesky factor of ``K``, shape ``(n, n)``.
+        lengthscales: Length scales, shape ``(D,)``.
+        outputscale: Prior variance in standardized units.
+        y_mean: Constant mean, original units.
+        y_std: Standardization scale, original units.
+        incumbent: The value to improve on, original units, finite.
+
+    Returns:
+        ``log EI``, shape ``(k,)``.
+
+    Raises:
+        ValueError: As :func:`gp_posterior`, or a non-finite ``incumbent``.
+    """
