@@ -26,7 +26,8 @@ from ..domain.model import Assignments, Experiment, Metric, Objective, Observati
 from . import initial_design
 from .base import SuggestRequest
 from .feasible import FeasibleSpace, feasible_space
-from .gp import GaussianProcess, Hyperparameters, log_expected_improvement
+from .gp import GaussianProcess, Hyperparameters
+from .gp.scoring import AcquisitionScorer
 
 GLOBAL_CANDIDATES = 768
 LOCAL_CANDIDATES = 96  # per incumbent
@@ -126,8 +127,7 @@ def _suggest_one(
         if incumbent is None:
             value = np.zeros(len(rows))
         else:
-            mean, var = gp.predict(rows)
-            value = log_expected_improvement(mean, np.sqrt(var), incumbent)
+            value = AcquisitionScorer(gp, incumbent).log_ei(rows)
         if penalty is not None:
             value = value + penalty(rows)
         for model, threshold in constraint_models:
