@@ -19,7 +19,7 @@ alternating, and the median of each is reported with a breakdown:
     candidates  feasible draws and neighbourhoods (FeasibleSpace.draw_rows, _neighbours)
     scoring     AcquisitionScorer: the posterior and log EI of every candidate
     predict     other GaussianProcess.predict calls (incumbent, pending points)
-    near        the check that a candidate is not an observed point (_near_any)
+    near        the check that a candidate is not an observed point (_row_keys)
     gradient    gradient polish, where the optimizer has one
     other       the rest (encoding, constraint terms, Python glue)
 
@@ -124,7 +124,7 @@ def instrumented(clock: Clock, backend: str) -> Iterator[None]:
     patch(GaussianProcess, "predict", clock.wrap("predict", GaussianProcess.predict))
     patch(FeasibleSpace, "draw_rows", clock.wrap("candidates", FeasibleSpace.draw_rows))
     patch(bayesian, "_neighbours", clock.wrap("candidates", bayesian._neighbours))
-    patch(bayesian, "_near_any", clock.wrap("near", bayesian._near_any))
+    patch(bayesian, "_row_keys", clock.wrap("near", bayesian._row_keys))
     if hasattr(bayesian, "log_ei_and_grad"):
         patch(bayesian, "log_ei_and_grad", clock.wrap("gradient", bayesian.log_ei_and_grad))
     try:

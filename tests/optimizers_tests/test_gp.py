@@ -191,3 +191,29 @@ def test_log_ei_with_zero_stddev() -> None:
     log_ei = log_expected_improvement(np.array([3.0, -3.0]), np.array([0.0, 0.0]), 1.0)
     assert log_ei[0] == pytest.approx(math.log(2.0))
     assert np.isfinite(log_ei[1]) and log_ei[1] < -1e6
+
+
+def test_log_ei_gradient_matches_finite_differences():
+    from optserve.optimizers.gp.gradient import log_ei_and_grad
+
+    rng = np.random.default_rng(5)
+    x = rng.random((25, 3))
+    y = np.sin(5 * x[:, 0]) + x[:, 1] ** 2 - x[:, 2]
+    gp = GaussianProcess().fit(x, y)
+    incumbent = float(y.max())
+    for point in rng.random((5, 3)):
+        value, grad = log_ei_and_grad(gp, point, incumbent)
+        mean, var = gp.predict(point[None, :])
+        assert value == pytest.approx(
+            float(log_expected_improvement(mean, np.sqrt(var), incumbent)[0]), rel=1e-9, abs=1e-9
+        )
+        h = 1e-6
+        numeric = [
+            (
+                log_ei_and_grad(gp, point + h * e, incumbent)[0]
+                - log_ei_and_grad(gp, point - h * e, incumbent)[0]
+            )
+            / (2 * h)
+            for e in np.eye(3)
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)

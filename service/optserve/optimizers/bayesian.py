@@ -18,22 +18,37 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.optimize import minimize
 from scipy.special import log_ndtr
 
 from ..domain.best import best_observations, satisfies_constraints, successful
 from ..domain.encoding import Encoder
-from ..domain.model import Assignments, Experiment, Metric, Objective, Observation
+from ..domain.model import (
+    Assignments,
+    Experiment,
+    Metric,
+    Objective,
+    Observation,
+    ParameterType,
+)
 from . import initial_design
 from .base import SuggestRequest
 from .feasible import FeasibleSpace, feasible_space
 from .gp import GaussianProcess, Hyperparameters
+from .gp.gradient import log_ei_and_grad
 from .gp.scoring import AcquisitionScorer
 
+INITIAL_MIN, INITIAL_EXTRA, INITIAL_MAX = 4, 2, 10
 GLOBAL_CANDIDATES = 768
 LOCAL_CANDIDATES = 96  # per incumbent
 INCUMBENTS = 4
-REFINE_STEPS = (0.08, 0.03, 0.01, 0.003)
-REFINE_CANDIDATES = 64
+REFINE_STEPS = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+REFINE_CANDIDATES = 48
+REFINE_STARTS = 5
+POLISH_STARTS = 2
+POLISH_ITERATIONS = 40
+# local penalty radius around pending points, in length scales
+PENDING_RADIUS = 0.5
 CHEBYSHEV_RHO = 0.05
 # margin on constraint metrics, as a fraction of their observed spread
 CONSTRAINT_MARGIN = 0.01
@@ -41,7 +56,8 @@ CONSTRAINT_MARGIN = 0.01
 
 def initial_design_size(exp: Experiment) -> int:
     """Points of the space-filling design before the model takes over; grows with dimension."""
-    return max(4, min(10, len(exp.parameters) + 2)) + exp.parallel_bandwidth - 1
+    size = min(INITIAL_MAX, len(exp.parameters) + INITIAL_EXTRA)
+    return max(INITIAL_MIN, size) + exp.parallel_bandwidth - 1
 
 
 def _sign(metric: Metric) -> float:
@@ -123,17 +139,20 @@ def _suggest_one(
         taken = np.vstack([x, x_pending])
     constraint_models = _constraint_models(exp, done, encoder, rng)
 
+    scorer = None if incumbent is None else AcquisitionScorer(gp, incumbent)
+    taken_keys = _row_keys(taken)
+    pending_penalty = _pending_penalty(taken[len(x) :], gp)
+
     def score(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        if incumbent is None:
-            value = np.zeros(len(rows))
-        else:
-            value = AcquisitionScorer(gp, incumbent).log_ei(rows)
+        value = np.zeros(len(rows)) if scorer is None else scorer.log_ei(rows)
         if penalty is not None:
             value = value + penalty(rows)
+        if pending_penalty is not None:
+            value = value + pending_penalty(rows)
         for model, threshold in constraint_models:
             c_mean, c_var = model.predict(rows)
             value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
-        value[_near_any(rows, taken)] = -np.inf
+        value[np.isin(_row_keys(rows), taken_keys)] = -np.inf
         return value
 
     ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
@@ -141,24 +160,35 @@ def _suggest_one(
     rows = np.vstack(
         [
             space.draw_rows(GLOBAL_CANDIDATES, rng),
-            _neighbours(space, best_rows, LOCAL_CANDIDATES, 0.1, rng),
+            _neighbours(space, best_rows, LOCAL_CANDIDATES, 0.1, rng)[0],
         ]
     )
     scores = score(rows)
     # Feasible local search from the best few candidates, with shrinking steps.
-    top = np.argsort(-scores)[:3]
+    top = np.argsort(-scores)[:REFINE_STARTS]
     starts, values = rows[top], scores[top]
     for step in REFINE_STEPS:
-        near = _neighbours(space, starts, REFINE_CANDIDATES, step, rng)
+        near, origin = _neighbours(space, starts, REFINE_CANDIDATES, step, rng)
         if len(near) == 0:
             continue
         near_scores = score(near)
-        origin = np.repeat(np.arange(len(starts)), REFINE_CANDIDATES)[_last_kept]
         for i in range(len(starts)):
             mine = np.flatnonzero(origin == i)
             if len(mine) and near_scores[mine].max() > values[i]:
                 k = mine[np.argmax(near_scores[mine])]
                 starts[i], values[i] = near[k], near_scores[k]
+    if (
+        incumbent is not None
+        and penalty is None
+        and pending_penalty is None
+        and not constraint_models
+    ):
+        for i in np.argsort(-values)[:POLISH_STARTS]:
+            polished = _polish(space, gp, incumbent, starts[i])
+            if polished is not None:
+                polished_score = score(polished[None, :])[0]
+                if polished_score > values[i]:
+                    starts[i], values[i] = polished, polished_score
     order = np.argsort(-values)
     for i in order:
         if not np.isfinite(values[i]):
@@ -171,7 +201,65 @@ def _suggest_one(
 
 
 _WARM: dict[str, Hyperparameters | None] = {}
-_last_kept: NDArray[np.bool_] = np.zeros(0, dtype=bool)
+
+
+def _polish(
+    space: FeasibleSpace, gp: GaussianProcess, incumbent: float, row: NDArray[np.float64]
+) -> NDArray[np.float64] | None:
+    """Gradient ascent of log EI over the active continuous coordinates of ``row``,
+    the others held fixed; linear constraints on doubles are kept (SLSQP).
+
+    Returns:
+        The polished canonical row when it is feasible, else None.
+    """
+    encoder = space.encoder
+    exp = encoder.experiment
+    (point,) = encoder.decode(row[None, :])
+    free = [
+        p
+        for p in exp.parameters
+        if p.type is ParameterType.DOUBLE and not p.grid and p.name in point
+    ]
+    if not free:
+        return None
+    cols = np.array([encoder.slices[p.name].start for p in free])
+    base = row.copy()
+
+    def objective(u: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        base[cols] = u
+        value, grad = log_ei_and_grad(gp, base, incumbent)
+        return -value, -grad[cols]
+
+    bounds = [(0.0, 1.0)] * len(cols)
+    a, b = space.encoded_double_constraints(cols)
+    try:
+        if len(a):
+            result = minimize(
+                objective,
+                row[cols],
+                jac=True,
+                method="SLSQP",
+                bounds=bounds,
+                constraints=[{"type": "ineq", "fun": lambda u: b - a @ u, "jac": lambda u: -a}],
+                options={"maxiter": POLISH_ITERATIONS},
+            )
+        else:
+            result = minimize(
+                objective,
+                row[cols],
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": POLISH_ITERATIONS},
+            )
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if not np.all(np.isfinite(result.x)):
+        return None
+    candidate = row.copy()
+    candidate[cols] = np.clip(result.x, 0.0, 1.0)
+    candidate = space.vectors.canonical(candidate[None, :])
+    return candidate[0] if space.feasible_mask(candidate)[0] else None
 
 
 def _solution_penalty(
@@ -247,12 +335,16 @@ def _neighbours(
     per_row: int,
     step: float,
     rng: np.random.Generator,
-) -> NDArray[np.float64]:
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Feasible perturbations of encoded points: a few numeric coordinates moved by
-    N(0, step^2), categoricals and conditionals sometimes switched."""
-    global _last_kept
+    N(0, step^2), categoricals and conditionals sometimes switched.
+
+    Returns:
+        (canonical feasible rows, index in ``rows`` of the point each came from).
+    """
     encoder = space.encoder
     base = np.repeat(rows, per_row, axis=0)
+    origin = np.repeat(np.arange(len(rows)), per_row)
     cols = encoder.numeric_columns
     if len(cols) and len(base):
         # move each coordinate with probability ~ 2 / d, at least one
@@ -267,15 +359,28 @@ def _neighbours(
         base[np.ix_(flip, np.arange(s.start, s.stop))] = 0.0
         base[flip, s.start + rng.integers(s.stop - s.start, size=len(flip))] = 1.0
     base = space.vectors.canonical(base)
-    _last_kept = space.feasible_mask(base)
-    return base[_last_kept]
+    kept = space.feasible_mask(base)
+    return base[kept], origin[kept]
 
 
-def _near_any(
-    rows: NDArray[np.float64], taken: NDArray[np.float64], tol: float = 1e-9
-) -> NDArray[np.bool_]:
-    """Rows that coincide with an observed or pending point."""
-    if len(taken) == 0:
-        return np.zeros(len(rows), dtype=bool)
-    d2 = ((rows[:, None, :] - taken[None, :, :]) ** 2).sum(axis=2)
-    return (d2 < tol).any(axis=1)
+def _row_keys(rows: NDArray[np.float64]) -> NDArray[np.void]:
+    """Hashable keys of canonical rows (rounded, so re-encoded points match)."""
+    rounded = np.ascontiguousarray(np.round(rows, 9) + 0.0)  # + 0.0 folds -0.0 into 0.0
+    return rounded.view(np.dtype((np.void, rounded.dtype.itemsize * rounded.shape[1]))).ravel()
+
+
+def _pending_penalty(
+    pending: NDArray[np.float64], gp: GaussianProcess
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]] | None:
+    """A log-penalty within about a length scale of each pending point (local
+    penalization), on top of the kriging believer, so that concurrent
+    suggestions spread out even where the believer alone leaves EI high."""
+    if len(pending) == 0:
+        return None
+    radius = PENDING_RADIUS * gp.lengthscales
+
+    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        d2 = (((rows[:, None, :] - pending[None, :, :]) / radius) ** 2).sum(axis=2)
+        return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+
+    return penalty

@@ -73,6 +73,33 @@ class FeasibleSpace:
                 )
         return self.vectors.canonical(rows)
 
+    def encoded_double_constraints(
+        self, cols: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The double constraints as ``a @ u <= b`` over the encoded columns ``cols``.
+
+        Only constraints whose parameters all lie in ``cols`` are returned; the
+        others do not move when only ``cols`` change.
+        """
+        enc = self.encoder
+        position = {int(c): j for j, c in enumerate(cols)}
+        rows, rhs = [], []
+        for weights, bound in self._lhs:
+            names = list(weights)
+            if not all(enc.slices[n].start in position for n in names):
+                continue
+            row = np.zeros(len(cols))
+            shift = bound
+            for name in names:
+                p = self._params[name]
+                assert p.bounds is not None
+                span = p.bounds.max - p.bounds.min
+                row[position[enc.slices[name].start]] = weights[name] * span
+                shift -= weights[name] * p.bounds.min
+            rows.append(row)
+            rhs.append(shift)
+        return np.array(rows).reshape(len(rows), len(cols)), np.array(rhs)
+
     def feasible_mask(self, rows: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Rows (canonical) whose values satisfy every linear constraint."""
         ok = np.ones(len(rows), dtype=bool)
