@@ -48,10 +48,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # distribution on the log-parameter (a log-normal on the parameter).
 _LENGTHSCALE_LOG_MEDIAN = math.log(0.5)  # at D = 1; grows like D ** (1/4)
 _LENGTHSCALE_LOG_SIGMA = 1.0
+_LENGTHSCALE_DIM_POWER = 0.25
 _OUTPUTSCALE_LOG_MEDIAN = 0.0
 _OUTPUTSCALE_LOG_SIGMA = 1.0
 _NOISE_LOG_MEDIAN = math.log(1e-3)
 _NOISE_LOG_SIGMA = 2.0
+_NOISY_START_LOG_NOISE = math.log(0.1)
 
 # Box bounds of the parameters (not of their logs).
 _LENGTHSCALE_BOUNDS = (1e-2, 1e2)
@@ -167,8 +169,18 @@ def matern52(
 
 
 def _prior_medians(dim: int) -> FloatArray:
-    log_l = _LENGTHSCALE_LOG_MEDIAN + 0.25 * math.log(max(dim, 1))
+    log_l = _LENGTHSCALE_LOG_MEDIAN + _LENGTHSCALE_DIM_POWER * math.log(max(dim, 1))
     return np.concatenate([np.full(dim, log_l), [_OUTPUTSCALE_LOG_MEDIAN, _NOISE_LOG_MEDIAN]])
+
+
+def _noisy_start(dim: int) -> FloatArray:
+    """A start explaining the data as smoother and noisier than the priors' medians:
+    from the medians alone, the fit tends to stay in the low-noise, short length
+    scale optimum even when the outcomes are noisy."""
+    start = _prior_medians(dim)
+    start[:dim] += math.log(2.0)
+    start[-1] = _NOISY_START_LOG_NOISE
+    return start
 
 
 def _prior_sigmas(dim: int) -> FloatArray:
@@ -528,7 +540,9 @@ class GaussianProcess:
             starts = [warm_start.to_log_params()]
             if x.shape[0] <= _WARM_SECOND_START_MAX_POINTS:
                 starts.append(_prior_medians(dim))
+                starts.append(_noisy_start(dim))
         else:
+            starts.append(_noisy_start(dim))
             for _ in range(self.n_random_starts):
                 starts.append(rng.normal(_prior_medians(dim), _prior_sigmas(dim)))
         evidence = _Evidence(x, y, noise)
