@@ -15,7 +15,6 @@ from numpy.typing import NDArray
 
 from ..domain.encoding import Encoder, VectorSpace
 from ..domain.model import Assignments, Experiment, ParameterType
-from ..domain.space import constrained_names, draw_unconstrained
 from ..domain.validation import CONSTRAINT_TOLERANCE, constraint_system
 from ..sampling import IntegerPolytope, Polytope
 
@@ -25,7 +24,8 @@ class FeasibleSpace:
 
     def __init__(self, exp: Experiment) -> None:
         self.experiment = exp
-        self.constrained = constrained_names(exp)
+        # parameters drawn by the polytope samplers rather than one by one
+        self.constrained = {t.name for lc in exp.linear_constraints for t in lc.terms}
         names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
         self.double_names = names
         self.doubles = Polytope(a, b, lo, hi) if names else None
@@ -113,16 +113,7 @@ class FeasibleSpace:
 
     def draw(self, n: int, rng: np.random.Generator) -> list[Assignments]:
         """``n`` independent uniform draws of complete, feasible assignments."""
-        points = [draw_unconstrained(self.experiment, rng, skip=self.constrained) for _ in range(n)]
-        if self.doubles is not None:
-            xs = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
-            for point, x in zip(points, xs, strict=True):
-                point.update(zip(self.double_names, map(float, x), strict=True))
-        if self.ints is not None:
-            zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
-            for point, z in zip(points, zs, strict=True):
-                point.update(zip(self.int_names, map(int, z), strict=True))
-        return points
+        return self.encoder.decode(self.draw_rows(n, rng))
 
     def is_feasible(self, assignments: Assignments) -> bool:
         """Whether every linear constraint holds (bounds and types are the encoder's job)."""
