@@ -34,7 +34,7 @@ from ..domain.model import (
 )
 from . import initial_design
 from .base import SuggestRequest
-from .feasible import FeasibleSpace, feasible_space
+from .feasible import FeasibleSpace, feasible_space, space_key
 from .gp import GaussianProcess, Hyperparameters
 from .gp.gradient import log_ei_and_grad
 from .gp.scoring import AcquisitionScorer
@@ -124,9 +124,15 @@ def _suggest_one(
     x = np.vstack([x_done, x_failed])
     y = np.concatenate([y_done, np.full(len(failed), y_done.min())])
     gp = GaussianProcess().fit(
-        x, y, noise, warm_start=_WARM.get(exp.id), rng=np.random.default_rng(rng.integers(2**63))
+        x,
+        y,
+        noise,
+        warm_start=_WARM.get(space_key(exp)),
+        rng=np.random.default_rng(rng.integers(2**63)),
     )
-    _WARM[exp.id] = gp.hyperparameters
+    if len(_WARM) > _WARM_SIZE:
+        _WARM.clear()
+    _WARM[space_key(exp)] = gp.hyperparameters
     # The incumbent is the best predicted value among observations meeting every
     # constraint metric; while there is none, the search is for feasibility alone.
     feasible = np.array([satisfies_constraints(exp, o) for o in done])
@@ -217,7 +223,9 @@ def _suggest_one(
     return space.draw(1, rng)[0]
 
 
-_WARM: dict[str, Hyperparameters | None] = {}
+# Last fitted hyperparameters per search space, to warm-start the next fit.
+_WARM: dict[tuple[str, int, str], Hyperparameters | None] = {}
+_WARM_SIZE = 1024
 
 
 def _polish(

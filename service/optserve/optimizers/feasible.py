@@ -124,14 +124,19 @@ class FeasibleSpace:
         return True
 
 
-_CACHE: OrderedDict[tuple[str, int], FeasibleSpace] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, int, str], FeasibleSpace] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
 
 
+def space_key(exp: Experiment) -> tuple[str, int, str]:
+    """Identifies a search space: ids alone may repeat across stores (and tests)."""
+    return (exp.id, exp.seed, repr((exp.parameters, exp.conditionals, exp.linear_constraints)))
+
+
 def feasible_space(exp: Experiment) -> FeasibleSpace:
     """The prepared feasible set; the search space is immutable, so it is cached."""
-    key = (exp.id, exp.seed)
+    key = space_key(exp)
     with _CACHE_LOCK:
         space = _CACHE.get(key)
         if space is not None:
