@@ -54,8 +54,11 @@ lint: setup lint-proto
 lint-proto:
 	npx --yes @bufbuild/buf@1.75.0 lint
 
+# Benchmarks, not tests: sampler throughput (hopsy is compared when importable) and
+# suggestion latency; the quality suite is bench/quality/run.sh (see its README).
 bench: setup
-	$(PY) bench/sampler.py
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/sampler.py
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/latency.py
 
 clean:
 	rm -rf $(VENV) sampler_rs/target service/optserve/_sampler*.so
