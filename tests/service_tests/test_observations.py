@@ -214,6 +214,17 @@ def test_unknown_and_foreign_suggestions_are_not_found(stub, plain_exp):
         lambda s: s.DeleteObservation(pb.DeleteObservationRequest(experiment_id="1", id="424242")),
         lambda s: s.GetBestAssignments(pb.GetBestAssignmentsRequest(experiment_id="424242")),
     ],
+    ids=[
+        "get-experiment",
+        "delete-experiment",
+        "create-suggestions",
+        "list-suggestions",
+        "get-suggestion",
+        "list-observations",
+        "get-observation",
+        "delete-observation",
+        "best-assignments",
+    ],
 )
 def test_unknown_ids_are_not_found(stub, plain_exp, call):
     assert _error(call, stub).code() is grpc.StatusCode.NOT_FOUND
