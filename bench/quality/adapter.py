@@ -63,13 +63,24 @@ class _Server:
             )
         cmd = [
             os.environ.get("OPTSERVE_BIN", str(DEFAULT_BIN)),
-            "serve", "--host", "127.0.0.1", "--port", "0",
-            "--db", str(tmp / "optserve.db"), "--log-level", "WARNING",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(tmp / "optserve.db"),
+            "--log-level",
+            "WARNING",
         ]
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  (lives as long as the server)
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, preexec_fn=_die_with_parent,
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         self.target = self._wait_listening()
         self.conn = Connection(self.target, timeout=CALL_TIMEOUT_S)
@@ -167,7 +178,9 @@ class OptserveAdapter:
         self.conn.create_observation(
             self.experiment.id,
             suggestion=suggestion_id,
-            values=[dict(name=n, value=float(v)) for n, v in zip(self.metric_names, values)],
+            values=[
+                dict(name=n, value=float(v)) for n, v in zip(self.metric_names, values, strict=True)
+            ],
         )
 
     def close(self) -> None:
