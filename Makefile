@@ -54,11 +54,12 @@ lint: setup lint-proto
 lint-proto:
 	npx --yes @bufbuild/buf@1.75.0 lint
 
-# Benchmarks, not tests: sampler throughput (hopsy is compared when importable) and
-# suggestion latency; the quality suite is bench/quality/run.sh (see its README).
+# Benchmarks, not tests: sampler throughput (hopsy is compared when importable),
+# suggestion latency, service throughput; the quality suite is bench/quality/run.sh.
 bench: setup
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/sampler.py
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/latency.py
+	$(PY) bench/throughput.py
 
 clean:
 	rm -rf $(VENV) sampler_rs/target service/optserve/_sampler*.so
