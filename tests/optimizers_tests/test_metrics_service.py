@@ -111,3 +111,31 @@ def test_multisolution_returns_separated_solutions(stub):
     assert len(best) == 3
     points = [(plain(o.assignments)["x"], plain(o.assignments)["y"]) for o in best]
     assert min(math.dist(p, q) for i, p in enumerate(points) for q in points[i + 1 :]) > 0.2
+
+
+def test_thresholds_focus_two_metric_suggestions_on_the_region_of_interest(stub):
+    """Both metrics trade off along x; thresholds keep only x in [0.4, 0.6] of
+    interest, and suggestions after the initial design should mostly land there."""
+    exp = create(
+        stub,
+        parameters=[double("x"), double("y")],
+        metrics=[opt("a", threshold=0.4), opt("b", threshold=0.4)],
+        observationBudget=30,
+        seed="3",
+    )
+    inside = 0
+    for k in range(30):
+        (s,) = suggest(stub, exp.id)
+        a = plain(s.assignments)
+        va, vb = a["x"] - 0.1 * a["y"], 1 - a["x"] - 0.1 * a["y"]
+        observe(
+            stub,
+            exp.id,
+            suggestionId=s.id,
+            values=[{"name": "a", "value": va}, {"name": "b", "value": vb}],
+        )
+        if k >= 10:
+            inside += va >= 0.4 and vb >= 0.4
+    assert inside >= 12, inside
+    best = stub.GetBestAssignments(pb.GetBestAssignmentsRequest(experiment_id=exp.id)).observations
+    assert best and all(o.values[0].value >= 0.4 and o.values[1].value >= 0.4 for o in best)

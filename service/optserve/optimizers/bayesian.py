@@ -97,6 +97,10 @@ def _objective(
     if len(metrics) == 1:
         return values[:, 0]
     lo, hi = values.min(axis=0), values.max(axis=0)
+    # A threshold bounds the region of interest: values short of it score below zero.
+    for j, m in enumerate(metrics):
+        if m.threshold is not None and _sign(m) * m.threshold < hi[j]:
+            lo[j] = max(lo[j], _sign(m) * m.threshold)
     scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
     weights = rng.dirichlet(np.ones(len(metrics)))
     weighted = scaled * weights
