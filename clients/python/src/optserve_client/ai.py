@@ -34,6 +34,7 @@ from typing import Any
 from optserve_client.connection import Connection
 from optserve_client.objects import (
     Assignments,
+    BestAssignments,
     Experiment,
     MetricValue,
     Observation,
@@ -193,13 +194,20 @@ class ExperimentContext:
         """Every observation of the experiment, oldest first."""
         return self._conn.iter_observations(self._data.id)
 
-    def get_best_runs(self) -> Iterator[Observation]:
-        """The best observations (one, a Pareto front, or num_solutions of them)."""
-        return iter(self._conn.get_best_assignments(self._data.id).data)
+    def get_best_runs(self) -> BestAssignments:
+        """The best runs: one for a single optimized metric, the whole Pareto
+        front for two, up to ``num_solutions`` separated solutions otherwise;
+        only successful runs satisfying every constraint metric count.
+
+        Iterate over it as over a list of observations; when it is empty its
+        ``explanation`` says why (no successful run yet, no run satisfying
+        the constraint metrics, none within the optimized metrics' thresholds).
+        """
+        return self._conn.get_best_assignments(self._data.id)
 
     def get_best_assignments(self) -> list[Assignments]:
         """The assignments of :meth:`get_best_runs`."""
-        return [o.assignments for o in self._conn.get_best_assignments(self._data.id).data]
+        return self.get_best_runs().assignments
 
     def archive(self) -> ExperimentContext:
         """Archives the experiment (no new suggestions or observations)."""

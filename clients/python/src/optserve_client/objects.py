@@ -225,7 +225,15 @@ class Page(_Base, Generic[T]):
 
 @dataclass
 class BestAssignments(_Base):
-    """The best observations so far (``data``), or why there are none (``explanation``)."""
+    """The best observations so far (``data``), or why there are none (``explanation``).
+
+    ``data`` holds one observation for a single optimized metric, the Pareto
+    front for two, and up to ``num_solutions`` separated solutions for a
+    multisolution experiment; only successful observations that satisfy every
+    constraint metric count. When it is empty, ``explanation`` says why (e.g.
+    no observation satisfies the constraint metrics' thresholds). Iterable,
+    indexable and sized like the list it wraps.
+    """
 
     data: list[Observation]
     explanation: str = ""
@@ -235,3 +243,11 @@ class BestAssignments(_Base):
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __getitem__(self, index: int) -> Observation:
+        return self.data[index]
+
+    @property
+    def assignments(self) -> list[Assignments]:
+        """The assignments of ``data``, in the same order."""
+        return [o.assignments for o in self.data]
