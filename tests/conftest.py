@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import hypothesis
 import pytest
 
 from optserve.v1 import service_pb2_grpc
+
+# Property tests draw the same examples on every run, so that CI is repeatable;
+# HYPOTHESIS_RANDOM=1 explores new ones (and PROPERTY_EXAMPLES=N draws more).
+hypothesis.settings.register_profile("repeatable", derandomize=True)
+hypothesis.settings.register_profile("explore", derandomize=False)
+hypothesis.settings.load_profile("explore" if os.environ.get("HYPOTHESIS_RANDOM") else "repeatable")
 
 LISTENING = re.compile(r"optserve listening on ([\d.]+):(\d+)")
 

@@ -3,6 +3,8 @@ every linear constraint, on random feasible constraint systems."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,7 +101,11 @@ def _check(exp: Experiment, a: dict) -> None:
         assert lc.slack(a) >= -1e-9 * scale, (lc, a)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(constrained_experiments())
 def test_every_suggestion_is_feasible(exp):
     try:

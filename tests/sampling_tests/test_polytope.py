@@ -134,3 +134,21 @@ def test_maximin_design_spreads_points() -> None:
     assert np.min(np.linalg.norm((design - more) / [10, 1], axis=1)) > 0.3
     with pytest.raises(ValueError, match="k:"):
         maximin_design(cand, 5000)
+
+
+def test_integer_start_point_survives_a_solver_failure():
+    """HiGHS reports "Solve error" on the L1 start-point problem of this tiny
+    system (found by the service's property test); a feasible start must still come back."""
+    from optserve.sampling import IntegerPolytope
+
+    poly = IntegerPolytope(
+        np.array([[-0.5, 3.0], [0.5, 0.5]]),
+        np.array([1.0, -1.0]),
+        np.array([-4, -2]),
+        np.array([0, 0]),
+    )
+    z = poly.sample(400, seed=1)
+    assert poly.is_feasible(z).all()
+    grid = np.array([(i, j) for i in range(-4, 1) for j in range(-2, 1)])
+    feasible = {tuple(p) for p in grid[poly.is_feasible(grid)]}
+    assert {tuple(int(v) for v in p) for p in z} == feasible

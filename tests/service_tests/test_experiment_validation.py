@@ -415,6 +415,18 @@ CASES = [
         "no feasible point",
     ),
     (
+        "constraint-region-not-flat",
+        {
+            "parameters": XY,
+            "linearConstraints": [
+                lc("LESS_THAN", 1, ("x", 1), ("y", 1)),
+                lc("GREATER_THAN", 1, ("x", 1), ("y", 1)),
+            ],
+        },
+        "experiment.linear_constraints",
+        "flat",
+    ),
+    (
         "constraint-feasible-ints",
         {
             "parameters": IJ,

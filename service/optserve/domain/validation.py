@@ -37,6 +37,8 @@ MAX_CONSTRAINED_INT_PARAMETERS = 10
 MAX_PARALLEL_BANDWIDTH = 1000
 MAX_GRID_SIZE = 100_000
 MIN_BOUNDS_WIDTH = 1e-8
+# Smallest ball (parameters scaled to [0, 1]) the double constraints must leave room for.
+MIN_INTERIOR_RADIUS = 1e-7
 MAX_NAME_LENGTH = 100
 # Tolerance of a constraint check on user-given assignments, relative to the term scale.
 CONSTRAINT_TOLERANCE = 1e-9
@@ -369,15 +371,15 @@ def _constraint_kind(exp: Experiment, terms: Iterable) -> ParameterType | None:
 def _check_feasible_region(c: _Collector, exp: Experiment) -> None:
     names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
     if names:
-        res = linprog(
-            np.zeros(len(names)),
-            A_ub=a,
-            b_ub=b,
-            bounds=list(zip(lo, hi, strict=True)),
-            method="highs",
-        )
-        if res.status != 0:
+        radius = _inscribed_radius(a, b, lo, hi)
+        if radius is None:
             c.add("linear_constraints", "the double constraints and bounds admit no feasible point")
+        elif radius < MIN_INTERIOR_RADIUS:
+            c.add(
+                "linear_constraints",
+                "the double constraints leave a flat feasible region (they pin a combination "
+                "of parameters to a value); use fewer parameters or loosen a threshold",
+            )
     names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
     if names:
         res = milp(
@@ -388,6 +390,31 @@ def _check_feasible_region(c: _Collector, exp: Experiment) -> None:
         )
         if res.status != 0:
             c.add("linear_constraints", "the int constraints and bounds admit no integer point")
+
+
+def _inscribed_radius(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float | None:
+    """Radius of the largest ball inside the region, with every parameter scaled
+    to [0, 1] (the Chebyshev centre LP); None when the region is empty."""
+    width = hi - lo
+    scaled_a = a * width  # constraints over u = (x - lo) / width
+    scaled_b = b - a @ lo
+    d = len(lo)
+    norms = np.linalg.norm(scaled_a, axis=1)
+    # variables [u (d), r]; maximize r subject to scaled_a u + r |row| <= scaled_b, r <= u <= 1 - r
+    rows = [np.hstack([scaled_a, norms[:, None]])]
+    rows.append(np.hstack([-np.eye(d), np.ones((d, 1))]))
+    rows.append(np.hstack([np.eye(d), np.ones((d, 1))]))
+    rhs = np.concatenate([scaled_b, np.zeros(d), np.ones(d)])
+    res = linprog(
+        np.concatenate([np.zeros(d), [-1.0]]),
+        A_ub=np.vstack(rows),
+        b_ub=rhs,
+        bounds=[(0.0, 1.0)] * d + [(None, None)],
+        method="highs",
+    )
+    if res.status != 0 or res.x[-1] < -1e-9:
+        return None
+    return float(res.x[-1])
 
 
 def _check_grid(c: _Collector, exp: Experiment) -> None:

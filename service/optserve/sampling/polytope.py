@@ -451,6 +451,15 @@ class IntegerPolytope:
             ),
         )
         if res.status != 0 or res.x is None:
+            # HiGHS occasionally fails on the L1 problem of a tiny system ("Solve
+            # error"); any feasible integer point is still a valid start.
+            res = scipy.optimize.milp(
+                np.zeros(d),
+                constraints=[scipy.optimize.LinearConstraint(self.a, -np.inf, self.b)] if m else [],
+                integrality=np.ones(d),
+                bounds=scipy.optimize.Bounds(lo, hi),
+            )
+        if res.status != 0 or res.x is None:
             raise EmptyPolytopeError(f"no integer point satisfies the constraints ({res.message})")
         z = np.round(res.x[:d]).astype(np.int64)
         if not _int_feasible(self.a, self.b, self.lo, self.hi, z)[0]:
