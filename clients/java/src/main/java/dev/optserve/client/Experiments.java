@@ -89,13 +89,23 @@ public final class Experiments {
       return this;
     }
 
+    /**
+     * The number of diverse solutions sought (1 when unset): best assignments then return up to
+     * that many solutions, each the best in its own region. Needs a budget, a single optimized
+     * metric and no categorical parameters.
+     */
+    public Builder numSolutions(int solutions) {
+      proto.setNumSolutions(solutions);
+      return this;
+    }
+
     /** Fixes the optimizer's randomness, for reproducible runs. */
     public Builder seed(long seed) {
       proto.setSeed(seed);
       return this;
     }
 
-    /** Escape hatch for fields without a shortcut (conditionals, metadata, num_solutions). */
+    /** Escape hatch for fields without a shortcut (conditionals, metadata). */
     public Experiment.Builder proto() {
       return proto;
     }

@@ -200,13 +200,20 @@ public final class OptserveClient implements AutoCloseable {
   }
 
   /**
-   * The best observations so far: one for a single optimized metric, the Pareto front for two.
-   * Empty when none qualifies yet; {@link #bestAssignmentsResponse} also gives the reason.
+   * All the best observations so far: one for a single optimized metric, the whole Pareto front
+   * for two, up to {@code num_solutions} separated solutions for a multisolution experiment. Only
+   * successful observations satisfying every constraint metric count. Empty when none qualifies;
+   * {@link #bestAssignmentsResponse} also gives the reason.
    */
   public List<Observation> bestAssignments(String experimentId) {
     return bestAssignmentsResponse(experimentId).getObservationsList();
   }
 
+  /**
+   * {@link #bestAssignments} with, when the list is empty, {@code getExplanation()}: why (no
+   * successful observation yet, none satisfying the constraint metrics, none within the
+   * thresholds of the optimized metrics).
+   */
   public GetBestAssignmentsResponse bestAssignmentsResponse(String experimentId) {
     GetBestAssignmentsRequest request =
         GetBestAssignmentsRequest.newBuilder().setExperimentId(experimentId).build();

@@ -8,7 +8,11 @@ import dev.optserve.v1.AssignmentValue;
 import dev.optserve.v1.Experiment;
 import dev.optserve.v1.LinearConstraint;
 import dev.optserve.v1.LinearConstraintType;
+import dev.optserve.v1.Metric;
 import dev.optserve.v1.MetricObjective;
+import dev.optserve.v1.MetricStrategy;
+import dev.optserve.v1.MetricValue;
+import dev.optserve.v1.Observation;
 import dev.optserve.v1.ParameterType;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -37,6 +41,46 @@ class BuildersTest {
     assertEquals(30, e.getObservationBudget());
     assertEquals(2, e.getParallelBandwidth());
     assertEquals(7L, e.getSeed());
+  }
+
+  @Test
+  void metricShortcutsSetStrategyObjectiveAndThreshold() {
+    Metric plain = Metrics.maximize("a");
+    assertFalse(plain.hasThreshold());
+    assertEquals(MetricStrategy.METRIC_STRATEGY_OPTIMIZE, plain.getStrategy());
+    Metric bounded = Metrics.minimize("b", 0.25);
+    assertEquals(MetricObjective.METRIC_OBJECTIVE_MINIMIZE, bounded.getObjective());
+    assertEquals(0.25, bounded.getThreshold());
+    assertEquals(2.0, Metrics.maximize("c", 2).getThreshold());
+
+    Metric atMost = Metrics.atMost("latency", 50);
+    assertEquals(MetricStrategy.METRIC_STRATEGY_CONSTRAINT, atMost.getStrategy());
+    assertEquals(MetricObjective.METRIC_OBJECTIVE_MINIMIZE, atMost.getObjective());
+    assertEquals(50.0, atMost.getThreshold());
+    Metric atLeast = Metrics.atLeast("recall", 0.9);
+    assertEquals(MetricObjective.METRIC_OBJECTIVE_MAXIMIZE, atLeast.getObjective());
+    assertEquals(
+        atLeast,
+        Metrics.constraint("recall", MetricObjective.METRIC_OBJECTIVE_MAXIMIZE, 0.9));
+
+    Metric stored = Metrics.stored("epochs");
+    assertEquals(MetricStrategy.METRIC_STRATEGY_STORE, stored.getStrategy());
+    assertFalse(stored.hasThreshold());
+
+    assertEquals(3, Experiments.builder().numSolutions(3).build().getNumSolutions());
+  }
+
+  @Test
+  void observationValuesByName() {
+    Observation o =
+        Observation.newBuilder()
+            .setId("7")
+            .addValues(MetricValue.newBuilder().setName("f").setValue(1.5))
+            .addValues(MetricValue.newBuilder().setName("g").setValue(-2))
+            .build();
+    assertEquals(1.5, Observations.value(o, "f"));
+    assertEquals(Map.of("f", 1.5, "g", -2.0), Observations.values(o));
+    assertThrows(IllegalArgumentException.class, () -> Observations.value(o, "h"));
   }
 
   @Test
