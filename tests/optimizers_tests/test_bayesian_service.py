@@ -62,7 +62,7 @@ def test_constrained_offline_suggestions_are_always_feasible(stub):
     for k in range(30):
         (s,) = suggest(stub, exp.id)
         a = plain(s.assignments)
-        assert a["alpha"] + a["beta"] <= 1 + 1e-9 and 3 * a["gamma"] - 5 * a["theta"] >= 0
+        assert a["alpha"] + a["beta"] <= 1 and 3 * a["gamma"] - 5 * a["theta"] >= 0
         assert 0 <= a["alpha"] <= 1 and 0 <= a["beta"] <= 1
         assert isinstance(a["gamma"], int) and 0 <= a["gamma"] <= 10 and 0 <= a["theta"] <= 10
         value = -((a["alpha"] - 0.6) ** 2) - (a["beta"] - 0.3) ** 2 - 0.01 * (a["gamma"] - 8) ** 2

@@ -97,8 +97,10 @@ def _check(exp: Experiment, a: dict) -> None:
         if p.type is ParameterType.INT:
             assert isinstance(v, int)
     for lc in exp.linear_constraints:
-        scale = max(1.0, *(abs(t.weight * a[t.name]) for t in lc.terms))
-        assert lc.slack(a) >= -1e-9 * scale, (lc, a)
+        # exactly, as a client checks it: a plain sum, no tolerance
+        lhs = sum(t.weight * a[t.name] for t in lc.terms)
+        ok = lhs <= lc.threshold if lc.type is ConstraintType.LESS_THAN else lhs >= lc.threshold
+        assert ok, (lc, a, lhs)
 
 
 @settings(

@@ -45,16 +45,19 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
         FailedPrecondition: when a grid experiment has no point left.
     """
     from . import bayesian, grid, initial_design, random_search
+    from .feasible import feasible_space
 
     kind = request.experiment.type
     if kind is ExperimentType.GRID:
         return grid.suggest(request)
     if kind is ExperimentType.RANDOM:
-        return random_search.suggest(request)
-    try:
-        return bayesian.suggest(request)
-    except Exception:
-        # A numerical failure must not fail the call: fall back to the space-filling design.
-        log.exception("Bayesian suggestion failed for experiment %s", request.experiment.id)
-        request.chosen.clear()
-        return initial_design.suggest(request)
+        points = random_search.suggest(request)
+    else:
+        try:
+            points = bayesian.suggest(request)
+        except Exception:
+            # A numerical failure must not fail the call: fall back to the space-filling design.
+            log.exception("Bayesian suggestion failed for experiment %s", request.experiment.id)
+            request.chosen.clear()
+            points = initial_design.suggest(request)
+    return feasible_space(request.experiment).exact(points)

@@ -7,6 +7,7 @@ remaining parameters (and conditionals) are drawn independently.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 
@@ -14,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain.encoding import Encoder, VectorSpace
-from ..domain.model import Assignments, Experiment, ParameterType
+from ..domain.model import Assignments, ConstraintType, Experiment, ParameterType
 from ..domain.validation import CONSTRAINT_TOLERANCE, constraint_system
 from ..sampling import IntegerPolytope, Polytope
 
@@ -115,6 +116,30 @@ class FeasibleSpace:
         """``n`` independent uniform draws of complete, feasible assignments."""
         return self.encoder.decode(self.draw_rows(n, rng))
 
+    def exact(self, points: list[Assignments]) -> list[Assignments]:
+        """Points whose double constraints hold in plain floating-point arithmetic.
+
+        A point sampled on a boundary may exceed it by an ulp once summed the way
+        a client sums it (``alpha + beta = 1.0000000000000013``); such a point is
+        moved towards the polytope's Chebyshev centre, just far enough.
+        """
+        if self.doubles is None:
+            return points
+        rows = [
+            lc for lc in self.experiment.linear_constraints if lc.terms[0].name in self.double_names
+        ]
+        centre, _ = self.doubles.chebyshev_center()
+        out = []
+        for point in points:
+            x = np.array([float(point[n]) for n in self.double_names])
+            shrink = 1e-15
+            while not _holds_exactly(rows, point) and shrink < 1e-3:
+                shrink *= 4
+                moved = centre + (1.0 - shrink) * (x - centre)
+                point = {**point, **dict(zip(self.double_names, map(float, moved), strict=True))}
+            out.append(point)
+        return out
+
     def is_feasible(self, assignments: Assignments) -> bool:
         """Whether every linear constraint holds (bounds and types are the encoder's job)."""
         for lc in self.experiment.linear_constraints:
@@ -122,6 +147,19 @@ class FeasibleSpace:
             if lc.slack(assignments) < -CONSTRAINT_TOLERANCE * scale:
                 return False
         return True
+
+
+def _holds_exactly(constraints: list, point: Assignments) -> bool:
+    """Each constraint checked as a client would: a plain sum and a plain comparison."""
+    for lc in constraints:
+        lhs = sum(t.weight * float(point[t.name]) for t in lc.terms)
+        exact = math.fsum(t.weight * float(point[t.name]) for t in lc.terms)
+        if lc.type is ConstraintType.LESS_THAN:
+            if lhs > lc.threshold or exact > lc.threshold:
+                return False
+        elif lhs < lc.threshold or exact < lc.threshold:
+            return False
+    return True
 
 
 _CACHE: OrderedDict[tuple[str, int, str], FeasibleSpace] = OrderedDict()
