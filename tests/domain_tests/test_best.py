@@ -126,3 +126,22 @@ def test_multisolution_returns_distinct_separated_solutions():
             if (o.assignments["x"] - solutions[k].assignments["x"]) ** 2 < 0.01
         ]
         assert o.value_of("v") == max(p.value_of("v") for p in peers)
+
+
+def test_multisolution_never_returns_near_duplicates():
+    exp = _experiment([Metric("v")], num_solutions=3)
+    observations = [
+        _obs(0, 0.30, 0.5, v=2.0),
+        _obs(1, 0.31, 0.5, v=1.9),
+        _obs(2, 0.305, 0.51, v=1.8),
+    ]
+    solutions, why = best_observations(exp, observations)
+    assert [o.id for o in solutions] == ["0"] and "1 of 3" in why
+
+
+def test_explanation_names_the_constraint_metrics():
+    exp = _experiment(
+        [Metric("v"), Metric("mem", Objective.MINIMIZE, Strategy.CONSTRAINT, threshold=10)]
+    )
+    none, why = best_observations(exp, [_obs(0, 0.1, 0.1, v=5.0, mem=20.0)])
+    assert none == [] and "mem <= 10" in why

@@ -6,6 +6,10 @@ import numpy as np
 
 from .model import Experiment, Objective, Observation, ParameterType
 
+# Smallest distance between two solutions of a multisolution experiment, per
+# sqrt(dimension), with parameters scaled to [0, 1].
+MIN_SEPARATION = 0.05
+
 
 def successful(exp: Experiment, observations: list[Observation]) -> list[Observation]:
     """Observations that did not fail and report every optimized metric."""
@@ -67,7 +71,11 @@ def best_observations(exp: Experiment, observations: list[Observation]) -> tuple
         return [], "no successful observation yet"
     feasible = [o for o in done if satisfies_constraints(exp, o)]
     if not feasible:
-        return [], "no observation satisfies every constraint metric's threshold"
+        limits = ", ".join(
+            f"{m.name} {'>=' if m.objective is Objective.MAXIMIZE else '<='} {m.threshold:g}"
+            for m in exp.constraint_metrics
+        )
+        return [], f"no observation satisfies every constraint metric ({limits})"
     optimized = exp.optimized_metrics
     if len(optimized) == 2:
         in_region = [
@@ -81,17 +89,24 @@ def best_observations(exp: Experiment, observations: list[Observation]) -> tuple
     ranked = sorted(feasible, key=lambda o: -_signed(exp, o)[0])
     if exp.num_solutions <= 1:
         return ranked[:1], ""
-    return _diverse(exp, ranked, exp.num_solutions), ""
+    solutions = _diverse(exp, ranked, exp.num_solutions)
+    if len(solutions) < exp.num_solutions:
+        return solutions, (
+            f"only {len(solutions)} of {exp.num_solutions} solutions are separated enough so far"
+        )
+    return solutions, ""
 
 
 def _diverse(exp: Experiment, ranked: list[Observation], k: int) -> list[Observation]:
     """Greedy: the best, then each next best that is far enough from those chosen.
 
-    The separation radius shrinks until k solutions are found or candidates run out.
+    The separation radius (parameters scaled to [0, 1]) shrinks from half the
+    cube's diagonal until k solutions are found, but never below a floor: two
+    points closer than that are one solution, not two.
     """
     positions = [_unit_position(exp, o) for o in ranked]
     dim = max(1, len(positions[0]))
-    radius = 0.5 * np.sqrt(dim)
+    radius, floor = 0.5 * np.sqrt(dim), MIN_SEPARATION * np.sqrt(dim)
     while True:
         chosen: list[int] = []
         for i in range(len(ranked)):
@@ -99,6 +114,6 @@ def _diverse(exp: Experiment, ranked: list[Observation], k: int) -> list[Observa
                 chosen.append(i)
                 if len(chosen) == k:
                     return [ranked[i] for i in chosen]
-        if radius < 1e-9:
+        if radius <= floor:
             return [ranked[i] for i in chosen]
-        radius /= 2
+        radius = max(radius / 2, floor)
