@@ -48,6 +48,7 @@ lint: setup lint-proto
 	$(VENV)/bin/ruff check service tests bench clients/python scripts examples
 	$(VENV)/bin/ruff format --check service tests bench clients/python scripts examples
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest optserve._sampler
 	cd sampler_rs && cargo fmt --check && cargo clippy --all-targets -q -- -D warnings
 
 # Buf's style rules for the API (the CLI comes from npm).
