@@ -69,7 +69,7 @@ from optserve.domain.model import (
     ParameterType,
 )
 from optserve.optimizers import SuggestRequest, bayesian, suggest
-from optserve.optimizers.feasible import FeasibleSpace, feasible_space
+from optserve.optimizers.feasible import FeasibleSpace, feasible_space, space_key
 from optserve.optimizers.gp import GaussianProcess
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
@@ -222,11 +222,12 @@ def run(problem: Problem, repeats: int) -> dict[str, dict[str, list[float]]]:
     observations = _observations(problem)
     # The hyperparameters a server would hold after the previous suggestion.
     suggest(_request(problem, observations[:-1], 10_000))
-    warm = bayesian._WARM[problem.experiment.id]
+    key = space_key(problem.experiment)
+    warm = bayesian._WARM[key]
     results: dict[str, dict[str, list[float]]] = {b: defaultdict(list) for b in ("rust", "numpy")}
     for r in range(-1, repeats):  # r = -1: warm-up, not recorded
         for backend in ("rust", "numpy") if r % 2 else ("numpy", "rust"):
-            bayesian._WARM[problem.experiment.id] = warm
+            bayesian._WARM[key] = warm
             clock = Clock()
             with instrumented(clock, backend):
                 t0 = time.perf_counter()

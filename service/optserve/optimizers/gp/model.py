@@ -540,7 +540,6 @@ class GaussianProcess:
             starts = [warm_start.to_log_params()]
             if x.shape[0] <= _WARM_SECOND_START_MAX_POINTS:
                 starts.append(_prior_medians(dim))
-                starts.append(_noisy_start(dim))
         else:
             starts.append(_noisy_start(dim))
             for _ in range(self.n_random_starts):
