@@ -57,6 +57,8 @@ EXPLOIT_KAPPA = 0.5
 # warp only when the bad tail is long (skewness below this)
 WARP_SKEW = -1.0
 CHEBYSHEV_RHO = 0.05
+# in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
+BRANCH_EVERY = 3
 # margin on constraint metrics, as a fraction of their observed spread
 CONSTRAINT_MARGIN = 0.01
 
@@ -140,6 +142,13 @@ def _suggest_one(
     # The incumbent is the best predicted value among observations meeting every
     # constraint metric; while there is none, the search is for feasibility alone.
     feasible = np.array([satisfies_constraints(exp, o) for o in done])
+    # Conditional experiments: some suggestions focus on one branch (a combination
+    # of conditional values) with that branch's own incumbent, so that a branch
+    # with more parameters to tune is not starved by an early leader elsewhere.
+    branch = _branch_turn(encoder, request.sequence + offset)
+    in_branch = feasible & _in_branch(encoder, x_done, branch)
+    if branch is not None and in_branch.any():
+        feasible = in_branch
     incumbent = float(np.max(gp.predict(x_done[feasible])[0])) if feasible.any() else None
     penalty = _solution_penalty(exp, done, x_done, request.sequence + offset, gp)
 
@@ -180,6 +189,8 @@ def _suggest_one(
             c_mean, c_var = model.predict(rows)
             value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
         value[np.isin(_row_keys(rows), taken_keys)] = -np.inf
+        if branch is not None:
+            value[~_in_branch(encoder, rows, branch)] = -np.inf
         return value
 
     ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
@@ -320,6 +331,29 @@ def _solution_penalty(
         return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
 
     return penalty
+
+
+def _branch_turn(encoder: Encoder, sequence: int) -> dict[str, int] | None:
+    """The branch this suggestion focuses on (conditional name -> value index), if any."""
+    exp = encoder.experiment
+    if not exp.conditionals or sequence % BRANCH_EVERY:
+        return None
+    sizes = [len(k.values) for k in exp.conditionals]
+    index = (sequence // BRANCH_EVERY) % int(np.prod(sizes))
+    turn = {}
+    for k, size in zip(exp.conditionals, sizes, strict=True):
+        turn[k.name], index = index % size, index // size
+    return turn
+
+
+def _in_branch(
+    encoder: Encoder, rows: NDArray[np.float64], branch: dict[str, int] | None
+) -> NDArray[np.bool_]:
+    """Rows whose conditionals take the branch's values (all rows without a branch)."""
+    mask = np.ones(len(rows), dtype=bool)
+    for name, index in (branch or {}).items():
+        mask &= rows[:, encoder.slices[name].start + index] == 1.0
+    return mask
 
 
 def _final_stretch(request: SuggestRequest, offset: int) -> bool:
