@@ -59,6 +59,8 @@ WARP_SKEW = -1.0
 CHEBYSHEV_RHO = 0.05
 # in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
 BRANCH_EVERY = 3
+# ... once this many times the initial design has been observed
+BRANCH_AFTER = 3
 # margin on constraint metrics, as a fraction of their observed spread
 CONSTRAINT_MARGIN = 0.01
 
@@ -145,7 +147,9 @@ def _suggest_one(
     # Conditional experiments: some suggestions focus on one branch (a combination
     # of conditional values) with that branch's own incumbent, so that a branch
     # with more parameters to tune is not starved by an early leader elsewhere.
-    branch = _branch_turn(encoder, request.sequence + offset)
+    branch = None
+    if len(done) >= BRANCH_AFTER * initial_design_size(exp):
+        branch = _branch_turn(encoder, request.sequence + offset)
     in_branch = feasible & _in_branch(encoder, x_done, branch)
     if branch is not None and in_branch.any():
         feasible = in_branch
