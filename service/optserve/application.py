@@ -14,6 +14,7 @@ from .domain.errors import FailedPrecondition, InvalidArgument
 from .domain.model import (
     Experiment,
     ExperimentState,
+    ExperimentType,
     Observation,
     Suggestion,
     SuggestionState,
@@ -63,7 +64,7 @@ class Application:
         exp.seed = secrets.randbits(63) if seed is None else seed
         exp.state = ExperimentState.ACTIVE
         validation.validate_experiment(exp)
-        if exp.type.value == "grid" and exp.observation_budget is None:
+        if exp.type is ExperimentType.GRID and exp.observation_budget is None:
             exp.observation_budget = validation.grid_size(exp)
         return self._with_best(self.storage.create_experiment(exp))
 
