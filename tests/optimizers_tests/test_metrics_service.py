@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from optserve.v1 import service_pb2 as pb
 
 from ..service_tests.helpers import create, double, observe, plain, suggest
@@ -91,8 +93,15 @@ def test_constraint_metric_steers_suggestions_into_the_feasible_half(stub):
     assert feasible_after_init >= 0.6 * total_after_init, (feasible_after_init, total_after_init)
 
 
-def test_multisolution_returns_separated_solutions(stub):
-    exp = create(stub, parameters=[double("x"), double("y")], numSolutions=3, observationBudget=40)
+@pytest.mark.parametrize("seed", range(3))
+def test_multisolution_returns_separated_solutions(stub, seed):
+    exp = create(
+        stub,
+        parameters=[double("x"), double("y")],
+        numSolutions=3,
+        observationBudget=40,
+        seed=str(seed),
+    )
 
     def value(x: float, y: float) -> float:  # three separated bumps of similar height
         peaks = [(0.15, 0.15, 1.0), (0.85, 0.2, 0.95), (0.5, 0.85, 0.9)]
