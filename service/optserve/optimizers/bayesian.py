@@ -80,11 +80,11 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     done = successful(exp, request.observations)
     if len(done) < initial_design_size(exp):
         return initial_design.suggest(request)
-    encoder = Encoder(exp)
     space = feasible_space(exp)
+    fits: dict[bytes, GaussianProcess] = {}  # points of one batch share a fit of the same data
     out: list[Assignments] = []
     for k in range(request.count):
-        point = _suggest_one(request, encoder, space, k, request.rng(k))
+        point = _suggest_one(request, space.encoder, space, k, request.rng(k), fits)
         request.chosen.append(point)
         out.append(point)
     return out
@@ -117,6 +117,7 @@ def _suggest_one(
     space: FeasibleSpace,
     offset: int,
     rng: np.random.Generator,
+    fits: dict[bytes, GaussianProcess],
 ) -> Assignments:
     exp = request.experiment
     observations = request.observations
@@ -131,13 +132,13 @@ def _suggest_one(
     x_failed = encoder.encode([o.assignments for o in failed])
     x = np.vstack([x_done, x_failed])
     y = np.concatenate([y_done, np.full(len(failed), y_done.min())])
-    gp = GaussianProcess().fit(
-        x,
-        y,
-        noise,
-        warm_start=_WARM.get(space_key(exp)),
-        rng=np.random.default_rng(rng.integers(2**63)),
-    )
+    fit_rng = np.random.default_rng(rng.integers(2**63))
+    data_key = x.tobytes() + y.tobytes()
+    if data_key not in fits:
+        fits[data_key] = GaussianProcess().fit(
+            x, y, noise, warm_start=_WARM.get(space_key(exp)), rng=fit_rng
+        )
+    gp = fits[data_key]
     if len(_WARM) > _WARM_SIZE:
         _WARM.clear()
     _WARM[space_key(exp)] = gp.hyperparameters
