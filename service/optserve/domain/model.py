@@ -111,6 +111,11 @@ class LinearConstraint:
             return self.threshold - lhs
         return lhs - self.threshold
 
+    def holds(self, assignments: Assignments, tolerance: float) -> bool:
+        """Whether the constraint holds, up to ``tolerance`` relative to the terms' size."""
+        scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in self.terms))
+        return self.slack(assignments) >= -tolerance * scale
+
     def as_less_equal(self) -> tuple[dict[str, float], float]:
         """The constraint as ``sum(w_i x_i) <= b``: (weights by name, b)."""
         sign = 1.0 if self.type is ConstraintType.LESS_THAN else -1.0

@@ -480,8 +480,7 @@ def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str)
             c.add(path, "must be one of the parameter's grid values")
     c.raise_if_any()
     for i, lc in enumerate(exp.linear_constraints):
-        scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in lc.terms))
-        if lc.slack(assignments) < -CONSTRAINT_TOLERANCE * scale:
+        if not lc.holds(assignments, CONSTRAINT_TOLERANCE):
             op = "<=" if lc.type is ConstraintType.LESS_THAN else ">="
             c.add("", f"violates linear_constraints[{i}] (sum of terms {op} {lc.threshold:g})")
     c.raise_if_any()

@@ -142,11 +142,9 @@ class FeasibleSpace:
 
     def is_feasible(self, assignments: Assignments) -> bool:
         """Whether every linear constraint holds (bounds and types are the encoder's job)."""
-        for lc in self.experiment.linear_constraints:
-            scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in lc.terms))
-            if lc.slack(assignments) < -CONSTRAINT_TOLERANCE * scale:
-                return False
-        return True
+        return all(
+            lc.holds(assignments, CONSTRAINT_TOLERANCE) for lc in self.experiment.linear_constraints
+        )
 
 
 def _holds_exactly(constraints: list, point: Assignments) -> bool:
