@@ -172,7 +172,7 @@ class Progress(_message.Message):
     def __init__(self, observation_count: _Optional[int] = ..., failed_observation_count: _Optional[int] = ..., open_suggestion_count: _Optional[int] = ..., best_observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("id", "name", "project", "type", "parameters", "conditionals", "linear_constraints", "metrics", "observation_budget", "parallel_bandwidth", "num_solutions", "metadata", "state", "create_time", "update_time", "progress", "seed")
+    __slots__ = ("id", "name", "project", "type", "parameters", "conditionals", "linear_constraints", "metrics", "observation_budget", "parallel_bandwidth", "num_solutions", "metadata", "state", "create_time", "update_time", "progress", "seed", "suggestion_lease_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +190,7 @@ class Experiment(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -207,4 +208,5 @@ class Experiment(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     progress: Progress
     seed: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., conditionals: _Optional[_Iterable[_Union[Conditional, _Mapping]]] = ..., linear_constraints: _Optional[_Iterable[_Union[LinearConstraint, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., observation_budget: _Optional[int] = ..., parallel_bandwidth: _Optional[int] = ..., num_solutions: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    suggestion_lease_seconds: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., conditionals: _Optional[_Iterable[_Union[Conditional, _Mapping]]] = ..., linear_constraints: _Optional[_Iterable[_Union[LinearConstraint, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., observation_budget: _Optional[int] = ..., parallel_bandwidth: _Optional[int] = ..., num_solutions: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., seed: _Optional[int] = ..., suggestion_lease_seconds: _Optional[int] = ...) -> None: ...

@@ -30,8 +30,16 @@ class OptimizationServiceStub:
     """Experiments, their suggestions and observations, and best assignments.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations naming
-    the field path and the rule), NOT_FOUND for unknown ids, FAILED_PRECONDITION
-    for state conflicts (an archived experiment, a closed suggestion).
+    the field path and the rule), NOT_FOUND for unknown ids and for experiments
+    outside the caller's projects, FAILED_PRECONDITION for state conflicts (an
+    archived experiment, a closed suggestion, a request_id reused for another
+    request), PERMISSION_DENIED for a write with a read-only token,
+    UNAUTHENTICATED without a valid token.
+
+    Safe retries: every mutating request takes an optional request_id (at most
+    64 characters of [A-Za-z0-9._:-]). The first request with an id is executed
+    and its response recorded in the same transaction; a retry with the same id
+    and the same request returns the recorded response, whatever happened since.
     """
 
     def __init__(self, channel):
@@ -85,6 +93,11 @@ class OptimizationServiceStub:
                 request_serializer=optserve_dot_v1_dot_service__pb2.DeleteSuggestionRequest.SerializeToString,
                 response_deserializer=optserve_dot_v1_dot_service__pb2.DeleteSuggestionResponse.FromString,
                 _registered_method=True)
+        self.RenewSuggestionLease = channel.unary_unary(
+                '/optserve.v1.OptimizationService/RenewSuggestionLease',
+                request_serializer=optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseResponse.FromString,
+                _registered_method=True)
         self.CreateObservation = channel.unary_unary(
                 '/optserve.v1.OptimizationService/CreateObservation',
                 request_serializer=optserve_dot_v1_dot_service__pb2.CreateObservationRequest.SerializeToString,
@@ -121,8 +134,16 @@ class OptimizationServiceServicer:
     """Experiments, their suggestions and observations, and best assignments.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations naming
-    the field path and the rule), NOT_FOUND for unknown ids, FAILED_PRECONDITION
-    for state conflicts (an archived experiment, a closed suggestion).
+    the field path and the rule), NOT_FOUND for unknown ids and for experiments
+    outside the caller's projects, FAILED_PRECONDITION for state conflicts (an
+    archived experiment, a closed suggestion, a request_id reused for another
+    request), PERMISSION_DENIED for a write with a read-only token,
+    UNAUTHENTICATED without a valid token.
+
+    Safe retries: every mutating request takes an optional request_id (at most
+    64 characters of [A-Za-z0-9._:-]). The first request with an id is executed
+    and its response recorded in the same transaction; a retry with the same id
+    and the same request returns the recorded response, whatever happened since.
     """
 
     def CreateExperiment(self, request, context):
@@ -182,7 +203,14 @@ class OptimizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSuggestion(self, request, context):
-        """Deletes an open suggestion that will not be evaluated.
+        """Deletes an open (or expired) suggestion that will not be evaluated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewSuggestionLease(self, request, context):
+        """Extends the lease of an open suggestion (a worker's heartbeat).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,6 +306,11 @@ def add_OptimizationServiceServicer_to_server(servicer, server):
                     request_deserializer=optserve_dot_v1_dot_service__pb2.DeleteSuggestionRequest.FromString,
                     response_serializer=optserve_dot_v1_dot_service__pb2.DeleteSuggestionResponse.SerializeToString,
             ),
+            'RenewSuggestionLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewSuggestionLease,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseResponse.SerializeToString,
+            ),
             'CreateObservation': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateObservation,
                     request_deserializer=optserve_dot_v1_dot_service__pb2.CreateObservationRequest.FromString,
@@ -320,8 +353,16 @@ class OptimizationService:
     """Experiments, their suggestions and observations, and best assignments.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations naming
-    the field path and the rule), NOT_FOUND for unknown ids, FAILED_PRECONDITION
-    for state conflicts (an archived experiment, a closed suggestion).
+    the field path and the rule), NOT_FOUND for unknown ids and for experiments
+    outside the caller's projects, FAILED_PRECONDITION for state conflicts (an
+    archived experiment, a closed suggestion, a request_id reused for another
+    request), PERMISSION_DENIED for a write with a read-only token,
+    UNAUTHENTICATED without a valid token.
+
+    Safe retries: every mutating request takes an optional request_id (at most
+    64 characters of [A-Za-z0-9._:-]). The first request with an id is executed
+    and its response recorded in the same transaction; a retry with the same id
+    and the same request returns the recorded response, whatever happened since.
     """
 
     @staticmethod
@@ -557,6 +598,33 @@ class OptimizationService:
             '/optserve.v1.OptimizationService/DeleteSuggestion',
             optserve_dot_v1_dot_service__pb2.DeleteSuggestionRequest.SerializeToString,
             optserve_dot_v1_dot_service__pb2.DeleteSuggestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewSuggestionLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/RenewSuggestionLease',
+            optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.RenewSuggestionLeaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

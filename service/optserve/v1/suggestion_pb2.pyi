@@ -17,9 +17,11 @@ class SuggestionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUGGESTION_STATE_UNSPECIFIED: _ClassVar[SuggestionState]
     SUGGESTION_STATE_OPEN: _ClassVar[SuggestionState]
     SUGGESTION_STATE_CLOSED: _ClassVar[SuggestionState]
+    SUGGESTION_STATE_EXPIRED: _ClassVar[SuggestionState]
 SUGGESTION_STATE_UNSPECIFIED: SuggestionState
 SUGGESTION_STATE_OPEN: SuggestionState
 SUGGESTION_STATE_CLOSED: SuggestionState
+SUGGESTION_STATE_EXPIRED: SuggestionState
 
 class AssignmentValue(_message.Message):
     __slots__ = ("double_value", "int_value", "string_value")
@@ -32,7 +34,7 @@ class AssignmentValue(_message.Message):
     def __init__(self, double_value: _Optional[float] = ..., int_value: _Optional[int] = ..., string_value: _Optional[str] = ...) -> None: ...
 
 class Suggestion(_message.Message):
-    __slots__ = ("id", "experiment_id", "assignments", "state", "metadata", "create_time")
+    __slots__ = ("id", "experiment_id", "assignments", "state", "metadata", "create_time", "expire_time", "lease_seconds")
     class AssignmentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,10 +48,14 @@ class Suggestion(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     experiment_id: str
     assignments: _containers.MessageMap[str, AssignmentValue]
     state: SuggestionState
     metadata: _struct_pb2.Struct
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, AssignmentValue]] = ..., state: _Optional[_Union[SuggestionState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    expire_time: _timestamp_pb2.Timestamp
+    lease_seconds: int
+    def __init__(self, id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, AssignmentValue]] = ..., state: _Optional[_Union[SuggestionState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_seconds: _Optional[int] = ...) -> None: ...

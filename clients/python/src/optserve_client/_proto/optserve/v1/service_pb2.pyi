@@ -13,10 +13,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateExperimentRequest(_message.Message):
-    __slots__ = ("experiment",)
+    __slots__ = ("experiment", "request_id")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment: _experiment_pb2.Experiment
-    def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateExperimentResponse(_message.Message):
     __slots__ = ("experiment",)
@@ -57,12 +59,14 @@ class ListExperimentsResponse(_message.Message):
     def __init__(self, experiments: _Optional[_Iterable[_Union[_experiment_pb2.Experiment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateExperimentRequest(_message.Message):
-    __slots__ = ("experiment", "update_mask")
+    __slots__ = ("experiment", "update_mask", "request_id")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment: _experiment_pb2.Experiment
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateExperimentResponse(_message.Message):
     __slots__ = ("experiment",)
@@ -71,24 +75,30 @@ class UpdateExperimentResponse(_message.Message):
     def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ...) -> None: ...
 
 class DeleteExperimentRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteExperimentResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CreateSuggestionsRequest(_message.Message):
-    __slots__ = ("experiment_id", "count", "metadata")
+    __slots__ = ("experiment_id", "count", "metadata", "request_id", "lease_seconds")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     count: int
     metadata: _struct_pb2.Struct
-    def __init__(self, experiment_id: _Optional[str] = ..., count: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    request_id: str
+    lease_seconds: int
+    def __init__(self, experiment_id: _Optional[str] = ..., count: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateSuggestionsResponse(_message.Message):
     __slots__ = ("suggestions",)
@@ -131,24 +141,44 @@ class ListSuggestionsResponse(_message.Message):
     def __init__(self, suggestions: _Optional[_Iterable[_Union[_suggestion_pb2.Suggestion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteSuggestionRequest(_message.Message):
-    __slots__ = ("experiment_id", "id")
+    __slots__ = ("experiment_id", "id", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteSuggestionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RenewSuggestionLeaseRequest(_message.Message):
+    __slots__ = ("experiment_id", "id", "lease_seconds")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    id: str
+    lease_seconds: int
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class RenewSuggestionLeaseResponse(_message.Message):
+    __slots__ = ("suggestion",)
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    suggestion: _suggestion_pb2.Suggestion
+    def __init__(self, suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ...) -> None: ...
+
 class CreateObservationRequest(_message.Message):
-    __slots__ = ("experiment_id", "observation")
+    __slots__ = ("experiment_id", "observation", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     observation: _observation_pb2.Observation
-    def __init__(self, experiment_id: _Optional[str] = ..., observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateObservationResponse(_message.Message):
     __slots__ = ("observation",)
@@ -189,14 +219,16 @@ class ListObservationsResponse(_message.Message):
     def __init__(self, observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateObservationRequest(_message.Message):
-    __slots__ = ("experiment_id", "observation", "update_mask")
+    __slots__ = ("experiment_id", "observation", "update_mask", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     observation: _observation_pb2.Observation
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, experiment_id: _Optional[str] = ..., observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateObservationResponse(_message.Message):
     __slots__ = ("observation",)
@@ -205,12 +237,14 @@ class UpdateObservationResponse(_message.Message):
     def __init__(self, observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ...) -> None: ...
 
 class DeleteObservationRequest(_message.Message):
-    __slots__ = ("experiment_id", "id")
+    __slots__ = ("experiment_id", "id", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteObservationResponse(_message.Message):
     __slots__ = ()
