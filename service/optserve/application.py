@@ -6,11 +6,24 @@ Servicers call one method per RPC; this layer knows nothing of gRPC.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import hashlib
+import json
+import re
 import secrets
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
-from .domain import best, validation
-from .domain.errors import FailedPrecondition, InvalidArgument
+from .domain import best, tenancy, validation
+from .domain.errors import (
+    Cancelled,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from .domain.model import (
     Experiment,
     ExperimentState,
@@ -19,8 +32,12 @@ from .domain.model import (
     Suggestion,
     SuggestionState,
 )
+from .domain.tenancy import ANONYMOUS, Principal, Role, Token
 from .optimizers import SuggestRequest, suggest
 from .storage import Page, Storage
+from .storage.base import DuplicateRequest, RecordedRequest, RequestKey, Result, Write
+
+R = TypeVar("R", bound=Result)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -44,6 +61,38 @@ IMMUTABLE_EXPERIMENT_FIELDS = {
     "seed",
 }
 MUTABLE_OBSERVATION_FIELDS = {"values", "failed", "metadata"}
+# Suggestion leases: an open suggestion neither observed nor renewed this long expires.
+DEFAULT_SUGGESTION_LEASE_SECONDS = 24 * 3600
+MAX_SUGGESTION_LEASE_SECONDS = 30 * 24 * 3600
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+MAX_TOKEN_NAME_LENGTH = 100
+MAX_TOKEN_PROJECTS = 100
+
+
+def _alive() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a transport knows about one call: who makes it, its idempotency key,
+    and whether it is still wanted (not cancelled, within its deadline, not cut
+    off by shutdown); writes check ``alive`` just before they commit."""
+
+    principal: Principal = ANONYMOUS
+    request_id: str = ""
+    alive: Callable[[], bool] = _alive
+
+
+SYSTEM = Call()
+
+
+def lease_seconds(value: int | None, field: str) -> int | None:
+    if value is not None and not 1 <= value <= MAX_SUGGESTION_LEASE_SECONDS:
+        raise InvalidArgument.single(
+            field, f"must be between 1 and {MAX_SUGGESTION_LEASE_SECONDS} seconds"
+        )
+    return value
 
 
 def _page_size(size: int) -> int:
@@ -60,30 +109,66 @@ class Application:
 
     # -------------------------------------------------------------- experiments
 
-    def create_experiment(self, exp: Experiment, seed: int | None) -> Experiment:
+    def create_experiment(
+        self, exp: Experiment, seed: int | None, call: Call = SYSTEM
+    ) -> Experiment:
+        fingerprint = _fingerprint(exp, seed)
+        replayed = self._replay(call, "CreateExperiment", fingerprint)
+        if replayed is not None:
+            return self._with_best(replayed.result)  # type: ignore[arg-type]
+        principal = call.principal
+        if not exp.project and principal.scoped and len(principal.projects) == 1:
+            # a token of one project creates there by default
+            exp.project = next(iter(principal.projects))
+        self._check_create_in(principal, exp.project, "experiment.project")
+        lease_seconds(exp.suggestion_lease_seconds, "experiment.suggestion_lease_seconds")
         exp.seed = secrets.randbits(63) if seed is None else seed
         exp.state = ExperimentState.ACTIVE
         validation.validate_experiment(exp)
         if exp.type is ExperimentType.GRID and exp.observation_budget is None:
             exp.observation_budget = validation.grid_size(exp)
-        return self._with_best(self.storage.create_experiment(exp))
+        created = self._idempotent(
+            call,
+            "CreateExperiment",
+            fingerprint,
+            lambda write: self.storage.create_experiment(exp, write),
+        )
+        return self._with_best(created)
 
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        return self._with_best(self.storage.get_experiment(experiment_id))
+    def get_experiment(self, experiment_id: str, call: Call = SYSTEM) -> Experiment:
+        exp = self.storage.get_experiment(experiment_id)
+        self._check_reach(call.principal, exp.project, experiment_id)
+        return self._with_best(exp)
 
     def list_experiments(
-        self, project: str, state: ExperimentState | None, page_size: int, page_token: str
+        self,
+        project: str,
+        state: ExperimentState | None,
+        page_size: int,
+        page_token: str,
+        call: Call = SYSTEM,
     ) -> Page[Experiment]:
-        page = self.storage.list_experiments(project, state, _page_size(page_size), page_token)
+        principal = call.principal
+        projects = principal.projects if principal.scoped else None
+        page = self.storage.list_experiments(
+            project, state, _page_size(page_size), page_token, projects
+        )
         page.items = [self._with_best(e) for e in page.items]
         return page
 
     def update_experiment(
-        self, experiment_id: str, patch: Experiment, paths: list[str]
+        self, experiment_id: str, patch: Experiment, paths: list[str], call: Call = SYSTEM
     ) -> Experiment:
         if not paths:
             raise InvalidArgument.single("update_mask", "required: name the fields to change")
+        fingerprint = _fingerprint(experiment_id, patch, sorted(paths))
+        replayed = self._replay(call, "UpdateExperiment", fingerprint)
+        if replayed is not None:
+            return self._with_best(replayed.result)  # type: ignore[arg-type]
         current = self.storage.get_experiment(experiment_id)
+        self._check_write(call.principal, current.project, experiment_id)
+        if "project" in paths:
+            self._check_create_in(call.principal, patch.project, "experiment.project")
         updated = dataclasses.replace(current)
         for path in paths:
             if path in IMMUTABLE_EXPERIMENT_FIELDS:
@@ -98,10 +183,25 @@ class Application:
                 continue
             setattr(updated, path, getattr(patch, path))
         validation.validate_experiment(updated)
-        return self._with_best(self.storage.update_experiment(updated))
+        stored = self._idempotent(
+            call,
+            "UpdateExperiment",
+            fingerprint,
+            lambda write: self.storage.update_experiment(updated, write),
+        )
+        return self._with_best(stored)
 
-    def delete_experiment(self, experiment_id: str) -> None:
-        self.storage.delete_experiment(experiment_id)
+    def delete_experiment(self, experiment_id: str, call: Call = SYSTEM) -> None:
+        fingerprint = _fingerprint(experiment_id)
+        if self._replay(call, "DeleteExperiment", fingerprint) is not None:
+            return
+        self._guard(call, experiment_id, write=True)
+        self._idempotent(
+            call,
+            "DeleteExperiment",
+            fingerprint,
+            lambda write: self.storage.delete_experiment(experiment_id, write),
+        )
 
     def _with_best(self, exp: Experiment) -> Experiment:
         if exp.progress.observation_count and len(exp.optimized_metrics) == 1:
@@ -113,15 +213,27 @@ class Application:
     # -------------------------------------------------------------- suggestions
 
     def create_suggestions(
-        self, experiment_id: str, count: int, metadata: dict[str, Any]
+        self,
+        experiment_id: str,
+        count: int,
+        metadata: dict[str, Any],
+        lease: int | None = None,
+        call: Call = SYSTEM,
     ) -> list[Suggestion]:
         count = count or 1
         if not 1 <= count <= MAX_SUGGESTIONS_PER_CALL:
             raise InvalidArgument.single(
                 "count", f"must be between 1 and {MAX_SUGGESTIONS_PER_CALL}"
             )
+        lease_seconds(lease, "lease_seconds")
+        fingerprint = _fingerprint(experiment_id, count, metadata, lease)
+        replayed = self._replay(call, "CreateSuggestions", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         with self.storage.experiment_lock(experiment_id):
-            exp = self._active(experiment_id)
+            exp = self._active(experiment_id, call.principal)
+            if not call.alive():
+                raise Cancelled("the call ended before its suggestions were made")
             observations, pending = self.storage.load_history(experiment_id)
             request = SuggestRequest(
                 experiment=exp,
@@ -131,32 +243,77 @@ class Application:
                 sequence=self.storage.count_suggestions(experiment_id),
             )
             points = suggest(request)
-            return self.storage.create_suggestions(experiment_id, points, metadata)
+            lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
+            return self._idempotent(
+                call,
+                "CreateSuggestions",
+                fingerprint,
+                lambda write: self.storage.create_suggestions(
+                    experiment_id, points, metadata, lease, write
+                ),
+            )
 
-    def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
+    def get_suggestion(
+        self, experiment_id: str, suggestion_id: str, call: Call = SYSTEM
+    ) -> Suggestion:
+        self._guard(call, experiment_id)
         return self.storage.get_suggestion(experiment_id, suggestion_id)
 
     def list_suggestions(
-        self, experiment_id: str, state: SuggestionState | None, page_size: int, page_token: str
+        self,
+        experiment_id: str,
+        state: SuggestionState | None,
+        page_size: int,
+        page_token: str,
+        call: Call = SYSTEM,
     ) -> Page[Suggestion]:
+        self._guard(call, experiment_id)
         return self.storage.list_suggestions(
             experiment_id, state, _page_size(page_size), page_token
         )
 
-    def delete_suggestion(self, experiment_id: str, suggestion_id: str) -> None:
-        self.storage.delete_suggestion(experiment_id, suggestion_id)
+    def delete_suggestion(
+        self, experiment_id: str, suggestion_id: str, call: Call = SYSTEM
+    ) -> None:
+        fingerprint = _fingerprint(experiment_id, suggestion_id)
+        if self._replay(call, "DeleteSuggestion", fingerprint) is not None:
+            return
+        self._guard(call, experiment_id, write=True)
+        self._idempotent(
+            call,
+            "DeleteSuggestion",
+            fingerprint,
+            lambda write: self.storage.delete_suggestion(experiment_id, suggestion_id, write),
+        )
+
+    def renew_suggestion_lease(
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        lease: int | None,
+        call: Call = SYSTEM,
+    ) -> Suggestion:
+        lease_seconds(lease, "lease_seconds")
+        self._guard(call, experiment_id, write=True)
+        return self.storage.renew_suggestion(experiment_id, suggestion_id, lease)
 
     # -------------------------------------------------------------- observations
 
-    def create_observation(self, experiment_id: str, obs: Observation) -> Observation:
-        exp = self._active(experiment_id)
+    def create_observation(
+        self, experiment_id: str, obs: Observation, call: Call = SYSTEM
+    ) -> Observation:
+        fingerprint = _fingerprint(experiment_id, obs)
+        replayed = self._replay(call, "CreateObservation", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
+        exp = self._active(experiment_id, call.principal)
         if obs.suggestion_id is not None and obs.assignments:
             raise InvalidArgument.single(
                 "observation.assignments", "give either a suggestion_id or assignments, not both"
             )
         if obs.suggestion_id is not None:
             suggestion = self.storage.get_suggestion(experiment_id, obs.suggestion_id)
-            if suggestion.state is not SuggestionState.OPEN:
+            if suggestion.state is SuggestionState.CLOSED:
                 raise FailedPrecondition(
                     f"suggestion {obs.suggestion_id!r} is closed: it already has an observation"
                 )
@@ -164,18 +321,27 @@ class Application:
         validation.validate_observation(exp, obs)
         obs.experiment_id = experiment_id
         # Storage re-checks that the suggestion is open, atomically with the insert.
-        return self.storage.create_observation(obs)
+        return self._idempotent(
+            call,
+            "CreateObservation",
+            fingerprint,
+            lambda write: self.storage.create_observation(obs, write),
+        )
 
-    def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
+    def get_observation(
+        self, experiment_id: str, observation_id: str, call: Call = SYSTEM
+    ) -> Observation:
+        self._guard(call, experiment_id)
         return self.storage.get_observation(experiment_id, observation_id)
 
     def list_observations(
-        self, experiment_id: str, page_size: int, page_token: str
+        self, experiment_id: str, page_size: int, page_token: str, call: Call = SYSTEM
     ) -> Page[Observation]:
+        self._guard(call, experiment_id)
         return self.storage.list_observations(experiment_id, _page_size(page_size), page_token)
 
     def update_observation(
-        self, experiment_id: str, patch: Observation, paths: list[str]
+        self, experiment_id: str, patch: Observation, paths: list[str], call: Call = SYSTEM
     ) -> Observation:
         if not paths:
             raise InvalidArgument.single("update_mask", "required: name the fields to change")
@@ -184,26 +350,132 @@ class Application:
                 raise InvalidArgument.single(
                     "update_mask", f"{path!r} is not updatable (values, failed, metadata are)"
                 )
-        exp = self._active(experiment_id)
+        fingerprint = _fingerprint(experiment_id, patch, sorted(paths))
+        replayed = self._replay(call, "UpdateObservation", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
+        exp = self._active(experiment_id, call.principal)
         current = self.storage.get_observation(experiment_id, patch.id)
         updated = dataclasses.replace(current)
         for path in paths:
             setattr(updated, path, getattr(patch, path))
         validation.validate_observation_values(exp, updated.failed, updated.values, "observation")
-        return self.storage.update_observation(updated)
+        return self._idempotent(
+            call,
+            "UpdateObservation",
+            fingerprint,
+            lambda write: self.storage.update_observation(updated, write),
+        )
 
-    def delete_observation(self, experiment_id: str, observation_id: str) -> None:
-        self.storage.delete_observation(experiment_id, observation_id)
+    def delete_observation(
+        self, experiment_id: str, observation_id: str, call: Call = SYSTEM
+    ) -> None:
+        fingerprint = _fingerprint(experiment_id, observation_id)
+        if self._replay(call, "DeleteObservation", fingerprint) is not None:
+            return
+        self._guard(call, experiment_id, write=True)
+        self._idempotent(
+            call,
+            "DeleteObservation",
+            fingerprint,
+            lambda write: self.storage.delete_observation(experiment_id, observation_id, write),
+        )
 
-    def best_assignments(self, experiment_id: str) -> tuple[list[Observation], str]:
+    def best_assignments(
+        self, experiment_id: str, call: Call = SYSTEM
+    ) -> tuple[list[Observation], str]:
         exp = self.storage.get_experiment(experiment_id)
+        self._check_reach(call.principal, exp.project, experiment_id)
         observations, _ = self.storage.load_history(experiment_id)
         return best.best_observations(exp, observations)
 
+    # -------------------------------------------------------------- tokens
+
+    def create_token(self, token: Token, call: Call = SYSTEM) -> tuple[Token, str]:
+        """Stores a new token; returns it with its secret (shown only here)."""
+        self._check_admin(call.principal)
+        _validate_token(token)
+        secret = tenancy.new_secret()
+        return self.storage.create_token(token, tenancy.secret_hash(secret)), secret
+
+    def list_tokens(self, call: Call = SYSTEM) -> list[Token]:
+        self._check_admin(call.principal)
+        return self.storage.list_tokens()
+
+    def revoke_token(self, token_id: str, call: Call = SYSTEM) -> Token:
+        self._check_admin(call.principal)
+        return self.storage.revoke_token(token_id)
+
+    def caller_token(self, call: Call = SYSTEM) -> Token:
+        p = call.principal
+        found = next((t for t in self.storage.list_tokens() if t.id == p.id), None)
+        return found or Token(p.id, p.id, p.role, sorted(p.projects))
+
     # -------------------------------------------------------------- helpers
 
-    def _active(self, experiment_id: str) -> Experiment:
+    def _idempotent(
+        self, call: Call, method: str, fingerprint: str, run: Callable[[Write], R]
+    ) -> R:
+        """Runs a write once per request id: a retry gets the recorded result."""
+        if not call.request_id:
+            return run(Write(alive=call.alive))
+        _check_request_id(call.request_id)
+        key = RequestKey(call.principal.id, call.request_id, method, fingerprint)
+        try:
+            return run(Write(request=key, alive=call.alive))
+        except DuplicateRequest:
+            # a concurrent call with the same id committed first
+            prior = self.storage.find_request(key.principal, key.request_id)
+            assert prior is not None
+            return _matching(prior, key)  # type: ignore[return-value]
+
+    def _replay(self, call: Call, method: str, fingerprint: str) -> RecordedRequest | None:
+        """The record of a retried request (its result is what the first call
+        returned), None when the request id is new or absent."""
+        if not call.request_id:
+            return None
+        _check_request_id(call.request_id)
+        prior = self.storage.find_request(call.principal.id, call.request_id)
+        if prior is not None:
+            _matching(prior, RequestKey(call.principal.id, call.request_id, method, fingerprint))
+        return prior
+
+    def _guard(self, call: Call, experiment_id: str, write: bool = False) -> None:
+        """Access check for calls that do not load the experiment anyway."""
+        principal = call.principal
+        if principal.scoped or (write and principal.role is Role.READ):
+            project = self.storage.experiment_project(experiment_id)
+            (self._check_write if write else self._check_reach)(principal, project, experiment_id)
+
+    @staticmethod
+    def _check_reach(principal: Principal, project: str, experiment_id: str) -> None:
+        # Out of reach reads as absent: a token cannot learn what other projects hold.
+        if not principal.reaches(project):
+            raise NotFound(f"experiment {experiment_id!r} not found")
+
+    def _check_write(self, principal: Principal, project: str, experiment_id: str) -> None:
+        self._check_reach(principal, project, experiment_id)
+        if not principal.can_write(project):
+            raise PermissionDenied("this token is read-only")
+
+    @staticmethod
+    def _check_create_in(principal: Principal, project: str, field: str) -> None:
+        if principal.role is Role.READ:
+            raise PermissionDenied("this token is read-only")
+        if not principal.can_write(project):
+            reach = ", ".join(repr(p) for p in sorted(principal.projects))
+            raise PermissionDenied(
+                f"{field}: this token may create experiments only in the projects {reach}"
+            )
+
+    @staticmethod
+    def _check_admin(principal: Principal) -> None:
+        if principal.role is not Role.ADMIN:
+            raise PermissionDenied("managing tokens needs an admin token")
+
+    def _active(self, experiment_id: str, principal: Principal = ANONYMOUS) -> Experiment:
         exp = self.storage.get_experiment(experiment_id)
+        self._check_write(principal, exp.project, experiment_id)
         if exp.state is not ExperimentState.ACTIVE:
             raise FailedPrecondition(
                 f"experiment {experiment_id!r} is {exp.state.value}: it accepts no new data"
@@ -222,3 +494,52 @@ def _check_metrics_update(current: Experiment, patch: Experiment) -> None:
             "experiment.metrics",
             "only thresholds can change after create; names, objectives, strategies are fixed",
         )
+
+
+def _check_request_id(request_id: str) -> None:
+    if not REQUEST_ID.fullmatch(request_id):
+        raise InvalidArgument.single(
+            "request_id", "at most 64 characters of letters, digits and . _ : -"
+        )
+
+
+def _matching(prior: RecordedRequest, key: RequestKey) -> Result:
+    if (prior.key.method, prior.key.fingerprint) != (key.method, key.fingerprint):
+        raise FailedPrecondition(
+            f"request_id {key.request_id!r} was already used for a different request"
+            f" ({prior.key.method}); use a new id for a new request"
+        )
+    return prior.result
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _fingerprint(*args: Any) -> str:
+    """A digest of a request's content: the same id with other content is refused."""
+    text = json.dumps(args, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _validate_token(token: Token) -> None:
+    if len(token.name) > MAX_TOKEN_NAME_LENGTH:
+        raise InvalidArgument.single("token.name", f"at most {MAX_TOKEN_NAME_LENGTH} characters")
+    if token.role is Role.ADMIN:
+        if token.projects:
+            raise InvalidArgument.single(
+                "token.projects", "must be empty for an admin token (it reaches every project)"
+            )
+        return
+    if not token.projects:
+        raise InvalidArgument.single(
+            "token.projects", 'required for read and write tokens ("*" for every project)'
+        )
+    if len(token.projects) > MAX_TOKEN_PROJECTS:
+        raise InvalidArgument.single("token.projects", f"at most {MAX_TOKEN_PROJECTS} projects")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 
 import pytest
 
-from optserve.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from optserve.domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from optserve.domain.model import (
     Bounds,
     Experiment,
@@ -18,7 +20,12 @@ from optserve.domain.model import (
     ParameterType,
     SuggestionState,
 )
-from optserve.storage import SqliteStorage, Storage
+from optserve.domain.tenancy import Role, Token
+from optserve.storage import SqliteStorage, Storage, codec
+from optserve.storage.base import DuplicateRequest, RequestKey, Write
+from optserve.storage.sqlite import SCHEMA_V1, SchemaTooNew
+
+LEASE = 3600
 
 
 @pytest.fixture(params=["sqlite"])
@@ -53,7 +60,7 @@ def test_experiment_round_trip_and_progress(storage):
     again = storage.get_experiment(exp.id)
     assert again.name == "e" and again.seed == 11 and again.metadata == {"k": [1, "two"]}
     assert again.parameters == exp.parameters and again.metrics == exp.metrics
-    s1, s2 = storage.create_suggestions(exp.id, [{"x": 0.1}, {"x": 0.2}], {"m": 1})
+    s1, s2 = storage.create_suggestions(exp.id, [{"x": 0.1}, {"x": 0.2}], {"m": 1}, LEASE)
     assert (s1.sequence, s2.sequence) == (0, 1) and s1.metadata == {"m": 1}
     _observe(storage, exp.id, s1.id)
     storage.create_observation(Observation("", exp.id, None, {"x": 0.3}, [], failed=True))
@@ -76,12 +83,12 @@ def test_unknown_ids_raise_not_found(storage):
     with pytest.raises(NotFound):
         storage.get_observation(exp.id, "5")
     with pytest.raises(NotFound):
-        storage.create_suggestions("999", [{"x": 0.1}], {})
+        storage.create_suggestions("999", [{"x": 0.1}], {}, LEASE)
 
 
 def test_observation_closes_its_suggestion_once(storage):
     exp = storage.create_experiment(_experiment())
-    (s,) = storage.create_suggestions(exp.id, [{"x": 0.1}], {})
+    (s,) = storage.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)
     _observe(storage, exp.id, s.id)
     assert storage.get_suggestion(exp.id, s.id).state is SuggestionState.CLOSED
     with pytest.raises(FailedPrecondition):
@@ -93,7 +100,7 @@ def test_observation_closes_its_suggestion_once(storage):
 
 def test_racing_observations_close_a_suggestion_exactly_once(storage):
     exp = storage.create_experiment(_experiment())
-    (s,) = storage.create_suggestions(exp.id, [{"x": 0.1}], {})
+    (s,) = storage.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)
     wins, losses = [], []
 
     def race() -> None:
@@ -135,10 +142,10 @@ def test_paging_and_filters(storage):
 
 def test_delete_cascades_and_sequence_survives_deleted_suggestions(storage):
     exp = storage.create_experiment(_experiment())
-    a, b = storage.create_suggestions(exp.id, [{"x": 0.1}, {"x": 0.2}], {})
+    a, b = storage.create_suggestions(exp.id, [{"x": 0.1}, {"x": 0.2}], {}, LEASE)
     storage.delete_suggestion(exp.id, a.id)
     assert storage.count_suggestions(exp.id) == 2
-    (c,) = storage.create_suggestions(exp.id, [{"x": 0.3}], {})
+    (c,) = storage.create_suggestions(exp.id, [{"x": 0.3}], {}, LEASE)
     assert c.sequence == 2
     o = _observe(storage, exp.id, b.id)
     storage.delete_observation(exp.id, o.id)
@@ -152,7 +159,8 @@ def test_delete_cascades_and_sequence_survives_deleted_suggestions(storage):
 
 def test_history_is_ordered_and_complete(storage):
     exp = storage.create_experiment(_experiment())
-    suggestions = storage.create_suggestions(exp.id, [{"x": i / 10} for i in range(5)], {})
+    points = [{"x": i / 10} for i in range(5)]
+    suggestions = storage.create_suggestions(exp.id, points, {}, LEASE)
     for k, s in enumerate(suggestions[:3]):
         _observe(storage, exp.id, s.id, value=float(k))
     observations, pending = storage.load_history(exp.id)
@@ -165,10 +173,163 @@ def test_data_survives_reopening(tmp_path):
     path = tmp_path / "reopen.db"
     first = SqliteStorage(path)
     exp = first.create_experiment(_experiment())
-    (s,) = first.create_suggestions(exp.id, [{"x": 0.4}], {})
+    (s,) = first.create_suggestions(exp.id, [{"x": 0.4}], {}, LEASE)
     _observe(first, exp.id, s.id)
     first.close()
     second = SqliteStorage(path)
     observations, pending = second.load_history(exp.id)
     assert len(observations) == 1 and not pending and observations[0].assignments == {"x": 0.5}
     second.close()
+
+
+def _expire(storage: Storage, exp_id: str, count: int = 1) -> list:
+    """Suggestions with a one-second lease, returned once it has run out."""
+    made = storage.create_suggestions(exp_id, [{"x": 0.1 * (k + 1)} for k in range(count)], {}, 1)
+    time.sleep(1.05)
+    return made
+
+
+def test_leases_expire_without_writes(storage):
+    exp = storage.create_experiment(_experiment())
+    (kept,) = storage.create_suggestions(exp.id, [{"x": 0.9}], {}, LEASE)
+    assert kept.state is SuggestionState.OPEN and kept.lease_seconds == LEASE
+    assert kept.expire_time is not None and kept.create_time is not None
+    assert (kept.expire_time - kept.create_time).total_seconds() == pytest.approx(LEASE)
+    (gone,) = _expire(storage, exp.id)
+    assert storage.get_suggestion(exp.id, gone.id).state is SuggestionState.EXPIRED
+    _, pending = storage.load_history(exp.id)
+    assert [s.id for s in pending] == [kept.id]
+    assert storage.get_experiment(exp.id).progress.open_suggestion_count == 1
+    listed = storage.list_suggestions(exp.id, SuggestionState.EXPIRED, 10, "").items
+    assert [s.id for s in listed] == [gone.id]
+    listed = storage.list_suggestions(exp.id, SuggestionState.OPEN, 10, "").items
+    assert [s.id for s in listed] == [kept.id]
+
+
+def test_expired_suggestion_still_takes_its_observation(storage):
+    exp = storage.create_experiment(_experiment())
+    (gone,) = _expire(storage, exp.id)
+    obs = _observe(storage, exp.id, gone.id)
+    assert obs.suggestion_id == gone.id
+    assert storage.get_suggestion(exp.id, gone.id).state is SuggestionState.CLOSED
+    with pytest.raises(FailedPrecondition):
+        _observe(storage, exp.id, gone.id)
+
+
+def test_renewing_moves_the_expiry_and_refuses_expired_or_closed(storage):
+    exp = storage.create_experiment(_experiment())
+    (s,) = storage.create_suggestions(exp.id, [{"x": 0.2}], {}, 60)
+    renewed = storage.renew_suggestion(exp.id, s.id, 600)
+    assert renewed.lease_seconds == 600 and renewed.expire_time > s.expire_time
+    again = storage.renew_suggestion(exp.id, s.id, None)
+    assert again.lease_seconds == 600 and again.expire_time >= renewed.expire_time
+    (gone,) = _expire(storage, exp.id)
+    with pytest.raises(FailedPrecondition, match="expired"):
+        storage.renew_suggestion(exp.id, gone.id, None)
+    _observe(storage, exp.id, s.id)
+    with pytest.raises(FailedPrecondition, match="closed"):
+        storage.renew_suggestion(exp.id, s.id, None)
+    with pytest.raises(NotFound):
+        storage.renew_suggestion(exp.id, "999", None)
+
+
+def test_a_request_is_recorded_with_its_result_once(storage):
+    exp = storage.create_experiment(_experiment())
+    key = RequestKey("p", "r1", "CreateSuggestions", "f")
+    made = storage.create_suggestions(exp.id, [{"x": 0.5}], {"m": "v"}, LEASE, Write(key))
+    recorded = storage.find_request("p", "r1")
+    assert recorded is not None and recorded.key == key
+    assert recorded.result == made
+    with pytest.raises(DuplicateRequest):
+        storage.create_suggestions(exp.id, [{"x": 0.6}], {}, LEASE, Write(key))
+    # the refused duplicate wrote nothing
+    assert storage.count_suggestions(exp.id) == 1
+    assert storage.find_request("other principal", "r1") is None
+
+
+def test_recorded_results_round_trip_every_kind(storage):
+    exp = storage.create_experiment(_experiment(), Write(RequestKey("p", "e", "m", "f")))
+    recorded = storage.find_request("p", "e").result
+    assert recorded.id == exp.id and recorded.parameters == exp.parameters
+    assert recorded.create_time == exp.create_time and recorded.metadata == exp.metadata
+    obs = storage.create_observation(
+        Observation("", exp.id, None, {"x": 0.3}, [MetricValue("v", 2.0, None)], metadata={"a": 1}),
+        Write(RequestKey("p", "o", "m", "f")),
+    )
+    assert storage.find_request("p", "o").result == obs
+    storage.delete_observation(exp.id, obs.id, Write(RequestKey("p", "d", "m", "f")))
+    recorded = storage.find_request("p", "d")
+    assert recorded is not None and recorded.result is None
+
+
+def test_a_write_whose_call_ended_rolls_back(storage):
+    exp = storage.create_experiment(_experiment())
+    with pytest.raises(Cancelled):
+        storage.create_suggestions(exp.id, [{"x": 0.5}], {}, LEASE, Write(alive=lambda: False))
+    key = RequestKey("p", "late", "CreateObservation", "f")
+    with pytest.raises(Cancelled):
+        storage.create_observation(
+            Observation("", exp.id, None, {"x": 0.3}, [MetricValue("v", 1.0, None)]),
+            Write(key, alive=lambda: False),
+        )
+    assert storage.count_suggestions(exp.id) == 0
+    assert storage.load_history(exp.id) == ([], [])
+    assert storage.find_request("p", "late") is None
+
+
+def test_tokens_are_found_by_hash_until_revoked(storage):
+    token = storage.create_token(Token("", "ci", Role.WRITE, ["a", "b"]), "hash-1")
+    assert token.id and token.create_time is not None and token.revoke_time is None
+    assert storage.token_by_hash("hash-1") == token
+    assert storage.token_by_hash("hash-2") is None
+    revoked = storage.revoke_token(token.id)
+    assert revoked.revoke_time is not None
+    assert storage.token_by_hash("hash-1") is None
+    assert storage.revoke_token(token.id) == revoked  # idempotent
+    assert [t.id for t in storage.list_tokens()] == [token.id]
+    with pytest.raises(NotFound):
+        storage.revoke_token("42")
+
+
+def test_listing_can_be_limited_to_projects(storage):
+    ids = {p: storage.create_experiment(_experiment(project=p)).id for p in ("a", "b", "c")}
+    page = storage.list_experiments("", None, 10, "", frozenset({"a", "c"}))
+    assert sorted(e.id for e in page.items) == sorted([ids["a"], ids["c"]])
+    assert storage.list_experiments("b", None, 10, "", frozenset({"a"})).items == []
+    assert storage.experiment_project(ids["b"]) == "b"
+    with pytest.raises(NotFound):
+        storage.experiment_project("999")
+
+
+def test_a_database_of_the_first_schema_is_migrated(tmp_path):
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_V1)
+    db.execute(
+        "INSERT INTO experiments (name, project, state, definition, create_time, update_time)"
+        " VALUES ('old', '', 'active', ?, 0, 0)",
+        (codec.definition_to_json(_experiment()),),
+    )
+    db.execute(
+        "INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
+        " create_time) VALUES (1, 0, '{\"x\": 0.5}', 'open', '{}', 0)"
+    )
+    db.commit()
+    db.close()
+    storage = SqliteStorage(path)
+    exp = storage.get_experiment("1")
+    assert exp.name == "old" and exp.suggestion_lease_seconds is None
+    # suggestions from before leases never expire
+    (s,) = storage.load_history("1")[1]
+    assert s.state is SuggestionState.OPEN and s.expire_time is None
+    storage.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    SqliteStorage(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    with pytest.raises(SchemaTooNew, match="999"):
+        SqliteStorage(path)

@@ -1,25 +1,93 @@
-"""Optional bearer-token check: with a token configured, every call must carry it."""
+"""Authentication: every call carries `authorization: Bearer <secret>`, resolved
+to a principal (a stored token, or the bootstrap admin token) that the servicers
+read from ``CALLER``."""
 
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
-# Health checks and reflection stay open so that probes and tools work without the token.
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+from ..domain import tenancy
+from ..domain.tenancy import ANONYMOUS, BOOTSTRAP_ID, Principal, Role
+from ..storage import Storage
+
+# Health checks stay open so that probes work without a token; reflection does
+# only when the server is started with --open-reflection.
+HEALTH = "/grpc.health.v1.Health/"
+REFLECTION = "/grpc.reflection."
+BEARER = "Bearer "
+
+# The principal of the call being served (set per call by AuthInterceptor).
+CALLER: ContextVar[Principal] = ContextVar("optserve_caller", default=ANONYMOUS)
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Rejects calls whose ``authorization`` metadata is not ``Bearer <token>``."""
+class Authenticator:
+    """Resolves bearer secrets. Authentication is on when a bootstrap token is
+    configured or the database holds a token; once on, it stays on."""
 
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, storage: Storage, bootstrap: str | None) -> None:
+        self._storage = storage
+        self._bootstrap = f"{BEARER}{bootstrap}".encode() if bootstrap else None
+        self._lock = threading.Lock()
+        self._on = bootstrap is not None
+
+    @property
+    def enabled(self) -> bool:
+        if not self._on:
+            with self._lock:
+                # Tokens are never deleted (only revoked), so "on" can be latched.
+                self._on = bool(self._storage.list_tokens())
+        return self._on
+
+    def token_created(self) -> None:
+        self._on = True
+
+    def principal(self, authorization: str) -> Principal | None:
+        """The caller for an ``authorization`` header value; None when refused."""
+        if not self.enabled:
+            return ANONYMOUS
+        if self._bootstrap is not None and hmac.compare_digest(
+            authorization.encode(), self._bootstrap
+        ):
+            return Principal(BOOTSTRAP_ID, Role.ADMIN)
+        if not authorization.startswith(BEARER):
+            return None
+        token = self._storage.token_by_hash(tenancy.secret_hash(authorization[len(BEARER) :]))
+        return None if token is None else Principal.of(token)
+
+
+def _with_caller(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
+    behavior = handler.unary_unary
+
+    def run(request: Any, context: grpc.ServicerContext) -> Any:
+        reset = CALLER.set(principal)
+        try:
+            return behavior(request, context)
+        finally:
+            CALLER.reset(reset)
+
+    return grpc.unary_unary_rpc_method_handler(
+        run,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Refuses calls without a valid token (UNAUTHENTICATED) and hands the
+    caller's principal to the servicer."""
+
+    def __init__(self, authenticator: Authenticator, open_reflection: bool = False) -> None:
+        self._auth = authenticator
+        self._open = (HEALTH, REFLECTION) if open_reflection else (HEALTH,)
 
         def deny(request: Any, context: grpc.ServicerContext) -> None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing, unknown or revoked token")
 
         self._deny = grpc.unary_unary_rpc_method_handler(deny)
 
@@ -28,9 +96,13 @@ class TokenInterceptor(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        if handler_call_details.method.startswith(OPEN_SERVICES):
+        if handler_call_details.method.startswith(self._open):
             return continuation(handler_call_details)
         sent = dict(handler_call_details.invocation_metadata).get("authorization", "")
-        if hmac.compare_digest(str(sent).encode(), self._expected):
-            return continuation(handler_call_details)
-        return self._deny
+        principal = self._auth.principal(str(sent))
+        if principal is None:
+            return self._deny
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return _with_caller(handler, principal)

@@ -8,9 +8,12 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from ..domain import model as m
+from ..domain import tenancy as tn
+from ..domain.errors import InvalidArgument
 from ..v1 import experiment_pb2 as ex_pb
 from ..v1 import observation_pb2 as ob_pb
 from ..v1 import suggestion_pb2 as su_pb
+from ..v1 import token_pb2 as tk_pb
 
 _EXPERIMENT_TYPES: dict[int, m.ExperimentType] = {
     ex_pb.EXPERIMENT_TYPE_OFFLINE: m.ExperimentType.OFFLINE,
@@ -49,6 +52,12 @@ _STRATEGIES: dict[int, m.Strategy] = {
 _SUGGESTION_STATES: dict[int, m.SuggestionState] = {
     su_pb.SUGGESTION_STATE_OPEN: m.SuggestionState.OPEN,
     su_pb.SUGGESTION_STATE_CLOSED: m.SuggestionState.CLOSED,
+    su_pb.SUGGESTION_STATE_EXPIRED: m.SuggestionState.EXPIRED,
+}
+_TOKEN_ROLES: dict[int, tn.Role] = {
+    tk_pb.TOKEN_ROLE_READ: tn.Role.READ,
+    tk_pb.TOKEN_ROLE_WRITE: tn.Role.WRITE,
+    tk_pb.TOKEN_ROLE_ADMIN: tn.Role.ADMIN,
 }
 
 
@@ -163,6 +172,9 @@ def experiment_from_proto(p: ex_pb.Experiment) -> m.Experiment:
         num_solutions=p.num_solutions or 1,
         metadata=struct_from_proto(p.metadata),
         state=experiment_state_from_proto(p.state) or m.ExperimentState.ACTIVE,
+        suggestion_lease_seconds=(
+            p.suggestion_lease_seconds if p.HasField("suggestion_lease_seconds") else None
+        ),
     )
 
 
@@ -208,6 +220,8 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
             pm.threshold = metric.threshold
     if e.observation_budget is not None:
         p.observation_budget = e.observation_budget
+    if e.suggestion_lease_seconds is not None:
+        p.suggestion_lease_seconds = e.suggestion_lease_seconds
     struct_to_proto(e.metadata, p.metadata)
     time_to_proto(e.create_time, p.create_time)
     time_to_proto(e.update_time, p.update_time)
@@ -232,10 +246,12 @@ def suggestion_to_proto(s: m.Suggestion) -> su_pb.Suggestion:
         id=s.id,
         experiment_id=s.experiment_id,
         state=_enum_to_proto(_SUGGESTION_STATES, s.state),
+        lease_seconds=s.lease_seconds,
     )
     assignments_to_proto(s.assignments, p.assignments)
     struct_to_proto(s.metadata, p.metadata)
     time_to_proto(s.create_time, p.create_time)
+    time_to_proto(s.expire_time, p.expire_time)
     return p
 
 
@@ -275,4 +291,30 @@ def observation_to_proto(o: m.Observation) -> ob_pb.Observation:
             pv.value_stddev = v.stddev
     struct_to_proto(o.metadata, p.metadata)
     time_to_proto(o.create_time, p.create_time)
+    return p
+
+
+# ------------------------------------------------------------------ tokens
+
+
+def token_role_from_proto(v: int) -> tn.Role | None:
+    return _TOKEN_ROLES.get(v)
+
+
+def token_from_proto(p: tk_pb.Token) -> tn.Token:
+    role = token_role_from_proto(p.role)
+    if role is None:
+        raise InvalidArgument.single("token.role", "required: read, write or admin")
+    return tn.Token(id="", name=p.name, role=role, projects=list(p.projects))
+
+
+def token_to_proto(token: tn.Token) -> tk_pb.Token:
+    p = tk_pb.Token(
+        id=token.id,
+        name=token.name,
+        role=_enum_to_proto(_TOKEN_ROLES, token.role),
+        projects=token.projects,
+    )
+    time_to_proto(token.create_time, p.create_time)
+    time_to_proto(token.revoke_time, p.revoke_time)
     return p

@@ -13,10 +13,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain.errors import (
+    Cancelled,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     OptserveError,
+    PermissionDenied,
+    Unauthenticated,
     Unimplemented,
 )
 
@@ -27,6 +30,9 @@ _CODES = {
     NotFound: code_pb2.NOT_FOUND,
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     Unimplemented: code_pb2.UNIMPLEMENTED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
+    Cancelled: code_pb2.CANCELLED,
 }
 
 

@@ -39,3 +39,15 @@ class FailedPrecondition(OptserveError):
 
 class Unimplemented(OptserveError):
     """A feature the service does not offer yet."""
+
+
+class PermissionDenied(OptserveError):
+    """The caller's token may read the resource but not change it."""
+
+
+class Unauthenticated(OptserveError):
+    """The call carries no valid token."""
+
+
+class Cancelled(OptserveError):
+    """The call was cancelled, ran past its deadline or the server is stopping: nothing written."""

@@ -54,6 +54,8 @@ class Strategy(enum.Enum):
 class SuggestionState(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
+    # open, but its lease ran out: no longer pending; an observation still closes it
+    EXPIRED = "expired"
 
 
 @dataclass
@@ -177,6 +179,9 @@ class Suggestion:
     create_time: datetime | None = None
     # position in the experiment's sequence of suggestions; seeds its randomness
     sequence: int = 0
+    # the lease: an open suggestion past expire_time is EXPIRED (None: never expires)
+    expire_time: datetime | None = None
+    lease_seconds: int = 0
 
 
 @dataclass
@@ -203,6 +208,8 @@ class Experiment:
     metadata: dict[str, Any] = field(default_factory=dict)
     state: ExperimentState = ExperimentState.ACTIVE
     seed: int = 0
+    # default lease of its suggestions; None: the service default
+    suggestion_lease_seconds: int | None = None
     create_time: datetime | None = None
     update_time: datetime | None = None
     progress: Progress = field(default_factory=Progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.model import (
@@ -11,14 +12,19 @@ from ..domain.model import (
     ConstraintTerm,
     ConstraintType,
     Experiment,
+    ExperimentState,
     ExperimentType,
     LinearConstraint,
     Metric,
     MetricValue,
     Objective,
+    Observation,
     Parameter,
     ParameterType,
+    Progress,
     Strategy,
+    Suggestion,
+    SuggestionState,
     Transformation,
 )
 
@@ -62,6 +68,7 @@ def definition_to_json(exp: Experiment) -> str:
         "num_solutions": exp.num_solutions,
         "metadata": exp.metadata,
         "seed": exp.seed,
+        "suggestion_lease_seconds": exp.suggestion_lease_seconds,
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -100,6 +107,7 @@ def definition_from_json(text: str, **fields: Any) -> Experiment:
         num_solutions=doc["num_solutions"],
         metadata=doc["metadata"],
         seed=doc["seed"],
+        suggestion_lease_seconds=doc.get("suggestion_lease_seconds"),
         **fields,
     )
 
@@ -114,3 +122,119 @@ def values_from_json(text: str) -> list[MetricValue]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ recorded results
+# The result of a write, kept with its request id so that a retry gets it back.
+
+
+def _ts(t: datetime | None) -> float | None:
+    return None if t is None else t.timestamp()
+
+
+def _dt(x: float | None) -> datetime | None:
+    return None if x is None else datetime.fromtimestamp(x, UTC)
+
+
+def _suggestion_doc(s: Suggestion) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "experiment_id": s.experiment_id,
+        "assignments": s.assignments,
+        "state": s.state.value,
+        "metadata": s.metadata,
+        "create_time": _ts(s.create_time),
+        "sequence": s.sequence,
+        "expire_time": _ts(s.expire_time),
+        "lease_seconds": s.lease_seconds,
+    }
+
+
+def _suggestion_from(d: dict[str, Any]) -> Suggestion:
+    return Suggestion(
+        id=d["id"],
+        experiment_id=d["experiment_id"],
+        assignments=d["assignments"],
+        state=SuggestionState(d["state"]),
+        metadata=d["metadata"],
+        create_time=_dt(d["create_time"]),
+        sequence=d["sequence"],
+        expire_time=_dt(d["expire_time"]),
+        lease_seconds=d["lease_seconds"],
+    )
+
+
+def _observation_doc(o: Observation) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "experiment_id": o.experiment_id,
+        "suggestion_id": o.suggestion_id,
+        "assignments": o.assignments,
+        "values": [[v.name, v.value, v.stddev] for v in o.values],
+        "failed": o.failed,
+        "metadata": o.metadata,
+        "create_time": _ts(o.create_time),
+    }
+
+
+def _observation_from(d: dict[str, Any]) -> Observation:
+    return Observation(
+        id=d["id"],
+        experiment_id=d["experiment_id"],
+        suggestion_id=d["suggestion_id"],
+        assignments=d["assignments"],
+        values=[MetricValue(n, v, s) for n, v, s in d["values"]],
+        failed=d["failed"],
+        metadata=d["metadata"],
+        create_time=_dt(d["create_time"]),
+    )
+
+
+def result_to_json(result: Any) -> str:
+    if result is None:
+        doc: dict[str, Any] = {"kind": "none"}
+    elif isinstance(result, Experiment):
+        doc = {
+            "kind": "experiment",
+            "definition": definition_to_json(result),
+            "id": result.id,
+            "name": result.name,
+            "project": result.project,
+            "state": result.state.value,
+            "create_time": _ts(result.create_time),
+            "update_time": _ts(result.update_time),
+            "progress": [
+                result.progress.observation_count,
+                result.progress.failed_observation_count,
+                result.progress.open_suggestion_count,
+            ],
+        }
+    elif isinstance(result, Observation):
+        doc = {"kind": "observation", "observation": _observation_doc(result)}
+    elif isinstance(result, list):
+        doc = {"kind": "suggestions", "suggestions": [_suggestion_doc(s) for s in result]}
+    else:
+        raise TypeError(f"cannot record a {type(result).__name__}")
+    return dumps(doc)
+
+
+def result_from_json(text: str) -> Any:
+    doc = json.loads(text)
+    kind = doc["kind"]
+    if kind == "none":
+        return None
+    if kind == "experiment":
+        observations, failed, open_ = doc["progress"]
+        return definition_from_json(
+            doc["definition"],
+            id=doc["id"],
+            name=doc["name"],
+            project=doc["project"],
+            state=ExperimentState(doc["state"]),
+            create_time=_dt(doc["create_time"]),
+            update_time=_dt(doc["update_time"]),
+            progress=Progress(observations, failed, open_),
+        )
+    if kind == "observation":
+        return _observation_from(doc["observation"])
+    return [_suggestion_from(d) for d in doc["suggestions"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import sqlite3
 import threading
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from ..domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -22,10 +23,24 @@ from ..domain.model import (
     Suggestion,
     SuggestionState,
 )
+from ..domain.tenancy import Role, Token
 from . import codec
-from .base import Page, Storage
+from .base import (
+    PLAIN,
+    DuplicateRequest,
+    Page,
+    RecordedRequest,
+    RequestKey,
+    Result,
+    Storage,
+    Write,
+)
 
-SCHEMA = """
+# Request records are kept this long: retries come within minutes, not weeks.
+REQUEST_RETENTION_SECONDS = 7 * 24 * 3600
+
+# The schema as first released; migrations below take it to the current version.
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS experiments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -60,6 +75,45 @@ CREATE TABLE IF NOT EXISTS observations (
 );
 CREATE INDEX IF NOT EXISTS observations_by_experiment ON observations (experiment_id, id);
 """
+
+# Version n+1 is MIGRATIONS[n]; PRAGMA user_version holds the applied version.
+MIGRATIONS = [
+    SCHEMA_V1,
+    """
+    ALTER TABLE suggestions ADD COLUMN lease_seconds INTEGER;
+    -- NULL: never expires (suggestions made before leases existed)
+    ALTER TABLE suggestions ADD COLUMN expire_time REAL;
+    CREATE TABLE requests (
+        principal TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        result TEXT NOT NULL,
+        create_time REAL NOT NULL,
+        PRIMARY KEY (principal, request_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX requests_by_time ON requests (create_time);
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        projects TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        create_time REAL NOT NULL,
+        revoke_time REAL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer optserve; this one must not touch it."""
+
+
+# An open suggestion counts as open (pending) until its lease runs out.
+_LIVE = "state = 'open' AND (expire_time IS NULL OR expire_time > ?)"
+_EXPIRED = "state = 'open' AND expire_time IS NOT NULL AND expire_time <= ?"
 
 
 def _now() -> float:
@@ -102,8 +156,28 @@ class SqliteStorage(Storage):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._experiment_locks: dict[str, threading.Lock] = {}
-        # executescript manages its own transaction
-        self._db().executescript(SCHEMA)
+        self._records = itertools.count()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"{self._path}: schema version {version} is newer than this optserve's"
+                    f" ({SCHEMA_VERSION}); upgrade optserve"
+                )
+            for script in MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     # -------------------------------------------------------------- plumbing
 
@@ -125,15 +199,54 @@ class SqliteStorage(Storage):
         return db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, write: Write = PLAIN) -> Iterator[sqlite3.Connection]:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            if not write.alive():
+                raise Cancelled("the call ended before its write committed; nothing was written")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def _record(self, db: sqlite3.Connection, write: Write, result: Result) -> None:
+        """Records the request with its result, inside the write's transaction."""
+        key = write.request
+        if key is None:
+            return
+        now = _now()
+        try:
+            db.execute(
+                "INSERT INTO requests (principal, request_id, method, fingerprint, result,"
+                " create_time) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key.principal,
+                    key.request_id,
+                    key.method,
+                    key.fingerprint,
+                    codec.result_to_json(result),
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            raise DuplicateRequest(key.request_id) from error
+        if next(self._records) % 1000 == 0:
+            db.execute(
+                "DELETE FROM requests WHERE create_time < ?", (now - REQUEST_RETENTION_SECONDS,)
+            )
+
+    def find_request(self, principal: str, request_id: str) -> RecordedRequest | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM requests WHERE principal = ? AND request_id = ?",
+                (principal, request_id),
+            ).fetchone()
+        if row is None:
+            return None
+        key = RequestKey(principal, request_id, row["method"], row["fingerprint"])
+        return RecordedRequest(key, codec.result_from_json(row["result"]))
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -167,8 +280,8 @@ class SqliteStorage(Storage):
             (row["id"],),
         ).fetchone()
         open_count = db.execute(
-            "SELECT COUNT(*) FROM suggestions WHERE experiment_id = ? AND state = 'open'",
-            (row["id"],),
+            f"SELECT COUNT(*) FROM suggestions WHERE experiment_id = ? AND {_LIVE}",
+            (row["id"], _now()),
         ).fetchone()[0]
         return codec.definition_from_json(
             row["definition"],
@@ -185,9 +298,9 @@ class SqliteStorage(Storage):
             ),
         )
 
-    def create_experiment(self, experiment: Experiment) -> Experiment:
+    def create_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             cur = db.execute(
                 "INSERT INTO experiments (name, project, state, definition, create_time,"
                 " update_time) VALUES (?, ?, ?, ?, ?, ?)",
@@ -201,19 +314,29 @@ class SqliteStorage(Storage):
                 ),
             )
             row = self._experiment_row(db, str(cur.lastrowid))
-            return self._experiment(db, row)
+            result = self._experiment(db, row)
+            self._record(db, write, result)
+        return result
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self._read() as db:
             return self._experiment(db, self._experiment_row(db, experiment_id))
 
     def list_experiments(
-        self, project: str, state: ExperimentState | None, page_size: int, page_token: str
+        self,
+        project: str,
+        state: ExperimentState | None,
+        page_size: int,
+        page_token: str,
+        projects: frozenset[str] | None = None,
     ) -> Page[Experiment]:
         before = _decode_token(page_token)
         sql, args = "SELECT * FROM experiments WHERE 1 = 1", list[object]()
         if project:
             sql, args = sql + " AND project = ?", [*args, project]
+        if projects is not None:
+            marks = ", ".join("?" * len(projects))
+            sql, args = sql + f" AND project IN ({marks})", [*args, *sorted(projects)]
         if state is not None:
             sql, args = sql + " AND state = ?", [*args, state.value]
         if before is not None:
@@ -225,8 +348,8 @@ class SqliteStorage(Storage):
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
 
-    def update_experiment(self, experiment: Experiment) -> Experiment:
-        with self._write() as db:
+    def update_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
+        with self._write(write) as db:
             self._experiment_row(db, experiment.id)
             db.execute(
                 "UPDATE experiments SET name = ?, project = ?, state = ?, definition = ?,"
@@ -240,12 +363,25 @@ class SqliteStorage(Storage):
                     int(experiment.id),
                 ),
             )
-            return self._experiment(db, self._experiment_row(db, experiment.id))
+            result = self._experiment(db, self._experiment_row(db, experiment.id))
+            self._record(db, write, result)
+        return result
 
-    def delete_experiment(self, experiment_id: str) -> None:
-        with self._write() as db:
+    def delete_experiment(self, experiment_id: str, write: Write = PLAIN) -> None:
+        with self._write(write) as db:
             row = self._experiment_row(db, experiment_id)
             db.execute("DELETE FROM experiments WHERE id = ?", (row["id"],))
+            self._record(db, write, None)
+
+    def experiment_project(self, experiment_id: str) -> str:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT project FROM experiments WHERE id = ?",
+                (_int_id(experiment_id, "experiment"),),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return str(row[0])
 
     @contextmanager
     def experiment_lock(self, experiment_id: str) -> Iterator[None]:
@@ -263,12 +399,12 @@ class SqliteStorage(Storage):
                     "SELECT * FROM observations WHERE experiment_id = ? ORDER BY id", (row["id"],)
                 )
             ]
+            now = _now()
             pending = [
-                self._suggestion(r)
+                self._suggestion(r, now)
                 for r in db.execute(
-                    "SELECT * FROM suggestions WHERE experiment_id = ? AND state = 'open'"
-                    " ORDER BY id",
-                    (row["id"],),
+                    f"SELECT * FROM suggestions WHERE experiment_id = ? AND {_LIVE} ORDER BY id",
+                    (row["id"], now),
                 )
             ]
         return observations, pending
@@ -280,40 +416,64 @@ class SqliteStorage(Storage):
     # -------------------------------------------------------------- suggestions
 
     @staticmethod
-    def _suggestion(row: sqlite3.Row) -> Suggestion:
+    def _suggestion(row: sqlite3.Row, now: float) -> Suggestion:
+        state = SuggestionState(row["state"])
+        expire = row["expire_time"]
+        if state is SuggestionState.OPEN and expire is not None and expire <= now:
+            state = SuggestionState.EXPIRED
         return Suggestion(
             id=str(row["id"]),
             experiment_id=str(row["experiment_id"]),
             assignments=json.loads(row["assignments"]),
-            state=SuggestionState(row["state"]),
+            state=state,
             metadata=json.loads(row["metadata"]),
             create_time=_time(row["create_time"]),
             sequence=row["sequence"],
+            expire_time=None if expire is None else _time(expire),
+            lease_seconds=row["lease_seconds"] or 0,
         )
 
     def create_suggestions(
-        self, experiment_id: str, assignments: list[Assignments], metadata: dict[str, Any]
+        self,
+        experiment_id: str,
+        assignments: list[Assignments],
+        metadata: dict[str, Any],
+        lease_seconds: int,
+        write: Write = PLAIN,
     ) -> list[Suggestion]:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             row = self._experiment_row(db, experiment_id)
             first = row["suggestion_count"]
             ids = []
             for k, a in enumerate(assignments):
                 cur = db.execute(
                     "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
-                    " metadata, create_time) VALUES (?, ?, ?, 'open', ?, ?)",
-                    (row["id"], first + k, codec.dumps(a), codec.dumps(metadata), now),
+                    " metadata, create_time, lease_seconds, expire_time)"
+                    " VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
+                    (
+                        row["id"],
+                        first + k,
+                        codec.dumps(a),
+                        codec.dumps(metadata),
+                        now,
+                        lease_seconds,
+                        now + lease_seconds,
+                    ),
                 )
                 ids.append(cur.lastrowid)
             db.execute(
                 "UPDATE experiments SET suggestion_count = ? WHERE id = ?",
                 (first + len(assignments), row["id"]),
             )
-            rows = [
-                db.execute("SELECT * FROM suggestions WHERE id = ?", (i,)).fetchone() for i in ids
+            result = [
+                self._suggestion(
+                    db.execute("SELECT * FROM suggestions WHERE id = ?", (i,)).fetchone(), now
+                )
+                for i in ids
             ]
-        return [self._suggestion(r) for r in rows]
+            self._record(db, write, result)
+        return result
 
     def _suggestion_row(
         self, db: sqlite3.Connection, experiment_id: str, suggestion_id: str
@@ -331,7 +491,8 @@ class SqliteStorage(Storage):
 
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
         with self._read() as db:
-            return self._suggestion(self._suggestion_row(db, experiment_id, suggestion_id))
+            row = self._suggestion_row(db, experiment_id, suggestion_id)
+        return self._suggestion(row, _now())
 
     def list_suggestions(
         self,
@@ -341,30 +502,56 @@ class SqliteStorage(Storage):
         page_token: str,
     ) -> Page[Suggestion]:
         after = _decode_token(page_token) or 0
+        now = _now()
         with self._read() as db:
             exp = self._experiment_row(db, experiment_id)
             sql, args = (
                 "SELECT * FROM suggestions WHERE experiment_id = ? AND id > ?",
-                [
-                    exp["id"],
-                    after,
-                ],
+                [exp["id"], after],
             )
-            if state is not None:
+            if state is SuggestionState.OPEN:
+                sql, args = sql + f" AND {_LIVE}", [*args, now]
+            elif state is SuggestionState.EXPIRED:
+                sql, args = sql + f" AND {_EXPIRED}", [*args, now]
+            elif state is not None:
                 sql, args = sql + " AND state = ?", [*args, state.value]
             rows = db.execute(sql + " ORDER BY id LIMIT ?", (*args, page_size + 1)).fetchall()
-        items = [self._suggestion(r) for r in rows[:page_size]]
+        items = [self._suggestion(r, now) for r in rows[:page_size]]
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
 
-    def delete_suggestion(self, experiment_id: str, suggestion_id: str) -> None:
-        with self._write() as db:
+    def delete_suggestion(
+        self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
+    ) -> None:
+        with self._write(write) as db:
             row = self._suggestion_row(db, experiment_id, suggestion_id)
             if row["state"] != SuggestionState.OPEN.value:
                 raise FailedPrecondition(
                     f"suggestion {suggestion_id!r} is closed: only open suggestions can be deleted"
                 )
             db.execute("DELETE FROM suggestions WHERE id = ?", (row["id"],))
+            self._record(db, write, None)
+
+    def renew_suggestion(
+        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None
+    ) -> Suggestion:
+        now = _now()
+        with self._write() as db:
+            row = self._suggestion_row(db, experiment_id, suggestion_id)
+            current = self._suggestion(row, now)
+            if current.state is not SuggestionState.OPEN:
+                raise FailedPrecondition(
+                    f"suggestion {suggestion_id!r} is {current.state.value}: only open suggestions"
+                    " can be renewed (an observation for an expired one is still accepted)"
+                )
+            lease = lease_seconds if lease_seconds is not None else current.lease_seconds
+            if lease:
+                db.execute(
+                    "UPDATE suggestions SET lease_seconds = ?, expire_time = ? WHERE id = ?",
+                    (lease, now + lease, row["id"]),
+                )
+            row = db.execute("SELECT * FROM suggestions WHERE id = ?", (row["id"],)).fetchone()
+        return self._suggestion(row, now)
 
     # -------------------------------------------------------------- observations
 
@@ -382,8 +569,8 @@ class SqliteStorage(Storage):
             create_time=_time(row["create_time"]),
         )
 
-    def create_observation(self, observation: Observation) -> Observation:
-        with self._write() as db:
+    def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
+        with self._write(write) as db:
             exp = self._experiment_row(db, observation.experiment_id)
             suggestion_id = None
             if observation.suggestion_id is not None:
@@ -409,7 +596,9 @@ class SqliteStorage(Storage):
                 ),
             )
             row = db.execute("SELECT * FROM observations WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return self._observation(row)
+            result = self._observation(row)
+            self._record(db, write, result)
+        return result
 
     def _observation_row(
         self, db: sqlite3.Connection, experiment_id: str, observation_id: str
@@ -443,8 +632,8 @@ class SqliteStorage(Storage):
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
 
-    def update_observation(self, observation: Observation) -> Observation:
-        with self._write() as db:
+    def update_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
+        with self._write(write) as db:
             row = self._observation_row(db, observation.experiment_id, observation.id)
             db.execute(
                 "UPDATE observations SET metric_values = ?, failed = ?, metadata = ? WHERE id = ?",
@@ -456,9 +645,62 @@ class SqliteStorage(Storage):
                 ),
             )
             row = db.execute("SELECT * FROM observations WHERE id = ?", (row["id"],)).fetchone()
-        return self._observation(row)
+            result = self._observation(row)
+            self._record(db, write, result)
+        return result
 
-    def delete_observation(self, experiment_id: str, observation_id: str) -> None:
-        with self._write() as db:
+    def delete_observation(
+        self, experiment_id: str, observation_id: str, write: Write = PLAIN
+    ) -> None:
+        with self._write(write) as db:
             row = self._observation_row(db, experiment_id, observation_id)
             db.execute("DELETE FROM observations WHERE id = ?", (row["id"],))
+            self._record(db, write, None)
+
+    # -------------------------------------------------------------- tokens
+
+    @staticmethod
+    def _token(row: sqlite3.Row) -> Token:
+        revoked = row["revoke_time"]
+        return Token(
+            id=str(row["id"]),
+            name=row["name"],
+            role=Role(row["role"]),
+            projects=json.loads(row["projects"]),
+            create_time=_time(row["create_time"]),
+            revoke_time=None if revoked is None else _time(revoked),
+        )
+
+    def create_token(self, token: Token, secret_hash: str) -> Token:
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO tokens (name, role, projects, secret_hash, create_time)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token.name, token.role.value, codec.dumps(token.projects), secret_hash, _now()),
+            )
+            row = db.execute("SELECT * FROM tokens WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return self._token(row)
+
+    def list_tokens(self) -> list[Token]:
+        with self._read() as db:
+            return [self._token(r) for r in db.execute("SELECT * FROM tokens ORDER BY id")]
+
+    def revoke_token(self, token_id: str) -> Token:
+        with self._write() as db:
+            key = _int_id(token_id, "token")
+            db.execute(
+                "UPDATE tokens SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL",
+                (_now(), key),
+            )
+            row = db.execute("SELECT * FROM tokens WHERE id = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"token {token_id!r} not found")
+        return self._token(row)
+
+    def token_by_hash(self, secret_hash: str) -> Token | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM tokens WHERE secret_hash = ? AND revoke_time IS NULL",
+                (secret_hash,),
+            ).fetchone()
+        return None if row is None else self._token(row)
