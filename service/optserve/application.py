@@ -231,6 +231,10 @@ class Application:
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
         with self.storage.experiment_lock(experiment_id):
+            # a retry racing its first attempt waits here, then finds its record
+            replayed = self._replay(call, "CreateSuggestions", fingerprint)
+            if replayed is not None:
+                return replayed.result  # type: ignore[return-value]
             exp = self._active(experiment_id, call.principal)
             if not call.alive():
                 raise Cancelled("the call ended before its suggestions were made")
