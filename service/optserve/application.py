@@ -115,7 +115,7 @@ class Application:
         fingerprint = _fingerprint(exp, seed)
         replayed = self._replay(call, "CreateExperiment", fingerprint)
         if replayed is not None:
-            return self._with_best(replayed.result)  # type: ignore[arg-type]
+            return replayed.result  # type: ignore[return-value]
         principal = call.principal
         if not exp.project and principal.scoped and len(principal.projects) == 1:
             # a token of one project creates there by default
@@ -127,18 +127,17 @@ class Application:
         validation.validate_experiment(exp)
         if exp.type is ExperimentType.GRID and exp.observation_budget is None:
             exp.observation_budget = validation.grid_size(exp)
-        created = self._idempotent(
+        return self._idempotent(
             call,
             "CreateExperiment",
             fingerprint,
             lambda write: self.storage.create_experiment(exp, write),
         )
-        return self._with_best(created)
 
     def get_experiment(self, experiment_id: str, call: Call = SYSTEM) -> Experiment:
         exp = self.storage.get_experiment(experiment_id)
         self._check_reach(call.principal, exp.project, experiment_id)
-        return self._with_best(exp)
+        return exp
 
     def list_experiments(
         self,
@@ -153,7 +152,6 @@ class Application:
         page = self.storage.list_experiments(
             project, state, _page_size(page_size), page_token, projects
         )
-        page.items = [self._with_best(e) for e in page.items]
         return page
 
     def update_experiment(
@@ -164,7 +162,7 @@ class Application:
         fingerprint = _fingerprint(experiment_id, patch, sorted(paths))
         replayed = self._replay(call, "UpdateExperiment", fingerprint)
         if replayed is not None:
-            return self._with_best(replayed.result)  # type: ignore[arg-type]
+            return replayed.result  # type: ignore[return-value]
         current = self.storage.get_experiment(experiment_id)
         self._check_write(call.principal, current.project, experiment_id)
         if "project" in paths:
@@ -183,13 +181,12 @@ class Application:
                 continue
             setattr(updated, path, getattr(patch, path))
         validation.validate_experiment(updated)
-        stored = self._idempotent(
+        return self._idempotent(
             call,
             "UpdateExperiment",
             fingerprint,
             lambda write: self.storage.update_experiment(updated, write),
         )
-        return self._with_best(stored)
 
     def delete_experiment(self, experiment_id: str, call: Call = SYSTEM) -> None:
         fingerprint = _fingerprint(experiment_id)
@@ -202,13 +199,6 @@ class Application:
             fingerprint,
             lambda write: self.storage.delete_experiment(experiment_id, write),
         )
-
-    def _with_best(self, exp: Experiment) -> Experiment:
-        if exp.progress.observation_count and len(exp.optimized_metrics) == 1:
-            observations, _ = self.storage.load_history(exp.id)
-            top, _ = best.best_observations(dataclasses.replace(exp, num_solutions=1), observations)
-            exp.progress.best_observation = top[0] if top else None
-        return exp
 
     # -------------------------------------------------------------- suggestions
 
@@ -238,7 +228,12 @@ class Application:
             exp = self._active(experiment_id, call.principal)
             if not call.alive():
                 raise Cancelled("the call ended before its suggestions were made")
-            observations, pending = self.storage.load_history(experiment_id)
+            # random search uses neither the history nor the pending points
+            observations, pending = (
+                ([], [])
+                if exp.type is ExperimentType.RANDOM
+                else self.storage.load_history(experiment_id)
+            )
             request = SuggestRequest(
                 experiment=exp,
                 observations=observations,
@@ -390,6 +385,10 @@ class Application:
     ) -> tuple[list[Observation], str]:
         exp = self.storage.get_experiment(experiment_id)
         self._check_reach(call.principal, exp.project, experiment_id)
+        incumbent = exp.progress.best_observation
+        if incumbent is not None and exp.num_solutions == 1:
+            # kept by storage with every write: no need to read the history
+            return [incumbent], ""
         observations, _ = self.storage.load_history(experiment_id)
         return best.best_observations(exp, observations)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
 
 import pytest
 
+from optserve.domain.best import best_observations
 from optserve.domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from optserve.domain.model import (
     Bounds,
@@ -15,15 +17,17 @@ from optserve.domain.model import (
     ExperimentState,
     Metric,
     MetricValue,
+    Objective,
     Observation,
     Parameter,
     ParameterType,
+    Strategy,
     SuggestionState,
 )
 from optserve.domain.tenancy import Role, Token
 from optserve.storage import SqliteStorage, Storage, codec
 from optserve.storage.base import DuplicateRequest, RequestKey, Write
-from optserve.storage.sqlite import SCHEMA_V1, SchemaTooNew
+from optserve.storage.sqlite import MIGRATIONS, SCHEMA_V1, SchemaTooNew
 
 LEASE = 3600
 
@@ -333,3 +337,94 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(SchemaTooNew, match="999"):
         SqliteStorage(path)
+
+
+def _brute_best(storage: Storage, exp_id: str) -> str | None:
+    exp = storage.get_experiment(exp_id)
+    exp.num_solutions = 1
+    top, _ = best_observations(exp, storage.load_history(exp_id)[0])
+    return top[0].id if top else None
+
+
+def test_progress_and_best_are_kept_exactly_through_every_write(storage):
+    """The materialized counters and incumbent equal a recomputation from the
+    whole history after each of a random mix of creates, updates and deletes,
+    ties and threshold changes included."""
+    rng = random.Random(3)
+    exp = _experiment()
+    exp.metrics = [Metric("v", Objective.MINIMIZE), Metric("c", threshold=0.0)]
+    exp.metrics[1].strategy = Strategy.CONSTRAINT
+    exp = storage.create_experiment(exp)
+    live: list[str] = []
+    for step in range(120):
+        action = rng.random()
+        if action < 0.6 or not live:
+            failed = rng.random() < 0.15
+            values = (
+                []
+                if failed
+                else [
+                    MetricValue("v", float(rng.randint(0, 5)), None),
+                    MetricValue("c", rng.uniform(-1, 1), None),
+                ]
+            )
+            obs = storage.create_observation(
+                Observation("", exp.id, None, {"x": rng.random()}, values, failed=failed)
+            )
+            live.append(obs.id)
+        elif action < 0.75:
+            target = storage.get_observation(exp.id, rng.choice(live))
+            target.failed = not target.failed
+            target.values = (
+                []
+                if target.failed
+                else [
+                    MetricValue("v", float(rng.randint(0, 5)), None),
+                    MetricValue("c", rng.uniform(-1, 1), None),
+                ]
+            )
+            storage.update_observation(target)
+        elif action < 0.9:
+            gone = live.pop(rng.randrange(len(live)))
+            storage.delete_observation(exp.id, gone)
+        else:
+            current = storage.get_experiment(exp.id)
+            current.metrics[1].threshold = rng.uniform(-0.5, 0.5)
+            storage.update_experiment(current)
+        got = storage.get_experiment(exp.id)
+        history = storage.load_history(exp.id)[0]
+        assert got.progress.observation_count == len(history), step
+        assert got.progress.failed_observation_count == sum(o.failed for o in history), step
+        best_obs = got.progress.best_observation
+        assert (best_obs.id if best_obs else None) == _brute_best(storage, exp.id), step
+
+
+def test_migration_fills_progress_and_best_of_existing_experiments(tmp_path):
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO experiments (name, project, state, definition, create_time, update_time)"
+        " VALUES ('old', '', 'active', ?, 0, 0)",
+        (codec.definition_to_json(_experiment()),),
+    )
+    for k, v in enumerate((1.0, 3.0, 2.0)):
+        db.execute(
+            "INSERT INTO observations (experiment_id, assignments, metric_values, failed,"
+            " metadata, create_time) VALUES (1, '{}', ?, 0, '{}', ?)",
+            (codec.values_to_json([MetricValue("v", v, None)]), k),
+        )
+    db.execute(
+        "INSERT INTO observations (experiment_id, assignments, metric_values, failed,"
+        " metadata, create_time) VALUES (1, '{}', '[]', 1, '{}', 9)"
+    )
+    db.commit()
+    db.close()
+    storage = SqliteStorage(path)
+    progress = storage.get_experiment("1").progress
+    assert (progress.observation_count, progress.failed_observation_count) == (4, 1)
+    assert progress.best_observation is not None
+    assert progress.best_observation.value_of("v") == 3.0
+    storage.close()

@@ -60,6 +60,15 @@ def _unit_position(exp: Experiment, obs: Observation) -> np.ndarray:
     return np.array(out)
 
 
+def improves(exp: Experiment, incumbent: Observation | None, candidate: Observation) -> bool:
+    """Whether ``candidate`` replaces ``incumbent`` as the single best observation of an
+    experiment with one optimized metric: the same choice as ``best_observations``
+    with one solution (the earliest wins ties), made one observation at a time."""
+    if not successful(exp, [candidate]) or not satisfies_constraints(exp, candidate):
+        return False
+    return incumbent is None or _signed(exp, candidate)[0] > _signed(exp, incumbent)[0]
+
+
 def best_observations(exp: Experiment, observations: list[Observation]) -> tuple[list, str]:
     """The best successful observations that satisfy every constraint metric.
 

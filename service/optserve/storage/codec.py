@@ -208,6 +208,11 @@ def result_to_json(result: Any) -> str:
                 result.progress.failed_observation_count,
                 result.progress.open_suggestion_count,
             ],
+            "best": (
+                None
+                if result.progress.best_observation is None
+                else _observation_doc(result.progress.best_observation)
+            ),
         }
     elif isinstance(result, Observation):
         doc = {"kind": "observation", "observation": _observation_doc(result)}
@@ -233,7 +238,12 @@ def result_from_json(text: str) -> Any:
             state=ExperimentState(doc["state"]),
             create_time=_dt(doc["create_time"]),
             update_time=_dt(doc["update_time"]),
-            progress=Progress(observations, failed, open_),
+            progress=Progress(
+                observations,
+                failed,
+                open_,
+                None if doc["best"] is None else _observation_from(doc["best"]),
+            ),
         )
     if kind == "observation":
         return _observation_from(doc["observation"])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..domain import best
 from ..domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from ..domain.model import (
     Assignments,
@@ -103,7 +104,25 @@ MIGRATIONS = [
         revoke_time REAL
     );
     """,
+    # Progress kept with every write, so that reads cost the same at any history size.
+    """
+    ALTER TABLE experiments ADD COLUMN observation_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE experiments ADD COLUMN failed_count INTEGER NOT NULL DEFAULT 0;
+    -- the single best observation (see domain.best.improves), NULL when there is none
+    ALTER TABLE experiments ADD COLUMN best_observation_id INTEGER;
+    UPDATE experiments SET
+        observation_count = (
+            SELECT COUNT(*) FROM observations o WHERE o.experiment_id = experiments.id
+        ),
+        failed_count = (
+            SELECT COALESCE(SUM(failed), 0) FROM observations o
+            WHERE o.experiment_id = experiments.id
+        );
+    CREATE INDEX suggestions_by_expiry ON suggestions (experiment_id, state, expire_time);
+    """,
 ]
+# Migrations whose materialized values need Python to compute, by version reached.
+BACKFILLS = {3: "_backfill_best"}
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -169,10 +188,12 @@ class SqliteStorage(Storage):
                     f"{self._path}: schema version {version} is newer than this optserve's"
                     f" ({SCHEMA_VERSION}); upgrade optserve"
                 )
-            for script in MIGRATIONS[version:]:
+            for reached, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if reached in BACKFILLS:
+                    getattr(self, BACKFILLS[reached])(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             db.execute("ROLLBACK")
@@ -275,14 +296,16 @@ class SqliteStorage(Storage):
         return row
 
     def _experiment(self, db: sqlite3.Connection, row: sqlite3.Row) -> Experiment:
-        counts = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(failed), 0) FROM observations WHERE experiment_id = ?",
-            (row["id"],),
-        ).fetchone()
+        """The experiment with its progress, read from the materialized columns."""
         open_count = db.execute(
             f"SELECT COUNT(*) FROM suggestions WHERE experiment_id = ? AND {_LIVE}",
             (row["id"], _now()),
         ).fetchone()[0]
+        best_row = None
+        if row["best_observation_id"] is not None:
+            best_row = db.execute(
+                "SELECT * FROM observations WHERE id = ?", (row["best_observation_id"],)
+            ).fetchone()
         return codec.definition_from_json(
             row["definition"],
             id=str(row["id"]),
@@ -292,11 +315,42 @@ class SqliteStorage(Storage):
             create_time=_time(row["create_time"]),
             update_time=_time(row["update_time"]),
             progress=Progress(
-                observation_count=counts[0],
-                failed_observation_count=counts[1],
+                observation_count=row["observation_count"],
+                failed_observation_count=row["failed_count"],
                 open_suggestion_count=open_count,
+                best_observation=None if best_row is None else self._observation(best_row),
             ),
         )
+
+    # -------------------------------------------------------------- incumbents
+
+    def _definition(self, row: sqlite3.Row) -> Experiment:
+        return codec.definition_from_json(row["definition"], id=str(row["id"]), name="")
+
+    def _refresh_best(self, db: sqlite3.Connection, experiment_key: int) -> None:
+        """Recomputes the best observation from the whole history (after an update
+        or delete that may dethrone it, or a change of metric thresholds)."""
+        row = db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_key,)).fetchone()
+        exp = self._definition(row)
+        best_id = None
+        if len(exp.optimized_metrics) == 1:
+            observations = [
+                self._observation(r)
+                for r in db.execute(
+                    "SELECT * FROM observations WHERE experiment_id = ? ORDER BY id",
+                    (experiment_key,),
+                )
+            ]
+            exp.num_solutions = 1
+            top, _ = best.best_observations(exp, observations)
+            best_id = int(top[0].id) if top else None
+        db.execute(
+            "UPDATE experiments SET best_observation_id = ? WHERE id = ?", (best_id, experiment_key)
+        )
+
+    def _backfill_best(self, db: sqlite3.Connection) -> None:
+        for (key,) in db.execute("SELECT id FROM experiments").fetchall():
+            self._refresh_best(db, key)
 
     def create_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
         now = _now()
@@ -363,6 +417,8 @@ class SqliteStorage(Storage):
                     int(experiment.id),
                 ),
             )
+            # metric thresholds may have changed which observations qualify
+            self._refresh_best(db, int(experiment.id))
             result = self._experiment(db, self._experiment_row(db, experiment.id))
             self._record(db, write, result)
         return result
@@ -582,6 +638,13 @@ class SqliteStorage(Storage):
                     )
                 suggestion_id = s["id"]
                 db.execute("UPDATE suggestions SET state = 'closed' WHERE id = ?", (suggestion_id,))
+            incumbent = None
+            if exp["best_observation_id"] is not None:
+                incumbent = self._observation(
+                    db.execute(
+                        "SELECT * FROM observations WHERE id = ?", (exp["best_observation_id"],)
+                    ).fetchone()
+                )
             cur = db.execute(
                 "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
                 " metric_values, failed, metadata, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -597,6 +660,17 @@ class SqliteStorage(Storage):
             )
             row = db.execute("SELECT * FROM observations WHERE id = ?", (cur.lastrowid,)).fetchone()
             result = self._observation(row)
+            definition = self._definition(exp)
+            best_id = exp["best_observation_id"]
+            if len(definition.optimized_metrics) == 1 and best.improves(
+                definition, incumbent, result
+            ):
+                best_id = row["id"]
+            db.execute(
+                "UPDATE experiments SET observation_count = observation_count + 1,"
+                " failed_count = failed_count + ?, best_observation_id = ? WHERE id = ?",
+                (int(observation.failed), best_id, exp["id"]),
+            )
             self._record(db, write, result)
         return result
 
@@ -644,6 +718,11 @@ class SqliteStorage(Storage):
                     row["id"],
                 ),
             )
+            db.execute(
+                "UPDATE experiments SET failed_count = failed_count + ? WHERE id = ?",
+                (int(observation.failed) - row["failed"], row["experiment_id"]),
+            )
+            self._refresh_best(db, row["experiment_id"])
             row = db.execute("SELECT * FROM observations WHERE id = ?", (row["id"],)).fetchone()
             result = self._observation(row)
             self._record(db, write, result)
@@ -655,6 +734,17 @@ class SqliteStorage(Storage):
         with self._write(write) as db:
             row = self._observation_row(db, experiment_id, observation_id)
             db.execute("DELETE FROM observations WHERE id = ?", (row["id"],))
+            key = row["experiment_id"]
+            db.execute(
+                "UPDATE experiments SET observation_count = observation_count - 1,"
+                " failed_count = failed_count - ? WHERE id = ?",
+                (row["failed"], key),
+            )
+            best_id = db.execute(
+                "SELECT best_observation_id FROM experiments WHERE id = ?", (key,)
+            ).fetchone()[0]
+            if best_id == row["id"]:
+                self._refresh_best(db, key)
             self._record(db, write, None)
 
     # -------------------------------------------------------------- tokens
