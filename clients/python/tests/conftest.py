@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,72 @@ def conn(server: Server) -> Iterator[Connection]:
     yield connection
     optserve_client.set_connection(None)
     connection.close()
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files of a throw-away CA, a server certificate for ``localhost`` (no
+    IP address: connecting to 127.0.0.1 needs ``tls_server_name="localhost"``),
+    a client certificate, and a second CA that signed neither."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
+
+
+def _self_signed(name: str, cn: str, cwd: Path) -> None:
+    _openssl(
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+        *("-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2"),
+        *("-subj", f"/CN={cn}", "-addext", "basicConstraints=critical,CA:TRUE"),
+        *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        cwd=cwd,
+    )
+
+
+def _signed(name: str, cn: str, extensions: str, cwd: Path) -> None:
+    _openssl(
+        *("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+        *("-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}"),
+        cwd=cwd,
+    )
+    (cwd / f"{name}.ext").write_text(extensions)
+    _openssl(
+        *("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+        *("-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext"),
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Certificates made for this session with the openssl command line."""
+    if shutil.which("openssl") is None:
+        pytest.fail("the TLS tests make their certificates with openssl, which is not installed")
+    d = tmp_path_factory.mktemp("ca")
+    _self_signed("ca", "optserve test CA", d)
+    _self_signed("other", "another CA", d)
+    _signed(
+        "server",
+        "localhost",
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        d,
+    )
+    _signed("client", "optserve test client", "extendedKeyUsage=clientAuth\n", d)
+    return Certificates(
+        ca=d / "ca.pem",
+        server_cert=d / "server.pem",
+        server_key=d / "server.key",
+        client_cert=d / "client.pem",
+        client_key=d / "client.key",
+        other_ca=d / "other.pem",
+    )
