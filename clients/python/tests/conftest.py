@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import queue
 import re
 import shutil
@@ -32,7 +33,7 @@ def _server_command() -> list[str]:
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.stderr_path = tmp / "server.stderr"
         self._stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
@@ -45,10 +46,12 @@ class Server:
                 "0",
                 "--db",
                 str(tmp / "optserve.db"),
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._drainer = threading.Thread(target=self._drain, daemon=True)
@@ -170,3 +173,26 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         client_key=d / "client.key",
         other_ca=d / "other.pem",
     )
+
+
+SERVER_TOKEN = "tls-test-token"
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates):
+    """The real server over mutual TLS (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``)
+    with the bootstrap token SERVER_TOKEN."""
+    help_text = subprocess.run(
+        [*_server_command(), "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    if "--tls-cert" not in help_text:
+        pytest.skip("this server has no --tls-cert")
+    srv = Server(
+        tmp_path_factory.mktemp("optserve-tls"),
+        *("--tls-cert", str(certificates.server_cert), "--tls-key", str(certificates.server_key)),
+        *("--tls-client-ca", str(certificates.ca)),
+        env={"OPTSERVE_SERVER_TOKEN": SERVER_TOKEN},
+    )
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"optserve exited {code}:\n{srv.stderr_path.read_text()}"

@@ -132,3 +132,36 @@ def test_tls_options_are_checked_before_connecting(certificates, tmp_path) -> No
         Connection("127.0.0.1:1", tls=False, tls_ca=certificates.ca)
     with pytest.raises(ValueError, match="not both"):
         Connection("127.0.0.1:1", credentials=grpc.ssl_channel_credentials(), tls=True)
+
+
+def test_the_real_server_over_mutual_tls(certificates, tls_server) -> None:
+    token = "tls-test-token"  # conftest.SERVER_TOKEN
+    tls = dict(
+        tls_ca=certificates.ca,
+        tls_cert=certificates.client_cert,
+        tls_key=certificates.client_key,
+        tls_server_name="localhost",
+    )
+    with Connection(tls_server.target, token=token, **tls) as conn:
+        experiment = conn.create_experiment(
+            name="over TLS",
+            parameters=[dict(name="x", type="double", bounds=dict(min=0, max=1))],
+            metrics=[dict(name="m")],
+        )
+        suggestion = conn.create_suggestion(experiment.id)
+        conn.create_observation(experiment.id, suggestion=suggestion.id, values={"m": 1.0})
+        assert conn.get_experiment(experiment.id).progress.observation_count == 1
+    never = RetryPolicy.never()
+    with Connection(tls_server.target, token="wrong", retry=never, **tls) as conn:
+        with pytest.raises(ApiError) as info:
+            conn.get_experiment(experiment.id)
+        assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+    # Without a client certificate, or without TLS, no call gets through.
+    for settings in (
+        dict(tls_ca=certificates.ca, tls_server_name="localhost"),
+        dict(tls=False),
+    ):
+        with Connection(tls_server.target, token=token, retry=never, **settings) as conn:
+            with pytest.raises(ApiError) as info:
+                conn.get_experiment(experiment.id)
+            assert info.value.code is grpc.StatusCode.UNAVAILABLE

@@ -11,6 +11,7 @@ import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -56,6 +57,39 @@ final class OptserveServer implements AutoCloseable {
 
   /** Starts {@code optserve serve} on a free loopback port with {@code extraArgs} appended. */
   static OptserveServer start(String... extraArgs) throws IOException, InterruptedException {
+    return start(Map.of(), extraArgs);
+  }
+
+  /** The output of {@code optserve serve --help}: which options this server has. */
+  static String serveHelp() throws IOException, InterruptedException {
+    ProcessBuilder pb = new ProcessBuilder(executable().toString(), "serve", "--help");
+    pb.redirectErrorStream(true);
+    withServiceOnPath(pb);
+    Process process = pb.start();
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    process.waitFor(60, TimeUnit.SECONDS);
+    return out;
+  }
+
+  private static void withServiceOnPath(ProcessBuilder pb) {
+    Path service = Paths.get("../../service").toAbsolutePath().normalize();
+    if (Files.isDirectory(service.resolve("optserve"))) {
+      String inherited = pb.environment().get("PYTHONPATH");
+      pb.environment()
+          .put(
+              "PYTHONPATH",
+              inherited == null || inherited.isEmpty()
+                  ? service.toString()
+                  : service + File.pathSeparator + inherited);
+    }
+  }
+
+  /**
+   * Starts {@code optserve serve} on a free loopback port with {@code env} added to its
+   * environment and {@code extraArgs} appended.
+   */
+  static OptserveServer start(Map<String, String> env, String... extraArgs)
+      throws IOException, InterruptedException {
     Path bin = executable();
     if (!Files.isExecutable(bin)) {
       throw new IllegalStateException(
@@ -80,16 +114,8 @@ final class OptserveServer implements AutoCloseable {
     command.addAll(Arrays.asList(extraArgs));
     ProcessBuilder pb =
         new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
-    Path service = Paths.get("../../service").toAbsolutePath().normalize();
-    if (Files.isDirectory(service.resolve("optserve"))) {
-      String inherited = pb.environment().get("PYTHONPATH");
-      pb.environment()
-          .put(
-              "PYTHONPATH",
-              inherited == null || inherited.isEmpty()
-                  ? service.toString()
-                  : service + File.pathSeparator + inherited);
-    }
+    withServiceOnPath(pb);
+    pb.environment().putAll(env);
     Process process = pb.start();
     BufferedReader stdout =
         new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));

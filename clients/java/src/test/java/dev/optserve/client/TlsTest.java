@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.optserve.v1.Experiment;
 import io.grpc.Status;
 import io.grpc.TlsServerCredentials;
 import java.nio.file.Path;
@@ -13,6 +14,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -148,5 +150,59 @@ class TlsTest {
     assertThrows(
         IllegalArgumentException.class,
         () -> builder(tls, Map.of("OPTSERVE_TLS", "maybe")).build());
+  }
+
+  @Test
+  void theRealServerOverMutualTls() throws Exception {
+    Assumptions.assumeTrue(
+        OptserveServer.serveHelp().contains("--tls-cert"), "this server has no --tls-cert");
+    String token = "tls-test-token";
+    try (OptserveServer server =
+        OptserveServer.start(
+            Map.of("OPTSERVE_SERVER_TOKEN", token),
+            "--tls-cert", certs.serverCert().toString(),
+            "--tls-key", certs.serverKey().toString(),
+            "--tls-client-ca", certs.ca().toString())) {
+      OptserveClient.Builder mtlsClient =
+          OptserveClient.builder()
+              .target(server.target())
+              .environment(name -> null)
+              .tlsCa(certs.ca())
+              .tlsServerName("localhost")
+              .tlsClientCertificate(certs.clientCert(), certs.clientKey());
+      String id;
+      try (OptserveClient client = mtlsClient.token(token).build()) {
+        Experiment created =
+            client.createExperiment(
+                Experiments.builder()
+                    .name("over TLS")
+                    .doubleParam("x", 0, 1)
+                    .metric(Metrics.maximize("m"))
+                    .build());
+        id = created.getId();
+        client.observe(id, client.createSuggestion(id).getId(), "m", 1.0);
+        assertEquals(1, client.getExperiment(id).getProgress().getObservationCount());
+      }
+      try (OptserveClient client =
+          mtlsClient.token("wrong").retryPolicy(RetryPolicy.never()).build()) {
+        OptserveException e = assertThrows(OptserveException.class, () -> client.getExperiment(id));
+        assertEquals(Status.Code.UNAUTHENTICATED, e.getCode());
+      }
+      // Without a client certificate, or without TLS, no call gets through.
+      refused(
+          OptserveClient.builder()
+              .target(server.target())
+              .token(token)
+              .environment(name -> null)
+              .retryPolicy(RetryPolicy.never())
+              .tlsCa(certs.ca())
+              .tlsServerName("localhost"));
+      refused(
+          OptserveClient.builder()
+              .target(server.target())
+              .token(token)
+              .environment(name -> null)
+              .retryPolicy(RetryPolicy.never()));
+    }
   }
 }
