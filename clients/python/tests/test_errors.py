@@ -15,7 +15,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 import optserve_client
-from optserve_client import ApiError, Connection
+from optserve_client import ApiError, Connection, RetryPolicy
 from optserve_client._proto.optserve.v1 import experiment_pb2, service_pb2, service_pb2_grpc
 
 
@@ -167,11 +167,12 @@ def test_default_target(monkeypatch) -> None:
 
 def test_deadline(fake) -> None:
     target, _ = fake
-    with Connection(target, timeout=0.3) as conn:
+    with Connection(target, timeout=0.3, retry=RetryPolicy.never()) as conn:
         start = time.monotonic()
         with pytest.raises(ApiError) as info:
             conn.get_experiment("slow")
         assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert info.value.attempts == 1
         assert time.monotonic() - start < 1.5
 
 

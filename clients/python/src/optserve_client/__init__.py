@@ -8,10 +8,13 @@ Two levels:
   ``experiment.loop()``, ``experiment.create_run()``, using a default
   Connection built from ``OPTSERVE_TARGET`` / ``OPTSERVE_TOKEN``.
 
-Every failure is an :class:`ApiError`.
+Every failure is an :class:`ApiError`. Calls failing with ``UNAVAILABLE`` or
+``DEADLINE_EXCEEDED`` are retried as the Connection's :class:`RetryPolicy`
+says, writes with one request id across their attempts.
 """
 
 from optserve_client._errors import ApiError, FieldViolation
+from optserve_client._retry import RetryPolicy
 from optserve_client.ai import (
     ExperimentContext,
     RunContext,
@@ -40,6 +43,7 @@ __all__ = [
     "FieldViolation",
     "Observation",
     "Page",
+    "RetryPolicy",
     "RunContext",
     "Suggestion",
     "create_experiment",

@@ -57,8 +57,18 @@ class SuggestionsResource:
     def __init__(self, conn: Connection, experiment_id: str, suggestion_id: str | None) -> None:
         self._conn, self._experiment_id, self._id = conn, experiment_id, suggestion_id
 
-    def create(self, metadata: dict[str, Any] | None = None) -> Suggestion:
-        return self._conn.create_suggestion(self._experiment_id, metadata)
+    def create(
+        self, metadata: dict[str, Any] | None = None, lease_seconds: int | None = None
+    ) -> Suggestion:
+        return self._conn.create_suggestion(
+            self._experiment_id, metadata, lease_seconds=lease_seconds
+        )
+
+    def renew_lease(self, lease_seconds: int | None = None) -> Suggestion:
+        """Extends this open suggestion's lease (see Connection.renew_lease)."""
+        if not self._id:
+            raise ValueError("renew_lease needs a suggestion id: suggestions(ID)")
+        return self._conn.renew_lease(self._experiment_id, self._id, lease_seconds)
 
     def fetch(self, **filters: Any) -> Suggestion | Page[Suggestion]:
         if self._id:

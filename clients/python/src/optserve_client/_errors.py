@@ -35,6 +35,8 @@ class ApiError(Exception):
         message: The status message sent by the server (or by gRPC itself).
         field_violations: The google.rpc.BadRequest field violations carried
             in the status details; empty when there are none.
+        attempts: How many times the call was made (retries included) before
+            it failed with this error.
     """
 
     def __init__(
@@ -42,14 +44,18 @@ class ApiError(Exception):
         code: grpc.StatusCode,
         message: str,
         field_violations: list[FieldViolation] | None = None,
+        attempts: int = 1,
     ) -> None:
         self.code = code
         self.message = message
         self.field_violations = list(field_violations or [])
+        self.attempts = attempts
         super().__init__(str(self))
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
+        if self.attempts > 1:
+            text += f" (after {self.attempts} attempts)"
         if self.field_violations:
             text += "".join(f"\n  {v.field}: {v.description}" for v in self.field_violations)
         return text
@@ -58,10 +64,10 @@ class ApiError(Exception):
         return f"ApiError({self.code!r}, {self.message!r}, {self.field_violations!r})"
 
     def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.code, self.message, self.field_violations))
+        return (type(self), (self.code, self.message, self.field_violations, self.attempts))
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> ApiError:
+    def from_rpc_error(cls, error: grpc.RpcError, attempts: int = 1) -> ApiError:
         """Builds an ApiError from a failed call (a ``grpc.RpcError`` that is a ``grpc.Call``).
 
         The field violations come from the rich status in the trailing
@@ -83,4 +89,4 @@ class ApiError(Exception):
                     violations.extend(
                         FieldViolation(v.field, v.description) for v in bad_request.field_violations
                     )
-        return cls(code or grpc.StatusCode.UNKNOWN, message or "", violations)
+        return cls(code or grpc.StatusCode.UNKNOWN, message or "", violations, attempts)

@@ -20,6 +20,14 @@ the logged metrics, or a failed observation when the block raised (the
 exception still propagates), ``log_failure()`` was called, or nothing was
 logged at all (a run that measured nothing is treated as a failed evaluation,
 which closes the suggestion and uses one unit of budget; a warning is logged).
+
+Suggestions have leases: one that is neither observed nor renewed for its
+lease (``lease_seconds``, else the experiment's ``suggestion_lease_seconds``,
+else a day) expires and stops counting as pending, so the work of a worker
+that died is handed out again. While a run's ``with`` block runs (and while
+``loop()`` waits for a run's body), a heartbeat thread renews the lease every
+third of it, so a long evaluation does not expire while its process lives;
+``heartbeat=False`` turns it off, a number sets the interval in seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
+import grpc
+
+from optserve_client._errors import ApiError
+from optserve_client._retry import new_request_id
 from optserve_client.connection import Connection
 from optserve_client.objects import (
     Assignments,
@@ -90,13 +102,15 @@ def create_experiment(
     metadata: Mapping[str, Any] | None = None,
     project: str | None = None,
     seed: int | None = None,
+    suggestion_lease_seconds: int | None = None,
     connection: Connection | None = None,
 ) -> ExperimentContext:
     """Creates an experiment (SigOpt's ``sigopt.create_experiment``).
 
     Takes the dicts of SigOpt's documents; ``budget`` and
-    ``observation_budget`` are synonyms. Raises ApiError (INVALID_ARGUMENT,
-    with field violations) for an invalid experiment.
+    ``observation_budget`` are synonyms; ``suggestion_lease_seconds`` is the
+    default lease of its suggestions. Raises ApiError (INVALID_ARGUMENT, with
+    field violations) for an invalid experiment.
     """
     conn = connection or get_connection()
     spec = dict(
@@ -113,6 +127,7 @@ def create_experiment(
         metadata=metadata,
         project=project,
         seed=seed,
+        suggestion_lease_seconds=suggestion_lease_seconds,
     )
     data = conn.create_experiment({k: v for k, v in spec.items() if v is not None})
     return ExperimentContext(data, conn)
@@ -170,23 +185,46 @@ class ExperimentContext:
         budget = self._data.observation_budget
         return budget is not None and self._data.progress.observation_count >= budget
 
-    def create_run(self, metadata: Mapping[str, Any] | None = None) -> RunContext:
-        """Creates a suggestion and returns its run (use it in a ``with`` block)."""
-        return RunContext(self, self._conn.create_suggestion(self._data.id, metadata))
+    def create_run(
+        self,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        lease_seconds: int | None = None,
+        heartbeat: bool | float = True,
+    ) -> RunContext:
+        """Creates a suggestion and returns its run (use it in a ``with`` block).
 
-    def loop(self) -> Iterator[RunContext]:
+        ``lease_seconds`` is the suggestion's lease (the experiment's default
+        when None); ``heartbeat`` renews it while the ``with`` block runs (see
+        :class:`RunContext`).
+        """
+        suggestion = self._conn.create_suggestion(
+            self._data.id, metadata, lease_seconds=lease_seconds
+        )
+        return RunContext(self, suggestion, lease_seconds=lease_seconds, heartbeat=heartbeat)
+
+    def loop(
+        self, *, lease_seconds: int | None = None, heartbeat: bool | float = True
+    ) -> Iterator[RunContext]:
         """Yields runs until :meth:`is_finished`.
 
         Several processes may loop over the same experiment, each with its own
         suggestions; as each checks the budget before asking for a suggestion,
         N workers may overshoot the budget by up to N - 1 observations. A run
         not ended by its ``with`` block is ended when the next one is asked for.
+        Each run's lease (``lease_seconds``, else the experiment's default) is
+        renewed by a heartbeat until the run ends (``heartbeat``: see
+        :class:`RunContext`).
         """
         if self._data.observation_budget is None:
             raise ValueError("loop() needs an experiment with a budget; use create_run()")
         while not self.is_finished():
-            run = self.create_run()
-            yield run
+            run = self.create_run(lease_seconds=lease_seconds, heartbeat=heartbeat)
+            run.start_heartbeat()
+            try:
+                yield run
+            finally:
+                run.stop_heartbeat()
             if not run.ended:
                 run.end()
 
@@ -218,15 +256,28 @@ class ExperimentContext:
 class RunContext:
     """One evaluation: a suggestion's parameters in, metrics (or a failure) out.
 
+    While its ``with`` block runs, a heartbeat thread renews the suggestion's
+    lease: with ``heartbeat=True`` every third of the lease, with a number
+    every that many seconds, with ``False`` never. It stops when the run ends.
+    A renewal failing for good (the suggestion already expired or closed)
+    stops it with a warning; the run's observation is still accepted.
+
     Attributes:
         params: The assignments, by key (``run.params["x"]``) or attribute
             (``run.params.x``); absent conditional parameters raise
             KeyError / AttributeError.
-        suggestion: The underlying suggestion.
+        suggestion: The underlying suggestion (as created or last renewed).
         observation: The reported observation once the run has ended.
     """
 
-    def __init__(self, experiment: ExperimentContext, suggestion: Suggestion) -> None:
+    def __init__(
+        self,
+        experiment: ExperimentContext,
+        suggestion: Suggestion,
+        *,
+        lease_seconds: int | None = None,
+        heartbeat: bool | float = True,
+    ) -> None:
         self.experiment = experiment
         self.suggestion = suggestion
         self.params = Assignments(suggestion.assignments)
@@ -234,6 +285,12 @@ class RunContext:
         self._values: dict[str, MetricValue] = {}
         self._failed = False
         self._metadata: dict[str, Any] = {}
+        self._lease_seconds = lease_seconds
+        self._heartbeat_setting = heartbeat
+        self._heartbeat: _Heartbeat | None = None
+        # One id for the run's observation: ending again after a failed end()
+        # cannot record it twice.
+        self._observation_request_id = new_request_id()
 
     def __repr__(self) -> str:
         return f"<Run {self.suggestion.id} {dict(self.params)}>"
@@ -246,6 +303,44 @@ class RunContext:
     @property
     def ended(self) -> bool:
         return self.observation is not None
+
+    @property
+    def heartbeat_interval(self) -> float | None:
+        """Seconds between lease renewals, None without a heartbeat."""
+        setting = self._heartbeat_setting
+        if setting is False or setting is None:
+            return None
+        if setting is True:
+            lease = self._lease_seconds or self.suggestion.lease_seconds
+            return lease / 3 if lease else None
+        if setting <= 0:
+            raise ValueError(f"heartbeat interval must be positive, got {setting}")
+        return float(setting)
+
+    def renew_lease(self, lease_seconds: int | None = None) -> Suggestion:
+        """Renews the suggestion's lease now (``lease_seconds`` from now, by
+        default the run's lease) and returns the renewed suggestion."""
+        self._check_open()
+        suggestion = self.experiment.connection.renew_lease(
+            self.experiment.id, self.id, lease_seconds or self._lease_seconds
+        )
+        self.suggestion = suggestion
+        return suggestion
+
+    def start_heartbeat(self) -> None:
+        """Starts renewing the lease in the background (idempotent; nothing
+        without a heartbeat interval)."""
+        interval = self.heartbeat_interval
+        if interval is None or self.ended or self._heartbeat is not None:
+            return
+        self._heartbeat = _Heartbeat(self, interval)
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        """Stops renewing the lease, waiting for a renewal in flight."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
 
     def log_metric(self, name: str, value: float, stddev: float | None = None) -> None:
         """Records a metric value (the last one per name wins)."""
@@ -274,6 +369,7 @@ class RunContext:
 
     def end(self) -> Observation:
         """Reports the observation (idempotent) and returns it."""
+        self.stop_heartbeat()
         if self.observation is None:
             failed = self._failed or not self._values
             if failed and not self._failed:
@@ -286,6 +382,7 @@ class RunContext:
                 values=[] if failed else [v.to_dict() for v in self._values.values()],
                 failed=failed,
                 metadata=self._metadata or None,
+                request_id=self._observation_request_id,
             )
         return self.observation
 
@@ -294,6 +391,7 @@ class RunContext:
             raise RuntimeError(f"run {self.id} has already ended")
 
     def __enter__(self) -> RunContext:
+        self.start_heartbeat()
         return self
 
     def __exit__(
@@ -302,6 +400,7 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop_heartbeat()
         if self.observation is not None:
             return
         if exc is None:
@@ -312,3 +411,56 @@ class RunContext:
             self.end()
         except Exception:  # never hide the user's exception behind ours
             _log.exception("could not report the failure of run %s", self.id)
+
+
+# Renewal failures that another attempt will not fix: the suggestion was
+# observed, deleted or expired, or the server has no leases.
+_FINAL = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+
+class _Heartbeat:
+    """Renews a run's lease every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, run: RunContext, interval: float) -> None:
+        self._run = run
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"optserve-heartbeat-{run.id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        run = self._run
+        while not self._stopped.wait(self._interval):
+            try:
+                suggestion = run.experiment.connection.renew_lease(
+                    run.experiment.id, run.id, run._lease_seconds
+                )
+            except ApiError as exc:
+                if exc.code in _FINAL:
+                    _log.warning("stopped renewing the lease of run %s: %s", run.id, exc)
+                    return
+                _log.warning("could not renew the lease of run %s: %s", run.id, exc)
+                continue
+            except Exception:
+                _log.exception("stopped renewing the lease of run %s", run.id)
+                return
+            if not self._stopped.is_set():
+                run.suggestion = suggestion

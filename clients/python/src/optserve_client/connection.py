@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2
 
+from optserve_client import _tls
 from optserve_client import converters as conv
 from optserve_client._core import ExperimentsResource
 from optserve_client._errors import ApiError
 from optserve_client._proto.optserve.v1 import service_pb2 as pb
 from optserve_client._proto.optserve.v1 import service_pb2_grpc
+from optserve_client._retry import RetryPolicy, check_request_id, new_request_id
 from optserve_client.objects import BestAssignments, Experiment, Observation, Page, Suggestion
 
 __all__ = ["DEFAULT_TARGET", "Connection"]
@@ -21,6 +26,8 @@ __all__ = ["DEFAULT_TARGET", "Connection"]
 DEFAULT_TARGET = "localhost:50051"
 TARGET_ENV = "OPTSERVE_TARGET"
 TOKEN_ENV = "OPTSERVE_TOKEN"
+
+_log = logging.getLogger("optserve_client")
 
 # Experiment fields UpdateExperiment may change, by their Python name.
 _UPDATABLE = {
@@ -39,18 +46,39 @@ class Connection:
     """A connection to an optserve server.
 
     Every call takes and returns plain objects (:mod:`optserve_client.objects`)
-    and raises :class:`~optserve_client.ApiError` on failure. Every call has a
-    deadline, so a server that is down or stuck gives ``UNAVAILABLE`` or
+    and raises :class:`~optserve_client.ApiError` on failure. Every attempt
+    has a deadline, so a server that is down or stuck gives ``UNAVAILABLE`` or
     ``DEADLINE_EXCEEDED`` instead of a hang.
+
+    Calls failing with ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED`` are retried
+    with exponential backoff and full jitter (``retry``: by default 5 attempts,
+    pauses of up to 0.1 s doubling to at most 5 s); every other code is raised
+    at once. Each write (create, update, delete) carries a request id, fresh
+    for each call and the same on all its attempts, so a retry of a write the
+    server already applied returns the first response instead of applying it
+    again. Pass ``request_id=`` to a write to choose the id yourself, e.g. to
+    repeat a call that failed after all its attempts.
 
     Args:
         target: ``host:port`` of the server; defaults to ``$OPTSERVE_TARGET``,
             then ``localhost:50051``.
         token: Sent as ``authorization: Bearer <token>`` metadata; defaults to
             ``$OPTSERVE_TOKEN`` (none when unset or empty).
-        timeout: Deadline of each call in seconds (overridable per call).
-        credentials: ``grpc.ChannelCredentials`` for a TLS channel; plaintext
-            when None.
+        timeout: Deadline of each attempt in seconds (overridable per call).
+        retry: The :class:`~optserve_client.RetryPolicy`;
+            ``RetryPolicy.never()`` makes every call once.
+        tls: Connect over TLS. None (the default): when ``$OPTSERVE_TLS`` is
+            true or any certificate below is given (by argument or environment).
+        tls_ca: Root certificates that verify the server (PEM bytes or a
+            file's path); default ``$OPTSERVE_TLS_CA``, then the system's roots.
+        tls_cert: Client certificate chain for servers that verify clients
+            (mutual TLS); default ``$OPTSERVE_TLS_CERT``.
+        tls_key: The client certificate's private key; default
+            ``$OPTSERVE_TLS_KEY``.
+        tls_server_name: Name to verify in the server's certificate when it
+            is not the target's host; default ``$OPTSERVE_TLS_SERVER_NAME``.
+        credentials: Ready-made ``grpc.ChannelCredentials`` instead of the
+            ``tls*`` arguments.
         wait_for_ready: Queue calls while the channel connects instead of
             failing fast (still bounded by the deadline).
         options: Extra gRPC channel options.
@@ -62,6 +90,12 @@ class Connection:
         token: str | None = None,
         timeout: float = 30.0,
         *,
+        retry: RetryPolicy | None = None,
+        tls: bool | None = None,
+        tls_ca: _tls.Pem | None = None,
+        tls_cert: _tls.Pem | None = None,
+        tls_key: _tls.Pem | None = None,
+        tls_server_name: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         wait_for_ready: bool = False,
         options: Sequence[tuple[str, Any]] = (),
@@ -69,18 +103,43 @@ class Connection:
         self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
         token = token if token is not None else os.environ.get(TOKEN_ENV)
         self.timeout = float(timeout)
+        self.retry = retry if retry is not None else RetryPolicy()
         self.wait_for_ready = wait_for_ready
+        self._rng = random.Random()
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
         if credentials is None:
-            self._channel = grpc.insecure_channel(self.target, options=list(options))
+            credentials = _tls.credentials(tls, tls_ca, tls_cert, tls_key)
+        elif tls is not None or any(v is not None for v in (tls_ca, tls_cert, tls_key)):
+            raise ValueError("give credentials or the tls* arguments, not both")
+        self.tls = credentials is not None
+        channel_options = dict(self._channel_defaults())
+        server_name = tls_server_name or os.environ.get(_tls.SERVER_NAME_ENV)
+        if server_name and self.tls:
+            channel_options["grpc.ssl_target_name_override"] = server_name
+        channel_options.update(dict(options))
+        if credentials is None:
+            self._channel = grpc.insecure_channel(self.target, options=[*channel_options.items()])
         else:
-            self._channel = grpc.secure_channel(self.target, credentials, options=list(options))
+            self._channel = grpc.secure_channel(
+                self.target, credentials, options=[*channel_options.items()]
+            )
         self._stub = service_pb2_grpc.OptimizationServiceStub(self._channel)
 
+    def _channel_defaults(self) -> dict[str, Any]:
+        # The channel reconnects at least as often as calls are retried, or a
+        # retry after a server restart fails fast on a channel still waiting
+        # out its own reconnect backoff (gRPC's default grows to 120 s).
+        initial_ms = max(100, int(self.retry.initial_backoff * 1000))
+        return {
+            "grpc.initial_reconnect_backoff_ms": initial_ms,
+            "grpc.max_reconnect_backoff_ms": max(initial_ms, int(self.retry.max_backoff * 1000)),
+        }
+
     def __repr__(self) -> str:
-        return f"Connection(target={self.target!r}, timeout={self.timeout})"
+        scheme = "tls" if self.tls else "plaintext"
+        return f"Connection(target={self.target!r}, {scheme}, timeout={self.timeout})"
 
     def close(self) -> None:
         """Closes the channel."""
@@ -92,16 +151,59 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        try:
-            return getattr(self._stub, method)(
-                request,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._metadata,
-                wait_for_ready=self.wait_for_ready,
+    def _call(
+        self,
+        method: str,
+        request: Any,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """Calls ``method``, retrying as :attr:`retry` says.
+
+        A request with a ``request_id`` field (every write) gets ``request_id``,
+        or a fresh one, before the first attempt: every attempt sends the same
+        bytes.
+        """
+        if "request_id" in type(request).DESCRIPTOR.fields_by_name:
+            request.request_id = (
+                check_request_id(request_id) if request_id is not None else new_request_id()
             )
-        except grpc.RpcError as exc:
-            raise ApiError.from_rpc_error(exc) from exc
+        elif request_id is not None:
+            raise ValueError(f"{method} takes no request_id")
+        policy = self.retry
+        per_attempt = self.timeout if timeout is None else timeout
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            attempt_timeout = per_attempt
+            if policy.deadline is not None:
+                attempt_timeout = min(per_attempt, policy.deadline - (time.monotonic() - start))
+            try:
+                return getattr(self._stub, method)(
+                    request,
+                    timeout=attempt_timeout,
+                    metadata=self._metadata,
+                    wait_for_ready=self.wait_for_ready,
+                )
+            except grpc.RpcError as exc:
+                error = ApiError.from_rpc_error(exc, attempts=attempt)
+                if error.code not in policy.retryable_codes or attempt >= policy.max_attempts:
+                    raise error from exc
+                pause = policy.backoff(attempt - 1, self._rng)
+                if policy.deadline is not None:
+                    left = policy.deadline - (time.monotonic() - start)
+                    if pause >= left:
+                        raise error from exc
+                _log.info(
+                    "%s failed with %s (attempt %d of %d), retrying in %.2f s",
+                    method,
+                    error.code.name,
+                    attempt,
+                    policy.max_attempts,
+                    pause,
+                )
+                time.sleep(pause)
 
     def experiments(self, experiment_id: str | None = None) -> ExperimentsResource:
         """SigOpt's core-module chains: ``conn.experiments().create(...)``,
@@ -113,7 +215,11 @@ class Connection:
     # --- experiments ---------------------------------------------------------
 
     def create_experiment(
-        self, experiment: Mapping[str, Any] | Experiment | None = None, **fields: Any
+        self,
+        experiment: Mapping[str, Any] | Experiment | None = None,
+        *,
+        request_id: str | None = None,
+        **fields: Any,
     ) -> Experiment:
         """Creates an experiment from a SigOpt-style dict and/or keyword arguments.
 
@@ -125,7 +231,8 @@ class Connection:
         )
         spec.update(fields)
         request = pb.CreateExperimentRequest(experiment=conv.experiment_to_proto(spec))
-        return conv.experiment_from_proto(self._call("CreateExperiment", request).experiment)
+        response = self._call("CreateExperiment", request, request_id=request_id)
+        return conv.experiment_from_proto(response.experiment)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """Returns one experiment with its progress."""
@@ -156,7 +263,9 @@ class Connection:
         """Every experiment (all pages); takes list_experiments' filters."""
         return _pages(self.list_experiments, **filters)
 
-    def update_experiment(self, experiment_id: str, **fields: Any) -> Experiment:
+    def update_experiment(
+        self, experiment_id: str, *, request_id: str | None = None, **fields: Any
+    ) -> Experiment:
         """Changes the given fields (name, project, metadata, budget or
         observation_budget, parallel_bandwidth, state, metrics' thresholds)."""
         unknown = sorted(set(fields) - set(_UPDATABLE))
@@ -165,30 +274,65 @@ class Connection:
         experiment = conv.experiment_to_proto({"id": experiment_id, **fields})
         mask = field_mask_pb2.FieldMask(paths=sorted({_UPDATABLE[k] for k in fields}))
         request = pb.UpdateExperimentRequest(experiment=experiment, update_mask=mask)
-        return conv.experiment_from_proto(self._call("UpdateExperiment", request).experiment)
+        response = self._call("UpdateExperiment", request, request_id=request_id)
+        return conv.experiment_from_proto(response.experiment)
 
-    def delete_experiment(self, experiment_id: str) -> None:
+    def delete_experiment(self, experiment_id: str, *, request_id: str | None = None) -> None:
         """Deletes an experiment with its suggestions and observations."""
-        self._call("DeleteExperiment", pb.DeleteExperimentRequest(id=experiment_id))
+        request = pb.DeleteExperimentRequest(id=experiment_id)
+        self._call("DeleteExperiment", request, request_id=request_id)
 
     # --- suggestions ---------------------------------------------------------
 
     def create_suggestions(
-        self, experiment_id: str, count: int = 1, metadata: Mapping[str, Any] | None = None
+        self,
+        experiment_id: str,
+        count: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        lease_seconds: int | None = None,
+        request_id: str | None = None,
     ) -> list[Suggestion]:
-        """Creates ``count`` open suggestions."""
+        """Creates ``count`` open suggestions.
+
+        Each stays open for ``lease_seconds`` (default: the experiment's
+        ``suggestion_lease_seconds``) unless observed or renewed with
+        :meth:`renew_lease`; then it expires (state ``"expired"``) and no
+        longer counts as pending. An observation of an expired suggestion is
+        still accepted.
+        """
         request = pb.CreateSuggestionsRequest(
             experiment_id=experiment_id, count=count, metadata=conv.metadata_to_proto(metadata)
         )
-        response = self._call("CreateSuggestions", request)
+        if lease_seconds is not None:
+            request.lease_seconds = int(lease_seconds)
+        response = self._call("CreateSuggestions", request, request_id=request_id)
         return [conv.suggestion_from_proto(s) for s in response.suggestions]
 
     def create_suggestion(
-        self, experiment_id: str, metadata: Mapping[str, Any] | None = None
+        self,
+        experiment_id: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        lease_seconds: int | None = None,
+        request_id: str | None = None,
     ) -> Suggestion:
-        """Creates one open suggestion."""
-        (suggestion,) = self.create_suggestions(experiment_id, 1, metadata)
+        """Creates one open suggestion (see :meth:`create_suggestions`)."""
+        (suggestion,) = self.create_suggestions(
+            experiment_id, 1, metadata, lease_seconds=lease_seconds, request_id=request_id
+        )
         return suggestion
+
+    def renew_lease(
+        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None = None
+    ) -> Suggestion:
+        """Extends an open suggestion's lease to ``lease_seconds`` from now
+        (default: its current lease length); returns it with its new
+        ``expire_time``. A worker's heartbeat while it evaluates the suggestion."""
+        request = pb.RenewSuggestionLeaseRequest(experiment_id=experiment_id, id=suggestion_id)
+        if lease_seconds is not None:
+            request.lease_seconds = int(lease_seconds)
+        return conv.suggestion_from_proto(self._call("RenewSuggestionLease", request).suggestion)
 
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
         request = pb.GetSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
@@ -202,7 +346,8 @@ class Connection:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> Page[Suggestion]:
-        """One page of suggestions, oldest first; ``state`` is "open" or "closed"."""
+        """One page of suggestions, oldest first; ``state`` is "open", "closed"
+        or "expired" (every state when None)."""
         request = pb.ListSuggestionsRequest(
             experiment_id=experiment_id,
             state=conv._enum_to_proto(state, conv.SUGGESTION_STATES, "state"),
@@ -217,10 +362,12 @@ class Connection:
     def iter_suggestions(self, experiment_id: str, **filters: Any) -> Iterator[Suggestion]:
         return _pages(self.list_suggestions, experiment_id, **filters)
 
-    def delete_suggestion(self, experiment_id: str, suggestion_id: str) -> None:
-        """Deletes an open suggestion that will not be evaluated."""
+    def delete_suggestion(
+        self, experiment_id: str, suggestion_id: str, *, request_id: str | None = None
+    ) -> None:
+        """Deletes an open (or expired) suggestion that will not be evaluated."""
         request = pb.DeleteSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
-        self._call("DeleteSuggestion", request)
+        self._call("DeleteSuggestion", request, request_id=request_id)
 
     # --- observations --------------------------------------------------------
 
@@ -235,6 +382,7 @@ class Connection:
         value_stddev: float | None = None,
         failed: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> Observation:
         """Reports an observation of a suggestion (or of explicit assignments).
 
@@ -259,7 +407,8 @@ class Connection:
             )
         )
         request = pb.CreateObservationRequest(experiment_id=experiment_id, observation=observation)
-        return conv.observation_from_proto(self._call("CreateObservation", request).observation)
+        response = self._call("CreateObservation", request, request_id=request_id)
+        return conv.observation_from_proto(response.observation)
 
     def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
         request = pb.GetObservationRequest(experiment_id=experiment_id, id=observation_id)
@@ -286,7 +435,12 @@ class Connection:
         return _pages(self.list_observations, experiment_id, **filters)
 
     def update_observation(
-        self, experiment_id: str, observation_id: str, **fields: Any
+        self,
+        experiment_id: str,
+        observation_id: str,
+        *,
+        request_id: str | None = None,
+        **fields: Any,
     ) -> Observation:
         """Changes ``values``, ``failed`` and/or ``metadata`` of an observation."""
         unknown = sorted(set(fields) - {"values", "failed", "metadata"})
@@ -298,11 +452,14 @@ class Connection:
             observation=observation,
             update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
         )
-        return conv.observation_from_proto(self._call("UpdateObservation", request).observation)
+        response = self._call("UpdateObservation", request, request_id=request_id)
+        return conv.observation_from_proto(response.observation)
 
-    def delete_observation(self, experiment_id: str, observation_id: str) -> None:
+    def delete_observation(
+        self, experiment_id: str, observation_id: str, *, request_id: str | None = None
+    ) -> None:
         request = pb.DeleteObservationRequest(experiment_id=experiment_id, id=observation_id)
-        self._call("DeleteObservation", request)
+        self._call("DeleteObservation", request, request_id=request_id)
 
     # --- best assignments ----------------------------------------------------
 

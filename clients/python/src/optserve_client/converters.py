@@ -66,7 +66,11 @@ STRATEGIES = {
     "store": exp_pb.METRIC_STRATEGY_STORE,
     "constraint": exp_pb.METRIC_STRATEGY_CONSTRAINT,
 }
-SUGGESTION_STATES = {"open": sug_pb.SUGGESTION_STATE_OPEN, "closed": sug_pb.SUGGESTION_STATE_CLOSED}
+SUGGESTION_STATES = {
+    "open": sug_pb.SUGGESTION_STATE_OPEN,
+    "closed": sug_pb.SUGGESTION_STATE_CLOSED,
+    "expired": sug_pb.SUGGESTION_STATE_EXPIRED,
+}
 
 
 def _enum_to_proto(value: str | None, table: Mapping[str, Any], where: str) -> Any:
@@ -387,7 +391,16 @@ def observation_from_proto(msg: obs_pb.Observation) -> Observation:
 def suggestion_to_proto(suggestion: Any, where: str = "suggestion") -> sug_pb.Suggestion:
     data = _fields(
         suggestion,
-        ("id", "experiment_id", "assignments", "state", "metadata", "create_time"),
+        (
+            "id",
+            "experiment_id",
+            "assignments",
+            "state",
+            "metadata",
+            "create_time",
+            "expire_time",
+            "lease_seconds",
+        ),
         where,
     )
     msg = sug_pb.Suggestion(
@@ -400,8 +413,11 @@ def suggestion_to_proto(suggestion: Any, where: str = "suggestion") -> sug_pb.Su
     metadata = metadata_to_proto(data.get("metadata"))
     if metadata is not None:
         msg.metadata.CopyFrom(metadata)
-    if data.get("create_time") is not None:
-        msg.create_time.CopyFrom(timestamp_to_proto(data["create_time"]))
+    for key in ("create_time", "expire_time"):
+        if data.get(key) is not None:
+            getattr(msg, key).CopyFrom(timestamp_to_proto(data[key]))
+    if data.get("lease_seconds") is not None:
+        msg.lease_seconds = int(data["lease_seconds"])
     return msg
 
 
@@ -413,6 +429,8 @@ def suggestion_from_proto(msg: sug_pb.Suggestion) -> Suggestion:
         state=_enum_from_proto(msg.state, SUGGESTION_STATES, None),
         metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
         create_time=timestamp_from_proto(msg.create_time) if msg.HasField("create_time") else None,
+        expire_time=timestamp_from_proto(msg.expire_time) if msg.HasField("expire_time") else None,
+        lease_seconds=msg.lease_seconds or None,
     )
 
 
@@ -472,6 +490,7 @@ EXPERIMENT_KEYS = (
     "update_time",
     "progress",
     "seed",
+    "suggestion_lease_seconds",
 )
 
 
@@ -514,6 +533,8 @@ def experiment_to_proto(experiment: Any, where: str = "experiment") -> exp_pb.Ex
         msg.metadata.CopyFrom(metadata)
     if data.get("seed") is not None:
         msg.seed = int(data["seed"])
+    if data.get("suggestion_lease_seconds") is not None:
+        msg.suggestion_lease_seconds = int(data["suggestion_lease_seconds"])
     for key in ("create_time", "update_time"):
         if data.get(key) is not None:
             getattr(msg, key).CopyFrom(timestamp_to_proto(data[key]))
@@ -541,4 +562,7 @@ def experiment_from_proto(msg: exp_pb.Experiment) -> Experiment:
         update_time=timestamp_from_proto(msg.update_time) if msg.HasField("update_time") else None,
         progress=progress_from_proto(msg.progress),
         seed=msg.seed if msg.HasField("seed") else None,
+        suggestion_lease_seconds=(
+            msg.suggestion_lease_seconds if msg.HasField("suggestion_lease_seconds") else None
+        ),
     )

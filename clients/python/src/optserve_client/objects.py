@@ -4,7 +4,7 @@ Enumerations are lower-case strings, as in SigOpt's API: parameter types
 ``"double"``, ``"int"``, ``"categorical"``; experiment types ``"offline"``,
 ``"random"``, ``"grid"``; objectives ``"maximize"``, ``"minimize"``; strategies
 ``"optimize"``, ``"store"``, ``"constraint"``; experiment states ``"active"``,
-``"archived"``; suggestion states ``"open"``, ``"closed"``. Metadata is a plain
+``"archived"``; suggestion states ``"open"``, ``"closed"``, ``"expired"``. Metadata is a plain
 dict (a google.protobuf.Struct on the wire, so numbers come back as floats).
 """
 
@@ -158,7 +158,16 @@ class Observation(_Base):
 
 @dataclass
 class Suggestion(_Base):
-    """A point proposed for evaluation."""
+    """A point proposed for evaluation.
+
+    Attributes:
+        state: ``"open"`` until observed (then ``"closed"``), or ``"expired"``
+            when its lease ran out first (an observation is still accepted).
+        expire_time: When an open suggestion expires unless observed or
+            renewed (:meth:`Connection.renew_lease`).
+        lease_seconds: Length of its lease; a renewal extends it by this much
+            unless told otherwise.
+    """
 
     id: str = ""
     experiment_id: str = ""
@@ -166,6 +175,8 @@ class Suggestion(_Base):
     state: str | None = None
     metadata: dict[str, Any] | None = None
     create_time: datetime | None = None
+    expire_time: datetime | None = None
+    lease_seconds: int | None = None
 
 
 @dataclass
@@ -183,6 +194,8 @@ class Experiment(_Base):
     """An optimization experiment, as stored by the service.
 
     ``budget`` is an alias of ``observation_budget`` (the AI module's name).
+    ``suggestion_lease_seconds`` is how long its suggestions stay open without
+    an observation or a renewal (the server's default, a day, when None).
     """
 
     id: str = ""
@@ -202,6 +215,7 @@ class Experiment(_Base):
     update_time: datetime | None = None
     progress: Progress = field(default_factory=Progress)
     seed: int | None = None
+    suggestion_lease_seconds: int | None = None
 
     @property
     def budget(self) -> int | None:

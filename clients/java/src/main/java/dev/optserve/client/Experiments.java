@@ -105,6 +105,15 @@ public final class Experiments {
       return this;
     }
 
+    /**
+     * How long, in seconds, a suggestion stays open without an observation or a lease renewal
+     * before it expires and stops counting as pending (the server's default, a day, when unset).
+     */
+    public Builder suggestionLeaseSeconds(int seconds) {
+      proto.setSuggestionLeaseSeconds(seconds);
+      return this;
+    }
+
     /** Escape hatch for fields without a shortcut (conditionals, metadata). */
     public Experiment.Builder proto() {
       return proto;

@@ -9,26 +9,45 @@ import dev.optserve.v1.ExperimentState;
 import dev.optserve.v1.GetBestAssignmentsRequest;
 import dev.optserve.v1.GetBestAssignmentsResponse;
 import dev.optserve.v1.GetExperimentRequest;
+import dev.optserve.v1.GetSuggestionRequest;
 import dev.optserve.v1.Metric;
 import dev.optserve.v1.MetricStrategy;
 import dev.optserve.v1.MetricValue;
 import dev.optserve.v1.Observation;
 import dev.optserve.v1.OptimizationServiceGrpc;
 import dev.optserve.v1.OptimizationServiceGrpc.OptimizationServiceBlockingStub;
+import dev.optserve.v1.RenewSuggestionLeaseRequest;
 import dev.optserve.v1.Suggestion;
 import dev.optserve.v1.UpdateExperimentRequest;
+import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
 import io.grpc.stub.MetadataUtils;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.time.Duration;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Random;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
+import java.util.function.Function;
+import java.util.function.UnaryOperator;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -43,9 +62,28 @@ import java.util.logging.Logger;
  * }
  * }</pre>
  *
- * <p>Every call has a deadline (30 s unless configured) and throws {@link OptserveException} on
- * failure. The channel is plaintext; put TLS in front of the server if it leaves the host. Safe
- * for use from several threads.
+ * <p>Every attempt of a call has a deadline (30 s unless configured) and a call that fails throws
+ * {@link OptserveException}. Safe for use from several threads.
+ *
+ * <p><b>Retries.</b> A call failing with {@code UNAVAILABLE} or {@code DEADLINE_EXCEEDED} is
+ * retried with exponential backoff and full jitter ({@link RetryPolicy}: by default 5 attempts,
+ * pauses of up to 0.1 s doubling to at most 5 s; {@link Builder#retryPolicy}); every other code is
+ * thrown at once. Each write (creating an experiment, suggestions or an observation, archiving)
+ * carries a request id, a fresh UUID for each call and the same on all of its attempts, so that a
+ * retry of a write the server already applied returns the first response instead of applying it
+ * again.
+ *
+ * <p><b>TLS.</b> Plaintext unless {@link Builder#tls}, a CA ({@link Builder#tlsCa}) or a client
+ * certificate ({@link Builder#tlsClientCertificate}, for servers that verify clients) is given,
+ * or the environment sets {@code OPTSERVE_TLS=1}, {@code OPTSERVE_TLS_CA}, {@code
+ * OPTSERVE_TLS_CERT} and {@code OPTSERVE_TLS_KEY} (PEM files; without a CA the JVM's trusted roots
+ * verify the server). {@code OPTSERVE_TLS_SERVER_NAME} ({@link Builder#tlsServerName}) names the
+ * server when its certificate does not name the target's host.
+ *
+ * <p><b>Leases.</b> A suggestion neither observed nor renewed for its lease expires ({@code
+ * SUGGESTION_STATE_EXPIRED}) and stops counting as pending; an observation of it is still
+ * accepted. {@link #renewLease} extends it; {@link #loop} renews it in the background while the
+ * objective runs (see {@link LoopOptions}).
  */
 public final class OptserveClient implements AutoCloseable {
   /** Used when neither an argument nor {@code OPTSERVE_TARGET} names the server. */
@@ -58,15 +96,44 @@ public final class OptserveClient implements AutoCloseable {
   private static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
+  // Renewal failures that another attempt will not fix: the suggestion was observed, deleted or
+  // expired, or the server has no leases.
+  private static final Set<Status.Code> FINAL_RENEWAL_CODES =
+      EnumSet.of(
+          Status.Code.FAILED_PRECONDITION,
+          Status.Code.NOT_FOUND,
+          Status.Code.INVALID_ARGUMENT,
+          Status.Code.PERMISSION_DENIED,
+          Status.Code.UNAUTHENTICATED,
+          Status.Code.UNIMPLEMENTED);
+
   private final String target;
   private final Duration deadline;
+  private final RetryPolicy retry;
+  private final Random random;
+  private final boolean tls;
   private final ManagedChannel channel;
   private final OptimizationServiceBlockingStub stub;
+  private ScheduledExecutorService heartbeats;
 
-  private OptserveClient(String target, String token, Duration deadline) {
+  private OptserveClient(
+      String target,
+      String token,
+      Duration deadline,
+      RetryPolicy retry,
+      Random random,
+      ChannelCredentials credentials,
+      String serverName) {
     this.target = target;
     this.deadline = deadline;
-    this.channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
+    this.retry = retry;
+    this.random = random;
+    this.tls = !(credentials instanceof InsecureChannelCredentials);
+    ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials);
+    if (tls && serverName != null) {
+      builder.overrideAuthority(serverName);
+    }
+    this.channel = builder.build();
     OptimizationServiceBlockingStub s = OptimizationServiceGrpc.newBlockingStub(channel);
     if (token != null && !token.isEmpty()) {
       Metadata headers = new Metadata();
@@ -95,6 +162,14 @@ public final class OptserveClient implements AutoCloseable {
     private String target;
     private String token;
     private Duration deadline = DEFAULT_DEADLINE;
+    private RetryPolicy retry = RetryPolicy.DEFAULT;
+    private Random random = new Random();
+    private Boolean tls;
+    private Path tlsCa;
+    private Path tlsCert;
+    private Path tlsKey;
+    private String tlsServerName;
+    private UnaryOperator<String> env = System::getenv;
 
     private Builder() {}
 
@@ -110,7 +185,7 @@ public final class OptserveClient implements AutoCloseable {
       return this;
     }
 
-    /** Time allowed for each call, connecting included. */
+    /** Time allowed for each attempt of a call, connecting included. */
     public Builder deadline(Duration deadline) {
       if (deadline.isNegative() || deadline.isZero()) {
         throw new IllegalArgumentException("deadline must be positive: " + deadline);
@@ -119,10 +194,131 @@ public final class OptserveClient implements AutoCloseable {
       return this;
     }
 
+    /** How failed calls are retried; {@link RetryPolicy#DEFAULT} unless set. */
+    public Builder retryPolicy(RetryPolicy policy) {
+      this.retry = Objects.requireNonNull(policy, "policy");
+      return this;
+    }
+
+    /**
+     * Connects over TLS ({@code true}) or plaintext ({@code false}). Unset: TLS when {@code
+     * OPTSERVE_TLS} is true or a CA or client certificate is given, by argument or environment.
+     */
+    public Builder tls(boolean on) {
+      this.tls = on;
+      return this;
+    }
+
+    /** PEM file of the root certificates that verify the server; default {@code OPTSERVE_TLS_CA}. */
+    public Builder tlsCa(Path pem) {
+      this.tlsCa = Objects.requireNonNull(pem, "pem");
+      return this;
+    }
+
+    /**
+     * PEM files of a client certificate chain and its private key (PKCS#8), for servers that
+     * verify clients; default {@code OPTSERVE_TLS_CERT} and {@code OPTSERVE_TLS_KEY}.
+     */
+    public Builder tlsClientCertificate(Path certificateChain, Path privateKey) {
+      this.tlsCert = Objects.requireNonNull(certificateChain, "certificateChain");
+      this.tlsKey = Objects.requireNonNull(privateKey, "privateKey");
+      return this;
+    }
+
+    /**
+     * The name to verify in the server's certificate when it is not the target's host; default
+     * {@code OPTSERVE_TLS_SERVER_NAME}.
+     */
+    public Builder tlsServerName(String name) {
+      this.tlsServerName = name;
+      return this;
+    }
+
+    /** The source of environment variables (tests). */
+    Builder environment(UnaryOperator<String> lookup) {
+      this.env = Objects.requireNonNull(lookup, "lookup");
+      return this;
+    }
+
+    /** The source of the retry pauses' jitter (tests). */
+    Builder random(Random source) {
+      this.random = Objects.requireNonNull(source, "source");
+      return this;
+    }
+
     public OptserveClient build() {
-      String t = firstNonEmpty(target, System.getenv("OPTSERVE_TARGET"), DEFAULT_TARGET);
-      String k = firstNonEmpty(token, System.getenv("OPTSERVE_TOKEN"), null);
-      return new OptserveClient(t, k, deadline);
+      String t = firstNonEmpty(target, env.apply("OPTSERVE_TARGET"), DEFAULT_TARGET);
+      String k = firstNonEmpty(token, env.apply("OPTSERVE_TOKEN"), null);
+      String name = firstNonEmpty(tlsServerName, env.apply("OPTSERVE_TLS_SERVER_NAME"), null);
+      return new OptserveClient(t, k, deadline, retry, random, credentials(), name);
+    }
+
+    private ChannelCredentials credentials() {
+      boolean explicit = tlsCa != null || tlsCert != null;
+      if (Boolean.FALSE.equals(tls)) {
+        if (explicit) {
+          throw new IllegalArgumentException("tls(false) with TLS certificates given");
+        }
+        return InsecureChannelCredentials.create();
+      }
+      Path ca = tlsCa != null ? tlsCa : envPath("OPTSERVE_TLS_CA");
+      Path cert = tlsCert != null ? tlsCert : envPath("OPTSERVE_TLS_CERT");
+      Path key = tlsKey != null ? tlsKey : envPath("OPTSERVE_TLS_KEY");
+      boolean on;
+      if (tls != null || explicit) {
+        on = true;
+      } else {
+        Boolean flag = envFlag("OPTSERVE_TLS");
+        on = flag != null ? flag : ca != null || cert != null || key != null;
+      }
+      if (!on) {
+        return InsecureChannelCredentials.create();
+      }
+      if ((cert == null) != (key == null)) {
+        throw new IllegalArgumentException(
+            "a client certificate needs its private key and the other way round"
+                + " (OPTSERVE_TLS_CERT and OPTSERVE_TLS_KEY)");
+      }
+      TlsChannelCredentials.Builder creds = TlsChannelCredentials.newBuilder();
+      try {
+        if (ca != null) {
+          creds.trustManager(readable(ca).toFile());
+        }
+        if (cert != null) {
+          creds.keyManager(readable(cert).toFile(), readable(key).toFile());
+        }
+      } catch (IOException | IllegalArgumentException e) {
+        throw new IllegalArgumentException("cannot use the TLS files: " + e.getMessage(), e);
+      }
+      return creds.build();
+    }
+
+    private Path envPath(String name) {
+      String value = env.apply(name);
+      return value == null || value.isEmpty() ? null : Paths.get(value);
+    }
+
+    private Boolean envFlag(String name) {
+      String raw = env.apply(name);
+      if (raw == null) {
+        return null;
+      }
+      switch (raw.trim().toLowerCase(Locale.ROOT)) {
+        case "1", "true", "yes", "on":
+          return true;
+        case "", "0", "false", "no", "off":
+          return false;
+        default:
+          throw new IllegalArgumentException(
+              name + "=" + raw + " is not one of 1, true, yes, on, 0, false, no, off");
+      }
+    }
+
+    private static Path readable(Path path) {
+      if (!Files.isReadable(path)) {
+        throw new IllegalArgumentException("cannot read " + path);
+      }
+      return path;
     }
 
     private static String firstNonEmpty(String a, String b, String fallback) {
@@ -141,21 +337,40 @@ public final class OptserveClient implements AutoCloseable {
     return target;
   }
 
+  /** Time allowed for each attempt of a call. */
   public Duration deadline() {
     return deadline;
+  }
+
+  /** How failed calls are retried. */
+  public RetryPolicy retryPolicy() {
+    return retry;
+  }
+
+  /** Whether the channel is TLS. */
+  public boolean isTls() {
+    return tls;
+  }
+
+  /** A fresh request id: a UUID, 36 characters of {@code [0-9a-f-]}. */
+  public static String newRequestId() {
+    return UUID.randomUUID().toString();
   }
 
   /** Validates and stores a new experiment; returns it with its id. */
   public Experiment createExperiment(Experiment definition) {
     CreateExperimentRequest request =
-        CreateExperimentRequest.newBuilder().setExperiment(definition).build();
-    return call(() -> stub().createExperiment(request).getExperiment());
+        CreateExperimentRequest.newBuilder()
+            .setExperiment(definition)
+            .setRequestId(newRequestId())
+            .build();
+    return call(s -> s.createExperiment(request).getExperiment());
   }
 
   /** One experiment with its progress counters. */
   public Experiment getExperiment(String experimentId) {
     GetExperimentRequest request = GetExperimentRequest.newBuilder().setId(experimentId).build();
-    return call(() -> stub().getExperiment(request).getExperiment());
+    return call(s -> s.getExperiment(request).getExperiment());
   }
 
   /** A new open suggestion: the next point to evaluate. */
@@ -163,21 +378,84 @@ public final class OptserveClient implements AutoCloseable {
     return createSuggestions(experimentId, 1).get(0);
   }
 
-  /** {@code count} new open suggestions, for evaluating in parallel. */
+  /**
+   * A new open suggestion whose lease is {@code leaseSeconds}: unless observed or renewed within
+   * it, it expires.
+   */
+  public Suggestion createSuggestion(String experimentId, int leaseSeconds) {
+    return createSuggestions(experimentId, 1, leaseSeconds).get(0);
+  }
+
+  /** {@code count} new open suggestions, for evaluating in parallel, on the experiment's lease. */
   public List<Suggestion> createSuggestions(String experimentId, int count) {
-    CreateSuggestionsRequest request =
-        CreateSuggestionsRequest.newBuilder().setExperimentId(experimentId).setCount(count).build();
-    return call(() -> stub().createSuggestions(request).getSuggestionsList());
+    return createSuggestions(experimentId, count, 0);
+  }
+
+  /**
+   * {@code count} new open suggestions with a lease of {@code leaseSeconds} each (the experiment's
+   * {@code suggestion_lease_seconds} when 0).
+   */
+  public List<Suggestion> createSuggestions(String experimentId, int count, int leaseSeconds) {
+    CreateSuggestionsRequest.Builder request =
+        CreateSuggestionsRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .setCount(count)
+            .setRequestId(newRequestId());
+    if (leaseSeconds != 0) {
+      request.setLeaseSeconds(leaseSeconds);
+    }
+    CreateSuggestionsRequest built = request.build();
+    return call(s -> s.createSuggestions(built).getSuggestionsList());
+  }
+
+  /**
+   * One suggestion, with its state ({@code SUGGESTION_STATE_EXPIRED} once its lease ran out) and
+   * {@code expire_time}; see {@link Suggestions}.
+   */
+  public Suggestion getSuggestion(String experimentId, String suggestionId) {
+    GetSuggestionRequest request =
+        GetSuggestionRequest.newBuilder().setExperimentId(experimentId).setId(suggestionId).build();
+    return call(s -> s.getSuggestion(request).getSuggestion());
+  }
+
+  /**
+   * Extends an open suggestion's lease by its current length from now (a worker's heartbeat);
+   * returns it with its new {@code expire_time}.
+   */
+  public Suggestion renewLease(String experimentId, String suggestionId) {
+    return renewLease(experimentId, suggestionId, 0);
+  }
+
+  /** Sets an open suggestion's lease to {@code leaseSeconds} from now (its current length if 0). */
+  public Suggestion renewLease(String experimentId, String suggestionId, int leaseSeconds) {
+    RenewSuggestionLeaseRequest.Builder request =
+        RenewSuggestionLeaseRequest.newBuilder().setExperimentId(experimentId).setId(suggestionId);
+    if (leaseSeconds != 0) {
+      request.setLeaseSeconds(leaseSeconds);
+    }
+    RenewSuggestionLeaseRequest built = request.build();
+    return call(s -> s.renewSuggestionLease(built).getSuggestion());
   }
 
   /** Reports any observation (values or failure, for a suggestion or explicit assignments). */
   public Observation createObservation(String experimentId, Observation observation) {
+    return createObservation(experimentId, observation, newRequestId());
+  }
+
+  /**
+   * {@link #createObservation(String, Observation)} with a request id of your choosing (at most 64
+   * characters of {@code [A-Za-z0-9._:-]}): calling again with the same id and observation, e.g.
+   * after a failure once every attempt was used, records it at most once.
+   */
+  public Observation createObservation(
+      String experimentId, Observation observation, String requestId) {
     CreateObservationRequest request =
         CreateObservationRequest.newBuilder()
             .setExperimentId(experimentId)
             .setObservation(observation)
+            .setRequestId(requestId)
             .build();
-    return call(() -> stub().createObservation(request).getObservation());
+    return call(s -> s.createObservation(request).getObservation());
   }
 
   /** Reports the value of one metric for a suggestion. */
@@ -217,7 +495,7 @@ public final class OptserveClient implements AutoCloseable {
   public GetBestAssignmentsResponse bestAssignmentsResponse(String experimentId) {
     GetBestAssignmentsRequest request =
         GetBestAssignmentsRequest.newBuilder().setExperimentId(experimentId).build();
-    return call(() -> stub().getBestAssignments(request));
+    return call(s -> s.getBestAssignments(request));
   }
 
   /** Makes the experiment read-only: no new suggestions or observations. */
@@ -229,8 +507,9 @@ public final class OptserveClient implements AutoCloseable {
                     .setId(experimentId)
                     .setState(ExperimentState.EXPERIMENT_STATE_ARCHIVED))
             .setUpdateMask(FieldMask.newBuilder().addPaths("state"))
+            .setRequestId(newRequestId())
             .build();
-    return call(() -> stub().updateExperiment(request).getExperiment());
+    return call(s -> s.updateExperiment(request).getExperiment());
   }
 
   /** The function a {@link #loop} optimizes: the value of the experiment's metric at a point. */
@@ -248,12 +527,19 @@ public final class OptserveClient implements AutoCloseable {
   /**
    * Suggests, evaluates and observes until the experiment's observation budget is used (counting
    * observations from every worker, failures included). When {@code objective} throws or returns
-   * a value that is not finite, a failed observation is reported and the loop goes on. The experiment needs a budget and exactly one
-   * metric that needs a value (optimized or constraint); see {@link #loopMetrics} otherwise.
+   * a value that is not finite, a failed observation is reported and the loop goes on. The
+   * experiment needs a budget and exactly one metric that needs a value (optimized or
+   * constraint); see {@link #loopMetrics} otherwise. Each suggestion's lease is renewed while
+   * {@code objective} runs ({@link LoopOptions#defaults()}).
    *
    * @return the experiment as it stands after the last observation
    */
   public Experiment loop(String experimentId, Objective objective) {
+    return loop(experimentId, objective, LoopOptions.defaults());
+  }
+
+  /** {@link #loop(String, Objective)} with a lease and heartbeat of your choosing. */
+  public Experiment loop(String experimentId, Objective objective, LoopOptions options) {
     Objects.requireNonNull(objective, "objective");
     Experiment experiment = getExperiment(experimentId);
     List<String> required =
@@ -270,12 +556,18 @@ public final class OptserveClient implements AutoCloseable {
               + "; use loopMetrics");
     }
     String metric = required.get(0);
-    return loopMetrics(experimentId, a -> Map.of(metric, objective.evaluate(a)));
+    return loopMetrics(experimentId, a -> Map.of(metric, objective.evaluate(a)), options);
   }
 
   /** {@link #loop} for experiments reporting several metrics. */
   public Experiment loopMetrics(String experimentId, MultiObjective objective) {
+    return loopMetrics(experimentId, objective, LoopOptions.defaults());
+  }
+
+  /** {@link #loopMetrics(String, MultiObjective)} with a lease and heartbeat of your choosing. */
+  public Experiment loopMetrics(String experimentId, MultiObjective objective, LoopOptions options) {
     Objects.requireNonNull(objective, "objective");
+    Objects.requireNonNull(options, "options");
     Experiment experiment = getExperiment(experimentId);
     if (!experiment.hasObservationBudget()) {
       throw new IllegalArgumentException(
@@ -283,32 +575,127 @@ public final class OptserveClient implements AutoCloseable {
     }
     int budget = experiment.getObservationBudget();
     while (experiment.getProgress().getObservationCount() < budget) {
-      Suggestion suggestion = createSuggestion(experimentId);
+      Suggestion suggestion =
+          createSuggestions(experimentId, 1, options.leaseSeconds()).get(0);
+      Observation.Builder observation = Observation.newBuilder().setSuggestionId(suggestion.getId());
       Map<String, Double> values;
+      Heartbeat heartbeat = startHeartbeat(experimentId, suggestion, options);
       try {
         values = objective.evaluate(new Assignments(suggestion.getAssignmentsMap()));
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        observeFailure(experimentId, suggestion.getId());
+        heartbeat.stop();
+        createObservation(experimentId, observation.setFailed(true).build());
         throw new IllegalStateException("loop interrupted", e);
       } catch (Exception e) {
         LOG.log(Level.WARNING, "evaluation of suggestion {0} failed, reported as a failure: {1}",
             new Object[] {suggestion.getId(), e});
         values = null;
+      } finally {
+        heartbeat.stop();
       }
       if (values == null || values.values().stream().anyMatch(v -> v == null || !Double.isFinite(v))) {
-        observeFailure(experimentId, suggestion.getId());
+        observation.setFailed(true);
       } else {
-        observe(experimentId, suggestion.getId(), values);
+        values.forEach(
+            (name, value) ->
+                observation.addValues(MetricValue.newBuilder().setName(name).setValue(value)));
       }
+      createObservation(experimentId, observation.build());
       experiment = getExperiment(experimentId);
     }
     return experiment;
   }
 
+  /** Renews a suggestion's lease on the client's heartbeat thread until stopped. */
+  private final class Heartbeat implements Runnable {
+    private final String experimentId;
+    private final String suggestionId;
+    private final int leaseSeconds;
+    private final Object lock = new Object();
+    private volatile boolean stopped;
+    private ScheduledFuture<?> future;
+
+    Heartbeat(String experimentId, String suggestionId, int leaseSeconds) {
+      this.experimentId = experimentId;
+      this.suggestionId = suggestionId;
+      this.leaseSeconds = leaseSeconds;
+    }
+
+    @Override
+    public void run() {
+      synchronized (lock) {
+        if (stopped) {
+          return;
+        }
+        try {
+          renewLease(experimentId, suggestionId, leaseSeconds);
+        } catch (OptserveException e) {
+          if (FINAL_RENEWAL_CODES.contains(e.getCode())) {
+            LOG.log(Level.WARNING, "stopped renewing the lease of suggestion {0}: {1}",
+                new Object[] {suggestionId, e.getMessage()});
+            throw new StopHeartbeat();
+          }
+          LOG.log(Level.WARNING, "could not renew the lease of suggestion {0}: {1}",
+              new Object[] {suggestionId, e.getMessage()});
+        }
+      }
+    }
+
+    /** Stops renewing, waiting for a renewal in flight. */
+    void stop() {
+      stopped = true;
+      if (future != null) {
+        future.cancel(false);
+      }
+      synchronized (lock) {
+        // a renewal in flight has finished
+      }
+    }
+  }
+
+  /** Ends a heartbeat's repetitions (a periodic task that throws is not run again). */
+  private static final class StopHeartbeat extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    StopHeartbeat() {
+      super("heartbeat stopped", null, false, false);
+    }
+  }
+
+  private Heartbeat startHeartbeat(String experimentId, Suggestion suggestion, LoopOptions options) {
+    Heartbeat heartbeat = new Heartbeat(experimentId, suggestion.getId(), options.leaseSeconds());
+    Duration interval = options.heartbeatInterval(suggestion.getLeaseSeconds());
+    if (interval != null) {
+      long nanos = Math.max(1, interval.toNanos());
+      heartbeat.future =
+          heartbeatExecutor()
+              .scheduleWithFixedDelay(heartbeat, nanos, nanos, TimeUnit.NANOSECONDS);
+    }
+    return heartbeat;
+  }
+
+  private synchronized ScheduledExecutorService heartbeatExecutor() {
+    if (heartbeats == null) {
+      heartbeats =
+          Executors.newSingleThreadScheduledExecutor(
+              r -> {
+                Thread t = new Thread(r, "optserve-heartbeat");
+                t.setDaemon(true);
+                return t;
+              });
+    }
+    return heartbeats;
+  }
+
   /** Closes the channel, waiting briefly for calls in flight. */
   @Override
   public void close() {
+    synchronized (this) {
+      if (heartbeats != null) {
+        heartbeats.shutdownNow();
+      }
+    }
     channel.shutdown();
     try {
       if (!channel.awaitTermination(5, TimeUnit.SECONDS)) {
@@ -320,15 +707,41 @@ public final class OptserveClient implements AutoCloseable {
     }
   }
 
-  private OptimizationServiceBlockingStub stub() {
-    return stub.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
-  }
-
-  private <T> T call(Supplier<T> rpc) {
-    try {
-      return rpc.get();
-    } catch (StatusRuntimeException e) {
-      throw OptserveException.from(e, target);
+  /**
+   * Makes a call, retrying as {@link #retry} says. {@code rpc} sends the same request on every
+   * attempt (a write's request id included); each attempt gets its own deadline.
+   */
+  private <T> T call(Function<OptimizationServiceBlockingStub, T> rpc) {
+    long start = System.nanoTime();
+    for (int attempt = 1; ; attempt++) {
+      long attemptNanos = deadline.toNanos();
+      if (retry.deadline() != null) {
+        attemptNanos = Math.min(attemptNanos, retry.deadline().toNanos() - (System.nanoTime() - start));
+      }
+      try {
+        return rpc.apply(stub.withDeadlineAfter(attemptNanos, TimeUnit.NANOSECONDS));
+      } catch (StatusRuntimeException e) {
+        Status.Code code = e.getStatus().getCode();
+        if (!RetryPolicy.isRetryable(code) || attempt >= retry.maxAttempts()) {
+          throw OptserveException.from(e, target, attempt);
+        }
+        Duration pause = retry.backoff(attempt - 1, random);
+        if (retry.deadline() != null
+            && pause.toNanos() >= retry.deadline().toNanos() - (System.nanoTime() - start)) {
+          throw OptserveException.from(e, target, attempt);
+        }
+        LOG.log(Level.INFO, "call failed with {0} (attempt {1} of {2}), retrying in {3} ms",
+            new Object[] {code, attempt, retry.maxAttempts(), pause.toMillis()});
+        try {
+          TimeUnit.NANOSECONDS.sleep(pause.toNanos());
+        } catch (InterruptedException interrupted) {
+          Thread.currentThread().interrupt();
+          throw OptserveException.from(e, target, attempt);
+        }
+        // The channel may be waiting out its own reconnect backoff (up to 2 minutes): reconnect
+        // now, or the retry fails at once on a server that is back.
+        channel.resetConnectBackoff();
+      }
     }
   }
 }

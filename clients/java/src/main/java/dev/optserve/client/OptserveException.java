@@ -30,17 +30,28 @@ public final class OptserveException extends RuntimeException {
   private final Status.Code code;
   private final String description;
   private final List<FieldViolation> fieldViolations;
+  private final int attempts;
 
   OptserveException(
-      Status.Code code, String description, List<FieldViolation> fieldViolations, Throwable cause) {
-    super(format(code, description, fieldViolations), cause);
+      Status.Code code,
+      String description,
+      List<FieldViolation> fieldViolations,
+      int attempts,
+      Throwable cause) {
+    super(format(code, description, fieldViolations, attempts), cause);
     this.code = code;
     this.description = description;
     this.fieldViolations = List.copyOf(fieldViolations);
+    this.attempts = attempts;
   }
 
   /** Converts a gRPC failure, reading {@code google.rpc.BadRequest} details when present. */
   static OptserveException from(StatusRuntimeException e, String target) {
+    return from(e, target, 1);
+  }
+
+  /** {@link #from(StatusRuntimeException, String)} of the last of {@code attempts} attempts. */
+  static OptserveException from(StatusRuntimeException e, String target, int attempts) {
     Status status = e.getStatus();
     String description = status.getDescription() == null ? "" : status.getDescription();
     List<FieldViolation> violations = new ArrayList<>();
@@ -70,7 +81,7 @@ public final class OptserveException extends RuntimeException {
       String why = cause == null || cause.getMessage() == null ? "" : " (" + cause.getMessage() + ")";
       description = "cannot reach optserve at " + target + ": " + description + why;
     }
-    return new OptserveException(status.getCode(), description, violations, e);
+    return new OptserveException(status.getCode(), description, violations, attempts, e);
   }
 
   /** The gRPC status code, e.g. {@code INVALID_ARGUMENT}, {@code NOT_FOUND}, {@code UNAVAILABLE}. */
@@ -88,10 +99,19 @@ public final class OptserveException extends RuntimeException {
     return fieldViolations;
   }
 
-  private static String format(Status.Code code, String description, List<FieldViolation> violations) {
+  /** How many times the call was made (retries included) before it failed with this error. */
+  public int getAttempts() {
+    return attempts;
+  }
+
+  private static String format(
+      Status.Code code, String description, List<FieldViolation> violations, int attempts) {
     StringBuilder sb = new StringBuilder(code.name());
     if (!description.isEmpty()) {
       sb.append(": ").append(description);
+    }
+    if (attempts > 1) {
+      sb.append(" (after ").append(attempts).append(" attempts)");
     }
     for (FieldViolation v : violations) {
       if (!description.contains(v.toString())) {

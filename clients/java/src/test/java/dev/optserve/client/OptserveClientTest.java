@@ -10,6 +10,8 @@ import dev.optserve.v1.Experiment;
 import dev.optserve.v1.ExperimentState;
 import dev.optserve.v1.ExperimentType;
 import dev.optserve.v1.Observation;
+import dev.optserve.v1.Suggestion;
+import dev.optserve.v1.SuggestionState;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -248,5 +250,92 @@ class OptserveClientTest {
             OptserveException.class,
             () -> client.observe(created.getId(), s1.getId(), "metric_value", 2.0));
     assertEquals(Status.Code.FAILED_PRECONDITION, again.getCode());
+  }
+
+  /** Waits until {@code check} holds; fails after 30 s. */
+  private static void eventually(java.util.function.BooleanSupplier check) throws InterruptedException {
+    long end = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (!check.getAsBoolean()) {
+      assertTrue(System.nanoTime() < end, "condition never held");
+      Thread.sleep(100);
+    }
+  }
+
+  private static Experiment randomExperiment(int budget, int leaseSeconds) {
+    Experiments.Builder b =
+        Experiments.builder()
+            .name("leases")
+            .doubleParam("x", 0, 1)
+            .metric(Metrics.maximize("m"))
+            .type(ExperimentType.EXPERIMENT_TYPE_RANDOM)
+            .budget(budget);
+    if (leaseSeconds > 0) {
+      b.suggestionLeaseSeconds(leaseSeconds);
+    }
+    return client.createExperiment(b.build());
+  }
+
+  @Test
+  void leasesAreReadAndRenewed() {
+    Experiment created = randomExperiment(10, 600);
+    assertEquals(600, created.getSuggestionLeaseSeconds());
+    Suggestion s = client.createSuggestion(created.getId());
+    assertEquals(600, s.getLeaseSeconds());
+    assertEquals(SuggestionState.SUGGESTION_STATE_OPEN, s.getState());
+    Duration lease = Duration.between(Suggestions.createTime(s), Suggestions.expireTime(s));
+    assertTrue(lease.minusSeconds(600).abs().compareTo(Duration.ofSeconds(1)) <= 0, "lease " + lease);
+
+    Suggestion shortLease = client.createSuggestion(created.getId(), 30);
+    assertEquals(30, shortLease.getLeaseSeconds());
+    Suggestion renewed = client.renewLease(created.getId(), shortLease.getId(), 3600);
+    assertEquals(3600, renewed.getLeaseSeconds());
+    assertTrue(Suggestions.expireTime(renewed).isAfter(Suggestions.expireTime(shortLease)));
+    Suggestion again = client.renewLease(created.getId(), shortLease.getId());
+    assertEquals(3600, again.getLeaseSeconds());
+    assertEquals(again, client.getSuggestion(created.getId(), shortLease.getId()));
+  }
+
+  @Test
+  void anExpiredSuggestionStillTakesItsObservation() throws InterruptedException {
+    Experiment created = randomExperiment(10, 0);
+    Suggestion s = client.createSuggestion(created.getId(), 1);
+    eventually(() -> Suggestions.isExpired(client.getSuggestion(created.getId(), s.getId())));
+    assertEquals(0, client.getExperiment(created.getId()).getProgress().getOpenSuggestionCount());
+    OptserveException e =
+        assertThrows(
+            OptserveException.class, () -> client.renewLease(created.getId(), s.getId()));
+    assertEquals(Status.Code.FAILED_PRECONDITION, e.getCode());
+    client.observe(created.getId(), s.getId(), "m", 0.5);
+    assertEquals(
+        SuggestionState.SUGGESTION_STATE_CLOSED,
+        client.getSuggestion(created.getId(), s.getId()).getState());
+  }
+
+  /**
+   * An evaluation more than twice as long as its 2 s lease: the suggestion is still pending at its
+   * end with the heartbeat, and expired without it (its observation is recorded either way).
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+  void theLoopHeartbeatKeepsALongEvaluationPending(boolean heartbeat) {
+    Experiment created = randomExperiment(1, 0);
+    LoopOptions options = LoopOptions.defaults().leaseSeconds(2);
+    if (!heartbeat) {
+      options = options.noHeartbeat();
+    }
+    int[] pending = {-1};
+    Experiment done =
+        client.loop(
+            created.getId(),
+            a -> {
+              Thread.sleep(4500);
+              pending[0] =
+                  client.getExperiment(created.getId()).getProgress().getOpenSuggestionCount();
+              return a.getDouble("x");
+            },
+            options);
+    assertEquals(heartbeat ? 1 : 0, pending[0]);
+    assertEquals(1, done.getProgress().getObservationCount());
+    assertEquals(0, done.getProgress().getFailedObservationCount());
   }
 }

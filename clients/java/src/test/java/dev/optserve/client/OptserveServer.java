@@ -1,12 +1,17 @@
 package dev.optserve.client;
 
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -19,7 +24,9 @@ import java.util.regex.Pattern;
  *
  * <p>The executable is the system property {@code optserve.bin}, else the environment variable
  * {@code OPTSERVE_BIN}, else {@code ../../.venv/bin/optserve} (from clients/java, where Maven runs
- * the tests). Its stderr goes to {@code target/optserve-server.log}.
+ * the tests). The service code is this checkout's ({@code ../../service} goes first on {@code
+ * PYTHONPATH}), so the tests run against the server of the same tree whatever the executable's
+ * environment has installed. Its stderr goes to {@code target/optserve-server.log}.
  */
 final class OptserveServer implements AutoCloseable {
   private static final Pattern READY = Pattern.compile("optserve listening on (\\S+):(\\d+)");
@@ -48,7 +55,41 @@ final class OptserveServer implements AutoCloseable {
     return Paths.get(bin).toAbsolutePath().normalize();
   }
 
-  static OptserveServer start() throws IOException, InterruptedException {
+  /** Starts {@code optserve serve} on a free loopback port with {@code extraArgs} appended. */
+  static OptserveServer start(String... extraArgs) throws IOException, InterruptedException {
+    return start(Map.of(), extraArgs);
+  }
+
+  /** The output of {@code optserve serve --help}: which options this server has. */
+  static String serveHelp() throws IOException, InterruptedException {
+    ProcessBuilder pb = new ProcessBuilder(executable().toString(), "serve", "--help");
+    pb.redirectErrorStream(true);
+    withServiceOnPath(pb);
+    Process process = pb.start();
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    process.waitFor(60, TimeUnit.SECONDS);
+    return out;
+  }
+
+  private static void withServiceOnPath(ProcessBuilder pb) {
+    Path service = Paths.get("../../service").toAbsolutePath().normalize();
+    if (Files.isDirectory(service.resolve("optserve"))) {
+      String inherited = pb.environment().get("PYTHONPATH");
+      pb.environment()
+          .put(
+              "PYTHONPATH",
+              inherited == null || inherited.isEmpty()
+                  ? service.toString()
+                  : service + File.pathSeparator + inherited);
+    }
+  }
+
+  /**
+   * Starts {@code optserve serve} on a free loopback port with {@code env} added to its
+   * environment and {@code extraArgs} appended.
+   */
+  static OptserveServer start(Map<String, String> env, String... extraArgs)
+      throws IOException, InterruptedException {
     Path bin = executable();
     if (!Files.isExecutable(bin)) {
       throw new IllegalStateException(
@@ -59,17 +100,22 @@ final class OptserveServer implements AutoCloseable {
     Path dir = Files.createTempDirectory("optserve-java-test");
     Path log = Paths.get("target", "optserve-server.log").toAbsolutePath();
     Files.createDirectories(log.getParent());
+    List<String> command = new ArrayList<>();
+    command.addAll(
+        List.of(
+            bin.toString(),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            dir.resolve("optserve.db").toString()));
+    command.addAll(Arrays.asList(extraArgs));
     ProcessBuilder pb =
-        new ProcessBuilder(
-                bin.toString(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--db",
-                dir.resolve("optserve.db").toString())
-            .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    withServiceOnPath(pb);
+    pb.environment().putAll(env);
     Process process = pb.start();
     BufferedReader stdout =
         new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
