@@ -5,7 +5,9 @@ read from ``CALLER``."""
 from __future__ import annotations
 
 import hmac
+import math
 import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -21,6 +23,7 @@ from ..storage import Storage
 HEALTH = "/grpc.health.v1.Health/"
 REFLECTION = "/grpc.reflection."
 BEARER = "Bearer "
+CHECK_SECONDS = 1.0
 
 # The principal of the call being served (set per call by AuthInterceptor).
 CALLER: ContextVar[Principal] = ContextVar("optserve_caller", default=ANONYMOUS)
@@ -35,13 +38,17 @@ class Authenticator:
         self._bootstrap = f"{BEARER}{bootstrap}".encode() if bootstrap else None
         self._lock = threading.Lock()
         self._on = bootstrap is not None
+        self._checked = -math.inf
 
     @property
     def enabled(self) -> bool:
-        if not self._on:
+        # Tokens are never deleted (only revoked), so "on" is latched; while off,
+        # the database is asked at most every CHECK_SECONDS (a token created
+        # through another replica takes effect here within that time).
+        if not self._on and time.monotonic() - self._checked > CHECK_SECONDS:
             with self._lock:
-                # Tokens are never deleted (only revoked), so "on" can be latched.
                 self._on = bool(self._storage.list_tokens())
+                self._checked = time.monotonic()
         return self._on
 
     def token_created(self) -> None:
