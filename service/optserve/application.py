@@ -24,6 +24,7 @@ from .domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from .domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SUGGESTIONS_PER_CALL
 from .domain.model import (
     Experiment,
     ExperimentState,
@@ -39,9 +40,6 @@ from .storage.base import DuplicateRequest, RecordedRequest, RequestKey, Result,
 
 R = TypeVar("R", bound=Result)
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-MAX_SUGGESTIONS_PER_CALL = 100
 # Fields UpdateExperiment may change; everything else defines the search and is fixed.
 MUTABLE_EXPERIMENT_FIELDS = {
     "name",

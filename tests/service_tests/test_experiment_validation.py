@@ -160,7 +160,7 @@ CASES = [
             "parameters": [double("x", conditions={"depth": {"values": ["1"]}}), double("z")],
             "conditionals": CONDITIONAL,
         },
-        "parameters[0].conditions[depth]",
+        'parameters[0].conditions["depth"]',
         "not a conditional",
     ),
     (
@@ -169,7 +169,7 @@ CASES = [
             "parameters": [double("x", conditions={"layers": {"values": ["3"]}}), double("z")],
             "conditionals": CONDITIONAL,
         },
-        "parameters[0].conditions[layers]",
+        'parameters[0].conditions["layers"]',
         "not a value",
     ),
     (

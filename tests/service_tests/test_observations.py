@@ -100,32 +100,32 @@ GOOD = [{"name": "m", "value": 1.0}, {"name": "k", "value": 0.5}]
         ({"values": GOOD}, "observation.suggestion_id", "required"),
         (
             {"assignments": {**MANUAL, "x": {"doubleValue": 1.5}}, "values": GOOD},
-            "observation.assignments[x]",
+            'observation.assignments["x"]',
             "within",
         ),
         (
             {"assignments": {k: v for k, v in MANUAL.items() if k != "i"}, "values": GOOD},
-            "observation.assignments[i]",
+            'observation.assignments["i"]',
             "required",
         ),
         (
             {"assignments": {**MANUAL, "x": {"stringValue": "a"}}, "values": GOOD},
-            "observation.assignments[x]",
+            'observation.assignments["x"]',
             "number",
         ),
         (
             {"assignments": {**MANUAL, "i": {"doubleValue": 2.5}}, "values": GOOD},
-            "observation.assignments[i]",
+            'observation.assignments["i"]',
             "integer",
         ),
         (
             {"assignments": {**MANUAL, "c": {"stringValue": "z"}}, "values": GOOD},
-            "observation.assignments[c]",
+            'observation.assignments["c"]',
             "one of",
         ),
         (
             {"assignments": {**MANUAL, "w": {"doubleValue": 1}}, "values": GOOD},
-            "observation.assignments[w]",
+            'observation.assignments["w"]',
             "not a parameter",
         ),
         (
@@ -194,11 +194,16 @@ def test_second_observation_on_a_suggestion_is_refused(stub, plain_exp):
 def test_unknown_and_foreign_suggestions_are_not_found(stub, plain_exp):
     other = create(stub, parameters=[double("x"), integer("i")])
     (s,) = suggest(stub, other.id)
-    for sid in ("999999", s.id, "not-an-id"):
+    for sid in ("999999", s.id):
         error = _error(
             observe, stub, plain_exp.id, suggestionId=sid, values=[{"name": "m", "value": 1}]
         )
         assert error.code() is grpc.StatusCode.NOT_FOUND, sid
+    for sid in ("not-an-id", "\uff11", "9" * 20):
+        error = _error(
+            observe, stub, plain_exp.id, suggestionId=sid, values=[{"name": "m", "value": 1}]
+        )
+        _invalid(error, "observation.suggestion_id", "not an id")
 
 
 @pytest.mark.parametrize(
@@ -288,7 +293,8 @@ def test_suggestion_count_is_bounded(stub, plain_exp):
         (["conditionals"], {}, "experiment.conditionals", "cannot change"),
         (["type"], {}, "experiment.type", "cannot change"),
         ([], {"name": "n"}, "update_mask", "required"),
-        (["bogus"], {}, "update_mask", "not an updatable field"),
+        (["bogus"], {}, "update_mask.paths[0]", "not a field of Experiment"),
+        (["id"], {}, "update_mask", "not an updatable field"),
         (["metrics"], {"metrics": [opt("renamed")]}, "experiment.metrics", "only thresholds"),
         (
             ["observation_budget"],
@@ -304,6 +310,7 @@ def test_suggestion_count_is_bounded(stub, plain_exp):
         "type",
         "mask-required",
         "mask-known",
+        "mask-updatable",
         "metric-shape",
         "revalidated",
     ],

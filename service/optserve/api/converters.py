@@ -1,21 +1,29 @@
-"""proto <-> domain conversions, as ``*_to_proto`` / ``*_from_proto`` pairs."""
+"""proto <-> domain conversions, as ``*_to_proto`` / ``*_from_proto`` pairs.
+
+``*_from_proto`` read requests strictly: an unknown enum value, an unset oneof
+or metadata breaking its rules is an InvalidArgument naming the field, never a
+silent default.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
+from ..domain import ids, limits
 from ..domain import model as m
 from ..domain import tenancy as tn
-from ..domain.errors import InvalidArgument
+from ..domain.errors import FieldViolation, InvalidArgument
+from ..domain.validation import MAX_REPORTED_VIOLATIONS, map_key, metadata_violations
 from ..v1 import experiment_pb2 as ex_pb
 from ..v1 import observation_pb2 as ob_pb
 from ..v1 import suggestion_pb2 as su_pb
 from ..v1 import token_pb2 as tk_pb
 
 _EXPERIMENT_TYPES: dict[int, m.ExperimentType] = {
+    ex_pb.EXPERIMENT_TYPE_UNSPECIFIED: m.ExperimentType.OFFLINE,
     ex_pb.EXPERIMENT_TYPE_OFFLINE: m.ExperimentType.OFFLINE,
     ex_pb.EXPERIMENT_TYPE_RANDOM: m.ExperimentType.RANDOM,
     ex_pb.EXPERIMENT_TYPE_GRID: m.ExperimentType.GRID,
@@ -61,23 +69,71 @@ _TOKEN_ROLES: dict[int, tn.Role] = {
 }
 
 
-def _inverse(mapping: dict) -> dict:
-    out: dict = {}
-    for k, v in mapping.items():
-        out.setdefault(v, k)
-    return out
-
-
 def _enum_to_proto(mapping: dict, value: Any) -> Any:
     # prefer the explicit (non-UNSPECIFIED) proto value when several map to one domain value
     return max(k for k, v in mapping.items() if v is value)
 
 
+class _Violations:
+    """Violations found while reading one request."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        if len(self.items) < MAX_REPORTED_VIOLATIONS:
+            self.items.append(FieldViolation(field, description))
+
+    def extend(self, violations: list[FieldViolation]) -> None:
+        for v in violations:
+            self.add(v.field, v.description)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def _enum(value: int, mapping: dict, enum_type: Any, field: str, out: _Violations) -> Any:
+    """The domain value of a proto enum value; None when unspecified without a default."""
+    if value in mapping:
+        return mapping[value]
+    if value != 0:
+        names = ", ".join(enum_type.Name(k) for k in sorted(mapping) if k)
+        out.add(field, f"unknown value {value}: one of {names}")
+    return None
+
+
 # ------------------------------------------------------------------ small pieces
 
 
-def struct_from_proto(s: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(s)
+def _struct(s: struct_pb2.Struct, path: str, out: _Violations) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in s.fields.items():
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            out.add(f"{path}{map_key(key)}", "required: a value (null_value for none)")
+        elif kind == "null_value":
+            data[key] = None
+        elif kind == "struct_value":
+            data[key] = {}  # refused by the metadata rules, without reading it
+        elif kind == "list_value":
+            data[key] = []
+        else:
+            data[key] = getattr(value, kind)
+    out.extend(metadata_violations(data, path))
+    return data
+
+
+def struct_from_proto(s: struct_pb2.Struct, path: str) -> dict[str, Any]:
+    """Metadata as a dict of strings, floats and None.
+
+    Raises:
+        InvalidArgument: naming ``path`` and the key when a rule is broken.
+    """
+    out = _Violations()
+    data = _struct(s, path, out)
+    out.raise_if_any()
+    return data
 
 
 def struct_to_proto(d: dict[str, Any], out: struct_pb2.Struct) -> None:
@@ -91,15 +147,17 @@ def time_to_proto(t: datetime | None, out: timestamp_pb2.Timestamp) -> None:
         out.FromDatetime(t)
 
 
-def value_from_proto(v: su_pb.AssignmentValue) -> m.Value | None:
-    kind = v.WhichOneof("kind")
-    if kind == "double_value":
-        return v.double_value
-    if kind == "int_value":
-        return v.int_value
-    if kind == "string_value":
-        return v.string_value
-    return None
+def _assignments(a: Any, path: str, out: _Violations) -> m.Assignments:
+    data: m.Assignments = {}
+    for key, value in a.items():
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            out.add(
+                f"{path}{map_key(key)}", "required: one of double_value, int_value, string_value"
+            )
+        else:
+            data[key] = getattr(value, kind)
+    return data
 
 
 def value_to_proto(value: m.Value, out: su_pb.AssignmentValue) -> None:
@@ -111,10 +169,6 @@ def value_to_proto(value: m.Value, out: su_pb.AssignmentValue) -> None:
         out.double_value = float(value)
 
 
-def assignments_from_proto(a: Any) -> dict[str, Any]:
-    return {k: value_from_proto(v) for k, v in a.items()}
-
-
 def assignments_to_proto(a: m.Assignments, out: Any) -> None:
     for k, v in a.items():
         value_to_proto(v, out[k])
@@ -123,55 +177,98 @@ def assignments_to_proto(a: m.Assignments, out: Any) -> None:
 # ------------------------------------------------------------------ experiments
 
 
-def experiment_type_from_proto(v: int) -> m.ExperimentType:
-    return _EXPERIMENT_TYPES.get(v, m.ExperimentType.OFFLINE)
+def experiment_state_from_proto(v: int, field: str) -> m.ExperimentState | None:
+    """None when unspecified.
+
+    Raises:
+        InvalidArgument: naming ``field`` for an unknown value.
+    """
+    out = _Violations()
+    state = _enum(v, _EXPERIMENT_STATES, ex_pb.ExperimentState, field, out)
+    out.raise_if_any()
+    return state
 
 
-def experiment_state_from_proto(v: int) -> m.ExperimentState | None:
-    return _EXPERIMENT_STATES.get(v)
+def _search_space_size(p: ex_pb.Experiment) -> int:
+    parts = [*p.parameters, *p.conditionals, *p.linear_constraints, *p.metrics]
+    return sum(part.ByteSize() for part in parts)
 
 
-def experiment_from_proto(p: ex_pb.Experiment) -> m.Experiment:
+def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.Experiment:
+    """Raises:
+    InvalidArgument: for unknown enum values, bad metadata or an oversized search space."""
+    out = _Violations()
+    size = _search_space_size(p)
+    if size > limits.MAX_SEARCH_SPACE_BYTES:
+        out.add(
+            prefix,
+            f"parameters, conditionals, linear_constraints and metrics take at most "
+            f"{limits.MAX_SEARCH_SPACE_BYTES} bytes as protobuf (got {size})",
+        )
+        out.raise_if_any()
+    parameters = []
+    for i, q in enumerate(p.parameters):
+        path = f"{prefix}.parameters[{i}]"
+        parameters.append(
+            m.Parameter(
+                name=q.name,
+                type=_enum(q.type, _PARAMETER_TYPES, ex_pb.ParameterType, f"{path}.type", out),
+                bounds=m.Bounds(q.bounds.min, q.bounds.max) if q.HasField("bounds") else None,
+                categorical_values=list(q.categorical_values),
+                grid=list(q.grid),
+                transformation=_enum(
+                    q.transformation,
+                    _TRANSFORMATIONS,
+                    ex_pb.Transformation,
+                    f"{path}.transformation",
+                    out,
+                ),
+                conditions={k: list(v.values) for k, v in q.conditions.items()},
+            )
+        )
+    constraints = []
+    for i, c in enumerate(p.linear_constraints):
+        path = f"{prefix}.linear_constraints[{i}].type"
+        constraints.append(
+            m.LinearConstraint(
+                type=_enum(c.type, _CONSTRAINT_TYPES, ex_pb.LinearConstraintType, path, out),
+                threshold=c.threshold,
+                terms=[m.ConstraintTerm(t.name, t.weight) for t in c.terms],
+            )
+        )
+    metrics = []
+    for i, q in enumerate(p.metrics):
+        path = f"{prefix}.metrics[{i}]"
+        metrics.append(
+            m.Metric(
+                name=q.name,
+                objective=_enum(
+                    q.objective, _OBJECTIVES, ex_pb.MetricObjective, f"{path}.objective", out
+                ),
+                strategy=_enum(
+                    q.strategy, _STRATEGIES, ex_pb.MetricStrategy, f"{path}.strategy", out
+                ),
+                threshold=q.threshold if q.HasField("threshold") else None,
+            )
+        )
+    kind = _enum(p.type, _EXPERIMENT_TYPES, ex_pb.ExperimentType, f"{prefix}.type", out)
+    state = _enum(p.state, _EXPERIMENT_STATES, ex_pb.ExperimentState, f"{prefix}.state", out)
+    metadata = _struct(p.metadata, f"{prefix}.metadata", out)
+    out.raise_if_any()
     return m.Experiment(
         id=p.id,
         name=p.name,
         project=p.project,
-        type=experiment_type_from_proto(p.type),
-        parameters=[
-            m.Parameter(
-                name=q.name,
-                type=_PARAMETER_TYPES.get(q.type),
-                bounds=m.Bounds(q.bounds.min, q.bounds.max) if q.HasField("bounds") else None,
-                categorical_values=list(q.categorical_values),
-                grid=list(q.grid),
-                transformation=_TRANSFORMATIONS.get(q.transformation, m.Transformation.NONE),
-                conditions={k: list(v.values) for k, v in q.conditions.items()},
-            )
-            for q in p.parameters
-        ],
+        type=kind,
+        parameters=parameters,
         conditionals=[m.Conditional(c.name, list(c.values)) for c in p.conditionals],
-        linear_constraints=[
-            m.LinearConstraint(
-                type=_CONSTRAINT_TYPES.get(c.type),
-                threshold=c.threshold,
-                terms=[m.ConstraintTerm(t.name, t.weight) for t in c.terms],
-            )
-            for c in p.linear_constraints
-        ],
-        metrics=[
-            m.Metric(
-                name=q.name,
-                objective=_OBJECTIVES.get(q.objective, m.Objective.MAXIMIZE),
-                strategy=_STRATEGIES.get(q.strategy, m.Strategy.OPTIMIZE),
-                threshold=q.threshold if q.HasField("threshold") else None,
-            )
-            for q in p.metrics
-        ],
+        linear_constraints=constraints,
+        metrics=metrics,
         observation_budget=p.observation_budget if p.HasField("observation_budget") else None,
         parallel_bandwidth=p.parallel_bandwidth or 1,
         num_solutions=p.num_solutions or 1,
-        metadata=struct_from_proto(p.metadata),
-        state=experiment_state_from_proto(p.state) or m.ExperimentState.ACTIVE,
+        metadata=metadata,
+        state=state or m.ExperimentState.ACTIVE,
         suggestion_lease_seconds=(
             p.suggestion_lease_seconds if p.HasField("suggestion_lease_seconds") else None
         ),
@@ -237,8 +334,16 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
 # ------------------------------------------------------------------ suggestions
 
 
-def suggestion_state_from_proto(v: int) -> m.SuggestionState | None:
-    return _SUGGESTION_STATES.get(v)
+def suggestion_state_from_proto(v: int, field: str) -> m.SuggestionState | None:
+    """None when unspecified.
+
+    Raises:
+        InvalidArgument: naming ``field`` for an unknown value.
+    """
+    out = _Violations()
+    state = _enum(v, _SUGGESTION_STATES, su_pb.SuggestionState, field, out)
+    out.raise_if_any()
+    return state
 
 
 def suggestion_to_proto(s: m.Suggestion) -> su_pb.Suggestion:
@@ -265,15 +370,25 @@ def metric_values_from_proto(values: Any) -> list[m.MetricValue]:
     ]
 
 
-def observation_from_proto(p: ob_pb.Observation, experiment_id: str) -> m.Observation:
+def observation_from_proto(
+    p: ob_pb.Observation, experiment_id: str, prefix: str = "observation"
+) -> m.Observation:
+    """Raises:
+    InvalidArgument: for a malformed suggestion id, an unset assignment or bad metadata."""
+    out = _Violations()
+    if p.suggestion_id and ids.parse_id(p.suggestion_id) is None:
+        out.add(f"{prefix}.suggestion_id", f"not an id: {ids.ID_RULE}")
+    assignments = _assignments(p.assignments, f"{prefix}.assignments", out)
+    metadata = _struct(p.metadata, f"{prefix}.metadata", out)
+    out.raise_if_any()
     return m.Observation(
         id=p.id,
         experiment_id=experiment_id,
         suggestion_id=p.suggestion_id or None,
-        assignments=assignments_from_proto(p.assignments),
+        assignments=assignments,
         values=metric_values_from_proto(p.values),
         failed=p.failed,
-        metadata=struct_from_proto(p.metadata),
+        metadata=metadata,
     )
 
 

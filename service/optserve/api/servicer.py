@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import grpc
 
 from ..application import Application, Call
+from ..domain import limits
 from ..domain.errors import InvalidArgument
+from ..domain.ids import require_id as _require_id
+from ..v1 import experiment_pb2, observation_pb2, service_pb2_grpc
 from ..v1 import service_pb2 as pb
-from ..v1 import service_pb2_grpc
 from . import converters as conv
 from .auth import CALLER
 from .errors import handle_errors
+from .paging import bounded_list, bounded_page
 
 
-def _require_id(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument.single(field, "required: an id")
-    return value
+def _check_mask(paths: list[str], message: Any) -> list[str]:
+    """Update mask paths must name fields of ``message`` (checked further by the application)."""
+    fields = message.DESCRIPTOR.fields_by_name
+    for i, path in enumerate(paths):
+        if path not in fields:
+            raise InvalidArgument.single(
+                f"update_mask.paths[{i}]", f"not a field of {message.DESCRIPTOR.name}"
+            )
+    return paths
 
 
 def call_of(context: grpc.ServicerContext, stopping: threading.Event, request_id: str = "") -> Call:
@@ -60,28 +69,31 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
 
     @handle_errors
     def ListExperiments(self, request, context):
-        page = self.app.list_experiments(
-            request.project,
-            conv.experiment_state_from_proto(request.state),
+        if len(request.project) > limits.MAX_PROJECT_LENGTH:
+            raise InvalidArgument.single(
+                "project", f"a project name has at most {limits.MAX_PROJECT_LENGTH} characters"
+            )
+        state = conv.experiment_state_from_proto(request.state, "state")
+        call = self._call(context)
+        experiments, token = bounded_page(
+            lambda size, token: self.app.list_experiments(
+                request.project, state, size, token, call
+            ),
+            conv.experiment_to_proto,
             request.page_size,
             request.page_token,
-            self._call(context),
         )
-        return pb.ListExperimentsResponse(
-            experiments=[conv.experiment_to_proto(e) for e in page.items],
-            next_page_token=page.next_token,
-        )
+        return pb.ListExperimentsResponse(experiments=experiments, next_page_token=token)
 
     @handle_errors
     def UpdateExperiment(self, request, context):
         experiment_id = _require_id(request.experiment.id, "experiment.id")
+        paths = _check_mask(list(request.update_mask.paths), experiment_pb2.Experiment)
         patch = conv.experiment_from_proto(request.experiment)
-        patch.state = conv.experiment_state_from_proto(request.experiment.state)  # type: ignore[assignment]
+        state = conv.experiment_state_from_proto(request.experiment.state, "experiment.state")
+        patch.state = state  # type: ignore[assignment]
         exp = self.app.update_experiment(
-            experiment_id,
-            patch,
-            list(request.update_mask.paths),
-            self._call(context, request.request_id),
+            experiment_id, patch, paths, self._call(context, request.request_id)
         )
         return pb.UpdateExperimentResponse(experiment=conv.experiment_to_proto(exp))
 
@@ -96,10 +108,20 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
 
     @handle_errors
     def CreateSuggestions(self, request, context):
+        experiment_id = _require_id(request.experiment_id, "experiment_id")
+        metadata = conv.struct_from_proto(request.metadata, "metadata")
+        # Every suggestion stores and returns the metadata: bound it times count.
+        size = request.metadata.ByteSize() * max(1, request.count)
+        if size > limits.MAX_SUGGESTIONS_METADATA_BYTES:
+            raise InvalidArgument.single(
+                "metadata",
+                f"metadata times count takes at most {limits.MAX_SUGGESTIONS_METADATA_BYTES} "
+                f"bytes (got {size}): ask for fewer suggestions or send less metadata",
+            )
         suggestions = self.app.create_suggestions(
-            _require_id(request.experiment_id, "experiment_id"),
+            experiment_id,
             request.count,
-            conv.struct_from_proto(request.metadata),
+            metadata,
             request.lease_seconds if request.HasField("lease_seconds") else None,
             self._call(context, request.request_id),
         )
@@ -118,17 +140,16 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
 
     @handle_errors
     def ListSuggestions(self, request, context):
-        page = self.app.list_suggestions(
-            _require_id(request.experiment_id, "experiment_id"),
-            conv.suggestion_state_from_proto(request.state),
+        experiment_id = _require_id(request.experiment_id, "experiment_id")
+        state = conv.suggestion_state_from_proto(request.state, "state")
+        call = self._call(context)
+        suggestions, token = bounded_page(
+            lambda size, token: self.app.list_suggestions(experiment_id, state, size, token, call),
+            conv.suggestion_to_proto,
             request.page_size,
             request.page_token,
-            self._call(context),
         )
-        return pb.ListSuggestionsResponse(
-            suggestions=[conv.suggestion_to_proto(s) for s in page.items],
-            next_page_token=page.next_token,
-        )
+        return pb.ListSuggestionsResponse(suggestions=suggestions, next_page_token=token)
 
     @handle_errors
     def DeleteSuggestion(self, request, context):
@@ -172,25 +193,25 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
 
     @handle_errors
     def ListObservations(self, request, context):
-        page = self.app.list_observations(
-            _require_id(request.experiment_id, "experiment_id"),
+        experiment_id = _require_id(request.experiment_id, "experiment_id")
+        call = self._call(context)
+        observations, token = bounded_page(
+            lambda size, token: self.app.list_observations(experiment_id, size, token, call),
+            conv.observation_to_proto,
             request.page_size,
             request.page_token,
-            self._call(context),
         )
-        return pb.ListObservationsResponse(
-            observations=[conv.observation_to_proto(o) for o in page.items],
-            next_page_token=page.next_token,
-        )
+        return pb.ListObservationsResponse(observations=observations, next_page_token=token)
 
     @handle_errors
     def UpdateObservation(self, request, context):
         experiment_id = _require_id(request.experiment_id, "experiment_id")
         _require_id(request.observation.id, "observation.id")
+        paths = _check_mask(list(request.update_mask.paths), observation_pb2.Observation)
         obs = self.app.update_observation(
             experiment_id,
             conv.observation_from_proto(request.observation, experiment_id),
-            list(request.update_mask.paths),
+            paths,
             self._call(context, request.request_id),
         )
         return pb.UpdateObservationResponse(observation=conv.observation_to_proto(obs))
@@ -209,7 +230,10 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
         observations, explanation = self.app.best_assignments(
             _require_id(request.experiment_id, "experiment_id"), self._call(context)
         )
-        return pb.GetBestAssignmentsResponse(
-            observations=[conv.observation_to_proto(o) for o in observations],
-            explanation=explanation,
-        )
+        shown, left_out = bounded_list(observations, conv.observation_to_proto)
+        if left_out:
+            explanation = (
+                f"{left_out} more not shown: a response holds at most "
+                f"{limits.MAX_RESPONSE_BYTES} bytes; ListObservations returns them all"
+            )
+        return pb.GetBestAssignmentsResponse(observations=shown, explanation=explanation)

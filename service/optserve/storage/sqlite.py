@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain import best
+from ..domain import best, ids
 from ..domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from ..domain.model import (
     Assignments,
@@ -146,10 +146,11 @@ def _time(ts: float) -> datetime:
 
 
 def _int_id(value: str, what: str) -> int:
-    """Ids are decimal integers; anything else names nothing."""
-    if not value.isdigit():
-        raise NotFound(f"{what} {value!r} not found")
-    return int(value)
+    """Ids are decimal integers within int64; anything else names nothing."""
+    number = ids.parse_id(value)
+    if number is None:
+        raise NotFound(f"{what} {value[:40]!r} not found")
+    return number
 
 
 def _encode_token(last_id: int) -> str:
@@ -159,12 +160,15 @@ def _encode_token(last_id: int) -> str:
 def _decode_token(token: str) -> int | None:
     if not token:
         return None
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind == "after":
-            return int(value)
-    except (ValueError, UnicodeDecodeError):
-        pass
+    # Tokens written by _encode_token are short; the id in one must be a well-formed id.
+    if len(token) <= 64 and token.isascii():
+        try:
+            kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            kind, value = "", ""
+        number = ids.parse_id(value) if kind == "after" else None
+        if number is not None:
+            return number
     raise InvalidArgument.single("page_token", "not a token returned by a previous list call")
 
 
