@@ -29,7 +29,10 @@ class FeasibleSpace:
         self.constrained = {t.name for lc in exp.linear_constraints for t in lc.terms}
         names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
         self.double_names = names
-        self.doubles = Polytope(a, b, lo, hi) if names else None
+        # The doubles are sampled in the unit cube, u = (x - lo) / (hi - lo), with unit
+        # rows: parameters and weights of any scale then make a well-conditioned system.
+        self._double_lo, self._double_width = lo, hi - lo
+        self.doubles = Polytope(*_unit_system(a, b, lo, hi)) if names else None
         names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
         self.int_names = names
         self.ints = IntegerPolytope(a, b, lo, hi) if names else None
@@ -61,7 +64,8 @@ class FeasibleSpace:
                 ints = rng.integers(int(p.bounds.min), int(p.bounds.max) + 1, size=n)
                 rows[:, s.start] = self.vectors.encode_values(p, ints.astype(np.float64))
         if self.doubles is not None:
-            xs = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            us = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            xs = self._double_values(us)
             for j, name in enumerate(self.double_names):
                 rows[:, enc.slices[name].start] = self.vectors.encode_values(
                     self._params[name], xs[:, j]
@@ -128,7 +132,8 @@ class FeasibleSpace:
         rows = [
             lc for lc in self.experiment.linear_constraints if lc.terms[0].name in self.double_names
         ]
-        centre, _ = self.doubles.chebyshev_center()
+        centre_u, _ = self.doubles.chebyshev_center()
+        centre = self._double_values(centre_u[None, :])[0]
         out = []
         for point in points:
             x = np.array([float(point[n]) for n in self.double_names])
@@ -140,11 +145,27 @@ class FeasibleSpace:
             out.append(point)
         return out
 
+    def _double_values(self, us: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Unit-cube rows of the constrained doubles as their values, within bounds."""
+        lo, width = self._double_lo, self._double_width
+        return np.clip(lo + us * width, lo, lo + width)
+
     def is_feasible(self, assignments: Assignments) -> bool:
         """Whether every linear constraint holds (bounds and types are the encoder's job)."""
         return all(
             lc.holds(assignments, CONSTRAINT_TOLERANCE) for lc in self.experiment.linear_constraints
         )
+
+
+def _unit_system(
+    a: NDArray[np.float64], b: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``a x <= b`` over ``lo <= x <= hi`` as unit rows over ``0 <= u <= 1``."""
+    width = hi - lo
+    scaled_a, scaled_b = a * width, b - a @ lo
+    norms = np.linalg.norm(scaled_a, axis=1)
+    d = len(lo)
+    return scaled_a / norms[:, None], scaled_b / norms, np.zeros(d), np.ones(d)
 
 
 def _holds_exactly(constraints: list, point: Assignments) -> bool:
