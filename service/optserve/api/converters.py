@@ -189,21 +189,29 @@ def experiment_state_from_proto(v: int, field: str) -> m.ExperimentState | None:
     return state
 
 
-def _search_space_size(p: ex_pb.Experiment) -> int:
-    parts = [*p.parameters, *p.conditionals, *p.linear_constraints, *p.metrics]
-    return sum(part.ByteSize() for part in parts)
+def _search_space_size(p: ex_pb.Experiment) -> tuple[int, str, int]:
+    """Bytes of the search space as protobuf, and the path and size of its largest element."""
+    total, largest, largest_size = 0, "", -1
+    for name in ("parameters", "conditionals", "linear_constraints", "metrics"):
+        for i, part in enumerate(getattr(p, name)):
+            size = part.ByteSize()
+            total += size
+            if size > largest_size:
+                largest, largest_size = f"{name}[{i}]", size
+    return total, largest, largest_size
 
 
 def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.Experiment:
     """Raises:
     InvalidArgument: for unknown enum values, bad metadata or an oversized search space."""
     out = _Violations()
-    size = _search_space_size(p)
+    size, largest, largest_size = _search_space_size(p)
     if size > limits.MAX_SEARCH_SPACE_BYTES:
         out.add(
-            prefix,
-            f"parameters, conditionals, linear_constraints and metrics take at most "
-            f"{limits.MAX_SEARCH_SPACE_BYTES} bytes as protobuf (got {size})",
+            f"{prefix}.{largest}",
+            f"the search space (parameters, conditionals, linear_constraints, metrics) takes at "
+            f"most {limits.MAX_SEARCH_SPACE_BYTES} bytes as protobuf (got {size}, this element "
+            f"{largest_size})",
         )
         out.raise_if_any()
     parameters = []

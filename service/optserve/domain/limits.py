@@ -86,14 +86,15 @@ MAX_SUGGESTIONS_METADATA_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 3 * 1024 * 1024
 
 # Worst cases these limits allow, as protobuf (tests/service_tests/test_limits.py
-# builds each and checks it arrives):
-#   metadata: 100 x (400 B key + 2,000 B value + 12)            ~ 236 KiB
-#   suggestion: assignments 20 KiB + metadata 236 KiB + 100       ~ 256 KiB
-#   observation: assignments 20 KiB + 50 values x 424 B (~21 KiB)
-#     + metadata 236 KiB + 100                                    ~ 277 KiB
+# builds each and checks it arrives; measured sizes in brackets):
+#   metadata: 100 x (400 B key + 2,000 B value + 12)            ~ 235 KiB [240,300 B]
+#   suggestion: assignments 20 KiB + metadata 235 KiB + 100       ~ 256 KiB
+#   observation: assignments 20 KiB + 50 values x ~424 B
+#     + metadata 235 KiB + 100                                    ~ 276 KiB [280,052 B]
 #   experiment: search space 256 KiB + name and project 1 KiB
-#     + metadata 236 KiB + best observation 277 KiB               ~ 770 KiB
-#   CreateSuggestions: 100 x (20 KiB + 100 B) + 1 MiB metadata    ~ 3.0 MiB
+#     + metadata 235 KiB + best observation 276 KiB               ~ 768 KiB [782,847 B]
+#   CreateSuggestions: 100 x (20 KiB + 100 B) + 1 MiB metadata    ~ 3.0 MiB [2,951,563 B
+#     with 10 KiB of metadata each]
 #   ListExperiments / ListSuggestions / ListObservations / GetBestAssignments:
 #     at most MAX_RESPONSE_BYTES                                  = 3.0 MiB
 # so every response stays below GRPC_MAX_MESSAGE_BYTES (4 MiB).

@@ -108,7 +108,7 @@ def _check_name(c: _Collector, path: str, name: str, what: str) -> None:
     if not name:
         c.add(path, f"a {what} name is required")
     elif len(name) > MAX_NAME_LENGTH:
-        c.add(path, f"a {what} name has at most {MAX_NAME_LENGTH} characters (got {len(name)})")
+        c.add(path, f"a name has at most {MAX_NAME_LENGTH} characters (got {len(name)})")
 
 
 def _too_many(c: _Collector, path: str, items: list, limit: int, what: str) -> bool:
@@ -572,9 +572,11 @@ def _inscribed_radius(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarr
     scaled_a = a * width  # constraints over u = (x - lo) / width
     scaled_b = b - a @ lo
     d = len(lo)
+    # unit rows: weights of any size become coefficients the LP solver handles well
     norms = np.linalg.norm(scaled_a, axis=1)
-    # variables [u (d), r]; maximize r subject to scaled_a u + r |row| <= scaled_b, r <= u <= 1 - r
-    rows = [np.hstack([scaled_a, norms[:, None]])]
+    scaled_a, scaled_b = scaled_a / norms[:, None], scaled_b / norms
+    # variables [u (d), r]; maximize r subject to scaled_a u + r <= scaled_b, r <= u <= 1 - r
+    rows = [np.hstack([scaled_a, np.ones((len(scaled_a), 1))])]
     rows.append(np.hstack([-np.eye(d), np.ones((d, 1))]))
     rows.append(np.hstack([np.eye(d), np.ones((d, 1))]))
     rhs = np.concatenate([scaled_b, np.zeros(d), np.ones(d)])
