@@ -412,7 +412,7 @@ def test_worst_experiment_arrives(lstub, worst):
 def test_worst_suggestion_batch_arrives(lstub, worst):
     meta = struct_pb2.Struct()
     meta.update({f"{k:02d}": "x" * 500 for k in range(20)})
-    assert 0.9 * limits.MAX_SUGGESTIONS_METADATA_BYTES < 100 * meta.ByteSize()
+    assert 100 * meta.ByteSize() > 0.9 * limits.MAX_SUGGESTIONS_METADATA_BYTES
     assert 100 * meta.ByteSize() <= limits.MAX_SUGGESTIONS_METADATA_BYTES
     request = pb.CreateSuggestionsRequest(
         experiment_id=worst.id, count=limits.MAX_SUGGESTIONS_PER_CALL, metadata=meta
