@@ -138,16 +138,16 @@ SPECS: list[tuple[str, Any, str]] = [
         "experiment.parameters[0].bounds",
     ),
     (
-        "bounds-beyond-2-53",
-        {"parameters": [double("x", 0, 1e16)]},
+        "bounds-beyond-2-52",
+        {"parameters": [double("x", 0, 2.0**52 + 1)]},
         "experiment.parameters[0].bounds",
     ),
     (
-        "int-bounds-beyond-2-53",
-        {"parameters": [integer("i", -(2**53) - 2, 0)]},
+        "int-bounds-beyond-2-52",
+        {"parameters": [integer("i", -(2**52) - 1, 0)]},
         "experiment.parameters[0].bounds",
     ),
-    ("grid-beyond-2-53", {"parameters": [_grid("x", [0, 1e300])]}, "experiment.parameters[0].grid"),
+    ("grid-beyond-2-52", {"parameters": [_grid("x", [0, 1e300])]}, "experiment.parameters[0].grid"),
     (
         "constraint-weight-huge",
         {"parameters": XY, "linearConstraints": [lc("LESS_THAN", 1, ("x", 1e16), ("y", 1))]},
@@ -289,7 +289,7 @@ SPECS: list[tuple[str, Any, str]] = [
     ),
     (
         "grid-size-without-listing",
-        {"type": "EXPERIMENT_TYPE_GRID", "parameters": [integer("i", 0, 2**53)]},
+        {"type": "EXPERIMENT_TYPE_GRID", "parameters": [integer("i", 0, 2**52)]},
         "experiment.parameters",
     ),
     ("search-space-bytes", _big_grid_space(), "experiment.parameters[39]"),

@@ -57,10 +57,11 @@ MAX_LINEAR_CONSTRAINTS = 100
 MAX_GRID_VALUES = 1000
 # Points of a grid experiment (the cartesian product of the grids).
 MAX_GRID_SIZE = 100_000
-# Bounds and grid values lie within +-2^53: beyond it a double no longer holds
-# every integer, so int parameters could not be sampled exactly, and widths
-# (max - min) and weighted sums in constraints stay far from overflowing.
-MAX_ABS_PARAMETER_VALUE = float(2**53)
+# Bounds and grid values lie within +-2^52: beyond 2^53 a double no longer holds
+# every integer, and the integer sampler keeps differences of bounds exact (up
+# to 2^53) only within +-2^52; widths (max - min) and weighted sums in
+# constraints then stay far from overflowing.
+MAX_ABS_PARAMETER_VALUE = float(2**52)
 # Linear constraint weights, in absolute value: large enough for any change of
 # units, small enough that weight x value x parameters stays finite.
 MAX_ABS_CONSTRAINT_WEIGHT = 1e15

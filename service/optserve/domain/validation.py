@@ -245,7 +245,7 @@ def _check_numeric(c: _Collector, path: str, p: Parameter, kind: ExperimentType)
     if p.categorical_values:
         c.add(f"{path}.categorical_values", f"a {p.type.value} parameter has no categorical values")
     b = p.bounds
-    limit = f"{MAX_ABS_PARAMETER_VALUE:.0f} (2^53)"
+    limit = f"{MAX_ABS_PARAMETER_VALUE:.0f} (2^52)"
     if b is None:
         if not p.grid:
             c.add(f"{path}.bounds", f"required: a {p.type.value} parameter needs bounds")
