@@ -377,7 +377,7 @@ def test_invalid_experiment_names_the_field(conn: Connection) -> None:
 
 def test_unknown_ids_are_not_found(conn: Connection) -> None:
     with pytest.raises(ApiError) as info:
-        sigopt.get_experiment("no-such-experiment")
+        sigopt.get_experiment("999999999")
     assert info.value.code is grpc.StatusCode.NOT_FOUND
     eid = conn.create_experiment(
         name="x",
@@ -385,7 +385,7 @@ def test_unknown_ids_are_not_found(conn: Connection) -> None:
         metrics=[dict(name="m")],
     ).id
     with pytest.raises(ApiError) as info:
-        conn.get_suggestion(eid, "no-such-suggestion")
+        conn.get_suggestion(eid, "999999999")
     assert info.value.code is grpc.StatusCode.NOT_FOUND
 
 

@@ -199,10 +199,10 @@ class OptserveClientTest {
   @Test
   void unknownExperimentIsNotFound() {
     OptserveException get =
-        assertThrows(OptserveException.class, () -> client.getExperiment("no-such-experiment"));
+        assertThrows(OptserveException.class, () -> client.getExperiment("999999999"));
     assertEquals(Status.Code.NOT_FOUND, get.getCode());
     OptserveException suggest =
-        assertThrows(OptserveException.class, () -> client.createSuggestion("no-such-experiment"));
+        assertThrows(OptserveException.class, () -> client.createSuggestion("999999999"));
     assertEquals(Status.Code.NOT_FOUND, suggest.getCode());
   }
 
