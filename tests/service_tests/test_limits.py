@@ -16,6 +16,7 @@ from optserve.v1 import experiment_pb2, observation_pb2
 from optserve.v1 import service_pb2 as pb
 
 from ..conftest import RunningServer, start_server
+from ..reliability.test_fuzz import check_suggestion
 from .helpers import categorical, double, experiment, integer, violations
 from .test_experiment_validation import lc, opt, store
 
@@ -268,7 +269,10 @@ CASES = [
     ids=[c[0] for c in CASES],
 )
 def test_limit(lstub, at_limit, past_limit, field, words):
-    assert _create(lstub, experiment(**at_limit)).id
+    exp = _create(lstub, experiment(**at_limit))
+    request = pb.CreateSuggestionsRequest(experiment_id=exp.id, count=2)
+    for s in lstub.CreateSuggestions(request).suggestions:
+        check_suggestion(exp, s.assignments)
     found = _refused(lstub, experiment(**past_limit))
     assert any(f == field and words in d for f, d in found), found
 

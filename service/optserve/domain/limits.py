@@ -65,7 +65,6 @@ MAX_ABS_PARAMETER_VALUE = float(2**52)
 # Linear constraint weights, in absolute value: large enough for any change of
 # units, small enough that weight x value x parameters stays finite.
 MAX_ABS_CONSTRAINT_WEIGHT = 1e15
-MIN_ABS_CONSTRAINT_WEIGHT = 1e-15
 MAX_PARALLEL_BANDWIDTH = 1000
 MAX_SUGGESTIONS_PER_CALL = 100
 
