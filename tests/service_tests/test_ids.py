@@ -110,6 +110,20 @@ SITES: list[tuple[str, str, Callable]] = [
         ),
     ),
     (
+        "RenewSuggestionLease.experiment_id",
+        "experiment_id",
+        lambda s, k, v: s.RenewSuggestionLease(
+            pb.RenewSuggestionLeaseRequest(experiment_id=v, id=k.suggestion)
+        ),
+    ),
+    (
+        "RenewSuggestionLease.id",
+        "id",
+        lambda s, k, v: s.RenewSuggestionLease(
+            pb.RenewSuggestionLeaseRequest(experiment_id=k.experiment, id=v)
+        ),
+    ),
+    (
         "CreateObservation.experiment_id",
         "experiment_id",
         lambda s, k, v: s.CreateObservation(
