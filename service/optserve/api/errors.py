@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +26,40 @@ from ..domain.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class RateLimitedLog:
+    """At most one record per ``interval`` seconds; the next one says how many were dropped.
+
+    Whatever a client can trigger at will (undecodable bytes, a bug's traceback) must not
+    let it fill the disk with log lines.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._suppressed = 0
+
+    def log(self, level: int, message: str, *args: Any, exc_info: bool = False) -> bool:
+        """Logs unless one was logged less than ``interval`` ago; True if logged."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._interval
+        if suppressed:
+            message += " (%d more like this in the last %.0f s not logged)"
+            args = (*args, suppressed, self._interval)
+        self._logger.log(level, message, *args, exc_info=exc_info)
+        return True
+
+
+# One limiter per method: a flood of one bug does not hide the first report of another.
+_unexpected: dict[str, RateLimitedLog] = {}
 
 _CODES = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -69,7 +105,8 @@ def handle_errors(method: F) -> F:
         except OptserveError as error:
             context.abort_with_status(to_status(error))
         except Exception:
-            log.exception("unexpected error in %s", method.__name__)
+            limiter = _unexpected.setdefault(method.__name__, RateLimitedLog(log))
+            limiter.log(logging.ERROR, "unexpected error in %s", method.__name__, exc_info=True)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper  # type: ignore[return-value]
