@@ -37,10 +37,15 @@ class RunningServer:
     process: subprocess.Popen
     target: str
     db: Path
+    credentials: grpc.ChannelCredentials | None = None
+
+    def channel(self) -> grpc.Channel:
+        if self.credentials is None:
+            return grpc.insecure_channel(self.target)
+        return grpc.secure_channel(self.target, self.credentials)
 
     def stub(self) -> service_pb2_grpc.OptimizationServiceStub:
-        channel = grpc.insecure_channel(self.target)
-        return service_pb2_grpc.OptimizationServiceStub(channel)
+        return service_pb2_grpc.OptimizationServiceStub(self.channel())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.process.send_signal(sig)
@@ -50,9 +55,18 @@ class RunningServer:
         return code
 
 
-def start_server(db: Path, *extra: str) -> RunningServer:
-    """Starts ``optserve serve`` on a free loopback port and waits until it listens."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def start_server(
+    db: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> RunningServer:
+    """Starts ``optserve serve`` on a free loopback port and waits until it listens.
+
+    ``env`` adds to the environment; a server given TLS flags needs the client's
+    ``credentials`` (the readiness check and ``stub()`` use them).
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "optserve", "serve", "--port", "0", "--db", str(db), *extra],
         stdout=subprocess.PIPE,
@@ -66,8 +80,8 @@ def start_server(db: Path, *extra: str) -> RunningServer:
         lines.append(line)
         match = LISTENING.search(line)
         if match:
-            server = RunningServer(process, f"{match.group(1)}:{match.group(2)}", db)
-            grpc.channel_ready_future(grpc.insecure_channel(server.target)).result(timeout=10)
+            server = RunningServer(process, f"{match.group(1)}:{match.group(2)}", db, credentials)
+            grpc.channel_ready_future(server.channel()).result(timeout=10)
             return server
     raise RuntimeError("server exited before listening:\n" + "".join(lines))
 

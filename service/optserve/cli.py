@@ -1,39 +1,144 @@
-"""Command line: ``optserve serve --port P --db PATH``."""
+"""Command line: ``optserve serve --port P --db PATH``.
+
+A setting the server cannot start with ends the process with exit code 2 and one line on
+stderr naming what is wrong, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # One BLAS thread per request thread: concurrent suggestions must not oversubscribe cores.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+TOKEN_ENV = "OPTSERVE_SERVER_TOKEN"
+EXIT_BAD_SETUP = 2
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="optserve", description="optserve optimization service")
-    sub = parser.add_subparsers(dest="command", required=True)
+
+class SetupError(Exception):
+    """A command line or environment the command refuses; the message is one line."""
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the gRPC server on an SQLite file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     serve.add_argument("--db", type=Path, default=Path("optserve.db"), help="SQLite file")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds that calls in flight get to finish on SIGTERM; later, they roll back",
+    )
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the token that every call must send as `authorization: Bearer"
+        f" TOKEN` (or env {TOKEN_ENV}); without either, calls need no token",
+    )
     serve.add_argument(
         "--token",
-        default=os.environ.get("OPTSERVE_SERVER_TOKEN") or None,
-        help="require `authorization: Bearer TOKEN` on every call (env OPTSERVE_SERVER_TOKEN)",
+        nargs="?",
+        const="",
+        help=f"refused: the process list would show it; use --token-file or env {TOKEN_ENV}",
+    )
+    serve.add_argument(
+        "--open-reflection",
+        action="store_true",
+        help="serve reflection without a token (health checks never need one)",
+    )
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS only")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA certificates: clients must present a certificate signed by one (mTLS)",
+    )
+    serve.add_argument(
+        "--storage-check-interval",
+        type=float,
+        default=5.0,
+        help="seconds between checks of the database file; health is NOT_SERVING on failure",
     )
     serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(run=_run_serve)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The bootstrap token from --token-file or the environment; never empty."""
+    if args.token is not None:
+        raise SetupError(
+            f"--token would show the token in the process list; put it in a file given by"
+            f" --token-file or in env {TOKEN_ENV}"
+        )
+    from_env = os.environ.get(TOKEN_ENV)
+    if args.token_file is not None and from_env is not None:
+        raise SetupError(f"give the token either by --token-file or by env {TOKEN_ENV}, not both")
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            cause = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise SetupError(f"cannot read token file {args.token_file}: {cause}") from None
+        where = f"token file {args.token_file}"
+    elif from_env is not None:
+        token = from_env.strip()
+        where = f"env {TOKEN_ENV}"
+    else:
+        return None
+    if not token:
+        raise SetupError(f"{where} is empty; an empty token would turn authentication off")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise SetupError(f"{where}: a token is printable ASCII without spaces")
+    return token
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    from .server import StartupError, TlsFiles, serve
+    from .storage.preflight import PreflightError
+
+    token = _token(args)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SetupError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise SetupError("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    try:
+        serve(
+            args.db,
+            args.host,
+            args.port,
+            args.grace,
+            token,
+            tls=tls,
+            open_reflection=args.open_reflection,
+            storage_check_interval=args.storage_check_interval,
+        )
+    except (StartupError, PreflightError) as error:
+        raise SetupError(str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="optserve", description="optserve optimization service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=getattr(args, "log_level", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "serve":
-        from .server import serve as run
-
-        run(args.db, args.host, args.port, args.grace, args.token)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except SetupError as error:
+        print(f"optserve: {error}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_SETUP)
 
 
 if __name__ == "__main__":

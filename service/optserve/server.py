@@ -3,25 +3,104 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import ssl
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from .api import decoding
 from .api.auth import Authenticator, AuthInterceptor
 from .api.servicer import OptimizationServicer
 from .api.token_servicer import TokenServicer
 from .application import Application
 from .storage import SqliteStorage, Storage
+from .storage.preflight import StorageProbe, preflight
 from .v1 import service_pb2, service_pb2_grpc, token_pb2, token_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].full_name
 TOKEN_SERVICE_NAME = token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name
+
+
+class StartupError(Exception):
+    """A setting the server cannot start with; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: the server's certificate chain and key; a CA to require client certificates."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise StartupError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def tls_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    """Server credentials; the files are checked here, not at the first handshake."""
+    cert = _read(tls.cert, "TLS certificate")
+    key = _read(tls.key, "TLS key")
+    ca = _read(tls.client_ca, "client CA") if tls.client_ca else None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # an encrypted key gets no password: the server cannot prompt for one
+        context.load_cert_chain(tls.cert, tls.key, password=lambda: b"")
+    except ssl.SSLError as error:
+        cause = f" ({error.reason})" if error.reason and error.reason != "PEM_LIB" else ""
+        raise StartupError(
+            f"TLS certificate {tls.cert} and key {tls.key}: not a PEM certificate and its"
+            f" unencrypted private key{cause}"
+        ) from None
+    if tls.client_ca:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca)
+        except ssl.SSLError:
+            raise StartupError(f"client CA {tls.client_ca}: not a PEM certificate") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+class CallTracker:
+    """Counts the calls in flight; a call that ends in INTERNAL wakes the storage probe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.internal_error = threading.Event()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    @contextmanager
+    def scope(self, context: grpc.ServicerContext) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+            if context.code() is grpc.StatusCode.INTERNAL:
+                self.internal_error.set()
 
 
 def create_server(
@@ -32,13 +111,18 @@ def create_server(
     token: str | None = None,
     open_reflection: bool = False,
     stopping: threading.Event | None = None,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    tracker: CallTracker | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A configured, not yet started server.
 
     ``token`` is the bootstrap admin token; with it, or with tokens stored in
     the database, every call needs ``authorization: Bearer <secret>``.
     ``stopping`` is set when the shutdown grace period ends: writes still
-    running then roll back.
+    running then roll back. ``credentials`` serves TLS. Every service decodes
+    its requests in the handler (see ``api/decoding.py``); ``tracker`` counts
+    the optserve calls in flight.
 
     Returns:
         (server, bound port, health servicer).
@@ -51,37 +135,108 @@ def create_server(
     )
     app = Application(storage)
     stopping = stopping or threading.Event()
-    service_pb2_grpc.add_OptimizationServiceServicer_to_server(
-        OptimizationServicer(app, stopping), server
+    scope = tracker.scope if tracker else decoding.no_scope
+    decoding.add_servicer(
+        service_pb2_grpc.add_OptimizationServiceServicer_to_server,
+        OptimizationServicer(app, stopping),
+        server,
+        scope,
     )
-    token_pb2_grpc.add_TokenServiceServicer_to_server(
-        TokenServicer(app, authenticator, stopping), server
+    decoding.add_servicer(
+        token_pb2_grpc.add_TokenServiceServicer_to_server,
+        TokenServicer(app, authenticator, stopping),
+        server,
+        scope,
     )
+    # Health (open without a token) and reflection leak just as much through grpcio's
+    # deserializer path, so they are registered the same way.
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, TOKEN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    decoding.add_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
+    decoding.add_servicer(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.ReflectionServicer(
+            (SERVICE_NAME, TOKEN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        ),
+        server,
     )
     if not authenticator.enabled:
         log.warning("authentication is off: no bootstrap token and no stored tokens")
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError(f"cannot listen on {address}")
     return server, bound, health_servicer
 
 
-def serve(db: Path, host: str, port: int, grace: float = 10.0, token: str | None = None) -> None:
-    """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds."""
+def _watch_storage(
+    probe: StorageProbe,
+    health_servicer: health.HealthServicer,
+    stop: threading.Event,
+    tracker: CallTracker,
+    interval: float,
+) -> None:
+    """Health follows the storage probe: every ``interval`` s and after any INTERNAL."""
+    serving = True
+    while not stop.is_set():
+        tracker.internal_error.wait(interval)
+        tracker.internal_error.clear()
+        cause = probe.check()
+        if (cause is None) != serving:
+            serving = cause is None
+            if serving:
+                log.warning("storage usable again: SERVING")
+            else:
+                log.error("storage failed: %s; health is NOT_SERVING", cause)
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", SERVICE_NAME):
+                health_servicer.set(name, status)
+
+
+def serve(
+    db: Path,
+    host: str,
+    port: int,
+    grace: float = 10.0,
+    token: str | None = None,
+    *,
+    tls: TlsFiles | None = None,
+    open_reflection: bool = False,
+    storage_check_interval: float = 5.0,
+) -> None:
+    """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds.
+
+    Raises:
+        StartupError, PreflightError: before anything is served.
+    """
+    credentials = tls_credentials(tls) if tls else None
+    held_lock = preflight(db)
     storage = SqliteStorage(db)
+    tracker = CallTracker()
     stopping = threading.Event()
     server, bound, health_servicer = create_server(
-        storage, host, port, token=token, stopping=stopping
+        storage,
+        host,
+        port,
+        token=token,
+        open_reflection=open_reflection,
+        stopping=stopping,
+        credentials=credentials,
+        tracker=tracker,
     )
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    print(f"optserve listening on {host}:{bound}", flush=True)
     stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_storage,
+        args=(StorageProbe(db), health_servicer, stop, tracker, storage_check_interval),
+        name="optserve-storage-probe",
+        daemon=True,
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: draining", signum)
@@ -89,12 +244,31 @@ def serve(db: Path, host: str, port: int, grace: float = 10.0, token: str | None
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    watcher.start()
+    print(f"optserve listening on {host}:{bound}", flush=True)
     stop.wait()
     health_servicer.enter_graceful_shutdown()
     done = server.stop(grace)
     # past the grace period, writes still running roll back instead of committing
-    threading.Timer(grace, stopping.set).start()
+    timer = threading.Timer(grace, stopping.set)
+    timer.daemon = True  # an early drain must not keep the process alive until it fires
+    timer.start()
     done.wait()
+    timer.cancel()
     stopping.set()
+    left = tracker.in_flight
+    if left:
+        # Their clients were told the call failed; ending the process now rolls back
+        # whatever they have not committed, as after a crash (SQLite's commits are atomic).
+        log.warning(
+            "%d calls still running after the %.1f s grace period: not waited for", left, grace
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
     storage.close()
+    held_lock.close()
     log.info("stopped")

@@ -148,7 +148,7 @@ def test_health_and_reflection(server):
 
 
 def test_token_is_required_when_configured(tmp_path):
-    server = start_server(tmp_path / "auth.db", "--token", "s3cret")
+    server = start_server(tmp_path / "auth.db", env={"OPTSERVE_SERVER_TOKEN": "s3cret"})
     try:
         channel = grpc.insecure_channel(server.target)
         stub = service_pb2_grpc.OptimizationServiceStub(channel)

@@ -31,7 +31,7 @@ Register = Callable[[Any, Any], None]
 CallScope = Callable[[grpc.ServicerContext], AbstractContextManager[Any]]
 
 
-def _no_scope(context: grpc.ServicerContext) -> AbstractContextManager[Any]:
+def no_scope(context: grpc.ServicerContext) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
@@ -51,7 +51,7 @@ class _Collector:
 
 
 def add_servicer(
-    register: Register, servicer: Any, server: grpc.Server, scope: CallScope = _no_scope
+    register: Register, servicer: Any, server: grpc.Server, scope: CallScope = no_scope
 ) -> None:
     """Registers ``servicer`` as ``register`` would, but with requests decoded in the handler."""
     collector = _Collector()
