@@ -52,8 +52,8 @@ class RateLimitedLog:
             suppressed, self._suppressed = self._suppressed, 0
             self._next = now + self._interval
         if suppressed:
-            message += " (%d more like this in the last %.0f s not logged)"
-            args = (*args, suppressed, self._interval)
+            message += " (%d more since the previous one, not logged)"
+            args = (*args, suppressed)
         self._logger.log(level, message, *args, exc_info=exc_info)
         return True
 
