@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(args)
     except SetupError as error:
-        print(f"optserve: {error}", file=sys.stderr, flush=True)
+        message = " ".join(str(error).splitlines())
+        print(f"optserve: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_BAD_SETUP)
 
 

@@ -86,10 +86,13 @@ def check_database(path: Path, timeout: float = 5.0) -> None:
     try:
         db = _connect(path, timeout)
         try:
-            problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
-            if problems != ["ok"]:
+            rows = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+            if rows != ["ok"]:
+                problems = [
+                    line for row in rows for line in row.splitlines() if not line.startswith("*")
+                ]
                 raise PreflightError(
-                    f"database {path}: corrupted (quick_check: {'; '.join(problems)})"
+                    f"database {path}: corrupted (quick_check: {'; '.join(problems)[:300]})"
                 )
             # A real write, of what is already there: read-only files and WAL files that
             # cannot be created fail here rather than on the first client's write.
