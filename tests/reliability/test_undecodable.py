@@ -19,7 +19,7 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from optserve.v1 import service_pb2
+from optserve.v1 import service_pb2, token_pb2
 
 from ..conftest import RunningServer, start_server
 from ..service_tests.helpers import violations
@@ -31,11 +31,15 @@ MAX_RSS_GROWTH_KB = 32 * 1024
 # Log lines while all the requests run: one per 10 s at most, plus slack for unrelated lines.
 MAX_LOG_LINES = 20
 
-SERVICE = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"]
+SERVICES = [
+    service_pb2.DESCRIPTOR.services_by_name["OptimizationService"],
+    token_pb2.DESCRIPTOR.services_by_name["TokenService"],
+]
 # (method path, request class, arity) for every method a client can reach.
 METHODS = [
-    (f"/{SERVICE.full_name}/{m.name}", message_factory.GetMessageClass(m.input_type), "unary")
-    for m in SERVICE.methods
+    (f"/{s.full_name}/{m.name}", message_factory.GetMessageClass(m.input_type), "unary")
+    for s in SERVICES
+    for m in s.methods
 ] + [
     ("/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest, "unary"),
     ("/grpc.health.v1.Health/Watch", health_pb2.HealthCheckRequest, "server-stream"),
