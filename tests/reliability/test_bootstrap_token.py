@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from optserve.v1 import service_pb2 as pb
 
@@ -62,5 +64,36 @@ def test_token_from_a_file_is_required(tmp_path):
         metadata = [("authorization", "Bearer s3cret-from-file")]
         reply = stub.ListExperiments(pb.ListExperimentsRequest(), metadata=metadata)
         assert list(reply.experiments) == []
+    finally:
+        assert server.stop() == 0
+
+
+def list_services(channel: grpc.Channel) -> set[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=20
+    )
+    return {s.name for r in replies for s in r.list_services_response.service}
+
+
+@pytest.mark.parametrize("open_reflection", [False, True], ids=["default", "open"])
+def test_reflection_needs_the_token_unless_opened(tmp_path, open_reflection):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    flags = ["--token-file", str(token_file)] + (["--open-reflection"] if open_reflection else [])
+    server = start_server(tmp_path / "optserve.db", *flags)
+    try:
+        channel = server.channel()
+        if open_reflection:
+            assert "optserve.v1.OptimizationService" in list_services(channel)
+        else:
+            with pytest.raises(grpc.RpcError) as error:
+                list_services(channel)
+            assert error.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel)  # health never needs the token
+        assert health.Check(health_pb2.HealthCheckRequest()).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+        channel.close()
     finally:
         assert server.stop() == 0
