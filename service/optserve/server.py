@@ -30,6 +30,8 @@ from .v1 import service_pb2, service_pb2_grpc, token_pb2, token_pb2_grpc
 log = logging.getLogger(__name__)
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].full_name
 TOKEN_SERVICE_NAME = token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name
+# What health reports on: the whole server ("") and each optserve service.
+HEALTH_NAMES = ("", SERVICE_NAME, TOKEN_SERVICE_NAME)
 
 
 class StartupError(Exception):
@@ -183,7 +185,10 @@ def _watch_storage(
     while not stop.is_set():
         tracker.internal_error.wait(interval)
         tracker.internal_error.clear()
-        cause = probe.check()
+        try:
+            cause = probe.check()
+        except Exception as error:  # a probe that cannot run says the storage is not usable
+            cause = f"storage probe failed: {error!r}"
         if (cause is None) != serving:
             serving = cause is None
             if serving:
@@ -195,7 +200,7 @@ def _watch_storage(
                 if serving
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
-            for name in ("", SERVICE_NAME):
+            for name in HEALTH_NAMES:
                 health_servicer.set(name, status)
 
 
@@ -245,7 +250,7 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
-    for name in ("", SERVICE_NAME):
+    for name in HEALTH_NAMES:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watcher.start()
     print(f"optserve listening on {host}:{bound}", flush=True)
