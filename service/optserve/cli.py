@@ -1,4 +1,4 @@
-"""Command line: ``optserve serve --port P --db PATH``.
+"""Command line: ``optserve serve --port P --db PATH``, ``optserve tokens ...``.
 
 A setting the server cannot start with ends the process with exit code 2 and one line on
 stderr naming what is wrong, never a traceback.
@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from . import tokens_cli
 
 # One BLAS thread per request thread: concurrent suggestions must not oversubscribe cores.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="optserve", description="optserve optimization service")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    tokens_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "INFO").upper(),

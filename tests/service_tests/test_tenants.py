@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -189,3 +193,36 @@ def test_secrets_are_stored_only_as_hashes(tenants, admin):
     raw = b"".join(p.read_bytes() for p in server.db.parent.iterdir() if p.is_file())
     assert reply.secret.encode() not in raw
     assert BOOTSTRAP.encode() not in raw
+
+
+def _cli(server, *args: str, token: str = BOOTSTRAP) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OPTSERVE_TARGET=server.target, OPTSERVE_TOKEN=token)
+    return subprocess.run(
+        [sys.executable, "-m", "optserve", "tokens", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_tokens_command_creates_lists_and_revokes(tenants):
+    channel, server = tenants
+    made = _cli(server, "create", "--role", "write", "--project", "cli", "--name", "from cli")
+    assert made.returncode == 0, made.stderr
+    token_id = made.stdout.split()[1]
+    secret = made.stdout.strip().splitlines()[-1]
+    user = Client(channel, secret)
+    assert _create(user).project == "cli"
+    listed = _cli(server, "list")
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.split()[0] == token_id)
+    assert "write" in row and "cli" in row and "from cli" in row
+    assert all(len(line) <= 80 for line in listed.stdout.splitlines() if "from cli" in line)
+    assert _cli(server, "revoke", token_id).returncode == 0
+    assert user.code("ListExperiments", pb.ListExperimentsRequest()) is (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    # a non-admin token is refused, with the reason on stderr
+    refused = _cli(server, "list", token=secret)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
