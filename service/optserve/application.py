@@ -24,7 +24,16 @@ from .domain.errors import (
     NotFound,
     PermissionDenied,
 )
-from .domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SUGGESTIONS_PER_CALL
+from .domain.limits import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SUGGESTION_LEASE_SECONDS,
+    MAX_PAGE_SIZE,
+    MAX_SUGGESTION_LEASE_SECONDS,
+    MAX_SUGGESTIONS_PER_CALL,
+    MAX_TOKEN_NAME_LENGTH,
+    MAX_TOKEN_PROJECTS,
+    REQUEST_ID_PATTERN,
+)
 from .domain.model import (
     Experiment,
     ExperimentState,
@@ -60,11 +69,7 @@ IMMUTABLE_EXPERIMENT_FIELDS = {
 }
 MUTABLE_OBSERVATION_FIELDS = {"values", "failed", "metadata"}
 # Suggestion leases: an open suggestion neither observed nor renewed this long expires.
-DEFAULT_SUGGESTION_LEASE_SECONDS = 24 * 3600
-MAX_SUGGESTION_LEASE_SECONDS = 30 * 24 * 3600
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-MAX_TOKEN_NAME_LENGTH = 100
-MAX_TOKEN_PROJECTS = 100
+REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 def _alive() -> bool:

@@ -68,6 +68,17 @@ MAX_ABS_CONSTRAINT_WEIGHT = 1e15
 MAX_PARALLEL_BANDWIDTH = 1000
 MAX_SUGGESTIONS_PER_CALL = 100
 
+# ---------------------------------------------------------------- leases, retries, tokens
+
+# An open suggestion neither observed nor renewed for this long expires (the
+# default; an experiment or a call may set 1 s to 30 days).
+DEFAULT_SUGGESTION_LEASE_SECONDS = 24 * 3600
+MAX_SUGGESTION_LEASE_SECONDS = 30 * 24 * 3600
+# Idempotency keys of mutating requests (a UUID fits).
+REQUEST_ID_PATTERN = r"[A-Za-z0-9._:-]{1,64}"
+MAX_TOKEN_NAME_LENGTH = 100
+MAX_TOKEN_PROJECTS = 100
+
 # ---------------------------------------------------------------- message sizes
 
 # gRPC's default limit on a received message, which clients keep unless told.
