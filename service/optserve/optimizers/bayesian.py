@@ -50,6 +50,8 @@ POLISH_STARTS = 2
 POLISH_ITERATIONS = 40
 # local penalty radius around pending points, in length scales
 PENDING_RADIUS = 0.5
+# Pending points handled at once by the pending penalty (bounds its memory).
+PENDING_BLOCK = 256
 WARP_OUTPUTS = True
 # the last fraction of a budget exploits: mean + kappa * std
 EXPLOIT_FRACTION = 0.1
@@ -473,9 +475,22 @@ def _pending_penalty(
     if len(pending) == 0:
         return None
     radius = PENDING_RADIUS * gp.lengthscales
+    scaled_pending = pending / radius
+    pending_norms = (scaled_pending**2).sum(axis=1)
 
     def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        d2 = (((rows[:, None, :] - pending[None, :, :]) / radius) ** 2).sum(axis=2)
-        return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+        # squared distances as |r|^2 + |p|^2 - 2 r.p, in blocks of pending points:
+        # memory rows x PENDING_BLOCK, not rows x pending x dimensions
+        scaled = rows / radius
+        norms = (scaled**2).sum(axis=1)
+        total = np.zeros(len(rows))
+        for start in range(0, len(pending), PENDING_BLOCK):
+            block = scaled_pending[start : start + PENDING_BLOCK]
+            d2 = norms[:, None] + pending_norms[None, start : start + PENDING_BLOCK]
+            d2 -= 2.0 * (scaled @ block.T)
+            # rounding leaves ~1e-15 where a row is a pending point: make it exactly 0
+            d2[d2 < 1e-9] = 0.0
+            total += np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+        return total
 
     return penalty
