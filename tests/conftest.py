@@ -9,10 +9,12 @@ import os
 # One BLAS thread: the suites run servers and numerical code side by side on few cores.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+import collections
 import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,9 @@ class RunningServer:
     target: str
     db: Path
     credentials: grpc.ChannelCredentials | None = None
+    # with drain=True: the server's last output lines, read as they come
+    tail: collections.deque[str] | None = None
+    _drainer: threading.Thread | None = None
 
     def channel(self) -> grpc.Channel:
         if self.credentials is None:
@@ -50,6 +55,8 @@ class RunningServer:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
+        if self._drainer is not None:
+            self._drainer.join(timeout=10)
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
@@ -60,11 +67,14 @@ def start_server(
     *extra: str,
     env: dict[str, str] | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    drain: bool = False,
 ) -> RunningServer:
     """Starts ``optserve serve`` on a free loopback port and waits until it listens.
 
     ``env`` adds to the environment; a server given TLS flags needs the client's
-    ``credentials`` (the readiness check and ``stub()`` use them).
+    ``credentials`` (the readiness check and ``stub()`` use them). A server
+    that runs for long should be started with ``drain``: its output is then
+    read as it comes (kept in ``tail``), so that a full pipe never blocks it.
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     process = subprocess.Popen(
@@ -81,14 +91,25 @@ def start_server(
         match = LISTENING.search(line)
         if match:
             server = RunningServer(process, f"{match.group(1)}:{match.group(2)}", db, credentials)
-            grpc.channel_ready_future(server.channel()).result(timeout=10)
+            try:
+                grpc.channel_ready_future(server.channel()).result(timeout=10)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            if drain:
+                server.tail = collections.deque(lines, maxlen=200)
+                server._drainer = threading.Thread(
+                    target=server.tail.extend, args=(process.stdout,), daemon=True
+                )
+                server._drainer.start()
             return server
     raise RuntimeError("server exited before listening:\n" + "".join(lines))
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("db") / "optserve.db")
+    running = start_server(tmp_path_factory.mktemp("db") / "optserve.db", drain=True)
     yield running
     assert running.stop() == 0
 
