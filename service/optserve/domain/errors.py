@@ -51,3 +51,7 @@ class Unauthenticated(OptserveError):
 
 class Cancelled(OptserveError):
     """The call was cancelled, ran past its deadline or the server is stopping: nothing written."""
+
+
+class AlreadyExists(OptserveError):
+    """A resource with the given id exists already (a project)."""

@@ -67,6 +67,24 @@ MAX_ABS_PARAMETER_VALUE = float(2**52)
 MAX_ABS_CONSTRAINT_WEIGHT = 1e15
 MAX_PARALLEL_BANDWIDTH = 1000
 MAX_SUGGESTIONS_PER_CALL = 100
+# Observations of one batch create (SigOpt's observations/batch).
+MAX_OBSERVATIONS_PER_BATCH = 2500
+# Checkpoints of one training run (SigOpt's limit).
+MAX_CHECKPOINTS_PER_RUN = 200
+# Content of one training-run log stream (SigOpt's; its client truncates at 1024).
+MAX_RUN_LOG_LENGTH = 1124
+
+# ---------------------------------------------------------------- chosen here, continued
+
+# Queued suggestions waiting in one experiment (each is served before the optimizer's).
+MAX_QUEUED_SUGGESTIONS = 1000
+# Metric values of one training run or checkpoint.
+MAX_RUN_VALUES = 100
+# A training run's free-form documents (logs, datasets, model, source code,
+# sys/dev metadata, tags), as JSON.
+MAX_RUN_EXTRAS_BYTES = 256 * 1024
+# Body of one HTTP request (a batch of 2,500 observations with metadata fits).
+MAX_HTTP_BODY_BYTES = 16 * 1024 * 1024
 
 # ---------------------------------------------------------------- leases, retries, tokens
 

@@ -22,6 +22,8 @@ class ExperimentType(enum.Enum):
 class ExperimentState(enum.Enum):
     ACTIVE = "active"
     ARCHIVED = "archived"
+    # soft-deleted (SigOpt's DELETE): still readable, accepts no new data
+    DELETED = "deleted"
 
 
 class ParameterType(enum.Enum):
@@ -64,6 +66,23 @@ class Bounds:
     max: float
 
 
+class PriorType(enum.Enum):
+    NORMAL = "normal"
+    BETA = "beta"
+
+
+@dataclass
+class Prior:
+    """Belief about where a double parameter's good values lie: normal(mean, scale)
+    in the parameter's units, or beta(shape_a, shape_b) over its bounds scaled to [0, 1]."""
+
+    type: PriorType | None
+    mean: float | None = None
+    scale: float | None = None
+    shape_a: float | None = None
+    shape_b: float | None = None
+
+
 @dataclass
 class Parameter:
     name: str
@@ -74,6 +93,9 @@ class Parameter:
     transformation: Transformation = Transformation.NONE
     # conditional name -> values that activate the parameter; empty = always active
     conditions: dict[str, list[str]] = field(default_factory=dict)
+    prior: Prior | None = None
+    # a value to try first (and the value of a parameter added after create)
+    default_value: Value | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -185,11 +207,31 @@ class Suggestion:
 
 
 @dataclass
+class QueuedSuggestion:
+    """Assignments queued by a client: served as the experiment's next suggestion,
+    before the optimizer's."""
+
+    id: str
+    experiment_id: str
+    assignments: Assignments
+    create_time: datetime | None = None
+
+
+@dataclass
 class Progress:
     observation_count: int = 0
     failed_observation_count: int = 0
     open_suggestion_count: int = 0
     best_observation: Observation | None = None
+    first_observation: Observation | None = None
+    last_observation: Observation | None = None
+    # training runs of the experiment (not deleted): all, and those completed or failed
+    total_run_count: int = 0
+    finished_run_count: int = 0
+
+    @property
+    def active_run_count(self) -> int:
+        return self.total_run_count - self.finished_run_count
 
 
 @dataclass
@@ -213,6 +255,9 @@ class Experiment:
     create_time: datetime | None = None
     update_time: datetime | None = None
     progress: Progress = field(default_factory=Progress)
+    # an experiment driven by training runs (SigOpt's AI experiment): its
+    # suggestions are made and observed through runs only
+    runs_only: bool = False
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)

@@ -58,6 +58,7 @@ from .model import (
     Observation,
     Parameter,
     ParameterType,
+    PriorType,
     Strategy,
 )
 
@@ -223,6 +224,10 @@ def _check_parameters(c: _Collector, exp: Experiment) -> None:
         else:
             _check_numeric(c, path, p, exp.type)
         _check_conditions(c, path, p, exp)
+        if p.prior is not None:
+            _check_prior(c, path, p)
+        if p.default_value is not None:
+            _check_default_value(c, path, p)
 
 
 def _check_categorical(c: _Collector, path: str, p: Parameter) -> None:
@@ -282,6 +287,58 @@ def _check_numeric(c: _Collector, path: str, p: Parameter, kind: ExperimentType)
             c.add(gpath, "a log-scaled parameter's grid values must be > 0")
     elif kind is ExperimentType.GRID and p.type is ParameterType.DOUBLE:
         c.add(f"{path}.grid", "required: a double parameter of a grid experiment needs a grid")
+
+
+def _check_prior(c: _Collector, path: str, p: Parameter) -> None:
+    """SigOpt's rules: doubles only, not log-scaled, no grid; normal's mean within
+    the bounds and scale > 0; beta's shapes > 0."""
+    prior, ppath = p.prior, f"{path}.prior"
+    assert prior is not None
+    if p.type is not ParameterType.DOUBLE:
+        c.add(ppath, "only double parameters take a prior")
+        return
+    if p.is_log:
+        c.add(ppath, "a log-scaled parameter takes no prior")
+    if p.grid:
+        c.add(ppath, "a parameter with a grid takes no prior")
+    if prior.type is PriorType.NORMAL:
+        if prior.shape_a is not None or prior.shape_b is not None:
+            c.add(ppath, "a normal prior has a mean and a scale, no shapes")
+        if not _finite(prior.mean):
+            c.add(f"{ppath}.mean", "required: a finite number")
+        elif p.bounds is not None and not p.bounds.min <= prior.mean <= p.bounds.max:  # type: ignore[operator]
+            c.add(f"{ppath}.mean", "must lie within the parameter's bounds")
+        if not (_finite(prior.scale) and prior.scale > 0):  # type: ignore[operator]
+            c.add(f"{ppath}.scale", "required: a finite number > 0")
+    elif prior.type is PriorType.BETA:
+        if prior.mean is not None or prior.scale is not None:
+            c.add(ppath, "a beta prior has shape_a and shape_b, no mean or scale")
+        for name in ("shape_a", "shape_b"):
+            v = getattr(prior, name)
+            if not (_finite(v) and v > 0):
+                c.add(f"{ppath}.{name}", "required: a finite number > 0")
+    else:
+        c.add(f"{ppath}.name", "required: normal or beta")
+
+
+def _check_default_value(c: _Collector, path: str, p: Parameter) -> None:
+    v, dpath = p.default_value, f"{path}.default_value"
+    if p.type is ParameterType.CATEGORICAL:
+        if not isinstance(v, str) or v not in p.categorical_values:
+            c.add(dpath, "must be one of the parameter's categorical_values")
+        return
+    if isinstance(v, str) or not _finite(v):
+        c.add(dpath, "must be a finite number")
+        return
+    assert v is not None and not isinstance(v, str)
+    if p.type is ParameterType.INT and v != round(v):
+        c.add(dpath, "an int parameter's default_value is an integer")
+    if p.bounds is not None and not p.bounds.min <= v <= p.bounds.max:
+        c.add(dpath, "must lie within the parameter's bounds")
+    if p.grid and v not in p.grid:
+        c.add(dpath, "must be one of the parameter's grid values")
+    if p.is_log and v <= 0:
+        c.add(dpath, "a log-scaled parameter's default_value must be > 0")
 
 
 def _check_conditions(c: _Collector, path: str, p: Parameter, exp: Experiment) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -13,16 +13,18 @@ from ..domain.model import (
     Experiment,
     ExperimentState,
     Observation,
+    QueuedSuggestion,
     Suggestion,
     SuggestionState,
 )
+from ..domain.runs import Project, RunChange, TrainingRun
 from ..domain.tenancy import Token
 
 T = TypeVar("T")
 
 # A write's result as recorded for its request id: an experiment, a list of
-# suggestions, an observation, or None (deletes).
-Result = Experiment | list[Suggestion] | Observation | None
+# suggestions, an observation, a list of observations (a batch), or None (deletes).
+Result = Experiment | list[Suggestion] | Observation | list[Observation] | None
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,12 @@ class Storage(abc.ABC):
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> list[Suggestion]:
         """Stores open suggestions, numbered in sequence, expiring after
-        ``lease_seconds``. Raises NotFound."""
+        ``lease_seconds``; deletes the queued suggestions ``queued`` (ids) they
+        were made from in the same transaction. Raises NotFound (also for a
+        queued id already gone: nothing is written then)."""
 
     @abc.abstractmethod
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
@@ -153,6 +158,12 @@ class Storage(abc.ABC):
         """Suggestions, oldest first. Raises NotFound, InvalidArgument (page token)."""
 
     @abc.abstractmethod
+    def update_suggestion_metadata(
+        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+    ) -> Suggestion:
+        """Replaces a suggestion's metadata (its only mutable field). Raises NotFound."""
+
+    @abc.abstractmethod
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
     ) -> None:
@@ -165,6 +176,13 @@ class Storage(abc.ABC):
         Raises NotFound (experiment or suggestion), FailedPrecondition (the
         suggestion is already closed).
         """
+
+    @abc.abstractmethod
+    def create_observations(
+        self, observations: list[Observation], write: Write = PLAIN
+    ) -> list[Observation]:
+        """Stores observations of one experiment all at once or not at all, each
+        as ``create_observation`` does (a batch). Raises as it does."""
 
     @abc.abstractmethod
     def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
@@ -196,6 +214,84 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def experiment_project(self, experiment_id: str) -> str:
         """The project of an experiment (cheap; for access checks). Raises NotFound."""
+
+    # -------------------------------------------------------------- queued suggestions
+
+    @abc.abstractmethod
+    def create_queued_suggestion(
+        self, experiment_id: str, assignments: Assignments
+    ) -> QueuedSuggestion:
+        """Queues validated assignments. Raises NotFound."""
+
+    @abc.abstractmethod
+    def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
+        """The experiment's queue, oldest first (at most ``limits.MAX_QUEUED_SUGGESTIONS``,
+        which the application keeps). Raises NotFound."""
+
+    @abc.abstractmethod
+    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+        """Raises NotFound (also when it belongs to another experiment)."""
+
+    # -------------------------------------------------------------- projects
+    # A project exists once created, or once an experiment or run names it
+    # (create_experiment, update_experiment and create_training_run register it).
+
+    @abc.abstractmethod
+    def create_project(self, project: Project) -> Project:
+        """Stores a new project with its times. Raises AlreadyExists."""
+
+    @abc.abstractmethod
+    def get_project(self, project_id: str) -> Project:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def list_projects(self, projects: frozenset[str] | None = None) -> list[Project]:
+        """Every project (only those in ``projects`` when given), by id."""
+
+    @abc.abstractmethod
+    def update_project(self, project: Project) -> Project:
+        """Replaces name and metadata. Raises NotFound."""
+
+    # -------------------------------------------------------------- training runs
+
+    @abc.abstractmethod
+    def create_training_run(
+        self,
+        run: TrainingRun,
+        suggestion: Assignments | None = None,
+        lease_seconds: int = 0,
+    ) -> TrainingRun:
+        """Stores a run (registering its project). With ``suggestion``, also
+        stores an open suggestion of ``run.experiment_id`` with those
+        assignments (as ``create_suggestions`` does) and links the run to it, in
+        the same transaction. Raises NotFound (experiment)."""
+
+    @abc.abstractmethod
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        """The run with its checkpoints. Raises NotFound."""
+
+    @abc.abstractmethod
+    def list_training_runs(
+        self,
+        project: str | None,
+        experiment_id: str | None,
+        page_size: int,
+        page_token: str,
+        deleted: bool | None = False,
+    ) -> Page[TrainingRun]:
+        """Runs of a project and/or an experiment, oldest first; ``deleted``
+        False: live runs only, True: deleted ones only, None: both. Raises
+        InvalidArgument (page token)."""
+
+    @abc.abstractmethod
+    def update_training_run(
+        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+    ) -> TrainingRun:
+        """Read-modify-write of one run in one transaction: ``change`` gets the
+        stored run and returns it as it becomes, with an observation to store
+        when the run ends (which closes the run's suggestion, as
+        ``create_observation`` does, and is linked as ``observation_id``).
+        Whatever ``change`` raises rolls back. Raises NotFound."""
 
     # -------------------------------------------------------------- requests
 

@@ -21,12 +21,15 @@ from ..domain.model import (
     Observation,
     Parameter,
     ParameterType,
+    Prior,
+    PriorType,
     Progress,
     Strategy,
     Suggestion,
     SuggestionState,
     Transformation,
 )
+from ..domain.runs import Checkpoint, RunValue, TrainingRun
 
 
 def definition_to_json(exp: Experiment) -> str:
@@ -42,6 +45,7 @@ def definition_to_json(exp: Experiment) -> str:
                 "grid": p.grid,
                 "transformation": p.transformation.value,
                 "conditions": p.conditions,
+                **_prior_doc(p),
             }
             for p in exp.parameters
         ],
@@ -70,7 +74,33 @@ def definition_to_json(exp: Experiment) -> str:
         "seed": exp.seed,
         "suggestion_lease_seconds": exp.suggestion_lease_seconds,
     }
+    if exp.runs_only:
+        doc["runs_only"] = True
     return json.dumps(doc, separators=(",", ":"))
+
+
+def _prior_doc(p: Parameter) -> dict[str, Any]:
+    """Prior and default value, written only when set (older documents lack them)."""
+    doc: dict[str, Any] = {}
+    if p.prior is not None:
+        pr = p.prior
+        doc["prior"] = [
+            pr.type.value if pr.type else None,
+            pr.mean,
+            pr.scale,
+            pr.shape_a,
+            pr.shape_b,
+        ]
+    if p.default_value is not None:
+        doc["default_value"] = p.default_value
+    return doc
+
+
+def _prior_from(p: dict[str, Any]) -> Prior | None:
+    if p.get("prior") is None:
+        return None
+    kind, mean, scale, shape_a, shape_b = p["prior"]
+    return Prior(PriorType(kind), mean, scale, shape_a, shape_b)
 
 
 def definition_from_json(text: str, **fields: Any) -> Experiment:
@@ -86,6 +116,8 @@ def definition_from_json(text: str, **fields: Any) -> Experiment:
                 grid=p["grid"],
                 transformation=Transformation(p["transformation"]),
                 conditions=p["conditions"],
+                prior=_prior_from(p),
+                default_value=p.get("default_value"),
             )
             for p in doc["parameters"]
         ],
@@ -108,7 +140,55 @@ def definition_from_json(text: str, **fields: Any) -> Experiment:
         metadata=doc["metadata"],
         seed=doc["seed"],
         suggestion_lease_seconds=doc.get("suggestion_lease_seconds"),
+        runs_only=doc.get("runs_only", False),
         **fields,
+    )
+
+
+def _run_values_doc(values: dict[str, RunValue]) -> list[list[Any]]:
+    return [[n, v.value, v.stddev] for n, v in values.items()]
+
+
+def _run_values_from(doc: list[list[Any]]) -> dict[str, RunValue]:
+    return {n: RunValue(v, s) for n, v, s in doc}
+
+
+def run_to_json(run: TrainingRun) -> str:
+    """A training run's document: what is not kept in columns of its own."""
+    doc = {
+        "name": run.name,
+        "assignments": run.assignments,
+        "values": _run_values_doc(run.values),
+        "metadata": run.metadata,
+        "extras": run.extras,
+        "checkpoints": [
+            {
+                "id": c.id,
+                "values": _run_values_doc(c.values),
+                "metadata": c.metadata,
+                "create_time": _ts(c.create_time),
+            }
+            for c in run.checkpoints
+        ],
+    }
+    return dumps(doc)
+
+
+def run_from_json(text: str) -> TrainingRun:
+    """The run of a document; columns (id, project, references, state, times) are set by storage."""
+    doc = json.loads(text)
+    return TrainingRun(
+        id="",
+        project="",
+        name=doc["name"],
+        assignments=doc["assignments"],
+        values=_run_values_from(doc["values"]),
+        metadata=doc["metadata"],
+        extras=doc["extras"],
+        checkpoints=[
+            Checkpoint(c["id"], _run_values_from(c["values"]), c["metadata"], _dt(c["create_time"]))
+            for c in doc["checkpoints"]
+        ],
     )
 
 
@@ -213,9 +293,16 @@ def result_to_json(result: Any) -> str:
                 if result.progress.best_observation is None
                 else _observation_doc(result.progress.best_observation)
             ),
+            "ends": [
+                None if o is None else _observation_doc(o)
+                for o in (result.progress.first_observation, result.progress.last_observation)
+            ],
+            "runs": [result.progress.total_run_count, result.progress.finished_run_count],
         }
     elif isinstance(result, Observation):
         doc = {"kind": "observation", "observation": _observation_doc(result)}
+    elif isinstance(result, list) and result and isinstance(result[0], Observation):
+        doc = {"kind": "observations", "observations": [_observation_doc(o) for o in result]}
     elif isinstance(result, list):
         doc = {"kind": "suggestions", "suggestions": [_suggestion_doc(s) for s in result]}
     else:
@@ -230,6 +317,10 @@ def result_from_json(text: str) -> Any:
         return None
     if kind == "experiment":
         observations, failed, open_ = doc["progress"]
+        first, last = (
+            None if o is None else _observation_from(o) for o in doc.get("ends", [None, None])
+        )
+        total_runs, finished_runs = doc.get("runs", [0, 0])
         return definition_from_json(
             doc["definition"],
             id=doc["id"],
@@ -243,8 +334,14 @@ def result_from_json(text: str) -> Any:
                 failed,
                 open_,
                 None if doc["best"] is None else _observation_from(doc["best"]),
+                first,
+                last,
+                total_runs,
+                finished_runs,
             ),
         )
     if kind == "observation":
         return _observation_from(doc["observation"])
+    if kind == "observations":
+        return [_observation_from(d) for d in doc["observations"]]
     return [_suggestion_from(d) for d in doc["suggestions"]]

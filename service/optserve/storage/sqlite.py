@@ -7,23 +7,31 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..domain import best, ids
-from ..domain.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
+from ..domain.errors import (
+    AlreadyExists,
+    Cancelled,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from ..domain.model import (
     Assignments,
     Experiment,
     ExperimentState,
     Observation,
     Progress,
+    QueuedSuggestion,
     Suggestion,
     SuggestionState,
 )
+from ..domain.runs import Project, RunChange, RunState, TrainingRun
 from ..domain.tenancy import Role, Token
 from . import codec
 from .base import (
@@ -121,6 +129,43 @@ MIGRATIONS = [
             WHERE o.experiment_id = experiments.id
         );
     CREATE INDEX suggestions_by_expiry ON suggestions (experiment_id, state, expire_time);
+    """,
+    # Projects, training runs (with their checkpoints) and queued suggestions.
+    """
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        create_time REAL NOT NULL,
+        update_time REAL NOT NULL
+    );
+    INSERT OR IGNORE INTO projects (id, name, metadata, create_time, update_time)
+        SELECT project, project, '{}', MIN(create_time), MIN(create_time)
+        FROM experiments WHERE project != '' GROUP BY project;
+    CREATE TABLE training_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        -- runs outlive their experiment, suggestion and observation
+        experiment_id INTEGER REFERENCES experiments (id) ON DELETE SET NULL,
+        suggestion_id INTEGER REFERENCES suggestions (id) ON DELETE SET NULL,
+        observation_id INTEGER REFERENCES observations (id) ON DELETE SET NULL,
+        state TEXT NOT NULL,
+        deleted INTEGER NOT NULL,
+        -- name, assignments, values, metadata, extras and checkpoints
+        document TEXT NOT NULL,
+        create_time REAL NOT NULL,
+        update_time REAL NOT NULL,
+        complete_time REAL
+    );
+    CREATE INDEX training_runs_by_project ON training_runs (project, deleted, id);
+    CREATE INDEX training_runs_by_experiment ON training_runs (experiment_id, deleted, state);
+    CREATE TABLE queued_suggestions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        experiment_id INTEGER NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
+        assignments TEXT NOT NULL,
+        create_time REAL NOT NULL
+    );
+    CREATE INDEX queued_by_experiment ON queued_suggestions (experiment_id, id);
     """,
 ]
 # Migrations whose materialized values need Python to compute, by version reached.
@@ -392,6 +437,18 @@ class SqliteStorage(Storage):
             best_row = db.execute(
                 "SELECT * FROM observations WHERE id = ?", (row["best_observation_id"],)
             ).fetchone()
+        ends = [
+            db.execute(
+                f"SELECT * FROM observations WHERE experiment_id = ? ORDER BY id {order} LIMIT 1",
+                (row["id"],),
+            ).fetchone()
+            for order in ("ASC", "DESC")
+        ]
+        total_runs, finished_runs = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(state != 'active'), 0) FROM training_runs"
+            " WHERE experiment_id = ? AND deleted = 0",
+            (row["id"],),
+        ).fetchone()
         return codec.definition_from_json(
             row["definition"],
             id=str(row["id"]),
@@ -405,6 +462,10 @@ class SqliteStorage(Storage):
                 failed_observation_count=row["failed_count"],
                 open_suggestion_count=open_count,
                 best_observation=None if best_row is None else self._observation(best_row),
+                first_observation=None if ends[0] is None else self._observation(ends[0]),
+                last_observation=None if ends[1] is None else self._observation(ends[1]),
+                total_run_count=total_runs,
+                finished_run_count=finished_runs,
             ),
         )
 
@@ -453,6 +514,7 @@ class SqliteStorage(Storage):
                     now,
                 ),
             )
+            self._register_project(db, experiment.project, now)
             row = self._experiment_row(db, str(cur.lastrowid))
             result = self._experiment(db, row)
             self._record(db, write, result)
@@ -503,6 +565,7 @@ class SqliteStorage(Storage):
                     int(experiment.id),
                 ),
             )
+            self._register_project(db, experiment.project, _now())
             # metric thresholds may have changed which observations qualify
             self._refresh_best(db, int(experiment.id))
             result = self._experiment(db, self._experiment_row(db, experiment.id))
@@ -582,32 +645,14 @@ class SqliteStorage(Storage):
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> list[Suggestion]:
         now = _now()
         with self._write(write) as db:
             row = self._experiment_row(db, experiment_id)
-            first = row["suggestion_count"]
-            ids = []
-            for k, a in enumerate(assignments):
-                cur = db.execute(
-                    "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
-                    " metadata, create_time, lease_seconds, expire_time)"
-                    " VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
-                    (
-                        row["id"],
-                        first + k,
-                        codec.dumps(a),
-                        codec.dumps(metadata),
-                        now,
-                        lease_seconds,
-                        now + lease_seconds,
-                    ),
-                )
-                ids.append(cur.lastrowid)
-            db.execute(
-                "UPDATE experiments SET suggestion_count = ? WHERE id = ?",
-                (first + len(assignments), row["id"]),
-            )
+            for queued_id in queued:
+                self._delete_queued(db, row["id"], experiment_id, queued_id)
+            ids = self._insert_suggestions(db, row, assignments, metadata, lease_seconds, now)
             result = [
                 self._suggestion(
                     db.execute("SELECT * FROM suggestions WHERE id = ?", (i,)).fetchone(), now
@@ -616,6 +661,42 @@ class SqliteStorage(Storage):
             ]
             self._record(db, write, result)
         return result
+
+    @staticmethod
+    def _insert_suggestions(
+        db: sqlite3.Connection,
+        row: sqlite3.Row,
+        assignments: list[Assignments],
+        metadata: dict[str, Any],
+        lease_seconds: int,
+        now: float,
+    ) -> list[int]:
+        first = db.execute(
+            "SELECT suggestion_count FROM experiments WHERE id = ?", (row["id"],)
+        ).fetchone()[0]
+        ids = []
+        for k, a in enumerate(assignments):
+            cur = db.execute(
+                "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
+                " metadata, create_time, lease_seconds, expire_time)"
+                " VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
+                (
+                    row["id"],
+                    first + k,
+                    codec.dumps(a),
+                    codec.dumps(metadata),
+                    now,
+                    lease_seconds,
+                    now + lease_seconds,
+                ),
+            )
+            assert cur.lastrowid is not None
+            ids.append(cur.lastrowid)
+        db.execute(
+            "UPDATE experiments SET suggestion_count = ? WHERE id = ?",
+            (first + len(assignments), row["id"]),
+        )
+        return ids
 
     def _suggestion_row(
         self, db: sqlite3.Connection, experiment_id: str, suggestion_id: str
@@ -661,6 +742,18 @@ class SqliteStorage(Storage):
         items = [self._suggestion(r, now) for r in rows[:page_size]]
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
+
+    def update_suggestion_metadata(
+        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+    ) -> Suggestion:
+        with self._write() as db:
+            row = self._suggestion_row(db, experiment_id, suggestion_id)
+            db.execute(
+                "UPDATE suggestions SET metadata = ? WHERE id = ?",
+                (codec.dumps(metadata), row["id"]),
+            )
+            row = db.execute("SELECT * FROM suggestions WHERE id = ?", (row["id"],)).fetchone()
+        return self._suggestion(row, _now())
 
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
@@ -714,50 +807,67 @@ class SqliteStorage(Storage):
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
         with self._write(write) as db:
             exp = self._experiment_row(db, observation.experiment_id)
-            suggestion_id = None
-            if observation.suggestion_id is not None:
-                s = self._suggestion_row(db, observation.experiment_id, observation.suggestion_id)
-                if s["state"] != SuggestionState.OPEN.value:
-                    raise FailedPrecondition(
-                        f"suggestion {observation.suggestion_id!r} is closed: it already has"
-                        " an observation"
-                    )
-                suggestion_id = s["id"]
-                db.execute("UPDATE suggestions SET state = 'closed' WHERE id = ?", (suggestion_id,))
-            incumbent = None
-            if exp["best_observation_id"] is not None:
-                incumbent = self._observation(
-                    db.execute(
-                        "SELECT * FROM observations WHERE id = ?", (exp["best_observation_id"],)
-                    ).fetchone()
-                )
-            cur = db.execute(
-                "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-                " metric_values, failed, metadata, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    exp["id"],
-                    suggestion_id,
-                    codec.dumps(observation.assignments),
-                    codec.values_to_json(observation.values),
-                    int(observation.failed),
-                    codec.dumps(observation.metadata),
-                    _now(),
-                ),
-            )
-            row = db.execute("SELECT * FROM observations WHERE id = ?", (cur.lastrowid,)).fetchone()
-            result = self._observation(row)
-            definition = self._definition(exp)
-            best_id = exp["best_observation_id"]
-            if len(definition.optimized_metrics) == 1 and best.improves(
-                definition, incumbent, result
-            ):
-                best_id = row["id"]
-            db.execute(
-                "UPDATE experiments SET observation_count = observation_count + 1,"
-                " failed_count = failed_count + ?, best_observation_id = ? WHERE id = ?",
-                (int(observation.failed), best_id, exp["id"]),
-            )
+            result = self._insert_observation(db, exp, observation)
             self._record(db, write, result)
+        return result
+
+    def create_observations(
+        self, observations: list[Observation], write: Write = PLAIN
+    ) -> list[Observation]:
+        with self._write(write) as db:
+            results = []
+            for observation in observations:
+                exp = self._experiment_row(db, observation.experiment_id)
+                results.append(self._insert_observation(db, exp, observation))
+            self._record(db, write, results)
+        return results
+
+    def _insert_observation(
+        self, db: sqlite3.Connection, exp: sqlite3.Row, observation: Observation
+    ) -> Observation:
+        """Stores one observation, closes its suggestion, keeps the progress columns."""
+        suggestion_id = None
+        if observation.suggestion_id is not None:
+            s = self._suggestion_row(db, observation.experiment_id, observation.suggestion_id)
+            if s["state"] != SuggestionState.OPEN.value:
+                raise FailedPrecondition(
+                    f"suggestion {observation.suggestion_id!r} is closed: it already has"
+                    " an observation"
+                )
+            suggestion_id = s["id"]
+            db.execute("UPDATE suggestions SET state = 'closed' WHERE id = ?", (suggestion_id,))
+        # read again: an earlier observation of the same batch may have moved it
+        best_id = db.execute(
+            "SELECT best_observation_id FROM experiments WHERE id = ?", (exp["id"],)
+        ).fetchone()[0]
+        incumbent = None
+        if best_id is not None:
+            incumbent = self._observation(
+                db.execute("SELECT * FROM observations WHERE id = ?", (best_id,)).fetchone()
+            )
+        cur = db.execute(
+            "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+            " metric_values, failed, metadata, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                exp["id"],
+                suggestion_id,
+                codec.dumps(observation.assignments),
+                codec.values_to_json(observation.values),
+                int(observation.failed),
+                codec.dumps(observation.metadata),
+                _now(),
+            ),
+        )
+        row = db.execute("SELECT * FROM observations WHERE id = ?", (cur.lastrowid,)).fetchone()
+        result = self._observation(row)
+        definition = self._definition(exp)
+        if len(definition.optimized_metrics) == 1 and best.improves(definition, incumbent, result):
+            best_id = row["id"]
+        db.execute(
+            "UPDATE experiments SET observation_count = observation_count + 1,"
+            " failed_count = failed_count + ?, best_observation_id = ? WHERE id = ?",
+            (int(observation.failed), best_id, exp["id"]),
+        )
         return result
 
     def _observation_row(
@@ -832,6 +942,240 @@ class SqliteStorage(Storage):
             if best_id == row["id"]:
                 self._refresh_best(db, key)
             self._record(db, write, None)
+
+    # -------------------------------------------------------------- queued suggestions
+
+    @staticmethod
+    def _queued(row: sqlite3.Row) -> QueuedSuggestion:
+        return QueuedSuggestion(
+            id=str(row["id"]),
+            experiment_id=str(row["experiment_id"]),
+            assignments=json.loads(row["assignments"]),
+            create_time=_time(row["create_time"]),
+        )
+
+    def create_queued_suggestion(
+        self, experiment_id: str, assignments: Assignments
+    ) -> QueuedSuggestion:
+        with self._write() as db:
+            exp = self._experiment_row(db, experiment_id)
+            cur = db.execute(
+                "INSERT INTO queued_suggestions (experiment_id, assignments, create_time)"
+                " VALUES (?, ?, ?)",
+                (exp["id"], codec.dumps(assignments), _now()),
+            )
+            row = db.execute(
+                "SELECT * FROM queued_suggestions WHERE id = ?", (cur.lastrowid,)
+            ).fetchone()
+        return self._queued(row)
+
+    def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
+        with self._read() as db:
+            exp = self._experiment_row(db, experiment_id)
+            rows = db.execute(
+                "SELECT * FROM queued_suggestions WHERE experiment_id = ? ORDER BY id",
+                (exp["id"],),
+            ).fetchall()
+        return [self._queued(r) for r in rows]
+
+    @staticmethod
+    def _delete_queued(
+        db: sqlite3.Connection, experiment_key: int, experiment_id: str, queued_id: str
+    ) -> None:
+        cur = db.execute(
+            "DELETE FROM queued_suggestions WHERE id = ? AND experiment_id = ?",
+            (_int_id(queued_id, "queued suggestion"), experiment_key),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(
+                f"queued suggestion {queued_id!r} not found in experiment {experiment_id!r}"
+            )
+
+    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+        with self._write() as db:
+            exp = self._experiment_row(db, experiment_id)
+            self._delete_queued(db, exp["id"], experiment_id, queued_id)
+
+    # -------------------------------------------------------------- projects
+
+    @staticmethod
+    def _project(row: sqlite3.Row) -> Project:
+        return Project(
+            id=row["id"],
+            name=row["name"],
+            metadata=json.loads(row["metadata"]),
+            create_time=_time(row["create_time"]),
+            update_time=_time(row["update_time"]),
+        )
+
+    @staticmethod
+    def _register_project(db: sqlite3.Connection, project: str, now: float) -> None:
+        if project:
+            db.execute(
+                "INSERT OR IGNORE INTO projects (id, name, metadata, create_time, update_time)"
+                " VALUES (?, ?, '{}', ?, ?)",
+                (project, project, now, now),
+            )
+
+    def create_project(self, project: Project) -> Project:
+        now = _now()
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO projects (id, name, metadata, create_time, update_time)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (project.id, project.name, codec.dumps(project.metadata), now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"project {project.id!r} already exists") from None
+            row = db.execute("SELECT * FROM projects WHERE id = ?", (project.id,)).fetchone()
+        return self._project(row)
+
+    def get_project(self, project_id: str) -> Project:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM projects WHERE id = ?", (project_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"project {project_id[:100]!r} not found")
+        return self._project(row)
+
+    def list_projects(self, projects: frozenset[str] | None = None) -> list[Project]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM projects ORDER BY id").fetchall()
+        return [self._project(r) for r in rows if projects is None or r["id"] in projects]
+
+    def update_project(self, project: Project) -> Project:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE projects SET name = ?, metadata = ?, update_time = ? WHERE id = ?",
+                (project.name, codec.dumps(project.metadata), _now(), project.id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"project {project.id[:100]!r} not found")
+            row = db.execute("SELECT * FROM projects WHERE id = ?", (project.id,)).fetchone()
+        return self._project(row)
+
+    # -------------------------------------------------------------- training runs
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> TrainingRun:
+        def ref(key: str) -> str | None:
+            return None if row[key] is None else str(row[key])
+
+        run = codec.run_from_json(row["document"])
+        run.id = str(row["id"])
+        run.project = row["project"]
+        run.experiment_id = ref("experiment_id")
+        run.suggestion_id = ref("suggestion_id")
+        run.observation_id = ref("observation_id")
+        run.state = RunState(row["state"])
+        run.deleted = bool(row["deleted"])
+        run.create_time = _time(row["create_time"])
+        run.update_time = _time(row["update_time"])
+        run.complete_time = None if row["complete_time"] is None else _time(row["complete_time"])
+        return run
+
+    def _run_row(self, db: sqlite3.Connection, run_id: str) -> sqlite3.Row:
+        row = db.execute(
+            "SELECT * FROM training_runs WHERE id = ?", (_int_id(run_id, "training run"),)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"training run {run_id!r} not found")
+        return row
+
+    def create_training_run(
+        self,
+        run: TrainingRun,
+        suggestion: Assignments | None = None,
+        lease_seconds: int = 0,
+    ) -> TrainingRun:
+        now = _now()
+        with self._write() as db:
+            experiment_key = suggestion_key = None
+            if run.experiment_id is not None:
+                exp = self._experiment_row(db, run.experiment_id)
+                experiment_key = exp["id"]
+                if suggestion is not None:
+                    (suggestion_key,) = self._insert_suggestions(
+                        db, exp, [suggestion], {}, lease_seconds, now
+                    )
+            self._register_project(db, run.project, now)
+            cur = db.execute(
+                "INSERT INTO training_runs (project, experiment_id, suggestion_id, state,"
+                " deleted, document, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.project,
+                    experiment_key,
+                    suggestion_key,
+                    run.state.value,
+                    int(run.deleted),
+                    codec.run_to_json(run),
+                    now,
+                    now,
+                ),
+            )
+            row = db.execute(
+                "SELECT * FROM training_runs WHERE id = ?", (cur.lastrowid,)
+            ).fetchone()
+        return self._run(row)
+
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        with self._read() as db:
+            return self._run(self._run_row(db, run_id))
+
+    def list_training_runs(
+        self,
+        project: str | None,
+        experiment_id: str | None,
+        page_size: int,
+        page_token: str,
+        deleted: bool | None = False,
+    ) -> Page[TrainingRun]:
+        after = _decode_token(page_token) or 0
+        sql, args = "SELECT * FROM training_runs WHERE id > ?", list[object]([after])
+        if project is not None:
+            sql, args = sql + " AND project = ?", [*args, project]
+        if experiment_id is not None:
+            sql, args = (
+                sql + " AND experiment_id = ?",
+                [*args, _int_id(experiment_id, "experiment")],
+            )
+        if deleted is not None:
+            sql, args = sql + " AND deleted = ?", [*args, int(deleted)]
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*args, page_size + 1)).fetchall()
+        items = [self._run(r) for r in rows[:page_size]]
+        token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
+        return Page(items, token)
+
+    def update_training_run(
+        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+    ) -> TrainingRun:
+        now = _now()
+        with self._write() as db:
+            row = self._run_row(db, run_id)
+            run, observation = change(self._run(row))
+            observation_key = row["observation_id"]
+            if observation is not None:
+                exp = self._experiment_row(db, observation.experiment_id)
+                observation_key = int(self._insert_observation(db, exp, observation).id)
+            complete = row["complete_time"]
+            if run.finished and complete is None:
+                complete = now
+            db.execute(
+                "UPDATE training_runs SET state = ?, deleted = ?, document = ?, update_time = ?,"
+                " complete_time = ?, observation_id = ? WHERE id = ?",
+                (
+                    run.state.value,
+                    int(run.deleted),
+                    codec.run_to_json(run),
+                    now,
+                    complete,
+                    observation_key,
+                    row["id"],
+                ),
+            )
+            row = db.execute("SELECT * FROM training_runs WHERE id = ?", (row["id"],)).fetchone()
+        return self._run(row)
 
     # -------------------------------------------------------------- tokens
 
