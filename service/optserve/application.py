@@ -5,6 +5,7 @@ Servicers call one method per RPC; this layer knows nothing of gRPC.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .domain import best, tenancy, validation
+from .domain import best, runs, tenancy, validation
 from .domain.errors import (
     Cancelled,
     FailedPrecondition,
@@ -27,7 +28,9 @@ from .domain.errors import (
 from .domain.limits import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SUGGESTION_LEASE_SECONDS,
+    MAX_OBSERVATIONS_PER_BATCH,
     MAX_PAGE_SIZE,
+    MAX_QUEUED_SUGGESTIONS,
     MAX_SUGGESTION_LEASE_SECONDS,
     MAX_SUGGESTIONS_PER_CALL,
     MAX_TOKEN_NAME_LENGTH,
@@ -35,13 +38,16 @@ from .domain.limits import (
     REQUEST_ID_PATTERN,
 )
 from .domain.model import (
+    Assignments,
     Experiment,
     ExperimentState,
     ExperimentType,
     Observation,
+    QueuedSuggestion,
     Suggestion,
     SuggestionState,
 )
+from .domain.runs import Checkpoint, Project, RunValue, TrainingRun
 from .domain.tenancy import ANONYMOUS, Principal, Role, Token
 from .optimizers import SuggestRequest, suggest
 from .storage import Page, Storage
@@ -229,31 +235,120 @@ class Application:
             if replayed is not None:
                 return replayed.result  # type: ignore[return-value]
             exp = self._active(experiment_id, call.principal)
+            _check_not_runs_only(exp)
             if not call.alive():
                 raise Cancelled("the call ended before its suggestions were made")
-            # random search uses neither the history nor the pending points
-            observations, pending = (
-                ([], [])
-                if exp.type is ExperimentType.RANDOM
-                else self.storage.load_history(experiment_id)
-            )
-            request = SuggestRequest(
-                experiment=exp,
-                observations=observations,
-                pending=pending,
-                count=count,
-                sequence=self.storage.count_suggestions(experiment_id),
-            )
-            points = suggest(request)
+            points, queued = self._next_points(exp, count)
             lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
             return self._idempotent(
                 call,
                 "CreateSuggestions",
                 fingerprint,
                 lambda write: self.storage.create_suggestions(
-                    experiment_id, points, metadata, lease, write
+                    experiment_id, points, metadata, lease, write, queued
                 ),
             )
+
+    def _next_points(self, exp: Experiment, count: int) -> tuple[list[Assignments], list[str]]:
+        """The next ``count`` points: queued suggestions first (with their ids), then
+        the optimizer's. Called under the experiment's lock."""
+        queued = self.storage.list_queued_suggestions(exp.id)[:count]
+        points = [q.assignments for q in queued]
+        if len(points) < count:
+            # random search uses neither the history nor the pending points
+            observations, pending = (
+                ([], []) if exp.type is ExperimentType.RANDOM else self.storage.load_history(exp.id)
+            )
+            request = SuggestRequest(
+                experiment=exp,
+                observations=observations,
+                pending=pending,
+                count=count - len(points),
+                sequence=self.storage.count_suggestions(exp.id) + len(points),
+            )
+            points += suggest(request)
+        return points, [q.id for q in queued]
+
+    def create_manual_suggestion(
+        self,
+        experiment_id: str,
+        assignments: Assignments,
+        metadata: dict[str, Any],
+        lease: int | None = None,
+        call: Call = SYSTEM,
+    ) -> Suggestion:
+        """A suggestion of the caller's own assignments (checked as an observation's are)."""
+        lease_seconds(lease, "lease_seconds")
+        validation.validate_metadata(metadata, "metadata")
+        with self.storage.experiment_lock(experiment_id):
+            exp = self._active(experiment_id, call.principal)
+            _check_not_runs_only(exp)
+            validation.validate_assignments(exp, assignments, "assignments")
+            lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
+            (made,) = self.storage.create_suggestions(experiment_id, [assignments], metadata, lease)
+        return made
+
+    def update_suggestion_metadata(
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        metadata: dict[str, Any],
+        call: Call = SYSTEM,
+    ) -> Suggestion:
+        validation.validate_metadata(metadata, "metadata")
+        self._guard(call, experiment_id, write=True)
+        return self.storage.update_suggestion_metadata(experiment_id, suggestion_id, metadata)
+
+    def delete_open_suggestions(self, experiment_id: str, call: Call = SYSTEM) -> int:
+        """Deletes every open (or expired) suggestion; returns how many."""
+        self._guard(call, experiment_id, write=True)
+        deleted = 0
+        for state in (SuggestionState.OPEN, SuggestionState.EXPIRED):
+            while True:
+                page = self.storage.list_suggestions(experiment_id, state, MAX_PAGE_SIZE, "")
+                for s in page.items:
+                    with contextlib.suppress(NotFound, FailedPrecondition):  # observed meanwhile
+                        self.storage.delete_suggestion(experiment_id, s.id)
+                        deleted += 1
+                if not page.next_token:
+                    break
+        return deleted
+
+    # -------------------------------------------------------------- queued suggestions
+
+    def create_queued_suggestion(
+        self, experiment_id: str, assignments: Assignments, call: Call = SYSTEM
+    ) -> QueuedSuggestion:
+        exp = self._active(experiment_id, call.principal)
+        validation.validate_assignments(exp, assignments, "assignments")
+        with self.storage.experiment_lock(experiment_id):
+            if len(self.storage.list_queued_suggestions(experiment_id)) >= MAX_QUEUED_SUGGESTIONS:
+                raise InvalidArgument.single(
+                    "assignments",
+                    f"at most {MAX_QUEUED_SUGGESTIONS} queued suggestions wait in an experiment",
+                )
+            return self.storage.create_queued_suggestion(experiment_id, assignments)
+
+    def list_queued_suggestions(
+        self, experiment_id: str, call: Call = SYSTEM
+    ) -> list[QueuedSuggestion]:
+        self._guard(call, experiment_id)
+        return self.storage.list_queued_suggestions(experiment_id)
+
+    def get_queued_suggestion(
+        self, experiment_id: str, queued_id: str, call: Call = SYSTEM
+    ) -> QueuedSuggestion:
+        for q in self.list_queued_suggestions(experiment_id, call):
+            if q.id == queued_id:
+                return q
+        raise NotFound(f"queued suggestion {queued_id!r} not found in experiment {experiment_id!r}")
+
+    def delete_queued_suggestion(
+        self, experiment_id: str, queued_id: str, call: Call = SYSTEM
+    ) -> None:
+        self._guard(call, experiment_id, write=True)
+        with self.storage.experiment_lock(experiment_id):
+            self.storage.delete_queued_suggestion(experiment_id, queued_id)
 
     def get_suggestion(
         self, experiment_id: str, suggestion_id: str, call: Call = SYSTEM
@@ -309,19 +404,8 @@ class Application:
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
         exp = self._active(experiment_id, call.principal)
-        if obs.suggestion_id is not None and obs.assignments:
-            raise InvalidArgument.single(
-                "observation.assignments", "give either a suggestion_id or assignments, not both"
-            )
-        if obs.suggestion_id is not None:
-            suggestion = self.storage.get_suggestion(experiment_id, obs.suggestion_id)
-            if suggestion.state is SuggestionState.CLOSED:
-                raise FailedPrecondition(
-                    f"suggestion {obs.suggestion_id!r} is closed: it already has an observation"
-                )
-            obs.assignments = suggestion.assignments
-        validation.validate_observation(exp, obs)
-        obs.experiment_id = experiment_id
+        _check_not_runs_only(exp)
+        self._prepare_observation(exp, obs, "observation")
         # Storage re-checks that the suggestion is open, atomically with the insert.
         return self._idempotent(
             call,
@@ -329,6 +413,67 @@ class Application:
             fingerprint,
             lambda write: self.storage.create_observation(obs, write),
         )
+
+    def _prepare_observation(self, exp: Experiment, obs: Observation, prefix: str) -> None:
+        """Fills a suggestion's assignments in and checks the observation."""
+        if obs.suggestion_id is not None and obs.assignments:
+            raise InvalidArgument.single(
+                f"{prefix}.assignments", "give either a suggestion_id or assignments, not both"
+            )
+        if obs.suggestion_id is not None:
+            suggestion = self.storage.get_suggestion(exp.id, obs.suggestion_id)
+            if suggestion.state is SuggestionState.CLOSED:
+                raise FailedPrecondition(
+                    f"suggestion {obs.suggestion_id!r} is closed: it already has an observation"
+                )
+            obs.assignments = suggestion.assignments
+        validation.validate_observation(exp, obs, prefix)
+        obs.experiment_id = exp.id
+
+    def create_observations(
+        self, experiment_id: str, observations: list[Observation], call: Call = SYSTEM
+    ) -> list[Observation]:
+        """A batch: every observation is checked, then all are stored at once or none."""
+        if not 1 <= len(observations) <= MAX_OBSERVATIONS_PER_BATCH:
+            raise InvalidArgument.single(
+                "observations", f"between 1 and {MAX_OBSERVATIONS_PER_BATCH} observations"
+            )
+        fingerprint = _fingerprint(experiment_id, observations)
+        replayed = self._replay(call, "BatchCreateObservations", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
+        exp = self._active(experiment_id, call.principal)
+        _check_not_runs_only(exp)
+        seen: dict[str, int] = {}
+        for i, obs in enumerate(observations):
+            prefix = f"observations[{i}]"
+            self._prepare_observation(exp, obs, prefix)
+            if obs.suggestion_id is not None:
+                if obs.suggestion_id in seen:
+                    raise InvalidArgument.single(
+                        f"{prefix}.suggestion_id",
+                        f"observations[{seen[obs.suggestion_id]}] reports the same suggestion",
+                    )
+                seen[obs.suggestion_id] = i
+        return self._idempotent(
+            call,
+            "BatchCreateObservations",
+            fingerprint,
+            lambda write: self.storage.create_observations(observations, write),
+        )
+
+    def delete_observations(self, experiment_id: str, call: Call = SYSTEM) -> int:
+        """Deletes every observation of the experiment; returns how many."""
+        self._guard(call, experiment_id, write=True)
+        deleted = 0
+        while True:
+            page = self.storage.list_observations(experiment_id, MAX_PAGE_SIZE, "")
+            for o in page.items:
+                with contextlib.suppress(NotFound):
+                    self.storage.delete_observation(experiment_id, o.id)
+                    deleted += 1
+            if not page.items:
+                return deleted
 
     def get_observation(
         self, experiment_id: str, observation_id: str, call: Call = SYSTEM
@@ -394,6 +539,195 @@ class Application:
             return [incumbent], ""
         observations, _ = self.storage.load_history(experiment_id)
         return best.best_observations(exp, observations)
+
+    # -------------------------------------------------------------- experiments: soft delete
+
+    def soft_delete_experiment(
+        self, experiment_id: str, include_runs: bool = False, call: Call = SYSTEM
+    ) -> Experiment:
+        """Marks the experiment DELETED (still readable; no new data), and its
+        training runs deleted too when ``include_runs``."""
+        current = self.storage.get_experiment(experiment_id)
+        self._check_write(call.principal, current.project, experiment_id)
+        patch = dataclasses.replace(current, state=ExperimentState.DELETED)
+        exp = self.update_experiment(experiment_id, patch, ["state"], call)
+        if include_runs:
+            for run in self._all_runs(None, experiment_id):
+                self.storage.update_training_run(
+                    run.id, lambda r: (dataclasses.replace(r, deleted=True), None)
+                )
+        return exp
+
+    # -------------------------------------------------------------- projects
+
+    def create_project(self, project: Project, call: Call = SYSTEM) -> Project:
+        runs.validate_project(project)
+        self._check_create_in(call.principal, project.id, "project.id")
+        return self.storage.create_project(project)
+
+    def get_project(self, project_id: str, call: Call = SYSTEM) -> Project:
+        if not call.principal.reaches(project_id):
+            raise NotFound(f"project {project_id[:100]!r} not found")
+        return self.storage.get_project(project_id)
+
+    def list_projects(self, call: Call = SYSTEM) -> list[Project]:
+        p = call.principal
+        return self.storage.list_projects(p.projects if p.scoped else None)
+
+    def update_project(
+        self,
+        project_id: str,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        call: Call = SYSTEM,
+    ) -> Project:
+        current = self.get_project(project_id, call)
+        if not call.principal.can_write(project_id):
+            raise PermissionDenied("this token is read-only")
+        updated = dataclasses.replace(
+            current,
+            name=current.name if name is None else name,
+            metadata=current.metadata if metadata is None else metadata,
+        )
+        runs.validate_project(updated)
+        return self.storage.update_project(updated)
+
+    # -------------------------------------------------------------- training runs
+
+    def create_training_run(
+        self,
+        project: str | None,
+        experiment_id: str | None,
+        name: str,
+        metadata: dict[str, Any],
+        call: Call = SYSTEM,
+    ) -> TrainingRun:
+        """A run in a project, or a run of a runs-only experiment carrying its
+        next suggestion's assignments (queued ones first)."""
+        run = TrainingRun(id="", project=project or "", name=name, metadata=metadata)
+        if experiment_id is None:
+            self.get_project(run.project, call)
+            self._check_create_in(call.principal, run.project, "project")
+            runs.validate_run(run)
+            return self.storage.create_training_run(run)
+        with self.storage.experiment_lock(experiment_id):
+            exp = self._active(experiment_id, call.principal)
+            if not exp.runs_only:
+                raise InvalidArgument.single(
+                    "experiment",
+                    f"experiment {experiment_id!r} is not driven by runs: create suggestions",
+                )
+            run.project, run.experiment_id = exp.project, exp.id
+            runs.validate_run(run)
+            if not call.alive():
+                raise Cancelled("the call ended before its run was made")
+            points, queued = self._next_points(exp, 1)
+            for queued_id in queued:
+                self.storage.delete_queued_suggestion(experiment_id, queued_id)
+            run.assignments = dict(points[0])
+            lease = exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
+            return self.storage.create_training_run(run, points[0], lease)
+
+    def get_training_run(self, run_id: str, call: Call = SYSTEM) -> TrainingRun:
+        run = self.storage.get_training_run(run_id)
+        if not call.principal.reaches(run.project):
+            raise NotFound(f"training run {run_id!r} not found")
+        return run
+
+    def list_training_runs(
+        self,
+        project: str | None,
+        experiment_id: str | None,
+        page_size: int,
+        page_token: str,
+        deleted: bool | None = False,
+        call: Call = SYSTEM,
+    ) -> Page[TrainingRun]:
+        if experiment_id is not None:
+            self._guard(call, experiment_id)
+        elif project is None or not call.principal.reaches(project):
+            raise NotFound(f"project {(project or '')[:100]!r} not found")
+        return self.storage.list_training_runs(
+            project, experiment_id, _page_size(page_size), page_token, deleted
+        )
+
+    def _all_runs(self, project: str | None, experiment_id: str | None) -> list[TrainingRun]:
+        out: list[TrainingRun] = []
+        token = ""
+        while True:
+            page = self.storage.list_training_runs(
+                project, experiment_id, MAX_PAGE_SIZE, token, deleted=None
+            )
+            out += page.items
+            token = page.next_token
+            if not token:
+                return out
+
+    def update_training_run(
+        self, run_id: str, patch: runs.RunPatch, merge: bool, call: Call = SYSTEM
+    ) -> TrainingRun:
+        """Applies a PUT (replace) or MERGE (recursive merge) to a run; a run of an
+        experiment that ends (completed or failed) reports its observation."""
+        current = self.get_training_run(run_id, call)
+        if not call.principal.can_write(current.project):
+            raise PermissionDenied("this token is read-only")
+        exp = None
+        if current.experiment_id is not None:
+            with contextlib.suppress(NotFound):
+                exp = self.storage.get_experiment(current.experiment_id)
+
+        names = set()
+        if exp is not None:
+            names = {p.name for p in exp.parameters} | {k.name for k in exp.conditionals}
+
+        def change(run: TrainingRun) -> runs.RunChange:
+            fixed = {k for k in run.assignments if k in names}
+            updated = runs.apply_patch(run, patch, merge, fixed)
+            observation = None
+            if (
+                exp is not None
+                and exp.state is ExperimentState.ACTIVE
+                and updated.finished
+                and not run.finished
+                and run.observation_id is None
+            ):
+                observation = runs.observation_of(exp, updated)
+            return updated, observation
+
+        return self.storage.update_training_run(run_id, change)
+
+    def delete_training_run(self, run_id: str, call: Call = SYSTEM) -> None:
+        self.update_training_run(run_id, runs.RunPatch(deleted=True), merge=True, call=call)
+
+    def create_checkpoint(
+        self,
+        run_id: str,
+        values: dict[str, RunValue],
+        metadata: dict[str, Any],
+        call: Call = SYSTEM,
+    ) -> Checkpoint:
+        current = self.get_training_run(run_id, call)
+        if not call.principal.can_write(current.project):
+            raise PermissionDenied("this token is read-only")
+        made: list[Checkpoint] = []
+
+        def change(run: TrainingRun) -> runs.RunChange:
+            checkpoint = runs.new_checkpoint(run, values, metadata)
+            made.append(checkpoint)
+            return dataclasses.replace(run, checkpoints=[*run.checkpoints, checkpoint]), None
+
+        self.storage.update_training_run(run_id, change)
+        return made[0]
+
+    def best_training_runs(self, experiment_id: str, call: Call = SYSTEM) -> list[TrainingRun]:
+        """The runs whose observations are the experiment's best assignments."""
+        observations, _ = self.best_assignments(experiment_id, call)
+        by_observation = {
+            r.observation_id: r
+            for r in self._all_runs(None, experiment_id)
+            if r.observation_id is not None and not r.deleted
+        }
+        return [by_observation[o.id] for o in observations if o.id in by_observation]
 
     # -------------------------------------------------------------- tokens
 
@@ -487,6 +821,13 @@ class Application:
                 f"experiment {experiment_id!r} is {exp.state.value}: it accepts no new data"
             )
         return exp
+
+
+def _check_not_runs_only(exp: Experiment) -> None:
+    if exp.runs_only:
+        raise PermissionDenied(
+            f"experiment {exp.id!r} is driven by training runs: create runs instead"
+        )
 
 
 def _check_metrics_update(current: Experiment, patch: Experiment) -> None:

@@ -201,19 +201,27 @@ def _search_space_size(p: ex_pb.Experiment) -> tuple[int, str, int]:
     return total, largest, largest_size
 
 
-def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.Experiment:
-    """Raises:
-    InvalidArgument: for unknown enum values, bad metadata or an oversized search space."""
-    out = _Violations()
+def _check_search_space(p: ex_pb.Experiment, prefix: str) -> None:
     size, largest, largest_size = _search_space_size(p)
     if size > limits.MAX_SEARCH_SPACE_BYTES:
-        out.add(
-            f"{prefix}.{largest}",
+        raise InvalidArgument.single(
+            f"{prefix}.{largest}" if prefix else largest,
             f"the search space (parameters, conditionals, linear_constraints, metrics) takes at "
             f"most {limits.MAX_SEARCH_SPACE_BYTES} bytes as protobuf (got {size}, this element "
             f"{largest_size})",
         )
-        out.raise_if_any()
+
+
+def check_search_space(e: m.Experiment, prefix: str = "") -> None:
+    """The search-space size limit on a domain experiment (as another transport gave it)."""
+    _check_search_space(experiment_to_proto(e), prefix)
+
+
+def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.Experiment:
+    """Raises:
+    InvalidArgument: for unknown enum values, bad metadata or an oversized search space."""
+    out = _Violations()
+    _check_search_space(p, prefix)
     parameters = []
     for i, q in enumerate(p.parameters):
         path = f"{prefix}.parameters[{i}]"

@@ -15,6 +15,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain.errors import (
+    AlreadyExists,
     Cancelled,
     FailedPrecondition,
     InvalidArgument,
@@ -69,6 +70,7 @@ _CODES = {
     PermissionDenied: code_pb2.PERMISSION_DENIED,
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     Cancelled: code_pb2.CANCELLED,
+    AlreadyExists: code_pb2.ALREADY_EXISTS,
 }
 
 
