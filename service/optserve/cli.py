@@ -68,6 +68,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=5.0,
         help="seconds between checks of the database file; health is NOT_SERVING on failure",
     )
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        help="also serve the SigOpt-compatible HTTP/JSON API on this port (0 picks one); off"
+        " when unset",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=_run_serve)
 
@@ -121,6 +127,7 @@ def _run_serve(args: argparse.Namespace) -> None:
             tls=tls,
             open_reflection=args.open_reflection,
             storage_check_interval=args.storage_check_interval,
+            http_port=args.http_port,
         )
     except (StartupError, PreflightError) as error:
         raise SetupError(str(error)) from None

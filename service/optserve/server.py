@@ -116,6 +116,8 @@ def create_server(
     *,
     credentials: grpc.ServerCredentials | None = None,
     tracker: CallTracker | None = None,
+    app: Application | None = None,
+    authenticator: Authenticator | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A configured, not yet started server.
 
@@ -124,18 +126,19 @@ def create_server(
     ``stopping`` is set when the shutdown grace period ends: writes still
     running then roll back. ``credentials`` serves TLS. Every service decodes
     its requests in the handler (see ``api/decoding.py``); ``tracker`` counts
-    the optserve calls in flight.
+    the optserve calls in flight. ``app`` and ``authenticator``, when given, are
+    shared with another transport (the HTTP API).
 
     Returns:
         (server, bound port, health servicer).
     """
-    authenticator = Authenticator(storage, token)
+    authenticator = authenticator or Authenticator(storage, token)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="optserve"),
         interceptors=[AuthInterceptor(authenticator, open_reflection)],
         options=[("grpc.so_reuseport", 0)],
     )
-    app = Application(storage)
+    app = app or Application(storage)
     stopping = stopping or threading.Event()
     scope = tracker.scope if tracker else decoding.no_scope
     decoding.add_servicer(
@@ -214,8 +217,12 @@ def serve(
     tls: TlsFiles | None = None,
     open_reflection: bool = False,
     storage_check_interval: float = 5.0,
+    http_port: int | None = None,
 ) -> None:
     """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds.
+
+    ``http_port`` also serves the SigOpt-compatible HTTP/JSON API (same
+    Application, tokens and TLS files), stopped with gRPC.
 
     Raises:
         StartupError, PreflightError: before anything is served.
@@ -225,6 +232,8 @@ def serve(
     storage = SqliteStorage(db)
     tracker = CallTracker()
     stopping = threading.Event()
+    app = Application(storage)
+    authenticator = Authenticator(storage, token)
     server, bound, health_servicer = create_server(
         storage,
         host,
@@ -234,7 +243,21 @@ def serve(
         stopping=stopping,
         credentials=credentials,
         tracker=tracker,
+        app=app,
+        authenticator=authenticator,
     )
+    http = None
+    if http_port is not None:
+        from .api.http import HttpServer, build_app
+
+        http_tls = (
+            (str(tls.cert), str(tls.key), str(tls.client_ca) if tls.client_ca else None)
+            if tls
+            else None
+        )
+        http = HttpServer(
+            build_app(app, authenticator, stopping), host, http_port, grace, tls=http_tls
+        )
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_storage,
@@ -253,15 +276,22 @@ def serve(
     for name in HEALTH_NAMES:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watcher.start()
+    if http is not None:
+        http.start()
+        print(f"optserve http listening on {host}:{http.port}", flush=True)
     print(f"optserve listening on {host}:{bound}", flush=True)
     stop.wait()
     health_servicer.enter_graceful_shutdown()
+    if http is not None:
+        http.begin_stop()
     done = server.stop(grace)
     # past the grace period, writes still running roll back instead of committing
     timer = threading.Timer(grace, stopping.set)
     timer.daemon = True  # an early drain must not keep the process alive until it fires
     timer.start()
     done.wait()
+    if http is not None:
+        http.wait(grace + 1)
     timer.cancel()
     stopping.set()
     left = tracker.in_flight
