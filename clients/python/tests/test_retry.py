@@ -53,6 +53,7 @@ RESPONSES: dict[str, Callable[[], Any]] = {
     "CreateObservation": lambda: service_pb2.CreateObservationResponse(observation=_OBSERVATION),
     "UpdateObservation": lambda: service_pb2.UpdateObservationResponse(observation=_OBSERVATION),
     "DeleteObservation": service_pb2.DeleteObservationResponse,
+    "BatchCreateObservations": service_pb2.BatchCreateObservationsResponse,
 }
 
 
@@ -143,6 +144,9 @@ WRITES: dict[str, Callable[[Connection], Any]] = {
     "CreateObservation": lambda c: c.create_observation("7", suggestion="11", values={"m": 1}),
     "UpdateObservation": lambda c: c.update_observation("7", "21", failed=True),
     "DeleteObservation": lambda c: c.delete_observation("7", "21"),
+    "BatchCreateObservations": lambda c: c.create_observations(
+        "7", [dict(suggestion="11", values={"m": 1})]
+    ),
 }
 
 

@@ -11,14 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.json_format import MessageToDict
 
 from ..domain import ids, limits
 from ..domain import model as m
+from ..domain import runs as rn
 from ..domain import tenancy as tn
 from ..domain.errors import FieldViolation, InvalidArgument
 from ..domain.validation import MAX_REPORTED_VIOLATIONS, map_key, metadata_violations
 from ..v1 import experiment_pb2 as ex_pb
 from ..v1 import observation_pb2 as ob_pb
+from ..v1 import project_pb2 as pj_pb
+from ..v1 import run_pb2 as rn_pb
 from ..v1 import suggestion_pb2 as su_pb
 from ..v1 import token_pb2 as tk_pb
 
@@ -31,6 +35,7 @@ _EXPERIMENT_TYPES: dict[int, m.ExperimentType] = {
 _EXPERIMENT_STATES: dict[int, m.ExperimentState] = {
     ex_pb.EXPERIMENT_STATE_ACTIVE: m.ExperimentState.ACTIVE,
     ex_pb.EXPERIMENT_STATE_ARCHIVED: m.ExperimentState.ARCHIVED,
+    ex_pb.EXPERIMENT_STATE_DELETED: m.ExperimentState.DELETED,
 }
 _PARAMETER_TYPES: dict[int, m.ParameterType] = {
     ex_pb.PARAMETER_TYPE_DOUBLE: m.ParameterType.DOUBLE,
@@ -240,6 +245,8 @@ def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.
                     out,
                 ),
                 conditions={k: list(v.values) for k, v in q.conditions.items()},
+                prior=_prior_from_proto(q, f"{path}.prior", out),
+                default_value=_default_from_proto(q, f"{path}.default_value", out),
             )
         )
     constraints = []
@@ -288,7 +295,31 @@ def experiment_from_proto(p: ex_pb.Experiment, prefix: str = "experiment") -> m.
         suggestion_lease_seconds=(
             p.suggestion_lease_seconds if p.HasField("suggestion_lease_seconds") else None
         ),
+        runs_only=p.runs_only,
     )
+
+
+def _prior_from_proto(q: ex_pb.Parameter, path: str, out: _Violations) -> m.Prior | None:
+    if not q.HasField("prior"):
+        return None
+    kind = q.prior.WhichOneof("kind")
+    if kind == "normal":
+        return m.Prior(m.PriorType.NORMAL, mean=q.prior.normal.mean, scale=q.prior.normal.scale)
+    if kind == "beta":
+        return m.Prior(m.PriorType.BETA, shape_a=q.prior.beta.shape_a, shape_b=q.prior.beta.shape_b)
+    out.add(path, "required: normal or beta")
+    return None
+
+
+def _default_from_proto(q: ex_pb.Parameter, path: str, out: _Violations) -> m.Value | None:
+    if not q.HasField("default_value"):
+        return None
+    kind = q.default_value.WhichOneof("kind")
+    if kind is None:
+        out.add(path, "required: one of double_value, int_value, string_value")
+        return None
+    value: m.Value = getattr(q.default_value, kind)
+    return value
 
 
 def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
@@ -315,6 +346,13 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
             pq.bounds.min, pq.bounds.max = q.bounds.min, q.bounds.max
         for name, values in q.conditions.items():
             pq.conditions[name].values.extend(values)
+        prior = q.prior
+        if prior is not None and prior.type is m.PriorType.NORMAL:
+            pq.prior.normal.mean, pq.prior.normal.scale = prior.mean or 0.0, prior.scale or 0.0
+        elif prior is not None and prior.type is m.PriorType.BETA:
+            pq.prior.beta.shape_a, pq.prior.beta.shape_b = prior.shape_a or 0, prior.shape_b or 0
+        if q.default_value is not None:
+            value_to_proto(q.default_value, pq.default_value)
     for c in e.conditionals:
         p.conditionals.add(name=c.name, values=c.values)
     for lc in e.linear_constraints:
@@ -344,6 +382,15 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
     p.progress.open_suggestion_count = pr.open_suggestion_count
     if pr.best_observation is not None:
         p.progress.best_observation.CopyFrom(observation_to_proto(pr.best_observation))
+    p.progress.observation_budget_consumed = pr.observation_count
+    if pr.first_observation is not None:
+        p.progress.first_observation.CopyFrom(observation_to_proto(pr.first_observation))
+    if pr.last_observation is not None:
+        p.progress.last_observation.CopyFrom(observation_to_proto(pr.last_observation))
+    p.progress.total_run_count = pr.total_run_count
+    p.progress.finished_run_count = pr.finished_run_count
+    p.progress.active_run_count = pr.active_run_count
+    p.runs_only = e.runs_only
     return p
 
 
@@ -448,4 +495,123 @@ def token_to_proto(token: tn.Token) -> tk_pb.Token:
     )
     time_to_proto(token.create_time, p.create_time)
     time_to_proto(token.revoke_time, p.revoke_time)
+    return p
+
+
+# ------------------------------------------------------------------ queued suggestions
+
+
+def assignments_from_proto(a: Any, path: str) -> m.Assignments:
+    """Raises:
+    InvalidArgument: for an assignment without a value."""
+    out = _Violations()
+    data = _assignments(a, path, out)
+    out.raise_if_any()
+    return data
+
+
+def queued_suggestion_to_proto(q: m.QueuedSuggestion) -> su_pb.QueuedSuggestion:
+    p = su_pb.QueuedSuggestion(id=q.id, experiment_id=q.experiment_id)
+    assignments_to_proto(q.assignments, p.assignments)
+    time_to_proto(q.create_time, p.create_time)
+    return p
+
+
+# ------------------------------------------------------------------ projects, runs
+
+_RUN_STATES: dict[int, rn.RunState] = {
+    rn_pb.RUN_STATE_ACTIVE: rn.RunState.ACTIVE,
+    rn_pb.RUN_STATE_COMPLETED: rn.RunState.COMPLETED,
+    rn_pb.RUN_STATE_FAILED: rn.RunState.FAILED,
+}
+RUN_MASK_FIELDS = {"name", "state", "deleted", "assignments", "values", "metadata", "extras"}
+
+
+def project_from_proto(p: pj_pb.Project, prefix: str = "project") -> rn.Project:
+    return rn.Project(
+        id=p.id, name=p.name or p.id, metadata=struct_from_proto(p.metadata, f"{prefix}.metadata")
+    )
+
+
+def project_to_proto(project: rn.Project) -> pj_pb.Project:
+    p = pj_pb.Project(id=project.id, name=project.name)
+    struct_to_proto(project.metadata, p.metadata)
+    time_to_proto(project.create_time, p.create_time)
+    time_to_proto(project.update_time, p.update_time)
+    return p
+
+
+def _run_values_from_proto(values: Any) -> dict[str, rn.RunValue]:
+    return {
+        name: rn.RunValue(v.value, v.value_stddev if v.HasField("value_stddev") else None)
+        for name, v in values.items()
+    }
+
+
+def _run_values_to_proto(values: dict[str, rn.RunValue], out: Any) -> None:
+    for name, v in values.items():
+        out[name].value = v.value
+        if v.stddev is not None:
+            out[name].value_stddev = v.stddev
+
+
+def checkpoint_from_proto(p: rn_pb.Checkpoint) -> tuple[dict[str, rn.RunValue], dict[str, Any]]:
+    return _run_values_from_proto(p.values), struct_from_proto(p.metadata, "checkpoint.metadata")
+
+
+def checkpoint_to_proto(c: rn.Checkpoint) -> rn_pb.Checkpoint:
+    p = rn_pb.Checkpoint(id=c.id)
+    _run_values_to_proto(c.values, p.values)
+    struct_to_proto(c.metadata, p.metadata)
+    time_to_proto(c.create_time, p.create_time)
+    return p
+
+
+def run_patch_from_proto(p: rn_pb.TrainingRun, paths: list[str]) -> rn.RunPatch:
+    """The fields named by ``paths`` (checked against RUN_MASK_FIELDS) as a patch."""
+    out = _Violations()
+    patch = rn.RunPatch()
+    for i, path in enumerate(paths):
+        if path not in RUN_MASK_FIELDS:
+            out.add(f"update_mask.paths[{i}]", f"not updatable: one of {sorted(RUN_MASK_FIELDS)}")
+        elif path == "name":
+            patch.name = p.name
+        elif path == "state":
+            state = _enum(p.state, _RUN_STATES, rn_pb.RunState, "training_run.state", out)
+            if state is None and p.state == 0:
+                out.add("training_run.state", "required when named by the update mask")
+            patch.state = state
+        elif path == "deleted":
+            patch.deleted = p.deleted
+        elif path == "assignments":
+            patch.assignments = _assignments(p.assignments, "training_run.assignments", out)
+        elif path == "values":
+            patch.values = _run_values_from_proto(p.values)
+        elif path == "metadata":
+            patch.metadata = _struct(p.metadata, "training_run.metadata", out)
+        elif path == "extras":
+            patch.extras = {k: v for k, v in MessageToDict(p.extras).items()}
+    out.raise_if_any()
+    return patch
+
+
+def run_to_proto(run: rn.TrainingRun) -> rn_pb.TrainingRun:
+    p = rn_pb.TrainingRun(
+        id=run.id,
+        project=run.project,
+        name=run.name,
+        experiment_id=run.experiment_id or "",
+        suggestion_id=run.suggestion_id or "",
+        observation_id=run.observation_id or "",
+        state=_enum_to_proto(_RUN_STATES, run.state),
+        deleted=run.deleted,
+    )
+    assignments_to_proto(run.assignments, p.assignments)
+    _run_values_to_proto(run.values, p.values)
+    struct_to_proto(run.metadata, p.metadata)
+    struct_to_proto(run.extras, p.extras)
+    p.checkpoints.extend(checkpoint_to_proto(c) for c in run.checkpoints)
+    time_to_proto(run.create_time, p.create_time)
+    time_to_proto(run.update_time, p.update_time)
+    time_to_proto(run.complete_time, p.complete_time)
     return p

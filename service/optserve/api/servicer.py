@@ -118,13 +118,19 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
                 f"metadata times count takes at most {limits.MAX_SUGGESTIONS_METADATA_BYTES} "
                 f"bytes (got {size}): ask for fewer suggestions or send less metadata",
             )
-        suggestions = self.app.create_suggestions(
-            experiment_id,
-            request.count,
-            metadata,
-            request.lease_seconds if request.HasField("lease_seconds") else None,
-            self._call(context, request.request_id),
-        )
+        lease = request.lease_seconds if request.HasField("lease_seconds") else None
+        call = self._call(context, request.request_id)
+        if request.assignments:
+            if request.count > 1:
+                raise InvalidArgument.single("count", "a manual suggestion is one suggestion")
+            assignments = conv.assignments_from_proto(request.assignments, "assignments")
+            suggestions = [
+                self.app.create_manual_suggestion(experiment_id, assignments, metadata, lease, call)
+            ]
+        else:
+            suggestions = self.app.create_suggestions(
+                experiment_id, request.count, metadata, lease, call
+            )
         return pb.CreateSuggestionsResponse(
             suggestions=[conv.suggestion_to_proto(s) for s in suggestions]
         )
@@ -237,3 +243,166 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
                 f"{limits.MAX_RESPONSE_BYTES} bytes; ListObservations returns them all"
             )
         return pb.GetBestAssignmentsResponse(observations=shown, explanation=explanation)
+
+    # -------------------------------------------------------------- batches, queues
+
+    @handle_errors
+    def BatchCreateObservations(self, request, context):
+        experiment_id = _require_id(request.experiment_id, "experiment_id")
+        if len(request.observations) > limits.MAX_OBSERVATIONS_PER_BATCH:
+            raise InvalidArgument.single(
+                "observations", f"between 1 and {limits.MAX_OBSERVATIONS_PER_BATCH} observations"
+            )
+        observations = [
+            conv.observation_from_proto(o, experiment_id, f"observations[{i}]")
+            for i, o in enumerate(request.observations)
+        ]
+        made = self.app.create_observations(
+            experiment_id, observations, self._call(context, request.request_id)
+        )
+        return pb.BatchCreateObservationsResponse(
+            observations=[conv.observation_to_proto(o) for o in made]
+        )
+
+    @handle_errors
+    def UpdateSuggestion(self, request, context):
+        s = self.app.update_suggestion_metadata(
+            _require_id(request.experiment_id, "experiment_id"),
+            _require_id(request.suggestion.id, "suggestion.id"),
+            conv.struct_from_proto(request.suggestion.metadata, "suggestion.metadata"),
+            self._call(context),
+        )
+        return pb.UpdateSuggestionResponse(suggestion=conv.suggestion_to_proto(s))
+
+    @handle_errors
+    def CreateQueuedSuggestion(self, request, context):
+        q = self.app.create_queued_suggestion(
+            _require_id(request.experiment_id, "experiment_id"),
+            conv.assignments_from_proto(request.assignments, "assignments"),
+            self._call(context),
+        )
+        return pb.CreateQueuedSuggestionResponse(
+            queued_suggestion=conv.queued_suggestion_to_proto(q)
+        )
+
+    @handle_errors
+    def ListQueuedSuggestions(self, request, context):
+        queued = self.app.list_queued_suggestions(
+            _require_id(request.experiment_id, "experiment_id"), self._call(context)
+        )
+        return pb.ListQueuedSuggestionsResponse(
+            queued_suggestions=[conv.queued_suggestion_to_proto(q) for q in queued]
+        )
+
+    @handle_errors
+    def DeleteQueuedSuggestion(self, request, context):
+        self.app.delete_queued_suggestion(
+            _require_id(request.experiment_id, "experiment_id"),
+            _require_id(request.id, "id"),
+            self._call(context),
+        )
+        return pb.DeleteQueuedSuggestionResponse()
+
+    # -------------------------------------------------------------- projects
+
+    @handle_errors
+    def CreateProject(self, request, context):
+        project = self.app.create_project(
+            conv.project_from_proto(request.project), self._call(context)
+        )
+        return pb.CreateProjectResponse(project=conv.project_to_proto(project))
+
+    @handle_errors
+    def GetProject(self, request, context):
+        project = self.app.get_project(request.id, self._call(context))
+        return pb.GetProjectResponse(project=conv.project_to_proto(project))
+
+    @handle_errors
+    def ListProjects(self, request, context):
+        projects = self.app.list_projects(self._call(context))
+        return pb.ListProjectsResponse(projects=[conv.project_to_proto(p) for p in projects])
+
+    @handle_errors
+    def UpdateProject(self, request, context):
+        paths = list(request.update_mask.paths)
+        for i, path in enumerate(paths):
+            if path not in ("name", "metadata"):
+                raise InvalidArgument.single(f"update_mask.paths[{i}]", "name or metadata")
+        given = conv.project_from_proto(request.project)
+        project = self.app.update_project(
+            request.project.id,
+            given.name if "name" in paths else None,
+            given.metadata if "metadata" in paths else None,
+            self._call(context),
+        )
+        return pb.UpdateProjectResponse(project=conv.project_to_proto(project))
+
+    # -------------------------------------------------------------- training runs
+
+    @handle_errors
+    def CreateTrainingRun(self, request, context):
+        experiment_id = (
+            _require_id(request.experiment_id, "experiment_id") if request.experiment_id else None
+        )
+        run = self.app.create_training_run(
+            request.project or None,
+            experiment_id,
+            request.name,
+            conv.struct_from_proto(request.metadata, "metadata"),
+            self._call(context),
+        )
+        return pb.CreateTrainingRunResponse(training_run=conv.run_to_proto(run))
+
+    @handle_errors
+    def GetTrainingRun(self, request, context):
+        run = self.app.get_training_run(_require_id(request.id, "id"), self._call(context))
+        return pb.GetTrainingRunResponse(training_run=conv.run_to_proto(run))
+
+    @handle_errors
+    def ListTrainingRuns(self, request, context):
+        experiment_id = (
+            _require_id(request.experiment_id, "experiment_id") if request.experiment_id else None
+        )
+        call = self._call(context)
+        runs, token = bounded_page(
+            lambda size, token: self.app.list_training_runs(
+                request.project or None, experiment_id, size, token, request.deleted, call
+            ),
+            conv.run_to_proto,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListTrainingRunsResponse(training_runs=runs, next_page_token=token)
+
+    @handle_errors
+    def UpdateTrainingRun(self, request, context):
+        run_id = _require_id(request.training_run.id, "training_run.id")
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise InvalidArgument.single("update_mask", "required: name the fields to change")
+        patch = conv.run_patch_from_proto(request.training_run, paths)
+        run = self.app.update_training_run(run_id, patch, request.merge, self._call(context))
+        return pb.UpdateTrainingRunResponse(training_run=conv.run_to_proto(run))
+
+    @handle_errors
+    def DeleteTrainingRun(self, request, context):
+        self.app.delete_training_run(_require_id(request.id, "id"), self._call(context))
+        return pb.DeleteTrainingRunResponse()
+
+    @handle_errors
+    def CreateCheckpoint(self, request, context):
+        values, metadata = conv.checkpoint_from_proto(request.checkpoint)
+        checkpoint = self.app.create_checkpoint(
+            _require_id(request.training_run_id, "training_run_id"),
+            values,
+            metadata,
+            self._call(context),
+        )
+        return pb.CreateCheckpointResponse(checkpoint=conv.checkpoint_to_proto(checkpoint))
+
+    @handle_errors
+    def GetBestTrainingRuns(self, request, context):
+        runs = self.app.best_training_runs(
+            _require_id(request.experiment_id, "experiment_id"), self._call(context)
+        )
+        return pb.GetBestTrainingRunsResponse(training_runs=[conv.run_to_proto(r) for r in runs])

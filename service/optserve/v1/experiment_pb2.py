@@ -26,9 +26,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from optserve.v1 import observation_pb2 as optserve_dot_v1_dot_observation__pb2
+from optserve.v1 import suggestion_pb2 as optserve_dot_v1_dot_suggestion__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coptserve/v1/experiment.proto\x12\x0boptserve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1doptserve/v1/observation.proto\"\"\n\x06\x42ounds\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\"!\n\x0f\x43onditionValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xd4\x02\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x04type\x18\x02 \x01(\x0e\x32\x1a.optserve.v1.ParameterType\x12#\n\x06\x62ounds\x18\x03 \x01(\x0b\x32\x13.optserve.v1.Bounds\x12\x1a\n\x12\x63\x61tegorical_values\x18\x04 \x03(\t\x12\x0c\n\x04grid\x18\x05 \x03(\x01\x12\x33\n\x0etransformation\x18\x06 \x01(\x0e\x32\x1b.optserve.v1.Transformation\x12:\n\nconditions\x18\x07 \x03(\x0b\x32&.optserve.v1.Parameter.ConditionsEntry\x1aO\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.optserve.v1.ConditionValues:\x02\x38\x01\"+\n\x0b\x43onditional\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\".\n\x0e\x43onstraintTerm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\x82\x01\n\x10LinearConstraint\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.optserve.v1.LinearConstraintType\x12\x11\n\tthreshold\x18\x02 \x01(\x01\x12*\n\x05terms\x18\x03 \x03(\x0b\x32\x1b.optserve.v1.ConstraintTerm\"\x9c\x01\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\tobjective\x18\x02 \x01(\x0e\x32\x1c.optserve.v1.MetricObjective\x12-\n\x08strategy\x18\x03 \x01(\x0e\x32\x1b.optserve.v1.MetricStrategy\x12\x16\n\tthreshold\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"\x9a\x01\n\x08Progress\x12\x19\n\x11observation_count\x18\x01 \x01(\x05\x12 \n\x18\x66\x61iled_observation_count\x18\x02 \x01(\x05\x12\x1d\n\x15open_suggestion_count\x18\x03 \x01(\x05\x12\x32\n\x10\x62\x65st_observation\x18\x04 \x01(\x0b\x32\x18.optserve.v1.Observation\"\xcd\x05\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.optserve.v1.ExperimentType\x12*\n\nparameters\x18\x05 \x03(\x0b\x32\x16.optserve.v1.Parameter\x12.\n\x0c\x63onditionals\x18\x06 \x03(\x0b\x32\x18.optserve.v1.Conditional\x12\x39\n\x12linear_constraints\x18\x07 \x03(\x0b\x32\x1d.optserve.v1.LinearConstraint\x12$\n\x07metrics\x18\x08 \x03(\x0b\x32\x13.optserve.v1.Metric\x12\x1f\n\x12observation_budget\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x12parallel_bandwidth\x18\n \x01(\x05\x12\x15\n\rnum_solutions\x18\x0b \x01(\x05\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x05state\x18\r \x01(\x0e\x32\x1c.optserve.v1.ExperimentState\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08progress\x18\x10 \x01(\x0b\x32\x15.optserve.v1.Progress\x12\x11\n\x04seed\x18\x11 \x01(\x04H\x01\x88\x01\x01\x12%\n\x18suggestion_lease_seconds\x18\x12 \x01(\x05H\x02\x88\x01\x01\x42\x15\n\x13_observation_budgetB\x07\n\x05_seedB\x1b\n\x19_suggestion_lease_seconds*\x84\x01\n\x0e\x45xperimentType\x12\x1f\n\x1b\x45XPERIMENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_TYPE_OFFLINE\x10\x01\x12\x1a\n\x16\x45XPERIMENT_TYPE_RANDOM\x10\x02\x12\x18\n\x14\x45XPERIMENT_TYPE_GRID\x10\x03*o\n\x0f\x45xperimentState\x12 \n\x1c\x45XPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATE_ACTIVE\x10\x01\x12\x1d\n\x19\x45XPERIMENT_STATE_ARCHIVED\x10\x02*\x82\x01\n\rParameterType\x12\x1e\n\x1aPARAMETER_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15PARAMETER_TYPE_DOUBLE\x10\x01\x12\x16\n\x12PARAMETER_TYPE_INT\x10\x02\x12\x1e\n\x1aPARAMETER_TYPE_CATEGORICAL\x10\x03*a\n\x0eTransformation\x12\x1e\n\x1aTRANSFORMATION_UNSPECIFIED\x10\x00\x12\x17\n\x13TRANSFORMATION_NONE\x10\x01\x12\x16\n\x12TRANSFORMATION_LOG\x10\x02*\x8d\x01\n\x14LinearConstraintType\x12&\n\"LINEAR_CONSTRAINT_TYPE_UNSPECIFIED\x10\x00\x12$\n LINEAR_CONSTRAINT_TYPE_LESS_THAN\x10\x01\x12\'\n#LINEAR_CONSTRAINT_TYPE_GREATER_THAN\x10\x02*q\n\x0fMetricObjective\x12 \n\x1cMETRIC_OBJECTIVE_UNSPECIFIED\x10\x00\x12\x1d\n\x19METRIC_OBJECTIVE_MAXIMIZE\x10\x01\x12\x1d\n\x19METRIC_OBJECTIVE_MINIMIZE\x10\x02*\x8a\x01\n\x0eMetricStrategy\x12\x1f\n\x1bMETRIC_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18METRIC_STRATEGY_OPTIMIZE\x10\x01\x12\x19\n\x15METRIC_STRATEGY_STORE\x10\x02\x12\x1e\n\x1aMETRIC_STRATEGY_CONSTRAINT\x10\x03\x42$\n\x0f\x64\x65v.optserve.v1B\x0f\x45xperimentProtoP\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coptserve/v1/experiment.proto\x12\x0boptserve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1doptserve/v1/observation.proto\x1a\x1coptserve/v1/suggestion.proto\"\"\n\x06\x42ounds\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\"!\n\x0f\x43onditionValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"*\n\x0bNormalPrior\x12\x0c\n\x04mean\x18\x01 \x01(\x01\x12\r\n\x05scale\x18\x02 \x01(\x01\"-\n\tBetaPrior\x12\x0f\n\x07shape_a\x18\x01 \x01(\x01\x12\x0f\n\x07shape_b\x18\x02 \x01(\x01\"c\n\x05Prior\x12*\n\x06normal\x18\x01 \x01(\x0b\x32\x18.optserve.v1.NormalPriorH\x00\x12&\n\x04\x62\x65ta\x18\x02 \x01(\x0b\x32\x16.optserve.v1.BetaPriorH\x00\x42\x06\n\x04kind\"\xac\x03\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x04type\x18\x02 \x01(\x0e\x32\x1a.optserve.v1.ParameterType\x12#\n\x06\x62ounds\x18\x03 \x01(\x0b\x32\x13.optserve.v1.Bounds\x12\x1a\n\x12\x63\x61tegorical_values\x18\x04 \x03(\t\x12\x0c\n\x04grid\x18\x05 \x03(\x01\x12\x33\n\x0etransformation\x18\x06 \x01(\x0e\x32\x1b.optserve.v1.Transformation\x12:\n\nconditions\x18\x07 \x03(\x0b\x32&.optserve.v1.Parameter.ConditionsEntry\x12!\n\x05prior\x18\x08 \x01(\x0b\x32\x12.optserve.v1.Prior\x12\x33\n\rdefault_value\x18\t \x01(\x0b\x32\x1c.optserve.v1.AssignmentValue\x1aO\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.optserve.v1.ConditionValues:\x02\x38\x01\"+\n\x0b\x43onditional\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\".\n\x0e\x43onstraintTerm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\x82\x01\n\x10LinearConstraint\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.optserve.v1.LinearConstraintType\x12\x11\n\tthreshold\x18\x02 \x01(\x01\x12*\n\x05terms\x18\x03 \x03(\x0b\x32\x1b.optserve.v1.ConstraintTerm\"\x9c\x01\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\tobjective\x18\x02 \x01(\x0e\x32\x1c.optserve.v1.MetricObjective\x12-\n\x08strategy\x18\x03 \x01(\x0e\x32\x1b.optserve.v1.MetricStrategy\x12\x16\n\tthreshold\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"\xf7\x02\n\x08Progress\x12\x19\n\x11observation_count\x18\x01 \x01(\x05\x12 \n\x18\x66\x61iled_observation_count\x18\x02 \x01(\x05\x12\x1d\n\x15open_suggestion_count\x18\x03 \x01(\x05\x12\x32\n\x10\x62\x65st_observation\x18\x04 \x01(\x0b\x32\x18.optserve.v1.Observation\x12#\n\x1bobservation_budget_consumed\x18\x05 \x01(\x05\x12\x33\n\x11\x66irst_observation\x18\x06 \x01(\x0b\x32\x18.optserve.v1.Observation\x12\x32\n\x10last_observation\x18\x07 \x01(\x0b\x32\x18.optserve.v1.Observation\x12\x17\n\x0ftotal_run_count\x18\x08 \x01(\x05\x12\x1a\n\x12\x66inished_run_count\x18\t \x01(\x05\x12\x18\n\x10\x61\x63tive_run_count\x18\n \x01(\x05\"\xe0\x05\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.optserve.v1.ExperimentType\x12*\n\nparameters\x18\x05 \x03(\x0b\x32\x16.optserve.v1.Parameter\x12.\n\x0c\x63onditionals\x18\x06 \x03(\x0b\x32\x18.optserve.v1.Conditional\x12\x39\n\x12linear_constraints\x18\x07 \x03(\x0b\x32\x1d.optserve.v1.LinearConstraint\x12$\n\x07metrics\x18\x08 \x03(\x0b\x32\x13.optserve.v1.Metric\x12\x1f\n\x12observation_budget\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x12parallel_bandwidth\x18\n \x01(\x05\x12\x15\n\rnum_solutions\x18\x0b \x01(\x05\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x05state\x18\r \x01(\x0e\x32\x1c.optserve.v1.ExperimentState\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08progress\x18\x10 \x01(\x0b\x32\x15.optserve.v1.Progress\x12\x11\n\x04seed\x18\x11 \x01(\x04H\x01\x88\x01\x01\x12%\n\x18suggestion_lease_seconds\x18\x12 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\truns_only\x18\x13 \x01(\x08\x42\x15\n\x13_observation_budgetB\x07\n\x05_seedB\x1b\n\x19_suggestion_lease_seconds*\x84\x01\n\x0e\x45xperimentType\x12\x1f\n\x1b\x45XPERIMENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_TYPE_OFFLINE\x10\x01\x12\x1a\n\x16\x45XPERIMENT_TYPE_RANDOM\x10\x02\x12\x18\n\x14\x45XPERIMENT_TYPE_GRID\x10\x03*\x8d\x01\n\x0f\x45xperimentState\x12 \n\x1c\x45XPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATE_ACTIVE\x10\x01\x12\x1d\n\x19\x45XPERIMENT_STATE_ARCHIVED\x10\x02\x12\x1c\n\x18\x45XPERIMENT_STATE_DELETED\x10\x03*\x82\x01\n\rParameterType\x12\x1e\n\x1aPARAMETER_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15PARAMETER_TYPE_DOUBLE\x10\x01\x12\x16\n\x12PARAMETER_TYPE_INT\x10\x02\x12\x1e\n\x1aPARAMETER_TYPE_CATEGORICAL\x10\x03*a\n\x0eTransformation\x12\x1e\n\x1aTRANSFORMATION_UNSPECIFIED\x10\x00\x12\x17\n\x13TRANSFORMATION_NONE\x10\x01\x12\x16\n\x12TRANSFORMATION_LOG\x10\x02*\x8d\x01\n\x14LinearConstraintType\x12&\n\"LINEAR_CONSTRAINT_TYPE_UNSPECIFIED\x10\x00\x12$\n LINEAR_CONSTRAINT_TYPE_LESS_THAN\x10\x01\x12\'\n#LINEAR_CONSTRAINT_TYPE_GREATER_THAN\x10\x02*q\n\x0fMetricObjective\x12 \n\x1cMETRIC_OBJECTIVE_UNSPECIFIED\x10\x00\x12\x1d\n\x19METRIC_OBJECTIVE_MAXIMIZE\x10\x01\x12\x1d\n\x19METRIC_OBJECTIVE_MINIMIZE\x10\x02*\x8a\x01\n\x0eMetricStrategy\x12\x1f\n\x1bMETRIC_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18METRIC_STRATEGY_OPTIMIZE\x10\x01\x12\x19\n\x15METRIC_STRATEGY_STORE\x10\x02\x12\x1e\n\x1aMETRIC_STRATEGY_CONSTRAINT\x10\x03\x42$\n\x0f\x64\x65v.optserve.v1B\x0f\x45xperimentProtoP\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,38 +39,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.optserve.v1B\017ExperimentProtoP\001'
   _globals['_PARAMETER_CONDITIONSENTRY']._loaded_options = None
   _globals['_PARAMETER_CONDITIONSENTRY']._serialized_options = b'8\001'
-  _globals['_EXPERIMENTTYPE']._serialized_start=1816
-  _globals['_EXPERIMENTTYPE']._serialized_end=1948
-  _globals['_EXPERIMENTSTATE']._serialized_start=1950
-  _globals['_EXPERIMENTSTATE']._serialized_end=2061
-  _globals['_PARAMETERTYPE']._serialized_start=2064
-  _globals['_PARAMETERTYPE']._serialized_end=2194
-  _globals['_TRANSFORMATION']._serialized_start=2196
-  _globals['_TRANSFORMATION']._serialized_end=2293
-  _globals['_LINEARCONSTRAINTTYPE']._serialized_start=2296
-  _globals['_LINEARCONSTRAINTTYPE']._serialized_end=2437
-  _globals['_METRICOBJECTIVE']._serialized_start=2439
-  _globals['_METRICOBJECTIVE']._serialized_end=2552
-  _globals['_METRICSTRATEGY']._serialized_start=2555
-  _globals['_METRICSTRATEGY']._serialized_end=2693
-  _globals['_BOUNDS']._serialized_start=139
-  _globals['_BOUNDS']._serialized_end=173
-  _globals['_CONDITIONVALUES']._serialized_start=175
-  _globals['_CONDITIONVALUES']._serialized_end=208
-  _globals['_PARAMETER']._serialized_start=211
-  _globals['_PARAMETER']._serialized_end=551
-  _globals['_PARAMETER_CONDITIONSENTRY']._serialized_start=472
-  _globals['_PARAMETER_CONDITIONSENTRY']._serialized_end=551
-  _globals['_CONDITIONAL']._serialized_start=553
-  _globals['_CONDITIONAL']._serialized_end=596
-  _globals['_CONSTRAINTTERM']._serialized_start=598
-  _globals['_CONSTRAINTTERM']._serialized_end=644
-  _globals['_LINEARCONSTRAINT']._serialized_start=647
-  _globals['_LINEARCONSTRAINT']._serialized_end=777
-  _globals['_METRIC']._serialized_start=780
-  _globals['_METRIC']._serialized_end=936
-  _globals['_PROGRESS']._serialized_start=939
-  _globals['_PROGRESS']._serialized_end=1093
-  _globals['_EXPERIMENT']._serialized_start=1096
-  _globals['_EXPERIMENT']._serialized_end=1813
+  _globals['_EXPERIMENTTYPE']._serialized_start=2366
+  _globals['_EXPERIMENTTYPE']._serialized_end=2498
+  _globals['_EXPERIMENTSTATE']._serialized_start=2501
+  _globals['_EXPERIMENTSTATE']._serialized_end=2642
+  _globals['_PARAMETERTYPE']._serialized_start=2645
+  _globals['_PARAMETERTYPE']._serialized_end=2775
+  _globals['_TRANSFORMATION']._serialized_start=2777
+  _globals['_TRANSFORMATION']._serialized_end=2874
+  _globals['_LINEARCONSTRAINTTYPE']._serialized_start=2877
+  _globals['_LINEARCONSTRAINTTYPE']._serialized_end=3018
+  _globals['_METRICOBJECTIVE']._serialized_start=3020
+  _globals['_METRICOBJECTIVE']._serialized_end=3133
+  _globals['_METRICSTRATEGY']._serialized_start=3136
+  _globals['_METRICSTRATEGY']._serialized_end=3274
+  _globals['_BOUNDS']._serialized_start=169
+  _globals['_BOUNDS']._serialized_end=203
+  _globals['_CONDITIONVALUES']._serialized_start=205
+  _globals['_CONDITIONVALUES']._serialized_end=238
+  _globals['_NORMALPRIOR']._serialized_start=240
+  _globals['_NORMALPRIOR']._serialized_end=282
+  _globals['_BETAPRIOR']._serialized_start=284
+  _globals['_BETAPRIOR']._serialized_end=329
+  _globals['_PRIOR']._serialized_start=331
+  _globals['_PRIOR']._serialized_end=430
+  _globals['_PARAMETER']._serialized_start=433
+  _globals['_PARAMETER']._serialized_end=861
+  _globals['_PARAMETER_CONDITIONSENTRY']._serialized_start=782
+  _globals['_PARAMETER_CONDITIONSENTRY']._serialized_end=861
+  _globals['_CONDITIONAL']._serialized_start=863
+  _globals['_CONDITIONAL']._serialized_end=906
+  _globals['_CONSTRAINTTERM']._serialized_start=908
+  _globals['_CONSTRAINTTERM']._serialized_end=954
+  _globals['_LINEARCONSTRAINT']._serialized_start=957
+  _globals['_LINEARCONSTRAINT']._serialized_end=1087
+  _globals['_METRIC']._serialized_start=1090
+  _globals['_METRIC']._serialized_end=1246
+  _globals['_PROGRESS']._serialized_start=1249
+  _globals['_PROGRESS']._serialized_end=1624
+  _globals['_EXPERIMENT']._serialized_start=1627
+  _globals['_EXPERIMENT']._serialized_end=2363
 # @@protoc_insertion_point(module_scope)

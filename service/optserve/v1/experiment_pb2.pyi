@@ -4,6 +4,7 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from optserve.v1 import observation_pb2 as _observation_pb2
+from optserve.v1 import suggestion_pb2 as _suggestion_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -25,6 +26,7 @@ class ExperimentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPERIMENT_STATE_UNSPECIFIED: _ClassVar[ExperimentState]
     EXPERIMENT_STATE_ACTIVE: _ClassVar[ExperimentState]
     EXPERIMENT_STATE_ARCHIVED: _ClassVar[ExperimentState]
+    EXPERIMENT_STATE_DELETED: _ClassVar[ExperimentState]
 
 class ParameterType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +66,7 @@ EXPERIMENT_TYPE_GRID: ExperimentType
 EXPERIMENT_STATE_UNSPECIFIED: ExperimentState
 EXPERIMENT_STATE_ACTIVE: ExperimentState
 EXPERIMENT_STATE_ARCHIVED: ExperimentState
+EXPERIMENT_STATE_DELETED: ExperimentState
 PARAMETER_TYPE_UNSPECIFIED: ParameterType
 PARAMETER_TYPE_DOUBLE: ParameterType
 PARAMETER_TYPE_INT: ParameterType
@@ -96,8 +99,32 @@ class ConditionValues(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class NormalPrior(_message.Message):
+    __slots__ = ("mean", "scale")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    mean: float
+    scale: float
+    def __init__(self, mean: _Optional[float] = ..., scale: _Optional[float] = ...) -> None: ...
+
+class BetaPrior(_message.Message):
+    __slots__ = ("shape_a", "shape_b")
+    SHAPE_A_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_B_FIELD_NUMBER: _ClassVar[int]
+    shape_a: float
+    shape_b: float
+    def __init__(self, shape_a: _Optional[float] = ..., shape_b: _Optional[float] = ...) -> None: ...
+
+class Prior(_message.Message):
+    __slots__ = ("normal", "beta")
+    NORMAL_FIELD_NUMBER: _ClassVar[int]
+    BETA_FIELD_NUMBER: _ClassVar[int]
+    normal: NormalPrior
+    beta: BetaPrior
+    def __init__(self, normal: _Optional[_Union[NormalPrior, _Mapping]] = ..., beta: _Optional[_Union[BetaPrior, _Mapping]] = ...) -> None: ...
+
 class Parameter(_message.Message):
-    __slots__ = ("name", "type", "bounds", "categorical_values", "grid", "transformation", "conditions")
+    __slots__ = ("name", "type", "bounds", "categorical_values", "grid", "transformation", "conditions", "prior", "default_value")
     class ConditionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +139,8 @@ class Parameter(_message.Message):
     GRID_FIELD_NUMBER: _ClassVar[int]
     TRANSFORMATION_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: ParameterType
     bounds: Bounds
@@ -119,7 +148,9 @@ class Parameter(_message.Message):
     grid: _containers.RepeatedScalarFieldContainer[float]
     transformation: Transformation
     conditions: _containers.MessageMap[str, ConditionValues]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ParameterType, str]] = ..., bounds: _Optional[_Union[Bounds, _Mapping]] = ..., categorical_values: _Optional[_Iterable[str]] = ..., grid: _Optional[_Iterable[float]] = ..., transformation: _Optional[_Union[Transformation, str]] = ..., conditions: _Optional[_Mapping[str, ConditionValues]] = ...) -> None: ...
+    prior: Prior
+    default_value: _suggestion_pb2.AssignmentValue
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ParameterType, str]] = ..., bounds: _Optional[_Union[Bounds, _Mapping]] = ..., categorical_values: _Optional[_Iterable[str]] = ..., grid: _Optional[_Iterable[float]] = ..., transformation: _Optional[_Union[Transformation, str]] = ..., conditions: _Optional[_Mapping[str, ConditionValues]] = ..., prior: _Optional[_Union[Prior, _Mapping]] = ..., default_value: _Optional[_Union[_suggestion_pb2.AssignmentValue, _Mapping]] = ...) -> None: ...
 
 class Conditional(_message.Message):
     __slots__ = ("name", "values")
@@ -160,19 +191,31 @@ class Metric(_message.Message):
     def __init__(self, name: _Optional[str] = ..., objective: _Optional[_Union[MetricObjective, str]] = ..., strategy: _Optional[_Union[MetricStrategy, str]] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("observation_count", "failed_observation_count", "open_suggestion_count", "best_observation")
+    __slots__ = ("observation_count", "failed_observation_count", "open_suggestion_count", "best_observation", "observation_budget_consumed", "first_observation", "last_observation", "total_run_count", "finished_run_count", "active_run_count")
     OBSERVATION_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILED_OBSERVATION_COUNT_FIELD_NUMBER: _ClassVar[int]
     OPEN_SUGGESTION_COUNT_FIELD_NUMBER: _ClassVar[int]
     BEST_OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_BUDGET_CONSUMED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
     observation_count: int
     failed_observation_count: int
     open_suggestion_count: int
     best_observation: _observation_pb2.Observation
-    def __init__(self, observation_count: _Optional[int] = ..., failed_observation_count: _Optional[int] = ..., open_suggestion_count: _Optional[int] = ..., best_observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ...) -> None: ...
+    observation_budget_consumed: int
+    first_observation: _observation_pb2.Observation
+    last_observation: _observation_pb2.Observation
+    total_run_count: int
+    finished_run_count: int
+    active_run_count: int
+    def __init__(self, observation_count: _Optional[int] = ..., failed_observation_count: _Optional[int] = ..., open_suggestion_count: _Optional[int] = ..., best_observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., observation_budget_consumed: _Optional[int] = ..., first_observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., last_observation: _Optional[_Union[_observation_pb2.Observation, _Mapping]] = ..., total_run_count: _Optional[int] = ..., finished_run_count: _Optional[int] = ..., active_run_count: _Optional[int] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("id", "name", "project", "type", "parameters", "conditionals", "linear_constraints", "metrics", "observation_budget", "parallel_bandwidth", "num_solutions", "metadata", "state", "create_time", "update_time", "progress", "seed", "suggestion_lease_seconds")
+    __slots__ = ("id", "name", "project", "type", "parameters", "conditionals", "linear_constraints", "metrics", "observation_budget", "parallel_bandwidth", "num_solutions", "metadata", "state", "create_time", "update_time", "progress", "seed", "suggestion_lease_seconds", "runs_only")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +234,7 @@ class Experiment(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SUGGESTION_LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_ONLY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -209,4 +253,5 @@ class Experiment(_message.Message):
     progress: Progress
     seed: int
     suggestion_lease_seconds: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., conditionals: _Optional[_Iterable[_Union[Conditional, _Mapping]]] = ..., linear_constraints: _Optional[_Iterable[_Union[LinearConstraint, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., observation_budget: _Optional[int] = ..., parallel_bandwidth: _Optional[int] = ..., num_solutions: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., seed: _Optional[int] = ..., suggestion_lease_seconds: _Optional[int] = ...) -> None: ...
+    runs_only: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., conditionals: _Optional[_Iterable[_Union[Conditional, _Mapping]]] = ..., linear_constraints: _Optional[_Iterable[_Union[LinearConstraint, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., observation_budget: _Optional[int] = ..., parallel_bandwidth: _Optional[int] = ..., num_solutions: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., seed: _Optional[int] = ..., suggestion_lease_seconds: _Optional[int] = ..., runs_only: _Optional[bool] = ...) -> None: ...

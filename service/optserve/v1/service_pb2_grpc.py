@@ -128,6 +128,86 @@ class OptimizationServiceStub:
                 request_serializer=optserve_dot_v1_dot_service__pb2.GetBestAssignmentsRequest.SerializeToString,
                 response_deserializer=optserve_dot_v1_dot_service__pb2.GetBestAssignmentsResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateObservations = channel.unary_unary(
+                '/optserve.v1.OptimizationService/BatchCreateObservations',
+                request_serializer=optserve_dot_v1_dot_service__pb2.BatchCreateObservationsRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.BatchCreateObservationsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSuggestion = channel.unary_unary(
+                '/optserve.v1.OptimizationService/UpdateSuggestion',
+                request_serializer=optserve_dot_v1_dot_service__pb2.UpdateSuggestionRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.UpdateSuggestionResponse.FromString,
+                _registered_method=True)
+        self.CreateQueuedSuggestion = channel.unary_unary(
+                '/optserve.v1.OptimizationService/CreateQueuedSuggestion',
+                request_serializer=optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionResponse.FromString,
+                _registered_method=True)
+        self.ListQueuedSuggestions = channel.unary_unary(
+                '/optserve.v1.OptimizationService/ListQueuedSuggestions',
+                request_serializer=optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteQueuedSuggestion = channel.unary_unary(
+                '/optserve.v1.OptimizationService/DeleteQueuedSuggestion',
+                request_serializer=optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionResponse.FromString,
+                _registered_method=True)
+        self.CreateProject = channel.unary_unary(
+                '/optserve.v1.OptimizationService/CreateProject',
+                request_serializer=optserve_dot_v1_dot_service__pb2.CreateProjectRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.CreateProjectResponse.FromString,
+                _registered_method=True)
+        self.GetProject = channel.unary_unary(
+                '/optserve.v1.OptimizationService/GetProject',
+                request_serializer=optserve_dot_v1_dot_service__pb2.GetProjectRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.GetProjectResponse.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/optserve.v1.OptimizationService/ListProjects',
+                request_serializer=optserve_dot_v1_dot_service__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProject = channel.unary_unary(
+                '/optserve.v1.OptimizationService/UpdateProject',
+                request_serializer=optserve_dot_v1_dot_service__pb2.UpdateProjectRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.UpdateProjectResponse.FromString,
+                _registered_method=True)
+        self.CreateTrainingRun = channel.unary_unary(
+                '/optserve.v1.OptimizationService/CreateTrainingRun',
+                request_serializer=optserve_dot_v1_dot_service__pb2.CreateTrainingRunRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.CreateTrainingRunResponse.FromString,
+                _registered_method=True)
+        self.GetTrainingRun = channel.unary_unary(
+                '/optserve.v1.OptimizationService/GetTrainingRun',
+                request_serializer=optserve_dot_v1_dot_service__pb2.GetTrainingRunRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.GetTrainingRunResponse.FromString,
+                _registered_method=True)
+        self.ListTrainingRuns = channel.unary_unary(
+                '/optserve.v1.OptimizationService/ListTrainingRuns',
+                request_serializer=optserve_dot_v1_dot_service__pb2.ListTrainingRunsRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.ListTrainingRunsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTrainingRun = channel.unary_unary(
+                '/optserve.v1.OptimizationService/UpdateTrainingRun',
+                request_serializer=optserve_dot_v1_dot_service__pb2.UpdateTrainingRunRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.UpdateTrainingRunResponse.FromString,
+                _registered_method=True)
+        self.DeleteTrainingRun = channel.unary_unary(
+                '/optserve.v1.OptimizationService/DeleteTrainingRun',
+                request_serializer=optserve_dot_v1_dot_service__pb2.DeleteTrainingRunRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.DeleteTrainingRunResponse.FromString,
+                _registered_method=True)
+        self.CreateCheckpoint = channel.unary_unary(
+                '/optserve.v1.OptimizationService/CreateCheckpoint',
+                request_serializer=optserve_dot_v1_dot_service__pb2.CreateCheckpointRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.CreateCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetBestTrainingRuns = channel.unary_unary(
+                '/optserve.v1.OptimizationService/GetBestTrainingRuns',
+                request_serializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.FromString,
+                _registered_method=True)
 
 
 class OptimizationServiceServicer:
@@ -175,7 +255,8 @@ class OptimizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteExperiment(self, request, context):
-        """Deletes an experiment with its suggestions and observations.
+        """Deletes an experiment with its suggestions and observations (for a soft
+        delete, set its state to EXPERIMENT_STATE_DELETED with UpdateExperiment).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +334,120 @@ class OptimizationServiceServicer:
 
     def GetBestAssignments(self, request, context):
         """Returns the best observations so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateObservations(self, request, context):
+        """Reports up to 2,500 observations at once: all are stored or none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSuggestion(self, request, context):
+        """Changes the metadata of a suggestion (its only mutable field).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateQueuedSuggestion(self, request, context):
+        """Queues assignments, served as the experiment's next suggestion before the optimizer's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueuedSuggestions(self, request, context):
+        """Lists the queued suggestions of an experiment, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteQueuedSuggestion(self, request, context):
+        """Removes a queued suggestion.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProject(self, request, context):
+        """Creates a project; ALREADY_EXISTS when the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProject(self, request, context):
+        """Returns one project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """Lists the projects the caller reaches, by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProject(self, request, context):
+        """Changes a project's name or metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTrainingRun(self, request, context):
+        """Creates a run in a project, or in a runs-only experiment (with the
+        assignments of a new suggestion).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrainingRun(self, request, context):
+        """Returns one run with its checkpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingRuns(self, request, context):
+        """Lists the runs of a project or experiment, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTrainingRun(self, request, context):
+        """Replaces (or, with merge, merges into) the fields named by the update mask;
+        a run of an experiment that ends reports its observation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTrainingRun(self, request, context):
+        """Soft-deletes (archives) a run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCheckpoint(self, request, context):
+        """Adds a checkpoint to a run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBestTrainingRuns(self, request, context):
+        """Returns the runs whose observations are the experiment's best assignments.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -340,6 +535,86 @@ def add_OptimizationServiceServicer_to_server(servicer, server):
                     servicer.GetBestAssignments,
                     request_deserializer=optserve_dot_v1_dot_service__pb2.GetBestAssignmentsRequest.FromString,
                     response_serializer=optserve_dot_v1_dot_service__pb2.GetBestAssignmentsResponse.SerializeToString,
+            ),
+            'BatchCreateObservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateObservations,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.BatchCreateObservationsRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.BatchCreateObservationsResponse.SerializeToString,
+            ),
+            'UpdateSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSuggestion,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.UpdateSuggestionRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.UpdateSuggestionResponse.SerializeToString,
+            ),
+            'CreateQueuedSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQueuedSuggestion,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionResponse.SerializeToString,
+            ),
+            'ListQueuedSuggestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueuedSuggestions,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsResponse.SerializeToString,
+            ),
+            'DeleteQueuedSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteQueuedSuggestion,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionResponse.SerializeToString,
+            ),
+            'CreateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProject,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.CreateProjectRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.CreateProjectResponse.SerializeToString,
+            ),
+            'GetProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProject,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.GetProjectRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.GetProjectResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.ListProjectsRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'UpdateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProject,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.UpdateProjectRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.UpdateProjectResponse.SerializeToString,
+            ),
+            'CreateTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTrainingRun,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.CreateTrainingRunRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.CreateTrainingRunResponse.SerializeToString,
+            ),
+            'GetTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrainingRun,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.GetTrainingRunRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.GetTrainingRunResponse.SerializeToString,
+            ),
+            'ListTrainingRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingRuns,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.ListTrainingRunsRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.ListTrainingRunsResponse.SerializeToString,
+            ),
+            'UpdateTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTrainingRun,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.UpdateTrainingRunRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.UpdateTrainingRunResponse.SerializeToString,
+            ),
+            'DeleteTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrainingRun,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.DeleteTrainingRunRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.DeleteTrainingRunResponse.SerializeToString,
+            ),
+            'CreateCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCheckpoint,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.CreateCheckpointRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.CreateCheckpointResponse.SerializeToString,
+            ),
+            'GetBestTrainingRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBestTrainingRuns,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -787,6 +1062,438 @@ class OptimizationService:
             '/optserve.v1.OptimizationService/GetBestAssignments',
             optserve_dot_v1_dot_service__pb2.GetBestAssignmentsRequest.SerializeToString,
             optserve_dot_v1_dot_service__pb2.GetBestAssignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateObservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/BatchCreateObservations',
+            optserve_dot_v1_dot_service__pb2.BatchCreateObservationsRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.BatchCreateObservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/UpdateSuggestion',
+            optserve_dot_v1_dot_service__pb2.UpdateSuggestionRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.UpdateSuggestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQueuedSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/CreateQueuedSuggestion',
+            optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.CreateQueuedSuggestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueuedSuggestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/ListQueuedSuggestions',
+            optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.ListQueuedSuggestionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteQueuedSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/DeleteQueuedSuggestion',
+            optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.DeleteQueuedSuggestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/CreateProject',
+            optserve_dot_v1_dot_service__pb2.CreateProjectRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.CreateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/GetProject',
+            optserve_dot_v1_dot_service__pb2.GetProjectRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.GetProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/ListProjects',
+            optserve_dot_v1_dot_service__pb2.ListProjectsRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/UpdateProject',
+            optserve_dot_v1_dot_service__pb2.UpdateProjectRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.UpdateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/CreateTrainingRun',
+            optserve_dot_v1_dot_service__pb2.CreateTrainingRunRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.CreateTrainingRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/GetTrainingRun',
+            optserve_dot_v1_dot_service__pb2.GetTrainingRunRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.GetTrainingRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/ListTrainingRuns',
+            optserve_dot_v1_dot_service__pb2.ListTrainingRunsRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.ListTrainingRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/UpdateTrainingRun',
+            optserve_dot_v1_dot_service__pb2.UpdateTrainingRunRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.UpdateTrainingRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/DeleteTrainingRun',
+            optserve_dot_v1_dot_service__pb2.DeleteTrainingRunRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.DeleteTrainingRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/CreateCheckpoint',
+            optserve_dot_v1_dot_service__pb2.CreateCheckpointRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.CreateCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBestTrainingRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/GetBestTrainingRuns',
+            optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coptserve/v1/suggestion.proto\x12\x0boptserve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\x0f\x41ssignmentValue\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"\x91\x03\n\nSuggestion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12=\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32(.optserve.v1.Suggestion.AssignmentsEntry\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.optserve.v1.SuggestionState\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlease_seconds\x18\x08 \x01(\x05\x1aP\n\x10\x41ssignmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.optserve.v1.AssignmentValue:\x02\x38\x01*\x89\x01\n\x0fSuggestionState\x12 \n\x1cSUGGESTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUGGESTION_STATE_OPEN\x10\x01\x12\x1b\n\x17SUGGESTION_STATE_CLOSED\x10\x02\x12\x1c\n\x18SUGGESTION_STATE_EXPIRED\x10\x03\x42$\n\x0f\x64\x65v.optserve.v1B\x0fSuggestionProtoP\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coptserve/v1/suggestion.proto\x12\x0boptserve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\x0f\x41ssignmentValue\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"\x91\x03\n\nSuggestion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12=\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32(.optserve.v1.Suggestion.AssignmentsEntry\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.optserve.v1.SuggestionState\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlease_seconds\x18\x08 \x01(\x05\x1aP\n\x10\x41ssignmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.optserve.v1.AssignmentValue:\x02\x38\x01\"\xfd\x01\n\x10QueuedSuggestion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x43\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32..optserve.v1.QueuedSuggestion.AssignmentsEntry\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aP\n\x10\x41ssignmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.optserve.v1.AssignmentValue:\x02\x38\x01*\x89\x01\n\x0fSuggestionState\x12 \n\x1cSUGGESTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUGGESTION_STATE_OPEN\x10\x01\x12\x1b\n\x17SUGGESTION_STATE_CLOSED\x10\x02\x12\x1c\n\x18SUGGESTION_STATE_EXPIRED\x10\x03\x42$\n\x0f\x64\x65v.optserve.v1B\x0fSuggestionProtoP\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.optserve.v1B\017SuggestionProtoP\001'
   _globals['_SUGGESTION_ASSIGNMENTSENTRY']._loaded_options = None
   _globals['_SUGGESTION_ASSIGNMENTSENTRY']._serialized_options = b'8\001'
-  _globals['_SUGGESTIONSTATE']._serialized_start=609
-  _globals['_SUGGESTIONSTATE']._serialized_end=746
+  _globals['_QUEUEDSUGGESTION_ASSIGNMENTSENTRY']._loaded_options = None
+  _globals['_QUEUEDSUGGESTION_ASSIGNMENTSENTRY']._serialized_options = b'8\001'
+  _globals['_SUGGESTIONSTATE']._serialized_start=865
+  _globals['_SUGGESTIONSTATE']._serialized_end=1002
   _globals['_ASSIGNMENTVALUE']._serialized_start=108
   _globals['_ASSIGNMENTVALUE']._serialized_end=202
   _globals['_SUGGESTION']._serialized_start=205
   _globals['_SUGGESTION']._serialized_end=606
   _globals['_SUGGESTION_ASSIGNMENTSENTRY']._serialized_start=526
   _globals['_SUGGESTION_ASSIGNMENTSENTRY']._serialized_end=606
+  _globals['_QUEUEDSUGGESTION']._serialized_start=609
+  _globals['_QUEUEDSUGGESTION']._serialized_end=862
+  _globals['_QUEUEDSUGGESTION_ASSIGNMENTSENTRY']._serialized_start=526
+  _globals['_QUEUEDSUGGESTION_ASSIGNMENTSENTRY']._serialized_end=606
 # @@protoc_insertion_point(module_scope)

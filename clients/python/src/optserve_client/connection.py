@@ -410,6 +410,25 @@ class Connection:
         response = self._call("CreateObservation", request, request_id=request_id)
         return conv.observation_from_proto(response.observation)
 
+    def create_observations(
+        self,
+        experiment_id: str,
+        observations: list[Mapping[str, Any]],
+        *,
+        request_id: str | None = None,
+    ) -> list[Observation]:
+        """Reports up to 2,500 observations at once (each a mapping with the
+        arguments of ``create_observation`` but ``value``): all are stored or none."""
+        request = pb.BatchCreateObservationsRequest(
+            experiment_id=experiment_id,
+            observations=[
+                conv.observation_to_proto(o, f"observations[{i}]")
+                for i, o in enumerate(observations)
+            ],
+        )
+        response = self._call("BatchCreateObservations", request, request_id=request_id)
+        return [conv.observation_from_proto(o) for o in response.observations]
+
     def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
         request = pb.GetObservationRequest(experiment_id=experiment_id, id=observation_id)
         return conv.observation_from_proto(self._call("GetObservation", request).observation)

@@ -3,6 +3,8 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from optserve_client._proto.optserve.v1 import experiment_pb2 as _experiment_pb2
 from optserve_client._proto.optserve.v1 import observation_pb2 as _observation_pb2
+from optserve_client._proto.optserve.v1 import project_pb2 as _project_pb2
+from optserve_client._proto.optserve.v1 import run_pb2 as _run_pb2
 from optserve_client._proto.optserve.v1 import suggestion_pb2 as _suggestion_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -87,18 +89,27 @@ class DeleteExperimentResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateSuggestionsRequest(_message.Message):
-    __slots__ = ("experiment_id", "count", "metadata", "request_id", "lease_seconds")
+    __slots__ = ("experiment_id", "count", "metadata", "request_id", "lease_seconds", "assignments")
+    class AssignmentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _suggestion_pb2.AssignmentValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_suggestion_pb2.AssignmentValue, _Mapping]] = ...) -> None: ...
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     count: int
     metadata: _struct_pb2.Struct
     request_id: str
     lease_seconds: int
-    def __init__(self, experiment_id: _Optional[str] = ..., count: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    assignments: _containers.MessageMap[str, _suggestion_pb2.AssignmentValue]
+    def __init__(self, experiment_id: _Optional[str] = ..., count: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., assignments: _Optional[_Mapping[str, _suggestion_pb2.AssignmentValue]] = ...) -> None: ...
 
 class CreateSuggestionsResponse(_message.Message):
     __slots__ = ("suggestions",)
@@ -263,3 +274,230 @@ class GetBestAssignmentsResponse(_message.Message):
     observations: _containers.RepeatedCompositeFieldContainer[_observation_pb2.Observation]
     explanation: str
     def __init__(self, observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ..., explanation: _Optional[str] = ...) -> None: ...
+
+class BatchCreateObservationsRequest(_message.Message):
+    __slots__ = ("experiment_id", "observations", "request_id")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    observations: _containers.RepeatedCompositeFieldContainer[_observation_pb2.Observation]
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class BatchCreateObservationsResponse(_message.Message):
+    __slots__ = ("observations",)
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    observations: _containers.RepeatedCompositeFieldContainer[_observation_pb2.Observation]
+    def __init__(self, observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ...) -> None: ...
+
+class UpdateSuggestionRequest(_message.Message):
+    __slots__ = ("experiment_id", "suggestion")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    suggestion: _suggestion_pb2.Suggestion
+    def __init__(self, experiment_id: _Optional[str] = ..., suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ...) -> None: ...
+
+class UpdateSuggestionResponse(_message.Message):
+    __slots__ = ("suggestion",)
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    suggestion: _suggestion_pb2.Suggestion
+    def __init__(self, suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ...) -> None: ...
+
+class CreateQueuedSuggestionRequest(_message.Message):
+    __slots__ = ("experiment_id", "assignments")
+    class AssignmentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _suggestion_pb2.AssignmentValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_suggestion_pb2.AssignmentValue, _Mapping]] = ...) -> None: ...
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    assignments: _containers.MessageMap[str, _suggestion_pb2.AssignmentValue]
+    def __init__(self, experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, _suggestion_pb2.AssignmentValue]] = ...) -> None: ...
+
+class CreateQueuedSuggestionResponse(_message.Message):
+    __slots__ = ("queued_suggestion",)
+    QUEUED_SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    queued_suggestion: _suggestion_pb2.QueuedSuggestion
+    def __init__(self, queued_suggestion: _Optional[_Union[_suggestion_pb2.QueuedSuggestion, _Mapping]] = ...) -> None: ...
+
+class ListQueuedSuggestionsRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class ListQueuedSuggestionsResponse(_message.Message):
+    __slots__ = ("queued_suggestions",)
+    QUEUED_SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    queued_suggestions: _containers.RepeatedCompositeFieldContainer[_suggestion_pb2.QueuedSuggestion]
+    def __init__(self, queued_suggestions: _Optional[_Iterable[_Union[_suggestion_pb2.QueuedSuggestion, _Mapping]]] = ...) -> None: ...
+
+class DeleteQueuedSuggestionRequest(_message.Message):
+    __slots__ = ("experiment_id", "id")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class DeleteQueuedSuggestionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateProjectRequest(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: _project_pb2.Project
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
+
+class CreateProjectResponse(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: _project_pb2.Project
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
+
+class GetProjectRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetProjectResponse(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: _project_pb2.Project
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
+
+class ListProjectsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProjectsResponse(_message.Message):
+    __slots__ = ("projects",)
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[_project_pb2.Project]
+    def __init__(self, projects: _Optional[_Iterable[_Union[_project_pb2.Project, _Mapping]]] = ...) -> None: ...
+
+class UpdateProjectRequest(_message.Message):
+    __slots__ = ("project", "update_mask")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    project: _project_pb2.Project
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateProjectResponse(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: _project_pb2.Project
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
+
+class CreateTrainingRunRequest(_message.Message):
+    __slots__ = ("project", "experiment_id", "name", "metadata")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    experiment_id: str
+    name: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, project: _Optional[str] = ..., experiment_id: _Optional[str] = ..., name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class CreateTrainingRunResponse(_message.Message):
+    __slots__ = ("training_run",)
+    TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
+    training_run: _run_pb2.TrainingRun
+    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ...) -> None: ...
+
+class GetTrainingRunRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetTrainingRunResponse(_message.Message):
+    __slots__ = ("training_run",)
+    TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
+    training_run: _run_pb2.TrainingRun
+    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ...) -> None: ...
+
+class ListTrainingRunsRequest(_message.Message):
+    __slots__ = ("project", "experiment_id", "page_size", "page_token", "deleted")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    experiment_id: str
+    page_size: int
+    page_token: str
+    deleted: bool
+    def __init__(self, project: _Optional[str] = ..., experiment_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class ListTrainingRunsResponse(_message.Message):
+    __slots__ = ("training_runs", "next_page_token")
+    TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    training_runs: _containers.RepeatedCompositeFieldContainer[_run_pb2.TrainingRun]
+    next_page_token: str
+    def __init__(self, training_runs: _Optional[_Iterable[_Union[_run_pb2.TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateTrainingRunRequest(_message.Message):
+    __slots__ = ("training_run", "update_mask", "merge")
+    TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    MERGE_FIELD_NUMBER: _ClassVar[int]
+    training_run: _run_pb2.TrainingRun
+    update_mask: _field_mask_pb2.FieldMask
+    merge: bool
+    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., merge: _Optional[bool] = ...) -> None: ...
+
+class UpdateTrainingRunResponse(_message.Message):
+    __slots__ = ("training_run",)
+    TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
+    training_run: _run_pb2.TrainingRun
+    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ...) -> None: ...
+
+class DeleteTrainingRunRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteTrainingRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateCheckpointRequest(_message.Message):
+    __slots__ = ("training_run_id", "checkpoint")
+    TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    training_run_id: str
+    checkpoint: _run_pb2.Checkpoint
+    def __init__(self, training_run_id: _Optional[str] = ..., checkpoint: _Optional[_Union[_run_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class CreateCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: _run_pb2.Checkpoint
+    def __init__(self, checkpoint: _Optional[_Union[_run_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class GetBestTrainingRunsRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class GetBestTrainingRunsResponse(_message.Message):
+    __slots__ = ("training_runs",)
+    TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
+    training_runs: _containers.RepeatedCompositeFieldContainer[_run_pb2.TrainingRun]
+    def __init__(self, training_runs: _Optional[_Iterable[_Union[_run_pb2.TrainingRun, _Mapping]]] = ...) -> None: ...

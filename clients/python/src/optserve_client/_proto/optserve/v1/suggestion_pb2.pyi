@@ -59,3 +59,22 @@ class Suggestion(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     lease_seconds: int
     def __init__(self, id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, AssignmentValue]] = ..., state: _Optional[_Union[SuggestionState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class QueuedSuggestion(_message.Message):
+    __slots__ = ("id", "experiment_id", "assignments", "create_time")
+    class AssignmentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AssignmentValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AssignmentValue, _Mapping]] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    experiment_id: str
+    assignments: _containers.MessageMap[str, AssignmentValue]
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, AssignmentValue]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
