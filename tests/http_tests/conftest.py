@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import collections
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ class HttpServer:
     target: str  # gRPC host:port
     url: str  # SIGOPT_API_URL
     db: Path
+    # the server's last output lines, read as they come (a full pipe never blocks it)
+    tail: collections.deque[str] | None = None
+    drainer: threading.Thread | None = None
 
     def stub(self) -> service_pb2_grpc.OptimizationServiceStub:
         return service_pb2_grpc.OptimizationServiceStub(grpc.insecure_channel(self.target))
@@ -37,6 +42,8 @@ class HttpServer:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
+        if self.drainer is not None:
+            self.drainer.join(timeout=10)
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
@@ -61,7 +68,17 @@ def start(db: Path, *extra: str, env: dict[str, str] | None = None) -> HttpServe
         elif match := GRPC_LISTENING.search(line):
             assert url is not None, "the HTTP API was not announced before gRPC"
             server = HttpServer(process, f"{match.group(1)}:{match.group(2)}", url, db)
-            grpc.channel_ready_future(grpc.insecure_channel(server.target)).result(timeout=10)
+            try:
+                grpc.channel_ready_future(grpc.insecure_channel(server.target)).result(timeout=10)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            server.tail = collections.deque(lines, maxlen=200)
+            server.drainer = threading.Thread(
+                target=server.tail.extend, args=(process.stdout,), daemon=True
+            )
+            server.drainer.start()
             return server
     raise RuntimeError("server exited before listening:\n" + "".join(lines))
 

@@ -410,7 +410,8 @@ def test_worst_experiment_arrives(lstub, worst):
     got = lstub.GetExperiment(pb.GetExperimentRequest(id=worst.id)).experiment
     assert got.progress.best_observation.metadata == obs.metadata
     assert got.ByteSize() > 700 * 1024, "not the worst case"
-    assert got.ByteSize() < 800 * 1024 < limits.GRPC_MAX_MESSAGE_BYTES
+    # progress carries the best, first and last observations (the same one here)
+    assert got.ByteSize() < 1400 * 1024 < limits.GRPC_MAX_MESSAGE_BYTES
 
 
 def test_worst_suggestion_batch_arrives(lstub, worst):

@@ -121,7 +121,8 @@ MAX_RESPONSE_BYTES = 3 * 1024 * 1024
 #   observation: assignments 20 KiB + 50 values x ~424 B
 #     + metadata 235 KiB + 100                                    ~ 276 KiB [280,052 B]
 #   experiment: search space 256 KiB + name and project 1 KiB
-#     + metadata 235 KiB + best observation 276 KiB               ~ 768 KiB [782,847 B]
+#     + metadata 235 KiB + best, first and last observations
+#     3 x 276 KiB                                                 ~ 1.3 MiB [1,344,311 B]
 #   CreateSuggestions: 100 x (20 KiB + 100 B) + 1 MiB metadata    ~ 3.0 MiB [2,951,563 B
 #     with 10 KiB of metadata each]
 #   ListExperiments / ListSuggestions / ListObservations / GetBestAssignments:
