@@ -271,3 +271,17 @@ def test_project_runs_without_experiment_and_batch(api: Api) -> None:
     assert [set(r) for r in batch["data"]] == [{"object", "id"}, {"object", "id"}]
     api.error(404, "POST", "clients/1/projects/nope-nope/training_runs", {"name": "x"})
     api.error(404, "GET", "training_runs/99999999")
+
+
+def test_run_field_limits(api: Api) -> None:
+    pid = _project(api)
+    run = api.ok("POST", f"clients/1/projects/{pid}/training_runs", {"name": "limits"})
+    path = f"training_runs/{run['id']}"
+    assert "assignments" in api.error(400, "MERGE", path, {"assignments": {"k" * 101: 1}})
+    assert "assignments" in api.error(400, "MERGE", path, {"assignments": {"k": "v" * 51}})
+    assert "values" in api.error(400, "MERGE", path, {"values": {"m" * 101: {"value": 1}}})
+    assert "metadata" in api.error(400, "MERGE", path, {"metadata": {"k": "v" * 501}})
+    big = {"sys_metadata": {"blob": "x" * (256 * 1024)}}
+    assert "262144 bytes" in api.error(400, "MERGE", path, big)
+    assert "name" in api.error(400, "PUT", path, {"name": "n" * 101})
+    assert api.ok("GET", path)["assignments"] == {}

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import FieldViolation, InvalidArgument
 from .limits import (
+    MAX_CATEGORICAL_VALUE_LENGTH,
     MAX_CHECKPOINTS_PER_RUN,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
@@ -207,6 +208,19 @@ def _run_violations(run: TrainingRun) -> list[FieldViolation]:
     if len(run.assignments) > MAX_PARAMETERS * 2:
         bad.append(FieldViolation("assignments", f"at most {MAX_PARAMETERS * 2} assignments"))
     for name, value in run.assignments.items():
+        if not name or len(name) > MAX_NAME_LENGTH:
+            bad.append(
+                FieldViolation(
+                    f"assignments{map_key(name)}", f"a name has 1 to {MAX_NAME_LENGTH} characters"
+                )
+            )
+        if isinstance(value, str) and len(value) > MAX_CATEGORICAL_VALUE_LENGTH:
+            bad.append(
+                FieldViolation(
+                    f"assignments{map_key(name)}",
+                    f"a string value has at most {MAX_CATEGORICAL_VALUE_LENGTH} characters",
+                )
+            )
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             bad.append(FieldViolation(f"assignments{map_key(name)}", "a number or a string"))
         elif isinstance(value, float) and not math.isfinite(value):
