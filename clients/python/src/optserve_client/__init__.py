@@ -5,7 +5,8 @@ Two levels:
 - :class:`Connection`: the service's calls (experiments, suggestions,
   observations, best assignments) on plain objects.
 - SigOpt's AI module: :func:`create_experiment`, :func:`get_experiment`,
-  ``experiment.loop()``, ``experiment.create_run()``, using a default
+  ``experiment.loop()``, ``experiment.create_run()``, :func:`create_run`,
+  :func:`get_run`, :func:`get_runs` (training runs), using a default
   Connection built from ``OPTSERVE_TARGET`` / ``OPTSERVE_TOKEN``.
 
 Every failure is an :class:`ApiError`. Calls failing with ``UNAVAILABLE`` or
@@ -18,36 +19,56 @@ from optserve_client._retry import RetryPolicy
 from optserve_client.ai import (
     ExperimentContext,
     RunContext,
+    TrainingRunContext,
     create_experiment,
+    create_run,
     get_connection,
     get_experiment,
+    get_run,
+    get_runs,
     set_connection,
 )
 from optserve_client.connection import Connection
 from optserve_client.objects import (
     Assignments,
     BestAssignments,
+    BestRuns,
+    Checkpoint,
     Experiment,
     Observation,
     Page,
+    Project,
+    QueuedSuggestion,
+    RunValue,
     Suggestion,
+    TrainingRun,
 )
 
 __all__ = [
     "ApiError",
     "Assignments",
     "BestAssignments",
+    "BestRuns",
+    "Checkpoint",
     "Connection",
     "Experiment",
     "ExperimentContext",
     "FieldViolation",
     "Observation",
     "Page",
+    "Project",
+    "QueuedSuggestion",
     "RetryPolicy",
     "RunContext",
+    "RunValue",
     "Suggestion",
+    "TrainingRun",
+    "TrainingRunContext",
     "create_experiment",
+    "create_run",
     "get_connection",
     "get_experiment",
+    "get_run",
+    "get_runs",
     "set_connection",
 ]

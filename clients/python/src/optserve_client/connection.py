@@ -19,7 +19,17 @@ from optserve_client._errors import ApiError
 from optserve_client._proto.optserve.v1 import service_pb2 as pb
 from optserve_client._proto.optserve.v1 import service_pb2_grpc
 from optserve_client._retry import RetryPolicy, check_request_id, new_request_id
-from optserve_client.objects import BestAssignments, Experiment, Observation, Page, Suggestion
+from optserve_client.objects import (
+    BestAssignments,
+    Checkpoint,
+    Experiment,
+    Observation,
+    Page,
+    Project,
+    QueuedSuggestion,
+    Suggestion,
+    TrainingRun,
+)
 
 __all__ = ["DEFAULT_TARGET", "Connection"]
 
@@ -157,12 +167,15 @@ class Connection:
         request: Any,
         timeout: float | None = None,
         request_id: str | None = None,
+        *,
+        retry: bool = True,
     ) -> Any:
         """Calls ``method``, retrying as :attr:`retry` says.
 
         A request with a ``request_id`` field (every write) gets ``request_id``,
         or a fresh one, before the first attempt: every attempt sends the same
-        bytes.
+        bytes. ``retry=False``: one attempt, for a write the server cannot
+        recognise when repeated (it takes no request id and is not idempotent).
         """
         if "request_id" in type(request).DESCRIPTOR.fields_by_name:
             request.request_id = (
@@ -188,7 +201,11 @@ class Connection:
                 )
             except grpc.RpcError as exc:
                 error = ApiError.from_rpc_error(exc, attempts=attempt)
-                if error.code not in policy.retryable_codes or attempt >= policy.max_attempts:
+                if (
+                    not retry
+                    or error.code not in policy.retryable_codes
+                    or attempt >= policy.max_attempts
+                ):
                     raise error from exc
                 pause = policy.backoff(attempt - 1, self._rng)
                 if policy.deadline is not None:
@@ -291,9 +308,14 @@ class Connection:
         metadata: Mapping[str, Any] | None = None,
         *,
         lease_seconds: int | None = None,
+        assignments: Mapping[str, Any] | None = None,
         request_id: str | None = None,
     ) -> list[Suggestion]:
-        """Creates ``count`` open suggestions.
+        """Creates ``count`` open suggestions (queued ones are served first).
+
+        With ``assignments`` (and ``count`` 1) the suggestion is the caller's
+        own point (SigOpt's manual suggestion), checked as an observation's
+        assignments are.
 
         Each stays open for ``lease_seconds`` (default: the experiment's
         ``suggestion_lease_seconds``) unless observed or renewed with
@@ -306,6 +328,8 @@ class Connection:
         )
         if lease_seconds is not None:
             request.lease_seconds = int(lease_seconds)
+        for k, v in conv.assignments_to_proto(assignments or {}).items():
+            request.assignments[k].CopyFrom(v)
         response = self._call("CreateSuggestions", request, request_id=request_id)
         return [conv.suggestion_from_proto(s) for s in response.suggestions]
 
@@ -315,11 +339,17 @@ class Connection:
         metadata: Mapping[str, Any] | None = None,
         *,
         lease_seconds: int | None = None,
+        assignments: Mapping[str, Any] | None = None,
         request_id: str | None = None,
     ) -> Suggestion:
         """Creates one open suggestion (see :meth:`create_suggestions`)."""
         (suggestion,) = self.create_suggestions(
-            experiment_id, 1, metadata, lease_seconds=lease_seconds, request_id=request_id
+            experiment_id,
+            1,
+            metadata,
+            lease_seconds=lease_seconds,
+            assignments=assignments,
+            request_id=request_id,
         )
         return suggestion
 
@@ -368,6 +398,38 @@ class Connection:
         """Deletes an open (or expired) suggestion that will not be evaluated."""
         request = pb.DeleteSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
         self._call("DeleteSuggestion", request, request_id=request_id)
+
+    def update_suggestion(
+        self, experiment_id: str, suggestion_id: str, *, metadata: Mapping[str, Any] | None
+    ) -> Suggestion:
+        """Replaces a suggestion's metadata."""
+        suggestion = conv.suggestion_to_proto({"id": suggestion_id, "metadata": metadata or {}})
+        request = pb.UpdateSuggestionRequest(experiment_id=experiment_id, suggestion=suggestion)
+        return conv.suggestion_from_proto(self._call("UpdateSuggestion", request).suggestion)
+
+    # --- queued suggestions --------------------------------------------------
+
+    def create_queued_suggestion(
+        self, experiment_id: str, assignments: Mapping[str, Any]
+    ) -> QueuedSuggestion:
+        """Queues assignments (every parameter): the next suggestion (or run)
+        of the experiment serves them before the optimizer's points. Made once,
+        never retried: the RPC takes no request id."""
+        request = pb.CreateQueuedSuggestionRequest(experiment_id=experiment_id)
+        for k, v in conv.assignments_to_proto(assignments).items():
+            request.assignments[k].CopyFrom(v)
+        response = self._call("CreateQueuedSuggestion", request, retry=False)
+        return conv.queued_suggestion_from_proto(response.queued_suggestion)
+
+    def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
+        """The queue, oldest first."""
+        request = pb.ListQueuedSuggestionsRequest(experiment_id=experiment_id)
+        response = self._call("ListQueuedSuggestions", request)
+        return [conv.queued_suggestion_from_proto(q) for q in response.queued_suggestions]
+
+    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+        request = pb.DeleteQueuedSuggestionRequest(experiment_id=experiment_id, id=queued_id)
+        self._call("DeleteQueuedSuggestion", request)
 
     # --- observations --------------------------------------------------------
 
@@ -489,6 +551,141 @@ class Connection:
         return BestAssignments(
             [conv.observation_from_proto(o) for o in response.observations], response.explanation
         )
+
+    # --- projects ------------------------------------------------------------
+
+    def create_project(
+        self, project_id: str, name: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Project:
+        """Creates a project (``project_id``: 1 to 100 of ``[a-z0-9._-]``);
+        ALREADY_EXISTS when it exists. Made once, never retried: the RPC takes
+        no request id."""
+        project = conv.project_to_proto(dict(id=project_id, name=name, metadata=metadata))
+        response = self._call(
+            "CreateProject", pb.CreateProjectRequest(project=project), retry=False
+        )
+        return conv.project_from_proto(response.project)
+
+    def get_project(self, project_id: str) -> Project:
+        response = self._call("GetProject", pb.GetProjectRequest(id=project_id))
+        return conv.project_from_proto(response.project)
+
+    def list_projects(self) -> list[Project]:
+        """Every project the token reaches, by id."""
+        response = self._call("ListProjects", pb.ListProjectsRequest())
+        return [conv.project_from_proto(p) for p in response.projects]
+
+    def update_project(self, project_id: str, **fields: Any) -> Project:
+        """Changes ``name`` and/or ``metadata``."""
+        unknown = sorted(set(fields) - {"name", "metadata"})
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(unknown)}")
+        request = pb.UpdateProjectRequest(
+            project=conv.project_to_proto({"id": project_id, **fields}),
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+        )
+        return conv.project_from_proto(self._call("UpdateProject", request).project)
+
+    # --- training runs -------------------------------------------------------
+
+    def create_training_run(
+        self,
+        *,
+        project: str | None = None,
+        experiment_id: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TrainingRun:
+        """Creates an active run: of a runs-only experiment (it carries the
+        assignments of the suggestion made for it) or, without
+        ``experiment_id``, in ``project``. Made once, never retried: the RPC
+        takes no request id."""
+        request = pb.CreateTrainingRunRequest(
+            project=project or "",
+            experiment_id=experiment_id or "",
+            name=name or "",
+            metadata=conv.metadata_to_proto(metadata),
+        )
+        response = self._call("CreateTrainingRun", request, retry=False)
+        return conv.run_from_proto(response.training_run)
+
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        response = self._call("GetTrainingRun", pb.GetTrainingRunRequest(id=run_id))
+        return conv.run_from_proto(response.training_run)
+
+    def list_training_runs(
+        self,
+        *,
+        project: str | None = None,
+        experiment_id: str | None = None,
+        deleted: bool = False,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[TrainingRun]:
+        """One page of the runs of a project or an experiment, oldest first;
+        ``deleted=True`` lists the soft-deleted ones instead."""
+        request = pb.ListTrainingRunsRequest(
+            project=project or "",
+            experiment_id=experiment_id or "",
+            deleted=deleted,
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response = self._call("ListTrainingRuns", request)
+        return Page(
+            [conv.run_from_proto(r) for r in response.training_runs], response.next_page_token
+        )
+
+    def iter_training_runs(self, **filters: Any) -> Iterator[TrainingRun]:
+        """Every run (all pages); takes list_training_runs' filters."""
+        return _pages(self.list_training_runs, **filters)
+
+    def update_training_run(
+        self, run_id: str, *, merge: bool = False, **fields: Any
+    ) -> TrainingRun:
+        """Changes the given fields (name, state, deleted, assignments, values,
+        metadata, extras): replaced, or with ``merge=True`` merged recursively
+        into the stored maps (SigOpt's MERGE). ``values`` maps metric names to
+        numbers, :class:`RunValue` or ``dict(value, value_stddev)``. A run of an
+        experiment set to ``"completed"`` or ``"failed"`` reports its observation."""
+        unknown = sorted(set(fields) - set(conv.RUN_UPDATABLE))
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(unknown)}")
+        if not fields:
+            raise ValueError("name at least one field to update")
+        request = pb.UpdateTrainingRunRequest(
+            training_run=conv.run_patch_to_proto(run_id, fields),
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+            merge=merge,
+        )
+        return conv.run_from_proto(self._call("UpdateTrainingRun", request).training_run)
+
+    def delete_training_run(self, run_id: str) -> None:
+        """Soft-deletes a run (``update_training_run(id, deleted=False)`` restores it)."""
+        self._call("DeleteTrainingRun", pb.DeleteTrainingRunRequest(id=run_id))
+
+    def create_checkpoint(
+        self,
+        run_id: str,
+        values: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Checkpoint:
+        """Appends a checkpoint (at most 200 per run). Made once, never
+        retried: the RPC takes no request id."""
+        checkpoint = conv.run_pb.Checkpoint(metadata=conv.metadata_to_proto(metadata))
+        for name, value in values.items():
+            checkpoint.values[str(name)].CopyFrom(
+                conv.run_value_to_proto(value, f"values[{name!r}]")
+            )
+        request = pb.CreateCheckpointRequest(training_run_id=run_id, checkpoint=checkpoint)
+        response = self._call("CreateCheckpoint", request, retry=False)
+        return conv.checkpoint_from_proto(response.checkpoint)
+
+    def get_best_training_runs(self, experiment_id: str) -> list[TrainingRun]:
+        """The runs of the experiment's best assignments, in their order."""
+        request = pb.GetBestTrainingRunsRequest(experiment_id=experiment_id)
+        response = self._call("GetBestTrainingRuns", request)
+        return [conv.run_from_proto(r) for r in response.training_runs]
 
 
 def _pages(list_call: Any, *args: Any, **filters: Any) -> Iterator[Any]:

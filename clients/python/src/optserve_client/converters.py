@@ -21,10 +21,13 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from optserve_client._proto.optserve.v1 import experiment_pb2 as exp_pb
 from optserve_client._proto.optserve.v1 import observation_pb2 as obs_pb
+from optserve_client._proto.optserve.v1 import project_pb2 as prj_pb
+from optserve_client._proto.optserve.v1 import run_pb2 as run_pb
 from optserve_client._proto.optserve.v1 import suggestion_pb2 as sug_pb
 from optserve_client.objects import (
     Assignments,
     Bounds,
+    Checkpoint,
     Conditional,
     ConstraintTerm,
     Experiment,
@@ -34,7 +37,11 @@ from optserve_client.objects import (
     Observation,
     Parameter,
     Progress,
+    Project,
+    QueuedSuggestion,
+    RunValue,
     Suggestion,
+    TrainingRun,
 )
 
 # Enum strings <-> proto values. Unset (0) reads back as the documented default.
@@ -66,6 +73,11 @@ STRATEGIES = {
     "optimize": exp_pb.METRIC_STRATEGY_OPTIMIZE,
     "store": exp_pb.METRIC_STRATEGY_STORE,
     "constraint": exp_pb.METRIC_STRATEGY_CONSTRAINT,
+}
+RUN_STATES = {
+    "active": run_pb.RUN_STATE_ACTIVE,
+    "completed": run_pb.RUN_STATE_COMPLETED,
+    "failed": run_pb.RUN_STATE_FAILED,
 }
 SUGGESTION_STATES = {
     "open": sug_pb.SUGGESTION_STATE_OPEN,
@@ -202,7 +214,42 @@ _PARAMETER_KEYS = (
     "grid",
     "transformation",
     "conditions",
+    "prior",
+    "default_value",
 )
+
+
+def prior_to_proto(prior: Any, where: str = "prior") -> exp_pb.Prior:
+    """SigOpt's prior dict: ``dict(name="normal", mean, scale)`` or
+    ``dict(name="beta", shape_a, shape_b)``."""
+    data = _fields(prior, ("name", "mean", "scale", "shape_a", "shape_b"), where)
+    kind = str(_require(data, "name", where)).lower()
+    if kind == "normal":
+        _fields(data, ("name", "mean", "scale"), where)
+        return exp_pb.Prior(
+            normal=exp_pb.NormalPrior(
+                mean=float(_require(data, "mean", where)),
+                scale=float(_require(data, "scale", where)),
+            )
+        )
+    if kind == "beta":
+        _fields(data, ("name", "shape_a", "shape_b"), where)
+        return exp_pb.Prior(
+            beta=exp_pb.BetaPrior(
+                shape_a=float(_require(data, "shape_a", where)),
+                shape_b=float(_require(data, "shape_b", where)),
+            )
+        )
+    raise ValueError(f"{where}.name: {data['name']!r} is not one of 'normal', 'beta'")
+
+
+def prior_from_proto(msg: exp_pb.Prior) -> dict[str, Any] | None:
+    kind = msg.WhichOneof("kind")
+    if kind == "normal":
+        return dict(name="normal", mean=msg.normal.mean, scale=msg.normal.scale)
+    if kind == "beta":
+        return dict(name="beta", shape_a=msg.beta.shape_a, shape_b=msg.beta.shape_b)
+    return None
 
 
 def parameter_to_proto(parameter: Any, where: str = "parameter") -> exp_pb.Parameter:
@@ -229,6 +276,12 @@ def parameter_to_proto(parameter: Any, where: str = "parameter") -> exp_pb.Param
     for name, values in (data.get("conditions") or {}).items():
         values = [values] if isinstance(values, str) else list(values)
         msg.conditions[str(name)].values.extend(str(v) for v in values)
+    if data.get("prior") is not None:
+        msg.prior.CopyFrom(prior_to_proto(data["prior"], f"{where}.prior"))
+    if data.get("default_value") is not None:
+        msg.default_value.CopyFrom(
+            assignment_value_to_proto(data["default_value"], f"{where}.default_value")
+        )
     return msg
 
 
@@ -245,6 +298,12 @@ def parameter_from_proto(msg: exp_pb.Parameter) -> Parameter:
         grid=grid,
         transformation=_enum_from_proto(msg.transformation, TRANSFORMATIONS, None),
         conditions={k: list(msg.conditions[k].values) for k in sorted(msg.conditions)},
+        prior=prior_from_proto(msg.prior) if msg.HasField("prior") else None,
+        default_value=(
+            assignment_value_from_proto(msg.default_value)
+            if msg.HasField("default_value")
+            else None
+        ),
     )
 
 
@@ -446,6 +505,12 @@ def progress_to_proto(progress: Any, where: str = "progress") -> exp_pb.Progress
             "failed_observation_count",
             "open_suggestion_count",
             "best_observation",
+            "observation_budget_consumed",
+            "first_observation",
+            "last_observation",
+            "total_run_count",
+            "finished_run_count",
+            "active_run_count",
         ),
         where,
     )
@@ -454,8 +519,16 @@ def progress_to_proto(progress: Any, where: str = "progress") -> exp_pb.Progress
         failed_observation_count=int(data.get("failed_observation_count") or 0),
         open_suggestion_count=int(data.get("open_suggestion_count") or 0),
     )
-    if data.get("best_observation") is not None:
-        msg.best_observation.CopyFrom(observation_to_proto(data["best_observation"]))
+    for key in (
+        "observation_budget_consumed",
+        "total_run_count",
+        "finished_run_count",
+        "active_run_count",
+    ):
+        setattr(msg, key, int(data.get(key) or 0))
+    for key in ("best_observation", "first_observation", "last_observation"):
+        if data.get(key) is not None:
+            getattr(msg, key).CopyFrom(observation_to_proto(data[key]))
     return msg
 
 
@@ -469,6 +542,20 @@ def progress_from_proto(msg: exp_pb.Progress) -> Progress:
             if msg.HasField("best_observation")
             else None
         ),
+        observation_budget_consumed=msg.observation_budget_consumed,
+        first_observation=(
+            observation_from_proto(msg.first_observation)
+            if msg.HasField("first_observation")
+            else None
+        ),
+        last_observation=(
+            observation_from_proto(msg.last_observation)
+            if msg.HasField("last_observation")
+            else None
+        ),
+        total_run_count=msg.total_run_count,
+        finished_run_count=msg.finished_run_count,
+        active_run_count=msg.active_run_count,
     )
 
 
@@ -492,6 +579,7 @@ EXPERIMENT_KEYS = (
     "progress",
     "seed",
     "suggestion_lease_seconds",
+    "runs_only",
 )
 
 
@@ -511,6 +599,7 @@ def experiment_to_proto(experiment: Any, where: str = "experiment") -> exp_pb.Ex
         parallel_bandwidth=int(data.get("parallel_bandwidth") or 0),
         num_solutions=int(data.get("num_solutions") or 0),
         state=_enum_to_proto(data.get("state"), EXPERIMENT_STATES, f"{where}.state"),
+        runs_only=bool(data.get("runs_only")),
     )
     msg.parameters.extend(
         parameter_to_proto(p, f"{where}.parameters[{i}]")
@@ -566,4 +655,113 @@ def experiment_from_proto(msg: exp_pb.Experiment) -> Experiment:
         suggestion_lease_seconds=(
             msg.suggestion_lease_seconds if msg.HasField("suggestion_lease_seconds") else None
         ),
+        runs_only=msg.runs_only,
+    )
+
+
+# --- queued suggestions, projects, training runs -----------------------------
+
+
+def _time(msg: Any, key: str) -> datetime | None:
+    return timestamp_from_proto(getattr(msg, key)) if msg.HasField(key) else None
+
+
+def queued_suggestion_from_proto(msg: sug_pb.QueuedSuggestion) -> QueuedSuggestion:
+    return QueuedSuggestion(
+        id=msg.id,
+        experiment_id=msg.experiment_id,
+        assignments=assignments_from_proto(msg.assignments),
+        create_time=_time(msg, "create_time"),
+    )
+
+
+def project_to_proto(project: Any, where: str = "project") -> prj_pb.Project:
+    """A project dict: id, name, metadata."""
+    data = _fields(project, ("id", "name", "metadata", "create_time", "update_time"), where)
+    msg = prj_pb.Project(id=str(data.get("id") or ""), name=str(data.get("name") or ""))
+    metadata = metadata_to_proto(data.get("metadata"))
+    if metadata is not None:
+        msg.metadata.CopyFrom(metadata)
+    return msg
+
+
+def project_from_proto(msg: prj_pb.Project) -> Project:
+    return Project(
+        id=msg.id,
+        name=msg.name,
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        create_time=_time(msg, "create_time"),
+        update_time=_time(msg, "update_time"),
+    )
+
+
+def run_value_to_proto(value: Any, where: str = "value") -> run_pb.RunValue:
+    """A number, a :class:`RunValue`, or a dict(value, value_stddev)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return run_pb.RunValue(value=float(value))
+    data = _fields(value, ("value", "value_stddev"), where)
+    msg = run_pb.RunValue(value=float(_require(data, "value", where)))
+    if data.get("value_stddev") is not None:
+        msg.value_stddev = float(data["value_stddev"])
+    return msg
+
+
+def run_value_from_proto(msg: run_pb.RunValue) -> RunValue:
+    return RunValue(
+        value=msg.value,
+        value_stddev=msg.value_stddev if msg.HasField("value_stddev") else None,
+    )
+
+
+def checkpoint_from_proto(msg: run_pb.Checkpoint) -> Checkpoint:
+    return Checkpoint(
+        id=msg.id,
+        values={k: run_value_from_proto(msg.values[k]) for k in sorted(msg.values)},
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        create_time=_time(msg, "create_time"),
+    )
+
+
+# TrainingRun fields UpdateTrainingRun may change.
+RUN_UPDATABLE = ("name", "state", "deleted", "assignments", "values", "metadata", "extras")
+
+
+def run_patch_to_proto(run_id: str, fields: Mapping[str, Any]) -> run_pb.TrainingRun:
+    """The fields of an update (``RUN_UPDATABLE``) on a TrainingRun message."""
+    msg = run_pb.TrainingRun(id=run_id)
+    if "name" in fields:
+        msg.name = str(fields["name"] or "")
+    if "state" in fields:
+        msg.state = _enum_to_proto(fields["state"], RUN_STATES, "state")
+    if "deleted" in fields:
+        msg.deleted = bool(fields["deleted"])
+    for k, v in assignments_to_proto(fields.get("assignments") or {}).items():
+        msg.assignments[k].CopyFrom(v)
+    for name, value in (fields.get("values") or {}).items():
+        msg.values[str(name)].CopyFrom(run_value_to_proto(value, f"values[{name!r}]"))
+    for key in ("metadata", "extras"):
+        struct = metadata_to_proto(fields.get(key))
+        if struct is not None:
+            getattr(msg, key).CopyFrom(struct)
+    return msg
+
+
+def run_from_proto(msg: run_pb.TrainingRun) -> TrainingRun:
+    return TrainingRun(
+        id=msg.id,
+        project=msg.project,
+        name=msg.name,
+        experiment_id=msg.experiment_id or None,
+        suggestion_id=msg.suggestion_id or None,
+        observation_id=msg.observation_id or None,
+        state=_enum_from_proto(msg.state, RUN_STATES, "active") or "active",
+        assignments=assignments_from_proto(msg.assignments),
+        values={k: run_value_from_proto(msg.values[k]) for k in sorted(msg.values)},
+        metadata=metadata_from_proto(msg.metadata) if msg.HasField("metadata") else None,
+        extras=metadata_from_proto(msg.extras) if msg.HasField("extras") else None,
+        deleted=msg.deleted,
+        checkpoints=[checkpoint_from_proto(c) for c in msg.checkpoints],
+        create_time=_time(msg, "create_time"),
+        update_time=_time(msg, "update_time"),
+        complete_time=_time(msg, "complete_time"),
     )

@@ -4,7 +4,9 @@ Enumerations are lower-case strings, as in SigOpt's API: parameter types
 ``"double"``, ``"int"``, ``"categorical"``; experiment types ``"offline"``,
 ``"random"``, ``"grid"``; objectives ``"maximize"``, ``"minimize"``; strategies
 ``"optimize"``, ``"store"``, ``"constraint"``; experiment states ``"active"``,
-``"archived"``; suggestion states ``"open"``, ``"closed"``, ``"expired"``. Metadata is a plain
+``"archived"``, ``"deleted"`` (soft-deleted: readable, accepts no new
+data); training run states ``"active"``, ``"completed"``, ``"failed"``;
+suggestion states ``"open"``, ``"closed"``, ``"expired"``. Metadata is a plain
 dict (a google.protobuf.Struct on the wire, so numbers come back as floats).
 """
 
@@ -18,7 +20,9 @@ from typing import Any, Generic, TypeVar
 __all__ = [
     "Assignments",
     "BestAssignments",
+    "BestRuns",
     "Bounds",
+    "Checkpoint",
     "Conditional",
     "ConstraintTerm",
     "Experiment",
@@ -29,7 +33,11 @@ __all__ = [
     "Page",
     "Parameter",
     "Progress",
+    "Project",
+    "QueuedSuggestion",
+    "RunValue",
     "Suggestion",
+    "TrainingRun",
 ]
 
 T = TypeVar("T")
@@ -78,6 +86,10 @@ class Parameter(_Base):
         conditions: Conditional name -> values activating the parameter
             (empty: always active).
         transformation: ``"log"``, ``"none"`` or None (unset, i.e. linear).
+        prior: SigOpt's prior dict, double parameters only:
+            ``dict(name="normal", mean=..., scale=...)`` or
+            ``dict(name="beta", shape_a=..., shape_b=...)``; None when unset.
+        default_value: A valid value of the parameter, None when unset.
     """
 
     name: str
@@ -87,6 +99,8 @@ class Parameter(_Base):
     grid: list[float] = field(default_factory=list)
     transformation: str | None = None
     conditions: dict[str, list[str]] = field(default_factory=dict)
+    prior: dict[str, Any] | None = None
+    default_value: Value | None = None
 
 
 @dataclass
@@ -187,6 +201,12 @@ class Progress(_Base):
     failed_observation_count: int = 0
     open_suggestion_count: int = 0
     best_observation: Observation | None = None
+    observation_budget_consumed: int = 0
+    first_observation: Observation | None = None
+    last_observation: Observation | None = None
+    total_run_count: int = 0
+    finished_run_count: int = 0
+    active_run_count: int = 0
 
 
 @dataclass
@@ -216,11 +236,103 @@ class Experiment(_Base):
     progress: Progress = field(default_factory=Progress)
     seed: int | None = None
     suggestion_lease_seconds: int | None = None
+    runs_only: bool = False
 
     @property
     def budget(self) -> int | None:
         """Alias of ``observation_budget``."""
         return self.observation_budget
+
+
+@dataclass
+class QueuedSuggestion(_Base):
+    """Assignments waiting to be served as the experiment's next suggestion."""
+
+    id: str = ""
+    experiment_id: str = ""
+    assignments: Assignments = field(default_factory=Assignments)
+    create_time: datetime | None = None
+
+
+@dataclass
+class Project(_Base):
+    """A named group of experiments and training runs (``id``: ``[a-z0-9._-]``)."""
+
+    id: str = ""
+    name: str = ""
+    metadata: dict[str, Any] | None = None
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+@dataclass
+class RunValue(_Base):
+    """A metric value logged on a training run or checkpoint."""
+
+    value: float
+    value_stddev: float | None = None
+
+
+@dataclass
+class Checkpoint(_Base):
+    """Values logged during a training run; ``id`` counts from ``"1"``."""
+
+    id: str = ""
+    values: dict[str, RunValue] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+    create_time: datetime | None = None
+
+
+@dataclass
+class TrainingRun(_Base):
+    """One evaluation as the server stores it (SigOpt's training run).
+
+    A run of a runs-only experiment carries the assignments of the suggestion
+    made for it; once it ends (``state`` ``"completed"`` or ``"failed"``) the
+    server reports its observation (``observation_id``).
+
+    Attributes:
+        values: Metric name -> logged value.
+        extras: Logged documents (logs, datasets, model, source_code,
+            sys_metadata, dev_metadata, tags).
+        deleted: Soft-deleted (archived); still readable.
+    """
+
+    id: str = ""
+    project: str = ""
+    name: str = ""
+    experiment_id: str | None = None
+    suggestion_id: str | None = None
+    observation_id: str | None = None
+    state: str = "active"
+    assignments: Assignments = field(default_factory=Assignments)
+    values: dict[str, RunValue] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+    extras: dict[str, Any] | None = None
+    deleted: bool = False
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    complete_time: datetime | None = None
+
+    @property
+    def params(self) -> Assignments:
+        """Alias of ``assignments`` (the AI module's name)."""
+        return self.assignments
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    @property
+    def value(self) -> float | None:
+        """The value of the only metric logged, None when not exactly one."""
+        return next(iter(self.values.values())).value if len(self.values) == 1 else None
+
+    def metric(self, name: str) -> float | None:
+        """The logged value of metric ``name``, None when absent."""
+        logged = self.values.get(name)
+        return None if logged is None else logged.value
 
 
 @dataclass
@@ -265,3 +377,26 @@ class BestAssignments(_Base):
     def assignments(self) -> list[Assignments]:
         """The assignments of ``data``, in the same order."""
         return [o.assignments for o in self.data]
+
+
+@dataclass
+class BestRuns(_Base):
+    """The training runs of an experiment's best assignments (``data``), or
+    why there are none (``explanation``); list-like, as :class:`BestAssignments`."""
+
+    data: list[TrainingRun]
+    explanation: str = ""
+
+    def __iter__(self) -> Iterator[TrainingRun]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> TrainingRun:
+        return self.data[index]
+
+    @property
+    def assignments(self) -> list[Assignments]:
+        """The assignments of ``data``, in the same order."""
+        return [r.assignments for r in self.data]
