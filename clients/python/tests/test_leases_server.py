@@ -110,3 +110,29 @@ def test_a_request_id_replays_and_refuses_other_requests(conn: Connection) -> No
     )
     assert replay.id == observed.id
     assert conn.get_experiment(eid).progress.observation_count == 1
+
+
+def test_the_heartbeat_keeps_a_training_run_open(conn: Connection) -> None:
+    experiment = sigopt.create_experiment(
+        name="long training runs",
+        type="random",
+        parameters=X,
+        metrics=[dict(name="m")],
+        budget=1,
+        runs_only=True,
+    )
+    for run in experiment.loop(lease_seconds=2):
+        with run:
+            assert run.suggestion is not None and run.suggestion.lease_seconds == 2
+            first_expiry = run.suggestion.expire_time
+            assert first_expiry is not None
+            past = first_expiry + timedelta(seconds=1)
+            _eventually(lambda past=past: datetime.now(UTC) > past)
+            sid = run.data.suggestion_id
+            assert sid is not None
+            now = conn.get_suggestion(experiment.id, sid)
+            assert now.state == "open"
+            assert now.expire_time is not None and now.expire_time > first_expiry
+            run.log_metric("m", 1.0)
+    assert run.observation is not None and not run.observation.failed
+    assert conn.get_suggestion(experiment.id, sid).state == "closed"

@@ -18,6 +18,8 @@ from optserve_client import ApiError, Connection, RetryPolicy
 from optserve_client._proto.optserve.v1 import (
     experiment_pb2,
     observation_pb2,
+    project_pb2,
+    run_pb2,
     service_pb2,
     service_pb2_grpc,
     suggestion_pb2,
@@ -38,6 +40,8 @@ _SUGGESTION = suggestion_pb2.Suggestion(
 )
 _OBSERVATION = observation_pb2.Observation(id="21", experiment_id="7", suggestion_id="11")
 _EXPERIMENT = experiment_pb2.Experiment(id="7", name="fake")
+_PROJECT = project_pb2.Project(id="p")
+_RUN = run_pb2.TrainingRun(id="31", project="p")
 
 RESPONSES: dict[str, Callable[[], Any]] = {
     "CreateExperiment": lambda: service_pb2.CreateExperimentResponse(experiment=_EXPERIMENT),
@@ -54,6 +58,15 @@ RESPONSES: dict[str, Callable[[], Any]] = {
     "UpdateObservation": lambda: service_pb2.UpdateObservationResponse(observation=_OBSERVATION),
     "DeleteObservation": service_pb2.DeleteObservationResponse,
     "BatchCreateObservations": service_pb2.BatchCreateObservationsResponse,
+    "UpdateSuggestion": lambda: service_pb2.UpdateSuggestionResponse(suggestion=_SUGGESTION),
+    "CreateQueuedSuggestion": service_pb2.CreateQueuedSuggestionResponse,
+    "DeleteQueuedSuggestion": service_pb2.DeleteQueuedSuggestionResponse,
+    "CreateProject": lambda: service_pb2.CreateProjectResponse(project=_PROJECT),
+    "UpdateProject": lambda: service_pb2.UpdateProjectResponse(project=_PROJECT),
+    "CreateTrainingRun": lambda: service_pb2.CreateTrainingRunResponse(training_run=_RUN),
+    "UpdateTrainingRun": lambda: service_pb2.UpdateTrainingRunResponse(training_run=_RUN),
+    "DeleteTrainingRun": service_pb2.DeleteTrainingRunResponse,
+    "CreateCheckpoint": service_pb2.CreateCheckpointResponse,
 }
 
 
@@ -174,6 +187,49 @@ def test_every_write_rpc_has_a_request_id_and_is_covered() -> None:
     methods = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].methods
     with_ids = {m.name for m in methods if "request_id" in m.input_type.fields_by_name}
     assert with_ids == set(WRITES)
+
+
+# Writes whose RPC takes no request id: retried when repeating them changes
+# nothing (updates, soft deletes), made once when it would (creates).
+IDEMPOTENT: dict[str, Callable[[Connection], Any]] = {
+    "UpdateSuggestion": lambda c: c.update_suggestion("7", "11", metadata={"a": 1}),
+    "DeleteQueuedSuggestion": lambda c: c.delete_queued_suggestion("7", "41"),
+    "UpdateProject": lambda c: c.update_project("p", name="P"),
+    "UpdateTrainingRun": lambda c: c.update_training_run("31", merge=True, values={"m": 1}),
+    "DeleteTrainingRun": lambda c: c.delete_training_run("31"),
+}
+ONCE: dict[str, Callable[[Connection], Any]] = {
+    "CreateQueuedSuggestion": lambda c: c.create_queued_suggestion("7", {"x": 0.5}),
+    "CreateProject": lambda c: c.create_project("p"),
+    "CreateTrainingRun": lambda c: c.create_training_run(project="p"),
+    "CreateCheckpoint": lambda c: c.create_checkpoint("31", {"m": 1.0}),
+}
+
+
+@pytest.mark.parametrize("method", sorted(IDEMPOTENT))
+def test_idempotent_writes_without_request_ids_are_retried(fake, method: str) -> None:
+    conn, service = fake
+    service.reset(grpc.StatusCode.UNAVAILABLE)
+    IDEMPOTENT[method](conn)
+    assert len(service.calls(method)) == 2
+
+
+@pytest.mark.parametrize("method", sorted(ONCE))
+def test_creates_without_request_ids_are_made_once(fake, method: str) -> None:
+    conn, service = fake
+    service.reset(grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(ApiError) as info:
+        ONCE[method](conn)
+    assert info.value.code is grpc.StatusCode.UNAVAILABLE and info.value.attempts == 1
+    assert len(service.calls(method)) == 1
+
+
+def test_every_write_rpc_is_covered() -> None:
+    # A new write in the API without a case above fails here.
+    methods = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].methods
+    reads = {m.name for m in methods if m.name.startswith(("Get", "List"))}
+    writes = {m.name for m in methods} - reads - {"RenewSuggestionLease"}
+    assert writes == set(WRITES) | set(IDEMPOTENT) | set(ONCE)
 
 
 def test_reads_are_retried(fake) -> None:
