@@ -284,7 +284,7 @@ def test_soft_delete_archive_and_unarchive(conn: Connection) -> None:
     experiment = sigopt.create_experiment(
         name="soft", parameters=[X], metrics=[dict(name="m")], runs_only=True, budget=3
     )
-    assert experiment.delete().state == "deleted"
+    assert experiment.delete().state == "deleted" and experiment.is_finished()
     assert sigopt.get_experiment(experiment.id).state == "deleted"  # still readable
     assert experiment.id in {e.id for e in conn.iter_experiments(state="deleted")}
     with pytest.raises(ApiError) as info:

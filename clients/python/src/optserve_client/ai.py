@@ -255,10 +255,10 @@ class ExperimentContext:
 
     def is_finished(self) -> bool:
         """Whether the budget is used up (observations, failed ones included,
-        >= budget) or the experiment is archived; refreshes first. Without a
+        >= budget) or the experiment is archived or deleted; refreshes first. Without a
         budget an active experiment is never finished."""
         self.refresh()
-        if self._data.state == "archived":
+        if self._data.state in ("archived", "deleted"):
             return True
         budget = self._data.observation_budget
         return budget is not None and self._data.progress.observation_count >= budget
