@@ -114,6 +114,16 @@ public final class Experiments {
       return this;
     }
 
+    /**
+     * Driven by training runs only (SigOpt's AI experiment): suggestions and observations are made
+     * through {@link OptserveClient#createExperimentRun} and the runs' ends, and the budget counts
+     * runs. Fixed at create.
+     */
+    public Builder runsOnly(boolean runsOnly) {
+      proto.setRunsOnly(runsOnly);
+      return this;
+    }
+
     /** Escape hatch for fields without a shortcut (conditionals, metadata). */
     public Experiment.Builder proto() {
       return proto;

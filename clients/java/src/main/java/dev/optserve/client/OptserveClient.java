@@ -1,7 +1,34 @@
 package dev.optserve.client;
 
 import com.google.protobuf.FieldMask;
+import com.google.protobuf.Struct;
+import dev.optserve.v1.AssignmentValue;
+import dev.optserve.v1.BatchCreateObservationsRequest;
+import dev.optserve.v1.Checkpoint;
+import dev.optserve.v1.CreateCheckpointRequest;
 import dev.optserve.v1.CreateExperimentRequest;
+import dev.optserve.v1.CreateProjectRequest;
+import dev.optserve.v1.CreateQueuedSuggestionRequest;
+import dev.optserve.v1.CreateTrainingRunRequest;
+import dev.optserve.v1.DeleteQueuedSuggestionRequest;
+import dev.optserve.v1.DeleteTrainingRunRequest;
+import dev.optserve.v1.GetBestTrainingRunsRequest;
+import dev.optserve.v1.GetProjectRequest;
+import dev.optserve.v1.GetTrainingRunRequest;
+import dev.optserve.v1.ListExperimentsRequest;
+import dev.optserve.v1.ListExperimentsResponse;
+import dev.optserve.v1.ListProjectsRequest;
+import dev.optserve.v1.ListQueuedSuggestionsRequest;
+import dev.optserve.v1.ListTrainingRunsRequest;
+import dev.optserve.v1.ListTrainingRunsResponse;
+import dev.optserve.v1.Project;
+import dev.optserve.v1.QueuedSuggestion;
+import dev.optserve.v1.RunState;
+import dev.optserve.v1.RunValue;
+import dev.optserve.v1.TrainingRun;
+import dev.optserve.v1.UpdateProjectRequest;
+import dev.optserve.v1.UpdateSuggestionRequest;
+import dev.optserve.v1.UpdateTrainingRunRequest;
 import dev.optserve.v1.CreateObservationRequest;
 import dev.optserve.v1.CreateSuggestionsRequest;
 import dev.optserve.v1.Experiment;
@@ -34,6 +61,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
@@ -68,10 +96,13 @@ import java.util.logging.Logger;
  * <p><b>Retries.</b> A call failing with {@code UNAVAILABLE} or {@code DEADLINE_EXCEEDED} is
  * retried with exponential backoff and full jitter ({@link RetryPolicy}: by default 5 attempts,
  * pauses of up to 0.1 s doubling to at most 5 s; {@link Builder#retryPolicy}); every other code is
- * thrown at once. Each write (creating an experiment, suggestions or an observation, archiving)
- * carries a request id, a fresh UUID for each call and the same on all of its attempts, so that a
- * retry of a write the server already applied returns the first response instead of applying it
- * again.
+ * thrown at once. Each write whose RPC takes one (experiments, suggestions, observations and
+ * their batches, state changes) carries a request id, a fresh UUID for each call and the same on
+ * all of its attempts, so that a retry of a write the server already applied returns the first
+ * response instead of applying it again. The RPCs of projects, training runs, checkpoints, queued
+ * suggestions and suggestion metadata take no request id: those that change nothing when repeated
+ * (updates, soft deletes) are retried alike; creating a project, run, checkpoint or queued
+ * suggestion is attempted once, since a retry could make a second one.
  *
  * <p><b>TLS.</b> Plaintext unless {@link Builder#tls}, a CA ({@link Builder#tlsCa}) or a client
  * certificate ({@link Builder#tlsClientCertificate}, for servers that verify clients) is given,
@@ -500,16 +531,330 @@ public final class OptserveClient implements AutoCloseable {
 
   /** Makes the experiment read-only: no new suggestions or observations. */
   public Experiment archive(String experimentId) {
+    return setState(experimentId, ExperimentState.EXPERIMENT_STATE_ARCHIVED);
+  }
+
+  /** Makes an archived or soft-deleted experiment active again. */
+  public Experiment unarchive(String experimentId) {
+    return setState(experimentId, ExperimentState.EXPERIMENT_STATE_ACTIVE);
+  }
+
+  /**
+   * Soft-deletes the experiment (SigOpt's DELETE): still readable and listed with {@code
+   * EXPERIMENT_STATE_DELETED}, accepts no new data; {@link #unarchive} restores it.
+   */
+  public Experiment softDelete(String experimentId) {
+    return setState(experimentId, ExperimentState.EXPERIMENT_STATE_DELETED);
+  }
+
+  private Experiment setState(String experimentId, ExperimentState state) {
     UpdateExperimentRequest request =
         UpdateExperimentRequest.newBuilder()
-            .setExperiment(
-                Experiment.newBuilder()
-                    .setId(experimentId)
-                    .setState(ExperimentState.EXPERIMENT_STATE_ARCHIVED))
+            .setExperiment(Experiment.newBuilder().setId(experimentId).setState(state))
             .setUpdateMask(FieldMask.newBuilder().addPaths("state"))
             .setRequestId(newRequestId())
             .build();
     return call(s -> s.updateExperiment(request).getExperiment());
+  }
+
+  /** Every experiment in {@code state} (every state when UNSPECIFIED), newest first; all pages. */
+  public List<Experiment> listExperiments(ExperimentState state) {
+    List<Experiment> out = new ArrayList<>();
+    String token = "";
+    do {
+      ListExperimentsRequest request =
+          ListExperimentsRequest.newBuilder()
+              .setState(state)
+              .setPageSize(1000)
+              .setPageToken(token)
+              .build();
+      ListExperimentsResponse page = call(s -> s.listExperiments(request));
+      out.addAll(page.getExperimentsList());
+      token = page.getNextPageToken();
+    } while (!token.isEmpty());
+    return out;
+  }
+
+  // ------------------------------------------------------------ manual and queued suggestions
+
+  /**
+   * A suggestion of your own assignments (SigOpt's manual suggestion), checked as an observation's
+   * assignments are.
+   */
+  public Suggestion createSuggestion(String experimentId, Map<String, AssignmentValue> assignments) {
+    CreateSuggestionsRequest request =
+        CreateSuggestionsRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .setCount(1)
+            .putAllAssignments(assignments)
+            .setRequestId(newRequestId())
+            .build();
+    return call(s -> s.createSuggestions(request).getSuggestions(0));
+  }
+
+  /** Replaces a suggestion's metadata. */
+  public Suggestion updateSuggestionMetadata(
+      String experimentId, String suggestionId, Struct metadata) {
+    UpdateSuggestionRequest request =
+        UpdateSuggestionRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .setSuggestion(Suggestion.newBuilder().setId(suggestionId).setMetadata(metadata))
+            .build();
+    return call(s -> s.updateSuggestion(request).getSuggestion());
+  }
+
+  /**
+   * Queues assignments (every parameter): the experiment's next suggestion or run serves them before
+   * the optimizer's points (at most 1,000 wait). Attempted once.
+   */
+  public QueuedSuggestion createQueuedSuggestion(
+      String experimentId, Map<String, AssignmentValue> assignments) {
+    CreateQueuedSuggestionRequest request =
+        CreateQueuedSuggestionRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .putAllAssignments(assignments)
+            .build();
+    return callOnce(s -> s.createQueuedSuggestion(request).getQueuedSuggestion());
+  }
+
+  /** The queue, oldest first. */
+  public List<QueuedSuggestion> listQueuedSuggestions(String experimentId) {
+    ListQueuedSuggestionsRequest request =
+        ListQueuedSuggestionsRequest.newBuilder().setExperimentId(experimentId).build();
+    return call(s -> s.listQueuedSuggestions(request).getQueuedSuggestionsList());
+  }
+
+  public void deleteQueuedSuggestion(String experimentId, String queuedSuggestionId) {
+    DeleteQueuedSuggestionRequest request =
+        DeleteQueuedSuggestionRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .setId(queuedSuggestionId)
+            .build();
+    call(s -> s.deleteQueuedSuggestion(request));
+  }
+
+  // ------------------------------------------------------------ batches
+
+  /** Reports up to 2,500 observations at once: all are stored, in order, or none. */
+  public List<Observation> createObservations(String experimentId, List<Observation> observations) {
+    return createObservations(experimentId, observations, newRequestId());
+  }
+
+  /** {@link #createObservations(String, List)} with a request id of your choosing. */
+  public List<Observation> createObservations(
+      String experimentId, List<Observation> observations, String requestId) {
+    BatchCreateObservationsRequest request =
+        BatchCreateObservationsRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .addAllObservations(observations)
+            .setRequestId(requestId)
+            .build();
+    return call(s -> s.batchCreateObservations(request).getObservationsList());
+  }
+
+  // ------------------------------------------------------------ projects
+
+  /**
+   * Creates a project ({@code id}: 1 to 100 of {@code [a-z0-9._-]}; {@code ALREADY_EXISTS} when it
+   * exists). Attempted once.
+   */
+  public Project createProject(String id, String name) {
+    CreateProjectRequest request =
+        CreateProjectRequest.newBuilder()
+            .setProject(Project.newBuilder().setId(id).setName(name == null ? "" : name))
+            .build();
+    return callOnce(s -> s.createProject(request).getProject());
+  }
+
+  public Project getProject(String id) {
+    GetProjectRequest request = GetProjectRequest.newBuilder().setId(id).build();
+    return call(s -> s.getProject(request).getProject());
+  }
+
+  /** Every project the token reaches, by id. */
+  public List<Project> listProjects() {
+    return call(s -> s.listProjects(ListProjectsRequest.getDefaultInstance()).getProjectsList());
+  }
+
+  /** Changes the named fields ({@code "name"}, {@code "metadata"}) of {@code project}. */
+  public Project updateProject(Project project, String... paths) {
+    UpdateProjectRequest request =
+        UpdateProjectRequest.newBuilder()
+            .setProject(project)
+            .setUpdateMask(FieldMask.newBuilder().addAllPaths(List.of(paths)))
+            .build();
+    return call(s -> s.updateProject(request).getProject());
+  }
+
+  // ------------------------------------------------------------ training runs
+
+  /** A new active run in a project, without experiment. Attempted once. */
+  public TrainingRun createProjectRun(String project, String name) {
+    return createTrainingRun(
+        CreateTrainingRunRequest.newBuilder().setProject(project).setName(name).build());
+  }
+
+  /**
+   * A new active run of a runs-only experiment, carrying the assignments of the suggestion made for
+   * it (queued ones first). Attempted once.
+   */
+  public TrainingRun createExperimentRun(String experimentId, String name) {
+    return createTrainingRun(
+        CreateTrainingRunRequest.newBuilder().setExperimentId(experimentId).setName(name).build());
+  }
+
+  /** Any CreateTrainingRun request (metadata included). Attempted once. */
+  public TrainingRun createTrainingRun(CreateTrainingRunRequest request) {
+    return callOnce(s -> s.createTrainingRun(request).getTrainingRun());
+  }
+
+  public TrainingRun getTrainingRun(String runId) {
+    GetTrainingRunRequest request = GetTrainingRunRequest.newBuilder().setId(runId).build();
+    return call(s -> s.getTrainingRun(request).getTrainingRun());
+  }
+
+  /** One page of runs (of a project, or of an experiment), oldest first. */
+  public ListTrainingRunsResponse listTrainingRuns(ListTrainingRunsRequest request) {
+    return call(s -> s.listTrainingRuns(request));
+  }
+
+  /** Every live run of a project, oldest first; all pages. */
+  public List<TrainingRun> projectRuns(String project) {
+    return allRuns(ListTrainingRunsRequest.newBuilder().setProject(project));
+  }
+
+  /** Every soft-deleted run of a project, oldest first; all pages. */
+  public List<TrainingRun> deletedProjectRuns(String project) {
+    return allRuns(ListTrainingRunsRequest.newBuilder().setProject(project).setDeleted(true));
+  }
+
+  /** Every live run of an experiment, oldest first; all pages. */
+  public List<TrainingRun> experimentRuns(String experimentId) {
+    return allRuns(ListTrainingRunsRequest.newBuilder().setExperimentId(experimentId));
+  }
+
+  private List<TrainingRun> allRuns(ListTrainingRunsRequest.Builder request) {
+    List<TrainingRun> out = new ArrayList<>();
+    String token = "";
+    do {
+      ListTrainingRunsResponse page =
+          listTrainingRuns(request.setPageSize(1000).setPageToken(token).build());
+      out.addAll(page.getTrainingRunsList());
+      token = page.getNextPageToken();
+    } while (!token.isEmpty());
+    return out;
+  }
+
+  /**
+   * Applies {@link Runs#update} changes: the named maps replaced, or with {@code merge} merged
+   * recursively into the stored ones (SigOpt's MERGE). A run of an experiment that ends (completed
+   * or failed) reports its observation. Retried: the same change again changes nothing.
+   */
+  public TrainingRun updateTrainingRun(Runs.Change change, boolean merge) {
+    UpdateTrainingRunRequest request =
+        UpdateTrainingRunRequest.newBuilder()
+            .setTrainingRun(change.run())
+            .setUpdateMask(FieldMask.newBuilder().addAllPaths(change.paths()))
+            .setMerge(merge)
+            .build();
+    return call(s -> s.updateTrainingRun(request).getTrainingRun());
+  }
+
+  /** Logs one metric value on a run (merged). */
+  public TrainingRun logMetric(String runId, String metric, double value) {
+    return updateTrainingRun(Runs.update(runId).metric(metric, value).build(), true);
+  }
+
+  /** Ends a run as completed (failed when {@code failed}); see {@link #updateTrainingRun}. */
+  public TrainingRun endRun(String runId, boolean failed) {
+    RunState state = failed ? RunState.RUN_STATE_FAILED : RunState.RUN_STATE_COMPLETED;
+    return updateTrainingRun(Runs.update(runId).state(state).build(), true);
+  }
+
+  /** Soft-deletes a run: still readable, listed by {@link #deletedProjectRuns}. */
+  public void deleteTrainingRun(String runId) {
+    DeleteTrainingRunRequest request = DeleteTrainingRunRequest.newBuilder().setId(runId).build();
+    call(s -> s.deleteTrainingRun(request));
+  }
+
+  /** Restores a soft-deleted run. */
+  public TrainingRun restoreTrainingRun(String runId) {
+    return updateTrainingRun(Runs.update(runId).deleted(false).build(), true);
+  }
+
+  /** Appends a checkpoint of metric values to a run (at most 200). Attempted once. */
+  public Checkpoint createCheckpoint(String runId, Map<String, Double> values) {
+    Checkpoint.Builder checkpoint = Checkpoint.newBuilder();
+    values.forEach((k, v) -> checkpoint.putValues(k, RunValue.newBuilder().setValue(v).build()));
+    CreateCheckpointRequest request =
+        CreateCheckpointRequest.newBuilder()
+            .setTrainingRunId(runId)
+            .setCheckpoint(checkpoint)
+            .build();
+    return callOnce(s -> s.createCheckpoint(request).getCheckpoint());
+  }
+
+  /** The runs of a runs-only experiment's best assignments, in their order. */
+  public List<TrainingRun> bestTrainingRuns(String experimentId) {
+    GetBestTrainingRunsRequest request =
+        GetBestTrainingRunsRequest.newBuilder().setExperimentId(experimentId).build();
+    return call(s -> s.getBestTrainingRuns(request).getTrainingRunsList());
+  }
+
+  /**
+   * {@link #loopMetrics} for a runs-only experiment: until the budget is used, creates a run,
+   * evaluates its assignments while a heartbeat renews its suggestion's lease, and ends it with
+   * the values (completed) or as failed when {@code objective} throws or returns a value that is
+   * not finite; the server reports each run's observation.
+   *
+   * @return the experiment as it stands after the last run
+   */
+  public Experiment loopRuns(String experimentId, MultiObjective objective, LoopOptions options) {
+    Objects.requireNonNull(objective, "objective");
+    Objects.requireNonNull(options, "options");
+    Experiment experiment = getExperiment(experimentId);
+    if (!experiment.getRunsOnly() || !experiment.hasObservationBudget()) {
+      throw new IllegalArgumentException(
+          "experiment " + experimentId + " is not runs-only with a budget; use loopMetrics");
+    }
+    while (experiment.getProgress().getObservationCount() < experiment.getObservationBudget()) {
+      TrainingRun run = createExperimentRun(experimentId, "");
+      Suggestion suggestion;
+      if (options.leaseSeconds() > 0) {
+        suggestion = renewLease(experimentId, run.getSuggestionId(), options.leaseSeconds());
+      } else {
+        int lease =
+            experiment.hasSuggestionLeaseSeconds() ? experiment.getSuggestionLeaseSeconds() : 86400;
+        suggestion =
+            Suggestion.newBuilder().setId(run.getSuggestionId()).setLeaseSeconds(lease).build();
+      }
+      Map<String, Double> values;
+      Heartbeat heartbeat = startHeartbeat(experimentId, suggestion, options);
+      try {
+        values = objective.evaluate(new Assignments(run.getAssignmentsMap()));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        heartbeat.stop();
+        endRun(run.getId(), true);
+        throw new IllegalStateException("loop interrupted", e);
+      } catch (Exception e) {
+        LOG.log(Level.WARNING, "evaluation of run {0} failed, reported as a failure: {1}",
+            new Object[] {run.getId(), e});
+        values = null;
+      } finally {
+        heartbeat.stop();
+      }
+      Runs.Update end = Runs.update(run.getId());
+      if (values == null || values.values().stream().anyMatch(v -> v == null || !Double.isFinite(v))) {
+        end.state(RunState.RUN_STATE_FAILED);
+      } else {
+        values.forEach(end::metric);
+        end.state(RunState.RUN_STATE_COMPLETED);
+      }
+      updateTrainingRun(end.build(), true);
+      experiment = getExperiment(experimentId);
+    }
+    return experiment;
   }
 
   /** The function a {@link #loop} optimizes: the value of the experiment's metric at a point. */
@@ -712,6 +1057,15 @@ public final class OptserveClient implements AutoCloseable {
    * attempt (a write's request id included); each attempt gets its own deadline.
    */
   private <T> T call(Function<OptimizationServiceBlockingStub, T> rpc) {
+    return call(rpc, retry.maxAttempts());
+  }
+
+  /** One attempt: for a write that takes no request id and would apply twice if repeated. */
+  private <T> T callOnce(Function<OptimizationServiceBlockingStub, T> rpc) {
+    return call(rpc, 1);
+  }
+
+  private <T> T call(Function<OptimizationServiceBlockingStub, T> rpc, int maxAttempts) {
     long start = System.nanoTime();
     for (int attempt = 1; ; attempt++) {
       long attemptNanos = deadline.toNanos();
@@ -722,7 +1076,7 @@ public final class OptserveClient implements AutoCloseable {
         return rpc.apply(stub.withDeadlineAfter(attemptNanos, TimeUnit.NANOSECONDS));
       } catch (StatusRuntimeException e) {
         Status.Code code = e.getStatus().getCode();
-        if (!RetryPolicy.isRetryable(code) || attempt >= retry.maxAttempts()) {
+        if (!RetryPolicy.isRetryable(code) || attempt >= maxAttempts) {
           throw OptserveException.from(e, target, attempt);
         }
         Duration pause = retry.backoff(attempt - 1, random);

@@ -10,6 +10,8 @@ import dev.optserve.client.ScriptedServer.Seen;
 import dev.optserve.v1.CreateObservationRequest;
 import dev.optserve.v1.CreateSuggestionsRequest;
 import dev.optserve.v1.Experiment;
+import dev.optserve.v1.Observation;
+import dev.optserve.v1.Project;
 import dev.optserve.v1.RenewSuggestionLeaseRequest;
 import io.grpc.Status;
 import java.time.Duration;
@@ -70,7 +72,10 @@ class RetryTest {
             "CreateExperiment", c -> c.createExperiment(Experiment.newBuilder().setName("x").build()),
             "UpdateExperiment", c -> c.archive("7"),
             "CreateSuggestions", c -> c.createSuggestions("7", 2, 60),
-            "CreateObservation", c -> c.observe("7", "1", "m", 1.5));
+            "CreateObservation", c -> c.observe("7", "1", "m", 1.5),
+            "BatchCreateObservations",
+                c -> c.createObservations(
+                    "7", List.of(Observation.newBuilder().setSuggestionId("1").build())));
     return writes.entrySet().stream().map(e -> Arguments.of(e.getKey(), e.getValue()));
   }
 
@@ -94,6 +99,50 @@ class RetryTest {
       assertEquals(4, again.size());
       assertNotEquals(attempts.get(0).requestId(), again.get(3).requestId());
     }
+  }
+
+  /** Writes whose RPC takes no request id but change nothing when repeated. */
+  static Stream<Arguments> idempotentWrites() {
+    Map<String, Consumer<OptserveClient>> writes =
+        Map.of(
+            "UpdateTrainingRun", c -> c.logMetric("31", "m", 1.0),
+            "DeleteTrainingRun", c -> c.deleteTrainingRun("31"),
+            "UpdateProject",
+                c -> c.updateProject(Project.newBuilder().setId("p").setName("P").build(), "name"));
+    return writes.entrySet().stream().map(e -> Arguments.of(e.getKey(), e.getValue()));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("idempotentWrites")
+  void idempotentWritesWithoutRequestIdsAreRetried(String method, Consumer<OptserveClient> write) {
+    server.reset(Status.Code.UNAVAILABLE);
+    try (OptserveClient c = client()) {
+      write.accept(c);
+    }
+    assertEquals(2, server.calls(method).size());
+  }
+
+  /** Creates whose RPC takes no request id: a retry could make a second one. */
+  static Stream<Arguments> createsWithoutIds() {
+    Map<String, Consumer<OptserveClient>> writes =
+        Map.of(
+            "CreateProject", c -> c.createProject("p", "P"),
+            "CreateTrainingRun", c -> c.createProjectRun("p", "r"),
+            "CreateCheckpoint", c -> c.createCheckpoint("31", Map.of("m", 1.0)),
+            "CreateQueuedSuggestion", c -> c.createQueuedSuggestion("7", Map.of()));
+    return writes.entrySet().stream().map(e -> Arguments.of(e.getKey(), e.getValue()));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("createsWithoutIds")
+  void createsWithoutRequestIdsAreAttemptedOnce(String method, Consumer<OptserveClient> write) {
+    server.reset(Status.Code.UNAVAILABLE);
+    try (OptserveClient c = client()) {
+      OptserveException e = assertThrows(OptserveException.class, () -> write.accept(c));
+      assertEquals(Status.Code.UNAVAILABLE, e.getCode());
+      assertEquals(1, e.getAttempts());
+    }
+    assertEquals(1, server.calls(method).size());
   }
 
   @Test

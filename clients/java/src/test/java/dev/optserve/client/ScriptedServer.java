@@ -1,6 +1,14 @@
 package dev.optserve.client;
 
 import com.google.protobuf.Message;
+import dev.optserve.v1.BatchCreateObservationsRequest;
+import dev.optserve.v1.BatchCreateObservationsResponse;
+import dev.optserve.v1.DeleteTrainingRunRequest;
+import dev.optserve.v1.DeleteTrainingRunResponse;
+import dev.optserve.v1.UpdateProjectRequest;
+import dev.optserve.v1.UpdateProjectResponse;
+import dev.optserve.v1.UpdateTrainingRunRequest;
+import dev.optserve.v1.UpdateTrainingRunResponse;
 import dev.optserve.v1.CreateExperimentRequest;
 import dev.optserve.v1.CreateExperimentResponse;
 import dev.optserve.v1.CreateObservationRequest;
@@ -246,6 +254,39 @@ final class ScriptedServer implements AutoCloseable {
       Observation observation =
           request.getObservation().toBuilder().setId("21").setExperimentId("7").build();
       out.onNext(CreateObservationResponse.newBuilder().setObservation(observation).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void batchCreateObservations(
+        BatchCreateObservationsRequest request,
+        StreamObserver<BatchCreateObservationsResponse> out) {
+      out.onNext(
+          BatchCreateObservationsResponse.newBuilder()
+              .addAllObservations(request.getObservationsList())
+              .build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void updateTrainingRun(
+        UpdateTrainingRunRequest request, StreamObserver<UpdateTrainingRunResponse> out) {
+      out.onNext(
+          UpdateTrainingRunResponse.newBuilder().setTrainingRun(request.getTrainingRun()).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void deleteTrainingRun(
+        DeleteTrainingRunRequest request, StreamObserver<DeleteTrainingRunResponse> out) {
+      out.onNext(DeleteTrainingRunResponse.getDefaultInstance());
+      out.onCompleted();
+    }
+
+    @Override
+    public void updateProject(
+        UpdateProjectRequest request, StreamObserver<UpdateProjectResponse> out) {
+      out.onNext(UpdateProjectResponse.newBuilder().setProject(request.getProject()).build());
       out.onCompleted();
     }
   }
