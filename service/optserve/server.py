@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from . import observability
 from .api import decoding
 from .api.auth import Authenticator, AuthInterceptor
 from .api.servicer import OptimizationServicer
@@ -132,10 +133,14 @@ def create_server(
     Returns:
         (server, bound port, health servicer).
     """
+    untimed = storage
+    calls = observability.CallInterceptor(lambda id: untimed.get_experiment(id).type.value)
+    storage = observability.instrument_storage(storage)  # timed; counted on /metrics scrapes
     authenticator = authenticator or Authenticator(storage, token)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="optserve"),
-        interceptors=[AuthInterceptor(authenticator, open_reflection)],
+        # metrics first: refused calls (UNAUTHENTICATED) are counted too
+        interceptors=[calls, AuthInterceptor(authenticator, open_reflection)],
         options=[("grpc.so_reuseport", 0)],
     )
     app = app or Application(storage)
