@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import tokens_cli
+from . import cli_client, cli_experiments, cli_observations, cli_plot, tokens_cli
 
 # One BLAS thread per request thread: concurrent suggestions must not oversubscribe cores.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -23,12 +23,26 @@ TOKEN_ENV = "OPTSERVE_SERVER_TOKEN"
 EXIT_BAD_SETUP = 2
 
 
+SERVE_EXAMPLES = """examples:
+  optserve serve --port 50051 --db optserve.db
+  optserve serve --port 50051 --db optserve.db --token-file token.txt \\
+      --tls-cert server.pem --tls-key server.key
+  optserve serve --db optserve.db --metrics-port 9464 --log-format json --access-log
+"""
+
+
 class SetupError(Exception):
     """A command line or environment the command refuses; the message is one line."""
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the gRPC server on an SQLite file")
+    serve = sub.add_parser(
+        "serve",
+        help="run the gRPC server on an SQLite file",
+        description="Run the gRPC server on an SQLite file.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     serve.add_argument("--db", type=Path, default=Path("optserve.db"), help="SQLite file")
@@ -75,6 +89,26 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         " when unset",
     )
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line (time, level, logger, message; request_id and"
+        " rpc for lines logged during a call)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per call: RPC, status code, duration, request id",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port)",
+    )
+    serve.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of --metrics-port (default loopback)"
+    )
     serve.set_defaults(run=_run_serve)
 
 
@@ -117,6 +151,18 @@ def _run_serve(args: argparse.Namespace) -> None:
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise SetupError("--tls-client-ca needs --tls-cert and --tls-key")
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    if not args.access_log:
+        logging.getLogger("optserve.access").setLevel(logging.WARNING)
+    if args.metrics_port is not None:
+        from .observability import start_metrics_server
+
+        try:
+            bound = start_metrics_server(args.metrics_port, args.metrics_host)
+        except OSError as error:
+            raise SetupError(
+                f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {error}"
+            ) from None
+        print(f"optserve metrics on http://{args.metrics_host}:{bound}/metrics", flush=True)
     try:
         serve(
             args.db,
@@ -134,15 +180,27 @@ def _run_serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="optserve", description="optserve optimization service")
+    parser = argparse.ArgumentParser(
+        prog="optserve",
+        description="optserve optimization service",
+        epilog=cli_client.OVERVIEW,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     tokens_cli.add_parser(sub)
+    cli_experiments.add_parser(sub)
+    cli_observations.add_parser(sub)
+    cli_plot.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "log_format", "text") == "json":
+        from .observability import use_json_logs
+
+        use_json_logs()
     run: Callable[[argparse.Namespace], None] = args.run
     try:
         run(args)
