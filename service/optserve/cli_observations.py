@@ -404,7 +404,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     Raises:
         BadRows: for text that is not CSV (an unclosed quote, a NUL byte).
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     start = 1
     while True:
         try:

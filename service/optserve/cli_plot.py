@@ -182,7 +182,13 @@ def _history(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
     good = [(i, v) for i, v, ok in points if ok]
     bad = [(i, v) for i, v, ok in points if not ok]
     if good:
-        ax.scatter(*zip(*good, strict=True), s=18, color="tab:blue", label="observation")
+        ax.scatter(
+            *zip(*good, strict=True),
+            s=18,
+            color="tab:blue",
+            label="observation",
+            gid="observations",
+        )
     if bad:
         ax.scatter(
             *zip(*bad, strict=True),
@@ -190,11 +196,14 @@ def _history(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
             facecolors="none",
             edgecolors="tab:gray",
             label="violates a constraint metric",
+            gid="infeasible",
         )
     failed = [i for i, obs in enumerate(data.observations, start=1) if obs.failed]
     if failed:
         low = min(v for _, v, _ in points)
-        ax.scatter(failed, [low] * len(failed), marker="x", color="tab:red", label="failed")
+        ax.scatter(
+            failed, [low] * len(failed), marker="x", color="tab:red", label="failed", gid="failed"
+        )
     best_x, best_y, best = [], [], None
     for i, v, ok in points:
         if ok and (best is None or (v < best if minimizes(metric) else v > best)):
@@ -283,7 +292,11 @@ def _parallel(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
     colormap = _colormap("viridis_r" if minimizes(metric) else "viridis")
     ax = fig.subplots()
     lines = LineCollection(
-        segments, colors=colormap(norm(values[order])), linewidths=1.2, alpha=0.75
+        segments,
+        colors=colormap(norm(values[order])),
+        linewidths=1.2,
+        alpha=0.75,
+        gid="observations",
     )
     ax.add_collection(lines)
     for x in xs:
@@ -402,7 +415,14 @@ def _pareto(fig: Any, data: Data, front: list[observation_pb2.Observation]) -> N
         raise CommandError(f"experiment {data.experiment.id} has no observation to plot yet")
     ax = fig.subplots()
     if good:
-        ax.scatter(*zip(*good, strict=True), s=18, color="tab:blue", alpha=0.6, label="observation")
+        ax.scatter(
+            *zip(*good, strict=True),
+            s=18,
+            color="tab:blue",
+            alpha=0.6,
+            label="observation",
+            gid="observations",
+        )
     if bad:
         ax.scatter(
             *zip(*bad, strict=True),
@@ -410,6 +430,7 @@ def _pareto(fig: Any, data: Data, front: list[observation_pb2.Observation]) -> N
             facecolors="none",
             edgecolors="tab:gray",
             label="violates a constraint metric",
+            gid="infeasible",
         )
     points = sorted(
         (va, vb)
@@ -431,6 +452,7 @@ def _pareto(fig: Any, data: Data, front: list[observation_pb2.Observation]) -> N
             color="tab:orange",
             zorder=3,
             label=f"Pareto front ({len(points)})",
+            gid="pareto-front",
         )
     for metric, draw in ((a, ax.axvline), (b, ax.axhline)):
         if metric.HasField("threshold"):

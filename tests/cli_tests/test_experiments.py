@@ -102,7 +102,9 @@ def test_best_prints_the_servers_best_observation(cli_server, cli_stub, experime
     assert len(best) == 1
     accuracy = next(v.value for v in best[0].values if v.name == "accuracy")
     assert f"observation {best[0].id}: accuracy = {accuracy:.6g}" in out
-    assert re.search(rf"^\s+optimizer\s+{best[0].assignments['optimizer'].string_value}$", out, re.M)
+    assert re.search(
+        rf"^\s+optimizer\s+{best[0].assignments['optimizer'].string_value}$", out, re.M
+    )
     front = json.loads(
         ok(run_cli(cli_server.target, "experiments", "best", experiments.two_metrics.id, "--json"))
     )
@@ -168,8 +170,6 @@ def test_the_token_comes_from_optserve_token(token_server):
         "optserve: missing, unknown or revoked token (set env OPTSERVE_TOKEN to a valid token)"
     )
     out = ok(
-        run_cli(
-            token_server.target, "experiments", "list", env={"OPTSERVE_TOKEN": "s3cret-token"}
-        )
+        run_cli(token_server.target, "experiments", "list", env={"OPTSERVE_TOKEN": "s3cret-token"})
     )
     assert out.strip() == "no experiments"
