@@ -76,8 +76,9 @@ def test_csv_export_holds_every_observation_exactly(cli_server, cli_stub, experi
 def test_json_export_matches_the_api(cli_server, cli_stub, experiments, tmp_path):
     exp = experiments.mixed
     target = tmp_path / "runs.json"
-    result = run_cli(cli_server.target, "observations", "export", exp.id, "--format", "json",
-                     "-o", str(target))  # fmt: skip
+    result = run_cli(
+        cli_server.target, "observations", "export", exp.id, "--format", "json", "-o", str(target)
+    )
     ok(result)
     assert result.stderr.strip() == f"15 observations written to {target}"
     exported = json.loads(target.read_text())

@@ -43,36 +43,59 @@ def drawn(svg: Path, gid: str, element: str) -> int:
 @pytest.mark.parametrize("kind", ["history", "parallel", "importance"])
 def test_single_metric_plots_are_png_files(cli_server, experiments, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
-    printed = ok(run_cli(cli_server.target, "plot", experiments.mixed.id, "--kind", kind,
-                         "-o", str(out)))  # fmt: skip
+    printed = ok(
+        run_cli(cli_server.target, "plot", experiments.mixed.id, "--kind", kind, "-o", str(out))
+    )
     assert printed.splitlines()[-1] == f"wrote {out} ({kind}, 960x600 px)"
     check_png(out, (960, 600))
 
 
 def test_size_and_resolution_are_chosen(cli_server, experiments, tmp_path):
     out = tmp_path / "small.png"
-    ok(run_cli(cli_server.target, "plot", experiments.mixed.id, "-o", str(out),
-               "--width", "6", "--height", "4", "--dpi", "100"))  # fmt: skip
+    ok(
+        run_cli(
+            cli_server.target,
+            "plot",
+            experiments.mixed.id,
+            "-o",
+            str(out),
+            "--width",
+            "6",
+            "--height",
+            "4",
+            "--dpi",
+            "100",
+        )
+    )
     check_png(out, (600, 400))
 
 
 def test_history_draws_each_observation(cli_server, experiments, tmp_path):
     svg = tmp_path / "history.svg"
-    ok(run_cli(cli_server.target, "plot", experiments.mixed.id, "--kind", "history",
-               "-o", str(svg)))  # fmt: skip
+    ok(
+        run_cli(
+            cli_server.target, "plot", experiments.mixed.id, "--kind", "history", "-o", str(svg)
+        )
+    )
     assert drawn(svg, "observations", "use") == 14
     assert drawn(svg, "failed", "use") == 1
     assert drawn(svg, "infeasible", "use") == 0
     # a stored metric can be plotted too
-    ok(run_cli(cli_server.target, "plot", experiments.mixed.id, "--metric", "seconds",
-               "-o", str(svg)))  # fmt: skip
+    ok(
+        run_cli(
+            cli_server.target, "plot", experiments.mixed.id, "--metric", "seconds", "-o", str(svg)
+        )
+    )
     assert drawn(svg, "observations", "use") == 14
 
 
 def test_parallel_coordinates_draw_a_line_per_observation(cli_server, experiments, tmp_path):
     svg = tmp_path / "parallel.svg"
-    ok(run_cli(cli_server.target, "plot", experiments.mixed.id, "--kind", "parallel",
-               "-o", str(svg)))  # fmt: skip
+    ok(
+        run_cli(
+            cli_server.target, "plot", experiments.mixed.id, "--kind", "parallel", "-o", str(svg)
+        )
+    )
     assert drawn(svg, "observations", "path") == 14
 
 
@@ -103,8 +126,17 @@ def test_importance_finds_the_parameter_that_matters(cli_server, cli_stub, tmp_p
         observe(
             cli_stub, exp.id, suggestionId=s.id, values=[{"name": "y", "value": math.sin(6 * x)}]
         )
-    out = ok(run_cli(cli_server.target, "plot", exp.id, "--kind", "importance",
-                     "-o", str(tmp_path / "importance.png")))  # fmt: skip
+    out = ok(
+        run_cli(
+            cli_server.target,
+            "plot",
+            exp.id,
+            "--kind",
+            "importance",
+            "-o",
+            str(tmp_path / "importance.png"),
+        )
+    )
     rows = [line.split() for line in out.splitlines()[1:-1]]
     assert [name for name, _ in rows] == ["x", "z"]
     scores = {name: float(score) for name, score in rows}
@@ -128,8 +160,10 @@ def test_plots_that_cannot_be_drawn_are_refused(cli_server, cli_stub, experiment
     assert refusal(mixed, "--metric", "loss", "-o", out) == (
         f"optserve: 'loss' is not a metric of experiment {mixed} (its metrics: accuracy, seconds)"
     )
-    assert re.fullmatch(r"optserve: -o .*x\.jpg: the file name ends in one of .png, .svg, .pdf",
-                        refusal(mixed, "-o", str(tmp_path / "x.jpg")))  # fmt: skip
+    assert re.fullmatch(
+        r"optserve: -o .*x\.jpg: the file name ends in one of .png, .svg, .pdf",
+        refusal(mixed, "-o", str(tmp_path / "x.jpg")),
+    )
     empty = create(cli_stub, name="empty", parameters=[double("x")], metrics=[{"name": "v"}])
     assert refusal(empty.id, "--kind", "importance", "-o", out) == (
         f"optserve: importance needs at least 3 observations of 'v'; experiment {empty.id} has 0"
