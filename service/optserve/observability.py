@@ -7,6 +7,7 @@
   during the call carry and that the reply's initial metadata returns.
 * ``instrument_storage`` wraps a ``Storage`` so that every operation is timed and
   stored observations are counted; it also lets a scrape count open suggestions.
+* ``HttpMetricsMiddleware`` does the same for an ASGI app (by route and status).
 * ``/metrics`` is served by ``start_metrics_server`` (prometheus_client's own
   HTTP server) or by any ASGI server mounting ``metrics_asgi_app()``.
 * ``use_json_logs`` turns the root logger's output into one JSON object per line.
@@ -119,6 +120,22 @@ STORAGE_ERRORS = prometheus_client.Counter(
 )
 
 
+HTTP_LABELS = ("method", "route", "status")
+HTTP_REQUESTS = prometheus_client.Counter(
+    "optserve_http_requests",
+    "HTTP requests answered, by method, route template and status code",
+    HTTP_LABELS,
+    registry=REGISTRY,
+)
+HTTP_SECONDS = prometheus_client.Histogram(
+    "optserve_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status code",
+    HTTP_LABELS,
+    buckets=CALL_BUCKETS,
+    registry=REGISTRY,
+)
+
+
 # ---------------------------------------------------------------- request ids
 
 # The call being served: its request id and RPC ("Service/Method"); empty outside calls.
@@ -139,10 +156,16 @@ def request_id_of(metadata: Iterable[tuple[str, Any]] | None) -> str:
     return uuid.uuid4().hex
 
 
-@functools.lru_cache(maxsize=4096)
+# Only methods the protobuf pool knows are remembered: the paths clients send are not.
+_methods: dict[str, tuple[str, str]] = {}
+
+
 def _known_method(path: str) -> tuple[str, str] | None:
     """(service, method) of a method path the protobuf pool knows; None otherwise, so that
     arbitrary paths sent by clients do not become label values."""
+    found = _methods.get(path)
+    if found is not None:
+        return found
     parts = path.split("/")
     if len(parts) != 3 or parts[0]:
         return None
@@ -152,7 +175,8 @@ def _known_method(path: str) -> tuple[str, str] | None:
         return None
     if parts[2] not in service.methods_by_name:
         return None
-    return parts[1], parts[2]
+    _methods[path] = (parts[1], parts[2])
+    return _methods[path]
 
 
 def _code_name(context: grpc.ServicerContext, raised: bool) -> str:
@@ -291,14 +315,75 @@ class _Measured:
             self.after(seconds)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
-                "%s %s %.1f ms",
+                "%s %s %.1f ms request %s",
                 self.method,
                 code,
                 seconds * 1000,
+                self.request_id,
                 extra={"code": code, "duration_ms": round(seconds * 1000, 3)},
             )
         REQUEST_ID.reset(self._tokens[0])
         RPC.reset(self._tokens[1])
+
+
+# ---------------------------------------------------------------- HTTP
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "MERGE"})
+
+
+class HttpMetricsMiddleware:
+    """ASGI middleware doing for HTTP what ``CallInterceptor`` does for gRPC: counts and
+    times each request by method, route template (Starlette's ``scope["route"]``, so that
+    ids in paths do not become label values; ``unmatched`` when no route took it) and
+    status; gives it a request id (the client's ``x-request-id`` when usable) that its
+    log lines carry and its response returns."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        request_id = request_id_of(headers)
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+        status = 500  # what the server answers when the app fails before responding
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        tokens = REQUEST_ID.set(request_id), RPC.set(f"{method} {scope['path']}")
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None)
+            label = f"{scope.get('root_path', '')}{template}" if template else "unmatched"
+            HTTP_REQUESTS.labels(method, label, str(status)).inc()
+            HTTP_SECONDS.labels(method, label, str(status)).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d %.1f ms request %s",
+                    method,
+                    label,
+                    status,
+                    seconds * 1000,
+                    request_id,
+                    extra={"code": status, "duration_ms": round(seconds * 1000, 3)},
+                )
+            REQUEST_ID.reset(tokens[0])
+            RPC.reset(tokens[1])
 
 
 # ---------------------------------------------------------------- storage
@@ -385,9 +470,17 @@ REGISTRY.register(_OPEN_SUGGESTIONS)
 
 
 def instrument_storage(storage: Storage) -> Storage:
-    """``storage`` with every operation timed; scrapes count its open suggestions."""
+    """``storage`` with every operation timed (once, however often it is passed here);
+    scrapes count its open suggestions."""
+    if isinstance(storage, _TimedStorage):
+        return storage
     _OPEN_SUGGESTIONS.storage = storage
     return cast(Storage, _TimedStorage(storage))
+
+
+def untimed(storage: Storage) -> Storage:
+    """The storage ``instrument_storage`` wrapped (``storage`` itself when not wrapped)."""
+    return storage._storage if isinstance(storage, _TimedStorage) else storage
 
 
 # ---------------------------------------------------------------- serving /metrics
@@ -407,13 +500,19 @@ def metrics_asgi_app() -> Any:
 # ---------------------------------------------------------------- logs
 
 
-class _CallFields(logging.Filter):
-    """Adds the current call's request id and RPC to each record."""
+_previous_factory = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get()
-        record.rpc = RPC.get()
-        return True
+
+def _record_with_call(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every record remembers the call it was made in (its request id and RPC), whichever
+    handler formats it later, in whichever thread."""
+    record = _previous_factory(*args, **kwargs)
+    record.request_id = REQUEST_ID.get()
+    record.rpc = RPC.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_with_call)
 
 
 # Fields a record may carry through ``extra=`` that the JSON lines keep.
@@ -433,10 +532,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", "") or REQUEST_ID.get()
+        request_id = getattr(record, "request_id", "")
         if request_id:
             entry["request_id"] = request_id
-            entry["rpc"] = getattr(record, "rpc", "") or RPC.get()
+            entry["rpc"] = getattr(record, "rpc", "")
         for name in EXTRA_FIELDS:
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
@@ -452,4 +551,3 @@ def use_json_logs(logger: logging.Logger | None = None) -> None:
     logger = logger or logging.getLogger()
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
-        handler.addFilter(_CallFields())

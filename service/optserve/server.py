@@ -133,7 +133,7 @@ def create_server(
     Returns:
         (server, bound port, health servicer).
     """
-    untimed = storage
+    untimed = observability.untimed(storage)
     calls = observability.CallInterceptor(lambda id: untimed.get_experiment(id).type.value)
     storage = observability.instrument_storage(storage)  # timed; counted on /metrics scrapes
     authenticator = authenticator or Authenticator(storage, token)
@@ -234,7 +234,7 @@ def serve(
     """
     credentials = tls_credentials(tls) if tls else None
     held_lock = preflight(db)
-    storage = SqliteStorage(db)
+    storage = observability.instrument_storage(SqliteStorage(db))
     tracker = CallTracker()
     stopping = threading.Event()
     app = Application(storage)
