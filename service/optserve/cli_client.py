@@ -192,7 +192,10 @@ class Client:
             reply = self.call(
                 "ListExperiments",
                 pb.ListExperimentsRequest(
-                    project=project, state=state, page_size=PAGE_SIZE, page_token=token
+                    project=project,
+                    state=state,
+                    page_size=min(PAGE_SIZE, limit or PAGE_SIZE),
+                    page_token=token,
                 ),
             )
             found.extend(reply.experiments)
@@ -253,16 +256,22 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-TYPE_NAMES = {
-    experiment_pb2.EXPERIMENT_TYPE_UNSPECIFIED: "offline",
-    experiment_pb2.EXPERIMENT_TYPE_OFFLINE: "offline",
-    experiment_pb2.EXPERIMENT_TYPE_RANDOM: "random",
-    experiment_pb2.EXPERIMENT_TYPE_GRID: "grid",
-}
-STATE_NAMES = {
-    experiment_pb2.EXPERIMENT_STATE_ACTIVE: "active",
-    experiment_pb2.EXPERIMENT_STATE_ARCHIVED: "archived",
-}
+def enum_name(enum: Any, value: int, prefix: str, unset: str = "-") -> str:
+    """``EXPERIMENT_STATE_ACTIVE`` -> ``active``; values newer than this client by number."""
+    if value == 0:
+        return unset
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower()
+    except ValueError:
+        return str(value)
+
+
+def type_name(value: int) -> str:
+    return enum_name(experiment_pb2.ExperimentType, value, "EXPERIMENT_TYPE_", "offline")
+
+
+def state_name(value: int) -> str:
+    return enum_name(experiment_pb2.ExperimentState, value, "EXPERIMENT_STATE_")
 
 
 def optimized_metrics(exp: experiment_pb2.Experiment) -> list[experiment_pb2.Metric]:

@@ -9,16 +9,16 @@ from typing import Any
 from google.protobuf import field_mask_pb2, json_format
 
 from .cli_client import (
-    STATE_NAMES,
-    TYPE_NAMES,
     Client,
     CommandError,
     confirm,
     fmt,
     minimizes,
     new_request_id,
+    state_name,
     subcommand,
     table,
+    type_name,
     value_of,
 )
 from .v1 import experiment_pb2, observation_pb2
@@ -150,8 +150,8 @@ def _list(args: argparse.Namespace) -> None:
             e.id,
             e.name,
             e.project or "-",
-            TYPE_NAMES[e.type],
-            STATE_NAMES.get(e.state, "?"),
+            type_name(e.type),
+            state_name(e.state),
             _observed(e),
             str(e.progress.open_suggestion_count),
             _best_value(e),
@@ -209,8 +209,8 @@ def _show(args: argparse.Namespace) -> None:
     lines = [
         f"experiment {exp.id}: {exp.name}",
         f"  project             {exp.project or '-'}",
-        f"  type                {TYPE_NAMES[exp.type]}",
-        f"  state               {STATE_NAMES.get(exp.state, '?')}",
+        f"  type                {type_name(exp.type)}",
+        f"  state               {state_name(exp.state)}",
         f"  created             {exp.create_time.ToDatetime():%Y-%m-%d %H:%M:%S} UTC",
         f"  budget              {budget if budget is not None else '-'}",
         f"  parallel bandwidth  {exp.parallel_bandwidth or 1}",
@@ -312,7 +312,7 @@ def _archive(args: argparse.Namespace) -> None:
             request_id=new_request_id(),
         ),
     )
-    print(f"experiment {reply.experiment.id} is {STATE_NAMES[reply.experiment.state]}")
+    print(f"experiment {reply.experiment.id} is {state_name(reply.experiment.state)}")
 
 
 def _delete(args: argparse.Namespace) -> None:

@@ -118,7 +118,7 @@ def _fill_two_metrics(stub: service_pb2_grpc.OptimizationServiceStub) -> experim
 
 @pytest.fixture(scope="module")
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("cli") / "optserve.db")
+    running = start_server(tmp_path_factory.mktemp("cli") / "optserve.db", drain=True)
     yield running
     assert running.stop() == 0
 

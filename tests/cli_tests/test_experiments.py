@@ -158,7 +158,7 @@ def token_server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("token")
     token_file = directory / "token"
     token_file.write_text("s3cret-token\n")
-    running = start_server(directory / "optserve.db", "--token-file", str(token_file))
+    running = start_server(directory / "optserve.db", "--token-file", str(token_file), drain=True)
     yield running
     assert running.stop() == 0
 
