@@ -269,7 +269,15 @@ def _parallel(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
         raise CommandError(
             f"experiment {data.experiment.id} has no observation of {metric.name!r} to plot yet"
         )
-    params = list(data.experiment.parameters)
+    # conditionals first, as categorical axes: they decide which parameters are active
+    params = [
+        experiment_pb2.Parameter(
+            name=c.name,
+            type=experiment_pb2.PARAMETER_TYPE_CATEGORICAL,
+            categorical_values=c.values,
+        )
+        for c in data.experiment.conditionals
+    ] + list(data.experiment.parameters)
     values = np.array([v for _, v, _ in points])
     lo, hi = float(values.min()), float(values.max())
     rows = []
@@ -287,7 +295,12 @@ def _parallel(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
     better = values if not minimizes(metric) else -values
     order = np.argsort(better)
     xs = np.arange(len(params) + 1, dtype=float)
-    segments = [np.column_stack([xs, rows[k]]) for k in order]
+    # a line passes over the axes of inactive parameters
+    segments = []
+    for k in order:
+        ys = np.array(rows[k])
+        active = np.isfinite(ys)
+        segments.append(np.column_stack([xs[active], ys[active]]))
     norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
     colormap = _colormap("viridis_r" if minimizes(metric) else "viridis")
     ax = fig.subplots()

@@ -171,3 +171,36 @@ def test_plots_that_cannot_be_drawn_are_refused(cli_server, cli_stub, experiment
     assert refusal(empty.id, "-o", out) == (
         f"optserve: experiment {empty.id} has no observation of 'v' to plot yet"
     )
+
+
+def test_parallel_coordinates_with_conditionals(cli_server, cli_stub, tmp_path):
+    exp = create(
+        cli_stub,
+        name="conditional",
+        conditionals=[{"name": "model", "values": ["svm", "tree"]}],
+        parameters=[
+            double("c", 0.01, 10, conditions={"model": {"values": ["svm"]}}),
+            {
+                "name": "depth",
+                "type": "PARAMETER_TYPE_INT",
+                "bounds": {"min": 1, "max": 12},
+                "conditions": {"model": {"values": ["tree"]}},
+            },
+            double("x"),
+        ],
+        metrics=[{"name": "score"}],
+    )
+    models = []
+    for _ in range(8):
+        s = suggest(cli_stub, exp.id)[0]
+        a = values_of(s)
+        models.append(a["model"])
+        score = a["x"] + (a["c"] / 10 if a["model"] == "svm" else a["depth"] / 12)
+        observe(cli_stub, exp.id, suggestionId=s.id, values=[{"name": "score", "value": score}])
+    svg = tmp_path / "parallel.svg"
+    ok(run_cli(cli_server.target, "plot", exp.id, "--kind", "parallel", "-o", str(svg)))
+    assert drawn(svg, "observations", "path") == 8
+    text = svg.read_text()
+    # an axis per conditional and parameter, the conditional's values written on it
+    for label in ("model", "c", "depth", "x", "score", *set(models)):
+        assert f"<!-- {label} -->" in text, label
