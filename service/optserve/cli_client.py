@@ -12,6 +12,7 @@ import shutil
 import sys
 import textwrap
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -295,8 +296,37 @@ def terminal_width() -> int:
     return max(40, shutil.get_terminal_size((80, 24)).columns)
 
 
+def cell_text(text: str) -> str:
+    """One line of printable text: names may hold newlines or control characters."""
+    return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in text)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: East Asian wide characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    """``text`` cut to ``width`` columns, ending in … when cut."""
+    text = cell_text(text)
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = display_width(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + "…"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    gap = " " * max(0, width - display_width(text))
+    return gap + text if right else text + gap
 
 
 def table(
@@ -310,7 +340,10 @@ def table(
     """Columns two spaces apart, within ``width``: the columns in ``shrink`` are cut
     (with …) when the rows would be wider; those in ``right`` are right-aligned."""
     width = width or terminal_width()
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    rows = [[cell_text(c) for c in r] for r in rows]
+    widths = [
+        max([display_width(h), *(display_width(r[i]) for r in rows)]) for i, h in enumerate(headers)
+    ]
     floors = {i: min(widths[i], max(len(headers[i]), 6)) for i in shrink}
     excess = sum(widths) + 2 * (len(widths) - 1) - width
     while excess > 0:
@@ -322,11 +355,9 @@ def table(
         excess -= 1
 
     def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, cell in enumerate(cells):
-            text = clip(cell, widths[i])
-            out.append(text.rjust(widths[i]) if i in right else text.ljust(widths[i]))
-        return "  ".join(out).rstrip()
+        return "  ".join(
+            _pad(clip(cell, widths[i]), widths[i], i in right) for i, cell in enumerate(cells)
+        ).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in rows)])
 

@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2, json_format
 from .cli_client import (
     Client,
     CommandError,
+    cell_text,
     confirm,
     fmt,
     minimizes,
@@ -207,7 +208,7 @@ def _show(args: argparse.Namespace) -> None:
     progress = exp.progress
     budget = exp.observation_budget if exp.HasField("observation_budget") else None
     lines = [
-        f"experiment {exp.id}: {exp.name}",
+        f"experiment {exp.id}: {cell_text(exp.name)}",
         f"  project             {exp.project or '-'}",
         f"  type                {type_name(exp.type)}",
         f"  state               {state_name(exp.state)}",
@@ -318,7 +319,8 @@ def _archive(args: argparse.Namespace) -> None:
 def _delete(args: argparse.Namespace) -> None:
     client = Client(args)
     exp = client.experiment(args.experiment)
-    what = f"experiment {exp.id} ({exp.name!r}) with {exp.progress.observation_count} observations"
+    count = exp.progress.observation_count
+    what = f"experiment {exp.id} ({cell_text(exp.name)!r}) with {count} observations"
     if not args.yes and not confirm(f"delete {what}?"):
         raise CommandError(f"not deleted: confirm on a terminal, or pass --yes ({what})")
     client.call(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 import pytest
 
@@ -29,8 +30,13 @@ LEAVES = [
 
 
 def fits(text: str, width: int = 80) -> None:
-    too_wide = [line for line in text.splitlines() if len(line) > width]
+    """Every line within ``width`` terminal columns (wide characters take two)."""
+    too_wide = [line for line in text.splitlines() if display_width(line) > width]
     assert not too_wide, too_wide
+
+
+def display_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
 
 
 def test_help_lists_every_command_with_examples():
@@ -173,3 +179,18 @@ def test_the_token_comes_from_optserve_token(token_server):
         run_cli(token_server.target, "experiments", "list", env={"OPTSERVE_TOKEN": "s3cret-token"})
     )
     assert out.strip() == "no experiments"
+
+
+def test_names_that_would_break_a_table(cli_server, cli_stub):
+    odd = create(
+        cli_stub,
+        name="最適化の実験: a long name\nover two lines\tand a tab " + "x" * 50,
+        project="cli-odd-names",
+    )
+    out = ok(run_cli(cli_server.target, "experiments", "list", "--project", "cli-odd-names"))
+    fits(out)
+    _, row = out.splitlines()
+    assert row.split()[0] == odd.id
+    assert row.split()[1].startswith("最適化の実験")
+    shown = ok(run_cli(cli_server.target, "experiments", "show", odd.id))
+    assert shown.splitlines()[0].startswith(f"experiment {odd.id}: 最適化の実験: a long name")
