@@ -191,6 +191,6 @@ def test_names_that_would_break_a_table(cli_server, cli_stub):
     fits(out)
     _, row = out.splitlines()
     assert row.split()[0] == odd.id
-    assert row.split()[1].startswith("最適化の実験")
+    assert row.split()[1].startswith("最適化の実")
     shown = ok(run_cli(cli_server.target, "experiments", "show", odd.id))
     assert shown.splitlines()[0].startswith(f"experiment {odd.id}: 最適化の実験: a long name")
