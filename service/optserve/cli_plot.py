@@ -345,36 +345,24 @@ def _colormap(name: str) -> Any:
 
 def importances(data: Data, metric: experiment_pb2.Metric) -> list[tuple[str, float]]:
     """(parameter or conditional, importance) pairs, largest first; see IMPORTANCE_HELP."""
-    import numpy as np
-
+    from . import importance
     from .api import converters
-    from .domain.encoding import Encoder
-    from .optimizers.gp.model import GaussianProcess
 
     points = _successes(data, metric.name)
-    if len(points) < 3:
+    if len(points) < importance.MIN_POINTS:
         raise CommandError(
-            f"importance needs at least 3 observations of {metric.name!r}; experiment"
-            f" {data.experiment.id} has {len(points)}"
+            f"importance needs at least {importance.MIN_POINTS} observations of"
+            f" {metric.name!r}; experiment {data.experiment.id} has {len(points)}"
         )
-    exp = converters.experiment_from_proto(data.experiment)
-    encoder = Encoder(exp)
-    assignments = []
-    for i, _, _ in points:
-        obs = data.observations[i - 1]
-        assignments.append({k: value_of(v) for k, v in obs.assignments.items()})
-    x = encoder.encode(assignments)  # type: ignore[arg-type]
-    y = np.array([v for _, v, _ in points])
-    gp = GaussianProcess().fit(x, -y if minimizes(metric) else y)
-    inverse = 1.0 / gp.lengthscales
-    scores = {}
-    for p in exp.parameters:
-        columns = inverse[encoder.slices[p.name]]
-        scores[p.name] = float(columns.max())
-    for c in exp.conditionals:
-        scores[c.name] = float(inverse[encoder.slices[c.name]].max())
-    total = sum(scores.values()) or 1.0
-    return sorted(((k, v / total) for k, v in scores.items()), key=lambda kv: -kv[1])
+    assignments = [
+        {k: value_of(v) for k, v in data.observations[i - 1].assignments.items()}
+        for i, _, _ in points
+    ]
+    return importance.importances(
+        converters.experiment_from_proto(data.experiment),
+        assignments,  # type: ignore[arg-type]
+        [v for _, v, _ in points],
+    )
 
 
 def _importance(fig: Any, data: Data, metric: experiment_pb2.Metric) -> None:
