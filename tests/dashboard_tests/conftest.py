@@ -44,9 +44,9 @@ class Dashboard:
         return service_pb2_grpc.OptimizationServiceStub(grpc.insecure_channel(self.target))
 
 
-def start_dashboard(directory: Path) -> Dashboard:
+def start_dashboard(directory: Path, env: dict[str, str] | None = None) -> Dashboard:
     log = directory / "server.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -1,12 +1,13 @@
 """A gRPC server and the dashboard in one process, on one SQLite file: what
 `optserve serve --http-port` serves, until the dashboard is mounted there.
 
-Usage: python -m tests.dashboard_tests.harness DB; prints the gRPC target and the
-dashboard's address, serves until SIGTERM.
+Usage: python -m tests.dashboard_tests.harness DB (env OPTSERVE_SERVER_TOKEN: the
+bootstrap token); prints the gRPC target and the dashboard's address, serves until SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -25,8 +26,9 @@ from optserve.storage import SqliteStorage
 
 def main() -> None:
     storage = observability.instrument_storage(SqliteStorage(Path(sys.argv[1])))
-    server, port, _ = create_server(storage)
-    web = Starlette(routes=dashboard.routes(Application(storage), Authenticator(storage, None)))
+    server, port, _ = create_server(storage, token=os.environ.get("OPTSERVE_SERVER_TOKEN"))
+    token = os.environ.get("OPTSERVE_SERVER_TOKEN")
+    web = Starlette(routes=dashboard.routes(Application(storage), Authenticator(storage, token)))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     config = uvicorn.Config(observability.HttpMetricsMiddleware(web), log_level="warning")

@@ -4,9 +4,12 @@ and the page follows new observations without a reload."""
 
 from __future__ import annotations
 
+import signal
+
 from optserve.v1 import service_pb2 as pb
 
 from ..service_tests.helpers import observe
+from .conftest import start_dashboard
 
 
 def test_the_list_shows_every_experiment(dashboard, experiments, page):
@@ -132,3 +135,25 @@ def test_an_unknown_experiment_says_so(dashboard, experiments, page):
     page.page.goto(f"{dashboard.url}#/experiments/987654")
     page.page.wait_for_selector("#error:not([hidden])")
     assert page.page.inner_text("#error") == "experiment '987654' not found"
+
+
+def test_a_server_with_tokens_asks_for_one(tmp_path, page):
+    server = start_dashboard(tmp_path, env={"OPTSERVE_SERVER_TOKEN": "dashboard-secret"})
+    try:
+        page.page.goto(server.url)
+        page.page.wait_for_selector("#login:not([hidden])")
+        assert page.page.inner_text("#error") == "this server needs a token"
+        page.page.fill("#token", "wrong-secret")
+        page.page.click("#login button")
+        page.page.wait_for_selector("#login:not([hidden])")
+        page.page.fill("#token", "dashboard-secret")
+        page.page.click("#login button")
+        page.page.wait_for_selector("#list p")
+        assert page.page.inner_text("#list") == "No experiments yet."
+        assert page.page.is_hidden("#login")
+        # the browser was refused twice (no token, a wrong one), and nothing else went wrong
+        refused = [e for e in page.errors if "401" in e]
+        assert len(refused) == len(page.errors) == 2
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
