@@ -243,19 +243,20 @@ function renderHistory(exp, observations, metric) {
   });
   const ys = good.concat(bad).map((p) => p[1]);
   const floor = ys.length ? Math.min(...ys) : 0;
+  const series = [
+    { name: "observation", type: "scatter", data: good, symbolSize: 7 },
+    { name: "violates a constraint", type: "scatter", data: bad, symbolSize: 7, itemStyle: { color: "#9ca3af" } },
+    { name: "failed", type: "scatter", data: failed.map((x) => [x, floor]), symbol: "triangle", symbolSize: 8, itemStyle: { color: "#b91c1c" } },
+    { name: "best so far", type: "line", step: "end", data: best, showSymbol: false, lineStyle: { width: 2 }, itemStyle: { color: "#f97316" } },
+  ];
   chart("chart-history", {
     animation: false,
     tooltip: { trigger: "item" },
-    legend: { top: 0 },
-    grid: { left: 60, right: 20, top: 40, bottom: 40 },
+    legend: { top: 0, data: series.filter((s) => s.data.length).map((s) => s.name) },
+    grid: { left: 70, right: 20, top: 40, bottom: 40 },
     xAxis: { type: "value", name: "observation", nameLocation: "middle", nameGap: 25, min: 0, max: exp.budget || undefined },
-    yAxis: { type: "value", name: `${metric.name} (${metric.objective})`, scale: true },
-    series: [
-      { name: "observation", type: "scatter", data: good, symbolSize: 7 },
-      { name: "violates a constraint", type: "scatter", data: bad, symbolSize: 7, itemStyle: { color: "#9ca3af" } },
-      { name: "failed", type: "scatter", data: failed.map((x) => [x, floor]), symbol: "triangle", symbolSize: 8, itemStyle: { color: "#b91c1c" } },
-      { name: "best so far", type: "line", step: "end", data: best, showSymbol: false, lineStyle: { width: 2 }, itemStyle: { color: "#f97316" } },
-    ],
+    yAxis: { type: "value", name: `${metric.name} (${metric.objective})`, nameLocation: "middle", nameGap: 50, scale: true },
+    series,
   });
 }
 
@@ -299,6 +300,7 @@ async function renderImportance(exp, metric) {
   const key = `${exp.id}:${metric.name}:${exp.observations}`;
   if (view.importanceKey === key) return;
   view.importanceKey = key;
+  if (!note.textContent) note.textContent = "Fitting a Gaussian process to the observations...";
   const answer = await getJSON(`/dashboard/api/experiments/${exp.id}/importance?metric=${encodeURIComponent(metric.name)}`);
   if (view.importanceKey !== key) return;
   if (!answer.scores) {
