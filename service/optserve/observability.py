@@ -497,6 +497,24 @@ def metrics_asgi_app() -> Any:
     return prometheus_client.make_asgi_app(registry=REGISTRY)
 
 
+class _Asgi:
+    """An ASGI callable that Starlette's Route serves as an app, not as a request handler
+    (a plain function would be taken for one)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def metrics_route(path: str = "/metrics") -> Any:
+    """A Starlette route serving ``metrics_asgi_app()`` at exactly ``path``."""
+    from starlette.routing import Route
+
+    return Route(path, endpoint=_Asgi(metrics_asgi_app()), methods=["GET"])
+
+
 # ---------------------------------------------------------------- logs
 
 

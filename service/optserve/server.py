@@ -253,6 +253,7 @@ def serve(
     )
     http = None
     if http_port is not None:
+        from . import dashboard
         from .api.http import HttpServer, build_app
 
         http_tls = (
@@ -260,8 +261,11 @@ def serve(
             if tls
             else None
         )
+        # /metrics and the dashboard (at /) beside SigOpt's /v1 routes, all counted
+        extra = [observability.metrics_route(), *dashboard.routes(app, authenticator)]
+        web = build_app(app, authenticator, stopping, extra_routes=extra)
         http = HttpServer(
-            build_app(app, authenticator, stopping), host, http_port, grace, tls=http_tls
+            observability.HttpMetricsMiddleware(web), host, http_port, grace, tls=http_tls
         )
     stop = threading.Event()
     watcher = threading.Thread(

@@ -1,27 +1,22 @@
-"""A real server serving the dashboard, real experiments in it, and a real headless
-Chromium (Debian's package, driven by Playwright) that records console errors."""
+"""A real server serving the dashboard (`optserve serve --http-port`), real experiments in
+it, and a real headless Chromium (Debian's package, driven by Playwright) that records
+console errors."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
 
 from optserve.v1 import service_pb2_grpc
 
+from ..http_tests.conftest import HttpServer, start
 from ..service_tests.helpers import categorical, create, double, integer, observe, suggest
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("OPTSERVE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [
     "--no-sandbox",
@@ -30,45 +25,25 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STARTUP_SECONDS = 60
 
 
 @dataclass
 class Dashboard:
-    process: subprocess.Popen
-    url: str
-    target: str
-    log: Path
+    server: HttpServer
+    url: str  # the dashboard: the HTTP server's root
+    target: str  # gRPC
 
     def stub(self) -> service_pb2_grpc.OptimizationServiceStub:
-        return service_pb2_grpc.OptimizationServiceStub(grpc.insecure_channel(self.target))
+        return self.server.stub()
+
+    def stop(self) -> int:
+        return self.server.stop()
 
 
 def start_dashboard(directory: Path, env: dict[str, str] | None = None) -> Dashboard:
-    log = directory / "server.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.dashboard_tests.harness", str(directory / "o.db")],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        text = log.read_text()
-        url = re.search(r"dashboard on (http://\S+/)", text)
-        target = re.search(r"optserve listening on (\S+)", text)
-        if url and target:
-            return Dashboard(process, url.group(1), target.group(1), log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError("dashboard did not start:\n" + log.read_text())
+    """``optserve serve --http-port 0``: the dashboard is at the HTTP server's ``/``."""
+    server = start(directory / "optserve.db", env=env)
+    return Dashboard(server, server.url + "/", server.target)
 
 
 @dataclass
@@ -137,8 +112,7 @@ def _fill(stub) -> Experiments:
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     running = start_dashboard(tmp_path_factory.mktemp("dashboard"))
     yield running
-    running.process.send_signal(signal.SIGTERM)
-    assert running.process.wait(timeout=60) == 0
+    assert running.stop() == 0
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ and the page follows new observations without a reload."""
 
 from __future__ import annotations
 
-import signal
-
 from optserve.v1 import service_pb2 as pb
 
 from ..service_tests.helpers import observe
@@ -155,5 +153,4 @@ def test_a_server_with_tokens_asks_for_one(tmp_path, page):
         refused = [e for e in page.errors if "401" in e]
         assert len(refused) == len(page.errors) == 2
     finally:
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=60) == 0
+        assert server.stop() == 0
