@@ -29,6 +29,7 @@ STATES = {
     "all": experiment_pb2.EXPERIMENT_STATE_UNSPECIFIED,
     "active": experiment_pb2.EXPERIMENT_STATE_ACTIVE,
     "archived": experiment_pb2.EXPERIMENT_STATE_ARCHIVED,
+    "deleted": experiment_pb2.EXPERIMENT_STATE_DELETED,
 }
 PARAMETER_TYPES = {
     experiment_pb2.PARAMETER_TYPE_DOUBLE: "double",
