@@ -27,6 +27,7 @@ SERVE_EXAMPLES = """examples:
   optserve serve --port 50051 --db optserve.db
   optserve serve --port 50051 --db optserve.db --token-file token.txt \\
       --tls-cert server.pem --tls-key server.key
+  optserve serve --db optserve.db --http-port 8080     (dashboard: http://localhost:8080/)
   optserve serve --db optserve.db --metrics-port 9464 --log-format json --access-log
 """
 
@@ -85,8 +86,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--http-port",
         type=int,
-        help="also serve the SigOpt-compatible HTTP/JSON API on this port (0 picks one); off"
-        " when unset",
+        help="also serve the SigOpt-compatible HTTP/JSON API on this port (0 picks one), with"
+        " the dashboard at / and Prometheus metrics at /metrics; off when unset",
     )
     serve.add_argument("--log-level", default="INFO")
     serve.add_argument(

@@ -41,7 +41,8 @@ token from env OPTSERVE_TOKEN, TLS with --tls-ca or env OPTSERVE_TLS_CA):
   tokens       create, list, revoke API tokens
 
 examples:
-  optserve serve --port 50051 --db optserve.db --metrics-port 9464 --log-format json
+  optserve serve --port 50051 --http-port 8080 --db optserve.db
+      (the dashboard at http://localhost:8080/, metrics at /metrics)
   export OPTSERVE_TARGET=localhost:50051
   optserve experiments list
   optserve experiments show 1
