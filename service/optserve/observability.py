@@ -101,7 +101,8 @@ SUGGESTIONS_CREATED = prometheus_client.Counter(
 )
 OBSERVATIONS_WRITTEN = prometheus_client.Counter(
     "optserve_observations_written",
-    "Observations stored (a retry answered from its request id is not stored again)",
+    "Observations stored by CreateObservation and BatchCreateObservations (a retry answered"
+    " from its request id is not stored again)",
     registry=REGISTRY,
 )
 STORAGE_SECONDS = prometheus_client.Histogram(
@@ -404,7 +405,11 @@ class _TimedStorage:
         if name.startswith("_") or name in _UNTIMED or not callable(target):
             return target
         histogram = STORAGE_SECONDS.labels(name)
-        counts_observations = name == "create_observation"
+        # how many observations a call stored, from what it returns
+        stored: Callable[[Any], int] | None = {
+            "create_observation": lambda _: 1,
+            "create_observations": len,
+        }.get(name)
 
         @functools.wraps(target)
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -416,8 +421,8 @@ class _TimedStorage:
                 raise
             finally:
                 histogram.observe(time.perf_counter() - start)
-            if counts_observations:
-                OBSERVATIONS_WRITTEN.inc()
+            if stored is not None:
+                OBSERVATIONS_WRITTEN.inc(stored(result))
             return result
 
         # later lookups find the wrapper on the instance, skipping __getattr__

@@ -54,6 +54,15 @@ def test_counts_equal_the_calls_made(metrics_server):
             )
         )
     observe(stub, exp.id, suggestionId=batch[0].id, values=value)
+    # a batch of two past evaluations: two observations stored by one call
+    stub.BatchCreateObservations(
+        pb.BatchCreateObservationsRequest(
+            experiment_id=exp.id,
+            observations=[
+                {"assignments": {"x": {"double_value": x}}, "values": value} for x in (0.25, 0.75)
+            ],
+        )
+    )
     closed = lambda: observe(stub, exp.id, suggestionId=first.id, values=value)  # noqa: E731
     assert code_of(closed) == grpc.StatusCode.FAILED_PRECONDITION
     for _ in range(2):
@@ -73,6 +82,7 @@ def test_counts_equal_the_calls_made(metrics_server):
         rpc("CreateSuggestions", "OK"): 2,
         rpc("CreateObservation", "OK"): 3,
         rpc("CreateObservation", "FAILED_PRECONDITION"): 1,
+        rpc("BatchCreateObservations", "OK"): 1,
         rpc("GetExperiment", "NOT_FOUND"): 2,
         rpc("GetExperiment", "INVALID_ARGUMENT"): 1,
         rpc("ListExperiments", "OK"): 1,
@@ -90,12 +100,16 @@ def test_counts_equal_the_calls_made(metrics_server):
     random = (("experiment_type", "random"),)
     assert scraped[("optserve_suggestion_duration_seconds_count", random)] == 2
     assert scraped[("optserve_suggestions_created_total", random)] == 4
-    assert scraped[("optserve_observations_written_total", ())] == 2
+    assert scraped[("optserve_observations_written_total", ())] == 4
     assert scraped[("optserve_open_suggestions", random)] == 2
     op = lambda name: (("operation", name),)  # noqa: E731
     assert (
         scraped[("optserve_storage_operation_duration_seconds_count", op("create_observation"))]
         == 2
+    )
+    assert (
+        scraped[("optserve_storage_operation_duration_seconds_count", op("create_observations"))]
+        == 1
     )
     assert (
         scraped[("optserve_storage_operation_duration_seconds_count", op("create_suggestions"))]
