@@ -8,9 +8,10 @@ import ignores. A name that is also a column of another kind, or that starts wit
 ``param:``, ``metric:`` or ``stddev:``, is written ``param:NAME`` / ``metric:NAME``.
 
 An import checks every row against the experiment with the server's own rules before
-it writes any; each row is written with a request id derived from the experiment and
-the row's content, so that running the same import again (after a failure part way)
-writes each row once.
+it writes any, then stores the rows in batches (BatchCreateObservations: each batch
+all or none; a file of up to 2,500 rows is one batch). Each batch carries a request
+id made from the experiment, its position and its rows, so that running the same
+import again (after a failure part way) stores each row once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,8 +33,16 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from .cli_client import Client, CommandError, Progress, subcommand, value_of
+from .cli_client import (
+    Client,
+    CommandError,
+    Progress,
+    describe_rpc_error,
+    subcommand,
+    value_of,
+)
 from .domain.errors import InvalidArgument
+from .domain.limits import MAX_OBSERVATIONS_PER_BATCH
 from .domain.validation import map_key
 from .v1 import experiment_pb2, observation_pb2
 from .v1 import service_pb2 as pb
@@ -43,6 +53,8 @@ PREFIXES = ("param:", "metric:", "stddev:")
 TRUE = ("true", "1", "yes")
 FALSE = ("", "false", "0", "no")
 MAX_REPORTED_ERRORS = 50
+# A batch's request stays well below gRPC's 4 MiB message limit.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,14 +96,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Add past evaluations from a CSV file (header: parameter and metric"
         " names; the format of `optserve observations export`) as observations with"
         " explicit assignments. Every row is checked against the experiment first: bad"
-        " rows are reported with their line numbers and then nothing is written. Rows"
-        " are written with request ids made from their content, so a repeated import"
-        " writes each row once. Experiments with conditionals accept no explicit"
-        " assignments, so they cannot import.",
+        " rows are reported with their line numbers and then nothing is written. The rows"
+        " are then stored in batches, each all or none (a file of up to"
+        f" {MAX_OBSERVATIONS_PER_BATCH} rows is one batch), with request ids made from"
+        " their content, so that a repeated import stores each row once. Experiments with"
+        " conditionals accept no explicit assignments, so they cannot import.",
     )
     imports.add_argument("experiment", help="experiment id")
     imports.add_argument("file", type=Path, help="CSV file ('-' for stdin)")
     imports.add_argument("--dry-run", action="store_true", help="check every row, write none")
+    imports.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_OBSERVATIONS_PER_BATCH,
+        help=f"rows stored together, all or none (default and at most"
+        f" {MAX_OBSERVATIONS_PER_BATCH}: a file of that many rows or fewer is stored whole"
+        " or not at all)",
+    )
 
 
 # ---------------------------------------------------------------- export
@@ -212,7 +233,6 @@ class Columns:
 class Row:
     line: int
     observation: observation_pb2.Observation
-    request_id: str = ""
 
 
 class BadRows(Exception):
@@ -389,13 +409,39 @@ def check_row(
     return []
 
 
-def request_id(experiment_id: str, obs: observation_pb2.Observation, occurrence: int) -> str:
-    """The same row imported into the same experiment again gets the same id."""
-    digest = hashlib.sha256()
-    digest.update(experiment_id.encode() + b"\0")
-    digest.update(obs.SerializeToString(deterministic=True) + b"\0")
-    digest.update(str(occurrence).encode())
-    return f"import-{digest.hexdigest()[:40]}"
+@dataclass
+class Batch:
+    """Consecutive rows written by one BatchCreateObservations call: all or none."""
+
+    rows: list[Row]
+    request_id: str
+
+
+def batches(experiment_id: str, rows: list[Row], size: int) -> list[Batch]:
+    """Rows in batches of ``size`` (fewer when they would pass MAX_BATCH_BYTES), each with a
+    request id made from the experiment, the batch's position and its rows: the same
+    file imported again sends the same batches under the same ids, which the server
+    answers from its record instead of storing them again."""
+    out: list[Batch] = []
+    current: list[Row] = []
+    used = 0
+    for row in rows:
+        cost = row.observation.ByteSize() + 16
+        if current and (len(current) >= size or used + cost > MAX_BATCH_BYTES):
+            out.append(_batch(experiment_id, len(out), current))
+            current, used = [], 0
+        current.append(row)
+        used += cost
+    if current:
+        out.append(_batch(experiment_id, len(out), current))
+    return out
+
+
+def _batch(experiment_id: str, position: int, rows: list[Row]) -> Batch:
+    digest = hashlib.sha256(f"{experiment_id}\0{position}\0{len(rows)}\0".encode())
+    for row in rows:
+        digest.update(row.observation.SerializeToString(deterministic=True) + b"\0")
+    return Batch(rows, f"import-{digest.hexdigest()[:40]}")
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -435,7 +481,6 @@ def read_rows(text: str, exp: experiment_pb2.Experiment) -> list[Row]:
     domain_exp = converters.experiment_from_proto(exp)
     rows: list[Row] = []
     errors: list[str] = []
-    seen: dict[bytes, int] = {}
     try:
         for line, cells in records:
             if len(cells) != len(header):
@@ -445,9 +490,7 @@ def read_rows(text: str, exp: experiment_pb2.Experiment) -> list[Row]:
             problems = problems or check_row(obs, line, domain_exp, exp.id)
             errors += problems
             if not problems:
-                key = obs.SerializeToString(deterministic=True)
-                seen[key] = seen.get(key, 0) + 1
-                rows.append(Row(line, obs, request_id(exp.id, obs, seen[key])))
+                rows.append(Row(line, obs))
     except BadRows as bad:  # not CSV from here on: report it after the rows before it
         errors += bad.errors
     if errors:
@@ -467,6 +510,8 @@ def _read_text(path: Path) -> str:
 
 
 def _import(args: argparse.Namespace) -> None:
+    if not 1 <= args.batch_size <= MAX_OBSERVATIONS_PER_BATCH:
+        raise CommandError(f"--batch-size is 1 to {MAX_OBSERVATIONS_PER_BATCH}")
     client = Client(args)
     text = _read_text(args.file)
     exp = client.experiment(args.experiment)
@@ -490,24 +535,31 @@ def _import(args: argparse.Namespace) -> None:
         print(f"{len(rows)} rows of {args.file} are valid observations of experiment {exp.id}")
         return
     before = exp.progress.observation_count
+    plan = batches(exp.id, rows, args.batch_size)
     progress = Progress(len(rows), "importing")
+    done = 0
     try:
-        for row in rows:
+        for batch in plan:
             client.call(
-                "CreateObservation",
-                pb.CreateObservationRequest(
-                    experiment_id=exp.id, observation=row.observation, request_id=row.request_id
+                "BatchCreateObservations",
+                pb.BatchCreateObservationsRequest(
+                    experiment_id=exp.id,
+                    observations=[row.observation for row in batch.rows],
+                    request_id=batch.request_id,
                 ),
             )
-            progress.advance()
+            done += 1
+            progress.advance(len(batch.rows))
     except grpc.RpcError as error:
         progress.close()
-        done = progress.done
-        code = error.code().name
+        failed = plan[done].rows
+        where = f"lines {failed[0].line}-{failed[-1].line}"
+        stored = sum(len(b.rows) for b in plan[:done])
         raise CommandError(
-            f"{args.file}, line {rows[done].line}: {code}: {error.details()}\n"
-            f"  {done} of {len(rows)} rows are stored; run the command again (after fixing"
-            " that row if it was refused): rows already stored are not written twice"
+            f"{args.file}, {where}: {describe_batch_error(error, failed)}\n"
+            f"  those rows and the ones after them are not stored; {stored} of {len(rows)}"
+            " rows before them are. Run the command again (after fixing a refused row):"
+            " rows already stored are not written twice"
         ) from None
     progress.close()
     after = client.experiment(exp.id).progress.observation_count
@@ -517,3 +569,14 @@ def _import(args: argparse.Namespace) -> None:
     )
     if after - before < len(rows):
         print("(rows stored by an earlier import of the same rows were not written again)")
+
+
+def describe_batch_error(error: grpc.RpcError, rows: list[Row]) -> str:
+    """The server's refusal, its ``observations[i]`` field paths read as line numbers."""
+    text = describe_rpc_error(error, "the server")
+
+    def line_of(match: re.Match[str]) -> str:
+        i = int(match.group(1))
+        return f"line {rows[i].line}" if i < len(rows) else match.group(0)
+
+    return re.sub(r"observations\[(\d+)\]", line_of, text)

@@ -127,19 +127,33 @@ def test_a_repeated_import_writes_each_row_once(cli_server, cli_stub, tmp_path):
     lines.append("0.01,1,adam,0.1")
     full = tmp_path / "full.csv"
     full.write_text("\n".join(lines) + "\n")
-    # an import that stopped after four rows ...
+    # an import that stopped after its first two batches of two rows ...
     part = tmp_path / "part.csv"
     part.write_text("\n".join(lines[:5]) + "\n")
-    ok(run_cli(cli_server.target, "observations", "import", target.id, str(part)))
+    batches = ["--batch-size", "2"]
+    ok(run_cli(cli_server.target, "observations", "import", target.id, str(part), *batches))
     assert get(cli_stub, target.id).progress.observation_count == 4
-    # ... run again on the whole file writes the other three only
-    out = ok(run_cli(cli_server.target, "observations", "import", target.id, str(full)))
+    # ... run again on the whole file stores the other three rows only
+    out = ok(run_cli(cli_server.target, "observations", "import", target.id, str(full), *batches))
     assert "7 observations now, 4 before" in out
     assert "not written again" in out
-    ok(run_cli(cli_server.target, "observations", "import", target.id, str(full)))
+    ok(run_cli(cli_server.target, "observations", "import", target.id, str(full), *batches))
     stored = list_observations(cli_stub, target.id)
     assert len(stored) == 7
     assert sorted(values(o)["accuracy"][0] for o in stored) == [0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def test_a_refused_batch_stores_none_of_its_rows(cli_server, cli_stub, tmp_path):
+    # the server refuses observations for an experiment driven by training runs
+    target = create(cli_stub, **MIXED, runsOnly=True)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("lr,layers,optimizer,accuracy\n0.01,3,adam,0.5\n0.001,4,sgd,0.25\n")
+    result = run_cli(cli_server.target, "observations", "import", target.id, str(rows))
+    assert result.returncode == 1
+    first, second = result.stderr.splitlines()
+    assert first.startswith(f"optserve: {rows}, lines 2-3: PERMISSION_DENIED: experiment")
+    assert second.startswith("  those rows and the ones after them are not stored; 0 of 2")
+    assert list_observations(cli_stub, target.id) == []
 
 
 BAD = """lr,layers,optimizer,accuracy,seconds,failed,metadata
