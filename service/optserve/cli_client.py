@@ -34,7 +34,8 @@ PAGE_SIZE = 1000
 EXIT_FAILED = 1
 
 OVERVIEW = """commands that talk to a running server (--target or env OPTSERVE_TARGET,
-token from env OPTSERVE_TOKEN, TLS with --tls-ca or env OPTSERVE_TLS_CA):
+token from env OPTSERVE_TOKEN, TLS with --tls-ca or env OPTSERVE_TLS_CA, a client
+certificate with OPTSERVE_TLS_CERT and OPTSERVE_TLS_KEY):
   experiments  list, show, best, archive, delete
   observations export (CSV or JSON), import (CSV: warm start from past evaluations)
   plot         history, parallel coordinates, parameter importance, Pareto front (PNG)
@@ -73,6 +74,18 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=os.environ.get("OPTSERVE_TLS_CA") or None,
         help="CA certificate (PEM) to connect over TLS (env OPTSERVE_TLS_CA)",
+    )
+    group.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=os.environ.get("OPTSERVE_TLS_CERT") or None,
+        help="client certificate (PEM) for servers that require one (env OPTSERVE_TLS_CERT)",
+    )
+    group.add_argument(
+        "--tls-key",
+        type=Path,
+        default=os.environ.get("OPTSERVE_TLS_KEY") or None,
+        help="private key (PEM) of --tls-cert (env OPTSERVE_TLS_KEY)",
     )
     group.add_argument(
         "--timeout", type=float, default=60.0, help="seconds each call may take (default 60)"
@@ -152,18 +165,32 @@ def new_request_id() -> str:
     return f"cli-{uuid.uuid4().hex}"
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
 class Client:
     """The OptimizationService of ``args.target`` with the caller's token."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.target: str = args.target
         self.timeout: float = args.timeout
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise CommandError("--tls-cert and --tls-key (OPTSERVE_TLS_CERT, _KEY) go together")
+        if args.tls_cert is not None and args.tls_ca is None:
+            raise CommandError("a client certificate needs --tls-ca (OPTSERVE_TLS_CA)")
         if args.tls_ca:
-            try:
-                ca = Path(args.tls_ca).read_bytes()
-            except OSError as error:
-                raise CommandError(f"cannot read CA file {args.tls_ca}: {error.strerror}") from None
-            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(ca))
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(args.tls_ca, "CA file"),
+                private_key=_read(args.tls_key, "TLS key") if args.tls_key else None,
+                certificate_chain=_read(args.tls_cert, "TLS certificate")
+                if args.tls_cert
+                else None,
+            )
+            self.channel = grpc.secure_channel(self.target, credentials)
         else:
             self.channel = grpc.insecure_channel(self.target)
         self.stub = service_pb2_grpc.OptimizationServiceStub(self.channel)
