@@ -2,7 +2,8 @@
 SigOpt documents' constrained example through the generated gRPC stubs, print
 progress and the best assignments, stop the server.
 
-Run with `make demo` (or `.venv/bin/python examples/demo.py --budget 40`).
+Run with `make demo` (or `.venv/bin/python examples/demo.py --budget 40`); with
+`--target HOST:PORT` it optimizes on a server already running instead.
 """
 
 from __future__ import annotations
@@ -68,7 +69,19 @@ def plain(assignments) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument(
+        "--target",
+        help="optimize on this running server (HOST:PORT) instead of starting one; with"
+        " `optserve serve --http-port 8080` its dashboard at http://localhost:8080/ follows"
+        " the experiment live",
+    )
     args = parser.parse_args()
+    if args.target:
+        run(
+            service_pb2_grpc.OptimizationServiceStub(grpc.insecure_channel(args.target)),
+            args.budget,
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "demo.db"
         server = subprocess.Popen(
