@@ -10,34 +10,33 @@ value, which makes their region unattractive. Constraint metrics get a GP each
 and weight the acquisition by the probability that all hold; two optimized
 metrics are scalarized per suggestion by a random augmented Chebyshev weight
 (ParEGO), so that successive suggestions cover the Pareto front.
+
+Hyperparameters come from a chain of fits at fixed history sizes
+(``hyperfit``), so a suggestion depends only on the experiment, its seed and
+its history.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 from scipy.optimize import minimize
 from scipy.special import log_ndtr
 
-from ..domain.best import best_observations, satisfies_constraints, successful
+from ..domain.best import best_observations, successful
 from ..domain.encoding import Encoder
-from ..domain.model import (
-    Assignments,
-    Experiment,
-    Metric,
-    Objective,
-    Observation,
-    ParameterType,
-)
-from . import initial_design
+from ..domain.model import Assignments, Experiment, Observation, ParameterType
+from . import hyperfit, initial_design, training
 from .base import SuggestRequest
 from .feasible import FeasibleSpace, feasible_space, space_key
 from .gp import GaussianProcess, Hyperparameters
 from .gp.gradient import log_ei_and_grad
 from .gp.scoring import AcquisitionScorer
+from .training import History, TrainingData, sign
 
 INITIAL_MIN, INITIAL_EXTRA, INITIAL_MAX = 4, 2, 10
 GLOBAL_CANDIDATES = 768
@@ -50,19 +49,16 @@ POLISH_STARTS = 2
 POLISH_ITERATIONS = 40
 # local penalty radius around pending points, in length scales
 PENDING_RADIUS = 0.5
-WARP_OUTPUTS = True
 # the last fraction of a budget exploits: mean + kappa * std
 EXPLOIT_FRACTION = 0.1
 EXPLOIT_KAPPA = 0.5
-# warp only when the bad tail is long (skewness below this)
-WARP_SKEW = -1.0
-CHEBYSHEV_RHO = 0.05
 # in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
 BRANCH_EVERY = 3
 # ... once this many times the initial design has been observed
 BRANCH_AFTER = 3
 # margin on constraint metrics, as a fraction of their observed spread
 CONSTRAINT_MARGIN = 0.01
+_CHAIN_WEIGHTS = 1  # stream of the chain's scalarization weights (two metrics)
 
 
 def initial_design_size(exp: Experiment) -> int:
@@ -71,44 +67,76 @@ def initial_design_size(exp: Experiment) -> int:
     return max(INITIAL_MIN, size) + exp.parallel_bandwidth - 1
 
 
-def _sign(metric: Metric) -> float:
-    return 1.0 if metric.objective is Objective.MAXIMIZE else -1.0
-
-
 def suggest(request: SuggestRequest) -> list[Assignments]:
     exp = request.experiment
     done = successful(exp, request.observations)
     if len(done) < initial_design_size(exp):
         return initial_design.suggest(request)
     space = feasible_space(exp)
+    history = History(exp, request.observations, space.encoder)
+    chain = hyperfit.Chain(
+        _chain_key(exp), history, _first_modelled(history), functools.partial(_chain_fit, history)
+    )
     fits: dict[bytes, GaussianProcess] = {}  # points of one batch share a fit of the same data
     out: list[Assignments] = []
     for k in range(request.count):
-        point = _suggest_one(request, space.encoder, space, k, request.rng(k), fits)
+        point = _suggest_one(request, space.encoder, space, k, request.rng(k), fits, history, chain)
         request.chosen.append(point)
         out.append(point)
     return out
 
 
-def _objective(
-    exp: Experiment, observations: list[Observation], rng: np.random.Generator
-) -> NDArray[np.float64]:
-    """The scalar to maximize for each successful observation."""
-    metrics = exp.optimized_metrics
-    values = np.array(
-        [[_sign(m) * float(o.value_of(m.name) or 0.0) for m in metrics] for o in observations]
+def _chain_key(exp: Experiment) -> bytes:
+    """What the chain's fits depend on besides the history."""
+    settings = (
+        space_key(exp),
+        exp.metrics,
+        initial_design_size(exp),
+        training.WARP_OUTPUTS,
+        training.WARP_SKEW,
     )
-    if len(metrics) == 1:
-        return values[:, 0]
-    lo, hi = values.min(axis=0), values.max(axis=0)
-    # A threshold bounds the region of interest: values short of it score below zero.
-    for j, m in enumerate(metrics):
-        if m.threshold is not None and _sign(m) * m.threshold < hi[j]:
-            lo[j] = max(lo[j], _sign(m) * m.threshold)
-    scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
-    weights = rng.dirichlet(np.ones(len(metrics)))
-    weighted = scaled * weights
-    return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+    return hashlib.blake2b(repr(settings).encode(), digest_size=16).digest()
+
+
+def _first_modelled(history: History) -> int | None:
+    """The shortest prefix of the history with the initial design's worth of
+    successful observations (None if the history has not)."""
+    reached = np.flatnonzero(np.cumsum(history.usable) >= initial_design_size(history.experiment))
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def _chain_fit(history: History, size: int, start: Hyperparameters | None) -> GaussianProcess:
+    """The chain's fit on the first ``size`` observations, from ``start``."""
+    exp = history.experiment
+    prefix = history.prefix(size)
+    data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
+    return GaussianProcess().fit(
+        data.x, data.y, data.noise, warm_start=start, rng=np.random.default_rng([exp.seed, size])
+    )
+
+
+def _exact_model(
+    exp: Experiment,
+    history: History,
+    chain: hyperfit.Chain,
+    data: TrainingData,
+    fit_rng: np.random.Generator,
+) -> GaussianProcess:
+    """The GP on all the training data."""
+    size = len(history)
+    if len(exp.optimized_metrics) == 1:
+        # The chain's own fit at this size: the same data.
+        hyper = chain.hyperparameters(size)
+        if size in chain.fitted:
+            return chain.fitted[size]
+        if hyper is not None:
+            return GaussianProcess().condition(data.x, data.y, hyper, data.noise)
+        start = None
+    else:
+        # Scalarized per suggestion: warm-started from the chain's fit (fixed weights).
+        parent = chain.parent(size)
+        start = None if parent is None else chain.hyperparameters(parent)
+    return GaussianProcess().fit(data.x, data.y, data.noise, warm_start=start, rng=fit_rng)
 
 
 def _suggest_one(
@@ -118,33 +146,21 @@ def _suggest_one(
     offset: int,
     rng: np.random.Generator,
     fits: dict[bytes, GaussianProcess],
+    history: History,
+    chain: hyperfit.Chain,
 ) -> Assignments:
     exp = request.experiment
-    observations = request.observations
-    done = successful(exp, request.observations)
-    failed = [o for o in observations if o.failed]
-    x_done = encoder.encode([o.assignments for o in done])
-    y_done = _objective(exp, done, rng)
-    noise = _known_noise(exp, done, len(failed))
-    if WARP_OUTPUTS and noise is None:
-        y_done = _warp(y_done)
-    # Failures take the worst value seen: the model learns to avoid their region.
-    x_failed = encoder.encode([o.assignments for o in failed])
-    x = np.vstack([x_done, x_failed])
-    y = np.concatenate([y_done, np.full(len(failed), y_done.min())])
+    done = history.done
+    data = history.training(rng)
+    x, y, noise, x_done, y_done = data.x, data.y, data.noise, data.x_done, data.y_done
     fit_rng = np.random.default_rng(rng.integers(2**63))
-    data_key = x.tobytes() + y.tobytes()
+    data_key = data.key()
     if data_key not in fits:
-        fits[data_key] = GaussianProcess().fit(
-            x, y, noise, warm_start=_WARM.get(space_key(exp)), rng=fit_rng
-        )
+        fits[data_key] = _exact_model(exp, history, chain, data, fit_rng)
     gp = fits[data_key]
-    if len(_WARM) > _WARM_SIZE:
-        _WARM.clear()
-    _WARM[space_key(exp)] = gp.hyperparameters
     # The incumbent is the best predicted value among observations meeting every
     # constraint metric; while there is none, the search is for feasibility alone.
-    feasible = np.array([satisfies_constraints(exp, o) for o in done])
+    feasible = data.feasible
     # Conditional experiments: some suggestions focus on one branch (a combination
     # of conditional values) with that branch's own incumbent, so that a branch
     # with more parameters to tune is not starved by an early leader elsewhere.
@@ -174,8 +190,14 @@ def _suggest_one(
 
     scorer = None if incumbent is None else AcquisitionScorer(gp, incumbent)
     exploit = incumbent is not None and _final_stretch(request, offset)
-    taken_keys = _row_keys(taken)
-    pending_penalty = _pending_penalty(taken[len(x) :], gp)
+    acquisition = _Acquisition(
+        encoder,
+        penalty,
+        _pending_penalty(taken[len(x) :], gp),
+        constraint_models,
+        _key_set(taken),
+        branch,
+    )
 
     def score(rows: NDArray[np.float64]) -> NDArray[np.float64]:
         if scorer is None:
@@ -186,17 +208,7 @@ def _suggest_one(
             value = mean + EXPLOIT_KAPPA * np.sqrt(var)
         else:
             value = scorer.log_ei(rows)
-        if penalty is not None:
-            value = value + penalty(rows)
-        if pending_penalty is not None:
-            value = value + pending_penalty(rows)
-        for model, threshold in constraint_models:
-            c_mean, c_var = model.predict(rows)
-            value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
-        value[np.isin(_row_keys(rows), taken_keys)] = -np.inf
-        if branch is not None:
-            value[~_in_branch(encoder, rows, branch)] = -np.inf
-        return value
+        return acquisition.finish(rows, value)
 
     ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
     best_rows = x_done[ranked[:INCUMBENTS]]
@@ -207,9 +219,78 @@ def _suggest_one(
         ]
     )
     scores = score(rows)
-    # Feasible local search from the best few candidates, with shrinking steps.
     top = np.argsort(-scores)[:REFINE_STARTS]
-    starts, values = rows[top], scores[top]
+    starts, values = _refine(space, rows[top], scores[top], score, rng)
+    if incumbent is not None and acquisition.plain:
+        _polish_best(space, gp, incumbent, starts, values, score)
+    return _pick(space, encoder, starts, values, rng)
+
+
+class _Acquisition:
+    """The terms added to the model's acquisition value of candidate rows:
+    penalties, the probability that constraint metrics hold, and exclusions."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        penalty: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
+        pending_penalty: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
+        constraint_models: list[tuple[GaussianProcess, float]],
+        taken: set[bytes],
+        branch: dict[str, int] | None,
+    ) -> None:
+        self.encoder = encoder
+        self.penalty = penalty
+        self.pending_penalty = pending_penalty
+        self.constraint_models = constraint_models
+        self.taken = taken
+        self.branch = branch
+
+    @property
+    def plain(self) -> bool:
+        """Whether the acquisition is log EI alone (what the gradient polish ascends)."""
+        return self.penalty is None and self.pending_penalty is None and not self.constraint_models
+
+    def constraint_terms(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Log probability that every constraint metric holds."""
+        value = np.zeros(len(rows))
+        for model, threshold in self.constraint_models:
+            c_mean, c_var = model.predict(rows)
+            value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        return value
+
+    def finish(
+        self,
+        rows: NDArray[np.float64],
+        value: NDArray[np.float64],
+        constraint_terms: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """``value`` (the model's acquisition at ``rows``) with every other term."""
+        if self.penalty is not None:
+            value = value + self.penalty(rows)
+        if self.pending_penalty is not None:
+            value = value + self.pending_penalty(rows)
+        if constraint_terms is not None:
+            value = value + constraint_terms
+        else:
+            for model, threshold in self.constraint_models:
+                c_mean, c_var = model.predict(rows)
+                value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        keys = _row_keys(rows)
+        value[np.fromiter((k.tobytes() in self.taken for k in keys), bool, len(keys))] = -np.inf
+        if self.branch is not None:
+            value[~_in_branch(self.encoder, rows, self.branch)] = -np.inf
+        return value
+
+
+def _refine(
+    space: FeasibleSpace,
+    starts: NDArray[np.float64],
+    values: NDArray[np.float64],
+    score: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Feasible local search from ``starts``, with shrinking steps."""
     for step in REFINE_STEPS:
         near, origin = _neighbours(space, starts, REFINE_CANDIDATES, step, rng)
         if len(near) == 0:
@@ -220,18 +301,34 @@ def _suggest_one(
             if len(mine) and near_scores[mine].max() > values[i]:
                 k = mine[np.argmax(near_scores[mine])]
                 starts[i], values[i] = near[k], near_scores[k]
-    if (
-        incumbent is not None
-        and penalty is None
-        and pending_penalty is None
-        and not constraint_models
-    ):
-        for i in np.argsort(-values)[:POLISH_STARTS]:
-            polished = _polish(space, gp, incumbent, starts[i])
-            if polished is not None:
-                polished_score = score(polished[None, :])[0]
-                if polished_score > values[i]:
-                    starts[i], values[i] = polished, polished_score
+    return starts, values
+
+
+def _polish_best(
+    space: FeasibleSpace,
+    gp: GaussianProcess,
+    incumbent: float,
+    starts: NDArray[np.float64],
+    values: NDArray[np.float64],
+    score: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+) -> None:
+    """Gradient polish of the best few ``starts``, in place where it improves them."""
+    for i in np.argsort(-values)[:POLISH_STARTS]:
+        polished = _polish(space, gp, incumbent, starts[i])
+        if polished is not None:
+            polished_score = score(polished[None, :])[0]
+            if polished_score > values[i]:
+                starts[i], values[i] = polished, polished_score
+
+
+def _pick(
+    space: FeasibleSpace,
+    encoder: Encoder,
+    starts: NDArray[np.float64],
+    values: NDArray[np.float64],
+    rng: np.random.Generator,
+) -> Assignments:
+    """The best feasible start, decoded."""
     order = np.argsort(-values)
     for i in order:
         if not np.isfinite(values[i]):
@@ -241,11 +338,6 @@ def _suggest_one(
             return point
     # every scored point is taken (or numerically off): a fresh uniform draw
     return space.draw(1, rng)[0]
-
-
-# Last fitted hyperparameters per search space, to warm-start the next fit.
-_WARM: dict[tuple[str, int, str], Hyperparameters | None] = {}
-_WARM_SIZE = 1024
 
 
 def _polish(
@@ -370,37 +462,6 @@ def _final_stretch(request: SuggestRequest, offset: int) -> bool:
     return budget - used <= max(1, round(EXPLOIT_FRACTION * budget))
 
 
-def _warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """A Yeo-Johnson power transform (MLE) when the bad values have a long tail.
-
-    Outcomes like Rosenbrock's span orders of magnitude; a GP on them is ruled
-    by the worst points and goes flat where the optimum is. Skewed the other
-    way (a few good values above a plateau, like Ackley's) they are left alone:
-    compressing the good tail would hide the signal.
-    """
-    if len(y) < 4 or np.ptp(y) <= 0 or stats.skew(y) > WARP_SKEW:
-        return y
-    scaled = (y - np.median(y)) / np.std(y)
-    try:
-        warped = stats.yeojohnson(scaled)[0]
-    except (ValueError, FloatingPointError):
-        return y
-    return warped if np.all(np.isfinite(warped)) else y
-
-
-def _known_noise(
-    exp: Experiment, done: list[Observation], n_failed: int
-) -> NDArray[np.float64] | None:
-    if len(exp.optimized_metrics) != 1:
-        return None
-    name = exp.optimized_metrics[0].name
-    stddevs = [next((v.stddev for v in o.values if v.name == name), None) for o in done]
-    if all(s is None for s in stddevs):
-        return None
-    noise = np.array([0.0 if s is None else s * s for s in stddevs])
-    return np.concatenate([noise, np.zeros(n_failed)])
-
-
 def _constraint_models(
     exp: Experiment, done: list[Observation], encoder: Encoder, rng: np.random.Generator
 ) -> list[tuple[GaussianProcess, float]]:
@@ -410,8 +471,8 @@ def _constraint_models(
         rows = [o for o in done if o.value_of(metric.name) is not None]
         if len(rows) < 2 or metric.threshold is None:
             continue
-        sign = _sign(metric)
-        y = np.array([sign * float(o.value_of(metric.name) or 0.0) for o in rows])
+        signed = sign(metric)
+        y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
         gp = GaussianProcess(n_random_starts=1).fit(
             encoder.encode([o.assignments for o in rows]),
             y,
@@ -420,7 +481,7 @@ def _constraint_models(
         # A small safety margin: the constrained optimum usually lies on the
         # boundary, and suggestions should land on its feasible side.
         margin = CONSTRAINT_MARGIN * float(np.std(y))
-        models.append((gp, sign * metric.threshold + margin))
+        models.append((gp, signed * metric.threshold + margin))
     return models
 
 
@@ -456,6 +517,11 @@ def _neighbours(
     base = space.vectors.canonical(base)
     kept = space.feasible_mask(base)
     return base[kept], origin[kept]
+
+
+def _key_set(rows: NDArray[np.float64]) -> set[bytes]:
+    """The keys of ``rows`` as a set, for membership tests."""
+    return {k.tobytes() for k in _row_keys(rows)}
 
 
 def _row_keys(rows: NDArray[np.float64]) -> NDArray[np.void]:
