@@ -9,7 +9,7 @@ import numpy as np
 
 from optserve.domain.model import Bounds, Experiment, Metric, MetricValue, Observation, Parameter
 from optserve.domain.model import ParameterType as T
-from optserve.optimizers import SuggestRequest, hyperfit, suggest
+from optserve.optimizers import SuggestRequest, bayesian, hyperfit, suggest
 
 from ..conftest import start_server
 from ..service_tests.helpers import create, double, observe, plain
@@ -98,6 +98,14 @@ def _warm_and_cold(exp: Experiment, history: list[Observation], sizes: list[int]
 def test_a_warm_cache_gives_what_a_cold_one_gives():
     history = _history(70)
     _warm_and_cold(_experiment("warm-exact"), history, [10, 20, 33, 50, 69])
+
+
+def test_a_warm_cache_gives_what_a_cold_one_gives_above_the_exact_size(monkeypatch):
+    monkeypatch.setattr(bayesian, "EXACT_MAX_POINTS", 40)
+    monkeypatch.setattr(bayesian, "SUBSET_SIZE", 30)
+    monkeypatch.setattr(bayesian, "SUBSET_FIT_POINTS", 25)
+    history = _history(90)
+    _warm_and_cold(_experiment("warm-scale"), history, [20, 41, 60, 80, 89])
 
 
 def test_an_edited_observation_is_not_served_from_the_cache():

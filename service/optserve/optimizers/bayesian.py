@@ -13,7 +13,12 @@ metrics are scalarized per suggestion by a random augmented Chebyshev weight
 
 Hyperparameters come from a chain of fits at fixed history sizes
 (``hyperfit``), so a suggestion depends only on the experiment, its seed and
-its history.
+its history. Up to ``EXACT_MAX_POINTS`` observations the GP is exact and
+refitted at every suggestion. Beyond, it is an exact GP on a training subset
+of ``SUBSET_SIZE`` observations (``gp/subset.py``: the incumbents'
+neighbourhoods and a space-filling cover), its hyperparameters refitted at
+each checkpoint (every 10 % of growth), and the points of a batch share one
+candidate pool, rescored exactly as each chosen point is believed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 from scipy.special import log_ndtr
 
@@ -33,8 +39,10 @@ from ..domain.model import Assignments, Experiment, Observation, ParameterType
 from . import hyperfit, initial_design, training
 from .base import SuggestRequest
 from .feasible import FeasibleSpace, feasible_space, space_key
-from .gp import GaussianProcess, Hyperparameters
+from .gp import GaussianProcess, Hyperparameters, subset
+from .gp.acquisition import log_expected_improvement
 from .gp.gradient import log_ei_and_grad
+from .gp.model import matern52
 from .gp.scoring import AcquisitionScorer
 from .training import History, TrainingData, sign
 
@@ -58,6 +66,16 @@ BRANCH_EVERY = 3
 BRANCH_AFTER = 3
 # margin on constraint metrics, as a fraction of their observed spread
 CONSTRAINT_MARGIN = 0.01
+# Above this many modelled observations (successful and failed) the GP is fitted
+# and conditioned on a training subset of SUBSET_SIZE of them.
+EXACT_MAX_POINTS = 500
+SUBSET_SIZE = 500
+# above EXACT_MAX_POINTS: points of the subset the hyperparameters are fitted on
+SUBSET_FIT_POINTS = 300
+# above EXACT_MAX_POINTS: local searches of the second and later points of a batch
+BATCH_REFINE_STARTS = 1
+# above EXACT_MAX_POINTS: points a constraint metric's hyperparameters are fitted on
+CONSTRAINT_FIT_POINTS = 200
 _CHAIN_WEIGHTS = 1  # stream of the chain's scalarization weights (two metrics)
 
 
@@ -77,6 +95,8 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     chain = hyperfit.Chain(
         _chain_key(exp), history, _first_modelled(history), functools.partial(_chain_fit, history)
     )
+    if int(history.usable.sum() + history.failed.sum()) > EXACT_MAX_POINTS:
+        return _suggest_at_scale(request, space, history, chain)
     fits: dict[bytes, GaussianProcess] = {}  # points of one batch share a fit of the same data
     out: list[Assignments] = []
     for k in range(request.count):
@@ -92,6 +112,9 @@ def _chain_key(exp: Experiment) -> bytes:
         space_key(exp),
         exp.metrics,
         initial_design_size(exp),
+        EXACT_MAX_POINTS,
+        SUBSET_SIZE,
+        SUBSET_FIT_POINTS,
         training.WARP_OUTPUTS,
         training.WARP_SKEW,
     )
@@ -110,9 +133,22 @@ def _chain_fit(history: History, size: int, start: Hyperparameters | None) -> Ga
     exp = history.experiment
     prefix = history.prefix(size)
     data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
-    return GaussianProcess().fit(
-        data.x, data.y, data.noise, warm_start=start, rng=np.random.default_rng([exp.seed, size])
-    )
+    x, y, noise = data.x, data.y, data.noise
+    model = GaussianProcess()
+    if len(x) > EXACT_MAX_POINTS:
+        rows = subset.select(
+            x, y, _good(data), SUBSET_SIZE, None if start is None else start.lengthscales
+        )
+        x, y, noise = x[rows], y[rows], None if noise is None else noise[rows]
+        model = GaussianProcess(max_fit_points=SUBSET_FIT_POINTS)
+    return model.fit(x, y, noise, warm_start=start, rng=np.random.default_rng([exp.seed, size]))
+
+
+def _good(data: TrainingData) -> NDArray[np.bool_]:
+    """Rows of the training data that are successful and meet every constraint metric."""
+    good = np.zeros(len(data.x), dtype=bool)
+    good[: data.n_done] = data.feasible
+    return good
 
 
 def _exact_model(
@@ -340,6 +376,233 @@ def _pick(
     return space.draw(1, rng)[0]
 
 
+def _suggest_at_scale(
+    request: SuggestRequest, space: FeasibleSpace, history: History, chain: hyperfit.Chain
+) -> list[Assignments]:
+    """Suggestions from the GP on a training subset; the points of a batch share
+    one candidate pool, rescored exactly as each chosen point is believed."""
+    batch = _ScaledBatch(request, space, history, chain)
+    out: list[Assignments] = []
+    for offset in range(request.count):
+        point = batch.suggest(offset)
+        request.chosen.append(point)
+        out.append(point)
+    return out
+
+
+class _ScaledBatch:
+    """What the points of one batch share above the exact size: the training
+    subset, the hyperparameters, the constraint models and the candidate pool."""
+
+    def __init__(
+        self,
+        request: SuggestRequest,
+        space: FeasibleSpace,
+        history: History,
+        chain: hyperfit.Chain,
+    ) -> None:
+        self.request = request
+        self.space = space
+        self.history = history
+        self.done = history.done
+        # refitted at checkpoints only: every 10 % of growth
+        size = max(chain.last_checkpoint(len(history)), chain.first or 0)
+        self.hyper = chain.hyperparameters(size) or Hyperparameters.default(space.encoder.dim)
+        self.rows: NDArray[np.int64] | None = None
+        self.models: dict[bytes, GaussianProcess] = {}
+        self.incumbents: dict[tuple[bytes, str], float | None] = {}
+        self.pool: _Pool | None = None
+        self.constraint_models: list[tuple[GaussianProcess, float]] = []
+        encoder = space.encoder
+        pending = [s.assignments for s in request.pending]
+        self.believed = encoder.encode(pending) if pending else np.empty((0, encoder.dim))
+        self.taken = _key_set(
+            np.vstack([history.x[history.usable | history.failed], self.believed])
+        )
+
+    def _model(
+        self, data: TrainingData, rng: np.random.Generator
+    ) -> tuple[bytes, GaussianProcess, NDArray[np.int64]]:
+        exp = self.request.experiment
+        hyper = self.hyper
+        if self.rows is None:
+            # The batch shares the subset (chosen on its first scalarization).
+            self.rows = subset.select(data.x, data.y, _good(data), SUBSET_SIZE, hyper.lengthscales)
+            done_rows = self.rows[self.rows < data.n_done]
+            self.constraint_models = _constraint_models(
+                exp,
+                [self.done[i] for i in done_rows],
+                self.space.encoder,
+                rng,
+                fit_points=CONSTRAINT_FIT_POINTS,
+            )
+        rows = self.rows
+        key = data.y[rows].tobytes()
+        if key not in self.models:
+            self.models[key] = GaussianProcess().condition(
+                data.x[rows],
+                data.y[rows],
+                hyper,
+                None if data.noise is None else data.noise[rows],
+            )
+        return key, self.models[key], rows
+
+    def suggest(self, offset: int) -> Assignments:
+        request = self.request
+        exp = request.experiment
+        space = self.space
+        encoder = space.encoder
+        rng = request.rng(offset)
+        data = self.history.training(rng)
+        key, gp, rows = self._model(data, rng)
+        x_done, y_done = data.x_done, data.y_done
+        sequence = request.sequence + offset
+        branch = None
+        if data.n_done >= BRANCH_AFTER * initial_design_size(exp):
+            branch = _branch_turn(encoder, sequence)
+        # The incumbent: the best posterior mean among the subset's successful rows
+        # meeting every constraint metric (the best observations are in the subset).
+        turn = (key, repr(branch))
+        if turn not in self.incumbents:
+            done_rows = rows[rows < data.n_done]
+            feasible = data.feasible[done_rows]
+            in_branch = feasible & _in_branch(encoder, x_done[done_rows], branch)
+            if branch is not None and in_branch.any():
+                feasible = in_branch
+            self.incumbents[turn] = (
+                float(np.max(gp.mean(x_done[done_rows][feasible]))) if feasible.any() else None
+            )
+        incumbent = self.incumbents[turn]
+        believed = self.believed
+        model = gp.believe(believed)
+        acquisition = _Acquisition(
+            encoder,
+            _solution_penalty(exp, self.done, x_done, sequence, gp),
+            _pending_penalty(believed, gp),
+            self.constraint_models,
+            self.taken,
+            branch,
+        )
+        scorer = None if incumbent is None else AcquisitionScorer(model, incumbent)
+        exploit = incumbent is not None and _final_stretch(request, offset)
+
+        def value_of(mean: NDArray[np.float64], var: NDArray[np.float64]) -> NDArray[np.float64]:
+            if incumbent is None:
+                return np.zeros(len(mean))
+            if exploit:
+                return mean + EXPLOIT_KAPPA * np.sqrt(var)
+            return log_expected_improvement(mean, np.sqrt(var), incumbent)
+
+        def score(candidates: NDArray[np.float64]) -> NDArray[np.float64]:
+            if scorer is None:
+                value = np.zeros(len(candidates))
+            elif exploit:
+                mean, var = scorer.predict(candidates)
+                value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+            else:
+                value = scorer.log_ei(candidates)
+            return acquisition.finish(candidates, value)
+
+        if self.pool is None:
+            # Global draws and neighbourhoods of the best observations, scored once.
+            worse = np.where(data.feasible, 0.0, np.ptp(y_done) + 1.0)
+            best_rows = x_done[np.argsort(-(y_done - worse))[:INCUMBENTS]]
+            candidates = np.vstack(
+                [
+                    space.draw_rows(GLOBAL_CANDIDATES, rng),
+                    _neighbours(space, best_rows, LOCAL_CANDIDATES, 0.1, rng)[0],
+                ]
+            )
+            capacity = len(candidates) + REFINE_STARTS * request.count
+            self.pool = _Pool(gp, candidates, acquisition.constraint_terms(candidates), capacity)
+        pool = self.pool
+        mean, var = pool.posterior(gp, model)
+        scores = acquisition.finish(pool.rows, value_of(mean, var), pool.constraint_terms)
+        top = np.argsort(-scores)[: REFINE_STARTS if offset == 0 else BATCH_REFINE_STARTS]
+        starts, values = _refine(space, pool.rows[top], scores[top], score, rng)
+        if incumbent is not None and acquisition.plain:
+            _polish_best(space, model, incumbent, starts, values, score)
+        point = _pick(space, encoder, starts, values, rng)
+        # The refined points join the pool: good starts for the next point of the batch.
+        refined = starts[np.isfinite(values)]
+        pool.add(gp, refined, acquisition.constraint_terms(refined))
+        row = encoder.encode([point])
+        self.believed = np.vstack([believed, row])
+        self.taken |= _key_set(row)
+        return point
+
+
+class _Pool:
+    """Candidates scored once under the subset GP, and rescored exactly when
+    believed points are added: the mean does not change, and the variance
+    loses the Schur complement's share ``|L_S^-1 (k_P(c) - B v_c)|^2``, where
+    ``[B L_S]`` are the believed rows of the extended Cholesky factor."""
+
+    def __init__(
+        self,
+        gp: GaussianProcess,
+        rows: NDArray[np.float64],
+        constraint_terms: NDArray[np.float64],
+        capacity: int,
+    ) -> None:
+        n, dim = gp.x_train.shape
+        capacity = max(capacity, len(rows))
+        self.size = 0
+        self._rows = np.empty((capacity, dim))
+        self._kx = np.empty((capacity, n))  # k(candidate, training row)
+        self._v = np.empty((capacity, n))  # rows of (L^-1 K(X, candidates))^T
+        self._var = np.empty(capacity)
+        self._constraint_terms = np.empty(capacity)
+        self.add(gp, rows, constraint_terms)
+
+    @property
+    def rows(self) -> NDArray[np.float64]:
+        return self._rows[: self.size]
+
+    @property
+    def constraint_terms(self) -> NDArray[np.float64]:
+        return self._constraint_terms[: self.size]
+
+    def add(
+        self, gp: GaussianProcess, rows: NDArray[np.float64], constraint_terms: NDArray[np.float64]
+    ) -> None:
+        """Scores ``rows`` under ``gp`` and keeps them (up to the capacity)."""
+        rows = rows[: len(self._rows) - self.size]
+        if len(rows) == 0:
+            return
+        kx = matern52(gp.x_train, rows, gp.lengthscales, gp.outputscale)
+        v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
+        part = slice(self.size, self.size + len(rows))
+        self._rows[part] = rows
+        self._kx[part] = kx.T
+        self._v[part] = v.T
+        self._var[part] = gp.outputscale - np.einsum("ij,ij->j", v, v)
+        self._constraint_terms[part] = constraint_terms[: len(rows)]
+        self.size += len(rows)
+
+    def posterior(
+        self, gp: GaussianProcess, believing: GaussianProcess
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Mean and variance under ``believing`` (``gp`` with believed points appended)."""
+        n = len(gp.x_train)
+        mean = gp.y_mean + gp.y_std * (self._kx[: self.size] @ gp.alpha)
+        var = self._var[: self.size].copy()
+        if len(believing.x_train) > n:
+            hyper = believing.hyperparameters
+            assert hyper is not None
+            cross = matern52(
+                believing.x_train[n:], self.rows, hyper.lengthscales, hyper.outputscale
+            )
+            w = solve_triangular(
+                believing.chol[n:, n:],
+                cross - believing.chol[n:, :n] @ self._v[: self.size].T,
+                lower=True,
+                check_finite=False,
+            )
+            var -= np.einsum("ij,ij->j", w, w)
+        return mean, gp.y_std**2 * np.maximum(var, 1e-12)
+
+
 def _polish(
     space: FeasibleSpace, gp: GaussianProcess, incumbent: float, row: NDArray[np.float64]
 ) -> NDArray[np.float64] | None:
@@ -463,9 +726,18 @@ def _final_stretch(request: SuggestRequest, offset: int) -> bool:
 
 
 def _constraint_models(
-    exp: Experiment, done: list[Observation], encoder: Encoder, rng: np.random.Generator
+    exp: Experiment,
+    done: list[Observation],
+    encoder: Encoder,
+    rng: np.random.Generator,
+    *,
+    fit_points: int | None = None,
 ) -> list[tuple[GaussianProcess, float]]:
-    """A GP per constraint metric, with its threshold, both signed so that larger is better."""
+    """A GP per constraint metric, with its threshold, both signed so that larger is better.
+
+    With ``fit_points``, hyperparameters are fitted on at most that many points
+    from the priors' medians and the noisy start only (no random starts).
+    """
     models = []
     for metric in exp.constraint_metrics:
         rows = [o for o in done if o.value_of(metric.name) is not None]
@@ -473,7 +745,12 @@ def _constraint_models(
             continue
         signed = sign(metric)
         y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
-        gp = GaussianProcess(n_random_starts=1).fit(
+        model = (
+            GaussianProcess(n_random_starts=1)
+            if fit_points is None
+            else GaussianProcess(max_fit_points=fit_points, n_random_starts=0)
+        )
+        gp = model.fit(
             encoder.encode([o.assignments for o in rows]),
             y,
             rng=np.random.default_rng(rng.integers(2**63)),
