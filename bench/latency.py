@@ -9,23 +9,39 @@ threaded (one BLAS thread), on the problems of issue 6:
                gamma, theta ints in [0, 10], alpha + beta <= 1,
                3 gamma - 5 theta >= 0), 100 observations target < 60 ms
 
-Observations are uniform feasible draws with a smooth objective. Each timed
-suggestion starts warm, as in service: the GP's previous hyperparameters come
-from a fit on the first n - 1 observations. Every repeat is timed once with
-the compiled scorer and once with the NumPy scorer (``backend="numpy"``),
-alternating, and the median of each is reported with a breakdown:
+and, above the exact GP's size (issue 10, target 3), on the same 10-D problem:
 
-    fit         GaussianProcess.fit / .condition (MAP hyperparameters, Cholesky)
+    d10-n1000, d10-n2000, d10-n10000   targets < 150 ms, < 300 ms, < 1 s;
+               a batch of 20 within 5x of one suggestion
+
+Observations are uniform feasible draws with a smooth objective. Each timed
+suggestion starts as in service after one new observation: the process has
+already suggested after the first n - 1 observations (so the hyperparameters
+of the checkpoints before are cached), and the n-th observation is new to it
+(each timed call gets a different one, so no call reuses another's fit).
+Every repeat of the first three problems is timed once with the compiled
+scorer and once with the NumPy scorer (``backend="numpy"``), alternating, and
+the median of each is reported with a breakdown:
+
+    fit         GaussianProcess.fit / .condition / .believe (hyperparameters, Cholesky)
     candidates  feasible draws and neighbourhoods (FeasibleSpace.draw_rows, _neighbours)
-    scoring     AcquisitionScorer: the posterior and log EI of every candidate
-    predict     other GaussianProcess.predict calls (incumbent, pending points)
+    scoring     the posterior and log EI of every candidate (AcquisitionScorer, the
+                batch's candidate pool)
+    predict     other GaussianProcess.predict / .mean calls (incumbent, pending points)
     near        the check that a candidate is not an observed point (_row_keys)
     gradient    gradient polish, where the optimizer has one
-    other       the rest (encoding, constraint terms, Python glue)
+    history     the observations as arrays and the training data (encoding, warping)
+    subset      the choice of the training subset (above the exact size)
+    other       the rest (constraint terms, Python glue)
 
 Breakdown columns are medians of each part, so they need not add up to the total.
+The large sizes use the compiled scorer only and also report a batch of 20
+(median, and its ratio to one suggestion), the peak of traced allocations
+during one suggestion (tracemalloc: Python and NumPy memory, not the Rust
+extension's), the first suggestion of a new process (every cached fit
+replayed) and one hyperparameter refit at a checkpoint (every 10 % of growth).
 
-    .venv/bin/python bench/latency.py [--repeats 9]
+    .venv/bin/python bench/latency.py [--repeats 9] [--sizes 1000,2000,10000]
 """
 
 # ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
@@ -40,8 +56,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import functools
 import math
+import resource
 import sys
 import time
+import tracemalloc
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,12 +86,12 @@ from optserve.domain.model import (
     Parameter,
     ParameterType,
 )
-from optserve.optimizers import SuggestRequest, bayesian, suggest
-from optserve.optimizers.feasible import FeasibleSpace, feasible_space, space_key
-from optserve.optimizers.gp import GaussianProcess
+from optserve.optimizers import SuggestRequest, bayesian, hyperfit, suggest, training
+from optserve.optimizers.feasible import FeasibleSpace, feasible_space
+from optserve.optimizers.gp import GaussianProcess, subset
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
-PARTS = ("fit", "candidates", "scoring", "predict", "near", "gradient")
+PARTS = ("fit", "candidates", "scoring", "predict", "near", "gradient", "history", "subset")
 
 
 class Clock:
@@ -118,15 +136,21 @@ def instrumented(clock: Clock, backend: str) -> Iterator[None]:
 
     Scorer.__init__ = clock.wrap("scoring", Scorer.__init__)  # type: ignore[method-assign]
     Scorer.log_ei = clock.wrap("scoring", original_scorer.log_ei)
+    Scorer.predict = clock.wrap("scoring", original_scorer.predict)
     patch(bayesian, "AcquisitionScorer", Scorer)
-    patch(GaussianProcess, "fit", clock.wrap("fit", GaussianProcess.fit))
-    patch(GaussianProcess, "condition", clock.wrap("fit", GaussianProcess.condition))
-    patch(GaussianProcess, "predict", clock.wrap("predict", GaussianProcess.predict))
+    for name in ("fit", "condition", "believe"):
+        patch(GaussianProcess, name, clock.wrap("fit", getattr(GaussianProcess, name)))
+    for name in ("predict", "mean"):
+        patch(GaussianProcess, name, clock.wrap("predict", getattr(GaussianProcess, name)))
+    for name in ("add", "posterior"):
+        patch(bayesian._Pool, name, clock.wrap("scoring", getattr(bayesian._Pool, name)))
     patch(FeasibleSpace, "draw_rows", clock.wrap("candidates", FeasibleSpace.draw_rows))
     patch(bayesian, "_neighbours", clock.wrap("candidates", bayesian._neighbours))
     patch(bayesian, "_row_keys", clock.wrap("near", bayesian._row_keys))
-    if hasattr(bayesian, "log_ei_and_grad"):
-        patch(bayesian, "log_ei_and_grad", clock.wrap("gradient", bayesian.log_ei_and_grad))
+    patch(bayesian, "log_ei_and_grad", clock.wrap("gradient", bayesian.log_ei_and_grad))
+    patch(bayesian, "History", clock.wrap("history", training.History))
+    patch(training.History, "training", clock.wrap("history", training.History.training))
+    patch(subset, "select", clock.wrap("subset", subset.select))
     try:
         yield
     finally:
@@ -161,7 +185,8 @@ def _ten_doubles(n: int) -> Problem:
         x = np.array([float(a[v]) for v in names])
         return float(-np.sum((x - 0.3) ** 2) + 0.3 * np.sum(np.sin(7.0 * x)))
 
-    return Problem(f"d10-n{n}", exp, objective, n, 40.0 if n <= 100 else 300.0)
+    target = {100: 40.0, 500: 300.0, 1000: 150.0, 2000: 300.0, 10_000: 1000.0}.get(n, math.inf)
+    return Problem(f"d10-n{n}", exp, objective, n, target)
 
 
 def _seed4(n: int) -> Problem:
@@ -203,49 +228,123 @@ def _seed4(n: int) -> Problem:
     return Problem(f"seed4-n{n}", exp, objective, n, 60.0)
 
 
-def _observations(problem: Problem) -> list[Observation]:
+def _points(problem: Problem, count: int) -> list[Observation]:
+    """``count`` observations of uniform feasible draws."""
     exp = problem.experiment
     metric = exp.metrics[0].name
-    points = feasible_space(exp).draw(problem.n, np.random.default_rng(exp.seed))
+    points = feasible_space(exp).draw(count, np.random.default_rng(exp.seed))
     return [
         Observation(f"o{i}", exp.id, None, a, [MetricValue(metric, problem.objective(a))])
         for i, a in enumerate(points)
     ]
 
 
-def _request(problem: Problem, observations: list[Observation], sequence: int) -> SuggestRequest:
-    return SuggestRequest(problem.experiment, observations, [], 1, sequence)
+class Histories:
+    """The first n - 1 observations, and a fresh n-th one for every timed call."""
+
+    def __init__(self, problem: Problem, calls: int) -> None:
+        self.problem = problem
+        self.points = _points(problem, problem.n + calls)
+        self.used = 0
+        self.sequence = 10_000
+        # The process has suggested after the first n - 1 observations.
+        suggest(self.request(self.points[: problem.n - 1], 1))
+
+    def request(self, observations: list[Observation], count: int) -> SuggestRequest:
+        self.sequence += 1
+        return SuggestRequest(self.problem.experiment, observations, [], count, self.sequence)
+
+    def next(self, count: int = 1) -> SuggestRequest:
+        """A request after n observations, the last one new to the process."""
+        n = self.problem.n
+        last = self.points[n - 1 + self.used]
+        self.used += 1
+        return self.request([*self.points[: n - 1], last], count)
+
+
+def _timed(request: SuggestRequest, clock: Clock, backend: str) -> dict[str, float]:
+    with instrumented(clock, backend):
+        t0 = time.perf_counter()
+        suggest(request)
+        total = time.perf_counter() - t0
+    parts = {part: clock.parts.get(part, 0.0) for part in PARTS}
+    return {"total": total, **parts, "other": total - sum(clock.parts.values())}
 
 
 def run(problem: Problem, repeats: int) -> dict[str, dict[str, list[float]]]:
     """Per backend, per part (and "total"): the seconds of each repeat."""
-    observations = _observations(problem)
-    # The hyperparameters a server would hold after the previous suggestion.
-    suggest(_request(problem, observations[:-1], 10_000))
-    key = space_key(problem.experiment)
-    warm = bayesian._WARM[key]
+    histories = Histories(problem, 2 * (repeats + 1))
     results: dict[str, dict[str, list[float]]] = {b: defaultdict(list) for b in ("rust", "numpy")}
     for r in range(-1, repeats):  # r = -1: warm-up, not recorded
         for backend in ("rust", "numpy") if r % 2 else ("numpy", "rust"):
-            bayesian._WARM[key] = warm
-            clock = Clock()
-            with instrumented(clock, backend):
-                t0 = time.perf_counter()
-                suggest(_request(problem, observations, r + 1))
-                total = time.perf_counter() - t0
-            if r < 0:
-                continue
-            results[backend]["total"].append(total)
-            for part in PARTS:
-                results[backend][part].append(clock.parts.get(part, 0.0))
-            other = total - sum(clock.parts.values())
-            results[backend]["other"].append(other)
+            timing = _timed(histories.next(), Clock(), backend)
+            if r >= 0:
+                for part, seconds in timing.items():
+                    results[backend][part].append(seconds)
     return results
+
+
+def run_large(problem: Problem, repeats: int) -> dict[str, Any]:
+    """One suggestion and a batch of 20 (compiled scorer), memory, a new
+    process's first suggestion and a checkpoint's refit: seconds and bytes."""
+    histories = Histories(problem, 2 * repeats + 4)
+    single: dict[str, list[float]] = defaultdict(list)
+    batch: list[float] = []
+    for r in range(-1, repeats):
+        timing = _timed(histories.next(), Clock(), "rust")
+        t0 = time.perf_counter()
+        suggest(histories.next(20))
+        seconds = time.perf_counter() - t0
+        if r >= 0:
+            for part, value in timing.items():
+                single[part].append(value)
+            batch.append(seconds)
+    tracemalloc.start()
+    suggest(histories.next())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    hyperfit.clear_cache()
+    t0 = time.perf_counter()
+    suggest(histories.next())
+    first = time.perf_counter() - t0
+    return {
+        "single": single,
+        "batch": batch,
+        "peak": peak,
+        "first": first,
+        "refit": _checkpoint_refit(problem),
+    }
+
+
+def _checkpoint_refit(problem: Problem) -> float:
+    """Seconds of the hyperparameter refit at the first checkpoint after n, from
+    its (cached) parent: the extra work of the suggestion that reaches it."""
+    exp = problem.experiment
+    size = next(c for c in hyperfit.checkpoints(2 * problem.n) if c > problem.n)
+    observations = _points(problem, size)
+    history = training.History(exp, observations, feasible_space(exp).encoder)
+    chain = hyperfit.Chain(
+        bayesian._chain_key(exp),
+        history,
+        bayesian._first_modelled(history),
+        functools.partial(bayesian._chain_fit, history),
+    )
+    parent = chain.parent(size)
+    assert parent is not None
+    start = chain.hyperparameters(parent)
+    t0 = time.perf_counter()
+    bayesian._chain_fit(history, size, start)
+    return time.perf_counter() - t0
+
+
+def _row(name: str, scorer: str, med: dict[str, float], columns: tuple[str, ...]) -> str:
+    return f"{name:<12}{scorer:<7}" + "".join(f"{med[c]:>9.1f}" for c in columns)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--sizes", default="1000,2000,10000", help="large sizes, '' for none")
     args = parser.parse_args()
     problems = [_ten_doubles(100), _ten_doubles(500), _seed4(100)]
     columns = ("total", *PARTS, "other")
@@ -254,7 +353,7 @@ def main() -> None:
         f"median ms over {args.repeats} suggestions, single thread "
         f"(OPENBLAS_NUM_THREADS={threads}), load {os.getloadavg()[0]:.1f}"
     )
-    header = f"{'problem':<12}{'scorer':<7}" + "".join(f"{c:>11}" for c in columns)
+    header = f"{'problem':<12}{'scorer':<7}" + "".join(f"{c[:8]:>9}" for c in columns)
     print(header + f"{'target':>9}{'':>6}")
     print("-" * (len(header) + 15))
     for problem in problems:
@@ -264,14 +363,38 @@ def main() -> None:
             m = med[backend]
             verdict = "ok" if m["total"] < problem.target_ms else "OVER"
             print(
-                f"{problem.name:<12}{backend:<7}"
-                + "".join(f"{m[c]:>11.1f}" for c in columns)
-                + f"{problem.target_ms:>9.0f}{verdict:>6}"
+                _row(problem.name, backend, m, columns) + f"{problem.target_ms:>9.0f}{verdict:>6}"
             )
         ratio_total = med["numpy"]["total"] / med["rust"]["total"]
         ratio_scoring = med["numpy"]["scoring"] / max(med["rust"]["scoring"], 1e-9)
         print(f"{'':<12}numpy/rust: total x{ratio_total:.2f}, scoring x{ratio_scoring:.2f}")
-    print(f"load after: {os.getloadavg()[0]:.1f}")
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    if sizes:
+        print(
+            f"\nabove the exact GP's size ({bayesian.EXACT_MAX_POINTS} observations): a GP on "
+            f"{bayesian.SUBSET_SIZE} of them; compiled scorer; median ms over {args.repeats}"
+        )
+        print(header + f"{'target':>9}{'':>6}")
+        print("-" * (len(header) + 15))
+    for n in sizes:
+        problem = _ten_doubles(n)
+        out = run_large(problem, args.repeats)
+        m = {c: 1e3 * float(np.median(v)) for c, v in out["single"].items()}
+        verdict = "ok" if m["total"] < problem.target_ms else "OVER"
+        print(_row(problem.name, "rust", m, columns) + f"{problem.target_ms:>9.0f}{verdict:>6}")
+        batch = 1e3 * float(np.median(out["batch"]))
+        ratio = batch / m["total"]
+        print(
+            f"{'':<12}batch of 20: {batch:.0f} ms, x{ratio:.1f} one suggestion "
+            f"(target x5: {'ok' if ratio <= 5 else 'OVER'}); "
+            f"peak traced memory {out['peak'] / 2**20:.1f} MiB"
+        )
+        print(
+            f"{'':<12}first suggestion of a new process {1e3 * out['first']:.0f} ms; "
+            f"refit at a checkpoint {1e3 * out['refit']:.0f} ms"
+        )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"load after: {os.getloadavg()[0]:.1f}; peak RSS of the process {rss:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -150,15 +150,65 @@ impl GpFactors<'_> {
         }
         Ok(())
     }
+}
+
+/// A fitted GP's factors, validated and prepared once, for scoring many
+/// batches of candidates (the training inputs divided by the length scales,
+/// the inverse diagonal of `L`).
+#[derive(Debug, Clone)]
+pub struct PreparedGp {
+    n: usize,
+    d: usize,
+    s: f64,
+    y_mean: f64,
+    y_std: f64,
+    xs: Vec<f64>,
+    inv_l: Vec<f64>,
+    alpha: Vec<f64>,
+    chol: Vec<f64>,
+    inv_diag: Vec<f64>,
+}
+
+impl PreparedGp {
+    /// Validates `gp` (shapes agree, values finite, scales positive) and
+    /// copies what scoring reads.
+    pub fn new(gp: &GpFactors<'_>) -> Result<Self> {
+        gp.validate()?;
+        let (n, d) = (gp.n(), gp.dim());
+        let inv_l: Vec<f64> = gp.lengthscales.iter().map(|l| 1.0 / l).collect();
+        let xs: Vec<f64> = gp
+            .x_train
+            .data
+            .chunks_exact(d)
+            .flat_map(|row| row.iter().zip(&inv_l).map(|(x, il)| x * il))
+            .collect();
+        let inv_diag: Vec<f64> = (0..n).map(|i| 1.0 / gp.chol.data[i * n + i]).collect();
+        Ok(PreparedGp {
+            n,
+            d,
+            s: gp.outputscale,
+            y_mean: gp.y_mean,
+            y_std: gp.y_std,
+            xs,
+            inv_l,
+            alpha: gp.alpha.to_vec(),
+            chol: gp.chol.data.to_vec(),
+            inv_diag,
+        })
+    }
+
+    /// The input dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
 
     fn check_candidates(&self, candidates: &MatrixRef<'_>) -> Result<()> {
-        if candidates.cols != self.dim() {
+        if candidates.cols != self.d {
             return Err(Error::input(
                 "candidates",
                 format!(
                     "have {} columns, the GP has D = {}",
-                    candidates.cols,
-                    self.dim()
+                    candidates.cols, self.d
                 ),
             ));
         }
@@ -167,23 +217,77 @@ impl GpFactors<'_> {
         }
         Ok(())
     }
+
+    /// Posterior mean and variance (original units) of each candidate row.
+    pub fn posterior(&self, candidates: &MatrixRef<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check_candidates(candidates)?;
+        let count = candidates.rows;
+        let mut mean = vec![0.0; count];
+        let mut var = vec![0.0; count];
+        self.standardized(candidates, &mut mean, &mut var);
+        for (m, v) in mean.iter_mut().zip(var.iter_mut()) {
+            *m = self.y_mean + self.y_std * *m;
+            *v *= self.y_std * self.y_std;
+        }
+        Ok((mean, var))
+    }
+
+    /// Log expected improvement over `incumbent` (maximization, original
+    /// units) of each candidate row.
+    pub fn log_ei(&self, candidates: &MatrixRef<'_>, incumbent: f64) -> Result<Vec<f64>> {
+        self.check_candidates(candidates)?;
+        if !incumbent.is_finite() {
+            return Err(Error::input("incumbent", "must be finite"));
+        }
+        let count = candidates.rows;
+        let mut mean = vec![0.0; count];
+        let mut var = vec![0.0; count];
+        self.standardized(candidates, &mut mean, &mut var);
+        for (m, v) in mean.iter_mut().zip(&var) {
+            let m_orig = self.y_mean + self.y_std * *m;
+            let sd = self.y_std * v.sqrt();
+            *m = log_expected_improvement(m_orig, sd, incumbent);
+        }
+        Ok(mean)
+    }
+
+    /// Mean `k^T alpha` and floored variance of the standardized GP.
+    fn standardized(&self, candidates: &MatrixRef<'_>, mean: &mut [f64], var: &mut [f64]) {
+        let s = self.s;
+        if self.n == 0 {
+            mean.fill(0.0);
+            var.fill(s.max(VAR_FLOOR));
+            return;
+        }
+        let work = Work {
+            xs: &self.xs,
+            d: self.d,
+            n: self.n,
+            inv_l: &self.inv_l,
+            alpha: &self.alpha,
+            chol: &self.chol,
+            inv_diag: &self.inv_diag,
+            s,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports the features `blocks_avx2` is compiled for.
+                unsafe { blocks_avx2(&work, candidates.data, mean, var) };
+                return;
+            }
+        }
+        blocks::<false>(&work, candidates.data, mean, var);
+    }
 }
 
 /// Posterior mean and variance (original units) of each candidate row.
 ///
 /// Returns `(mean, var)`, each of length `candidates.rows`.
 pub fn posterior(gp: &GpFactors<'_>, candidates: &MatrixRef<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
-    gp.validate()?;
-    gp.check_candidates(candidates)?;
-    let count = candidates.rows;
-    let mut mean = vec![0.0; count];
-    let mut var = vec![0.0; count];
-    standardized_posterior(gp, candidates, &mut mean, &mut var);
-    for (m, v) in mean.iter_mut().zip(var.iter_mut()) {
-        *m = gp.y_mean + gp.y_std * *m;
-        *v *= gp.y_std * gp.y_std;
-    }
-    Ok((mean, var))
+    PreparedGp::new(gp)?.posterior(candidates)
 }
 
 /// Log expected improvement over `incumbent` (maximization, original units)
@@ -193,69 +297,10 @@ pub fn score_log_ei(
     candidates: &MatrixRef<'_>,
     incumbent: f64,
 ) -> Result<Vec<f64>> {
-    gp.validate()?;
-    gp.check_candidates(candidates)?;
-    if !incumbent.is_finite() {
-        return Err(Error::input("incumbent", "must be finite"));
-    }
-    let count = candidates.rows;
-    let mut mean = vec![0.0; count];
-    let mut var = vec![0.0; count];
-    standardized_posterior(gp, candidates, &mut mean, &mut var);
-    for (m, v) in mean.iter_mut().zip(&var) {
-        let m_orig = gp.y_mean + gp.y_std * *m;
-        let sd = gp.y_std * v.sqrt();
-        *m = log_expected_improvement(m_orig, sd, incumbent);
-    }
-    Ok(mean)
+    PreparedGp::new(gp)?.log_ei(candidates, incumbent)
 }
 
-/// Mean `k^T alpha` and floored variance of the standardized GP; inputs
-/// already validated.
-fn standardized_posterior(
-    gp: &GpFactors<'_>,
-    candidates: &MatrixRef<'_>,
-    mean: &mut [f64],
-    var: &mut [f64],
-) {
-    let (n, d) = (gp.n(), gp.dim());
-    let s = gp.outputscale;
-    if n == 0 {
-        mean.fill(0.0);
-        var.fill(s.max(VAR_FLOOR));
-        return;
-    }
-    let inv_l: Vec<f64> = gp.lengthscales.iter().map(|l| 1.0 / l).collect();
-    let xs: Vec<f64> = gp
-        .x_train
-        .data
-        .chunks_exact(d)
-        .flat_map(|row| row.iter().zip(&inv_l).map(|(x, il)| x * il))
-        .collect();
-    let inv_diag: Vec<f64> = (0..n).map(|i| 1.0 / gp.chol.data[i * n + i]).collect();
-    let work = Work {
-        xs: &xs,
-        d,
-        n,
-        inv_l: &inv_l,
-        alpha: gp.alpha,
-        chol: gp.chol.data,
-        inv_diag: &inv_diag,
-        s,
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports the features `blocks_avx2` is compiled for.
-            unsafe { blocks_avx2(&work, candidates.data, mean, var) };
-            return;
-        }
-    }
-    blocks::<false>(&work, candidates.data, mean, var);
-}
-
-/// Everything the block loop reads, precomputed once per call.
+/// Everything the block loop reads, prepared once per GP.
 struct Work<'a> {
     /// (n, d) training inputs divided by the length scales.
     xs: &'a [f64],
@@ -757,6 +802,42 @@ mod tests {
                 assert!((scores[t] - want).abs() <= 1e-10 * (1.0 + want.abs()));
             }
         }
+    }
+
+    #[test]
+    fn a_prepared_gp_scores_as_the_functions_do() {
+        let mut rng = Lcg(11);
+        let (n, d) = (30, 4);
+        let x: Vec<f64> = (0..n * d).map(|_| rng.next()).collect();
+        let alpha: Vec<f64> = (0..n).map(|_| rng.next() - 0.5).collect();
+        let chol = random_chol(n, &mut rng);
+        let ls = vec![0.3, 0.5, 0.7, 1.1];
+        let gp = GpFactors {
+            x_train: MatrixRef::new("x", &x, n, d).unwrap(),
+            alpha: &alpha,
+            chol: MatrixRef::new("chol", &chol, n, n).unwrap(),
+            lengthscales: &ls,
+            outputscale: 0.8,
+            y_mean: -1.0,
+            y_std: 3.0,
+        };
+        let prepared = PreparedGp::new(&gp).unwrap();
+        for k in [1, 16, 37] {
+            let xc: Vec<f64> = (0..k * d).map(|_| rng.next()).collect();
+            let cand = MatrixRef::new("c", &xc, k, d).unwrap();
+            assert_eq!(
+                prepared.posterior(&cand).unwrap(),
+                posterior(&gp, &cand).unwrap()
+            );
+            assert_eq!(
+                prepared.log_ei(&cand, 0.5).unwrap(),
+                score_log_ei(&gp, &cand, 0.5).unwrap()
+            );
+        }
+        let wrong = [0.1, 0.2, 0.3];
+        assert!(prepared
+            .log_ei(&MatrixRef::new("c", &wrong, 1, 3).unwrap(), 0.0)
+            .is_err());
     }
 
     #[test]

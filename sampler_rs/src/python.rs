@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 use crate::acquisition::{
     posterior as core_posterior, score_log_ei as core_score_log_ei, GpFactors, MatrixRef,
+    PreparedGp,
 };
 use crate::error::Error;
 use crate::hit_and_run::{hit_and_run as core_hit_and_run, Method, RunOptions};
@@ -238,6 +239,79 @@ fn score_log_ei<'py>(
     Ok(PyArray1::from_vec(py, out))
 }
 
+/// A fitted GP's factors, validated and copied once, scoring many batches
+/// of candidates (the functions above re-validate and copy on every call).
+#[pyclass(frozen, module = "optserve._sampler")]
+struct GpScorer {
+    gp: PreparedGp,
+}
+
+#[pymethods]
+impl GpScorer {
+    #[new]
+    #[pyo3(signature = (x_train, alpha, chol, lengthscales, outputscale, y_mean, y_std))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        x_train: PyReadonlyArray2<'_, f64>,
+        alpha: PyReadonlyArray1<'_, f64>,
+        chol: PyReadonlyArray2<'_, f64>,
+        lengthscales: PyReadonlyArray1<'_, f64>,
+        outputscale: f64,
+        y_mean: f64,
+        y_std: f64,
+    ) -> PyResult<Self> {
+        let owned = OwnedFactors {
+            x_train: matrix_c(&x_train),
+            alpha: vector(&alpha),
+            chol: matrix_c(&chol),
+            lengthscales: vector(&lengthscales),
+            outputscale,
+            y_mean,
+            y_std,
+        };
+        let gp = owned
+            .view()
+            .and_then(|view| PreparedGp::new(&view))
+            .map_err(to_py_err)?;
+        Ok(GpScorer { gp })
+    }
+
+    /// The input dimension `D`.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.gp.dim()
+    }
+
+    /// Posterior mean and variance at `candidates`, as `gp_posterior`.
+    fn posterior<'py>(
+        &self,
+        py: Python<'py>,
+        candidates: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<MeanVar<'py>> {
+        let (c, k, d) = matrix_c(&candidates);
+        let gp = &self.gp;
+        let (mean, var) = py
+            .detach(move || gp.posterior(&MatrixRef::new("candidates", &c, k, d)?))
+            .map_err(to_py_err)?;
+        Ok((PyArray1::from_vec(py, mean), PyArray1::from_vec(py, var)))
+    }
+
+    /// Log expected improvement over `incumbent` at `candidates`, as `score_log_ei`.
+    fn log_ei<'py>(
+        &self,
+        py: Python<'py>,
+        candidates: PyReadonlyArray2<'py, f64>,
+        incumbent: f64,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let (c, k, d) = matrix_c(&candidates);
+        let gp = &self.gp;
+        let out = py
+            .detach(move || gp.log_ei(&MatrixRef::new("candidates", &c, k, d)?, incumbent))
+            .map_err(to_py_err)?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+}
+
 /// Version of the compiled extension.
 #[pyfunction]
 fn version() -> &'static str {
@@ -251,5 +325,6 @@ fn _sampler(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hit_and_run_int, m)?)?;
     m.add_function(wrap_pyfunction!(gp_posterior, m)?)?;
     m.add_function(wrap_pyfunction!(score_log_ei, m)?)?;
+    m.add_class::<GpScorer>()?;
     Ok(())
 }

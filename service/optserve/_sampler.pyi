@@ -155,3 +155,54 @@ def score_log_ei(
     Raises:
         ValueError: As :func:`gp_posterior`, or a non-finite ``incumbent``.
     """
+
+class GpScorer:
+    """A fitted GP's factors, validated and copied once, scoring many batches of
+    candidates without the GIL (:func:`gp_posterior` and :func:`score_log_ei`
+    re-validate and copy the factors on every call).
+
+    Args:
+        x_train: Training inputs, shape ``(n, D)``.
+        alpha: ``K^-1 y_s``, shape ``(n,)``.
+        chol: Lower Cholesky factor of ``K``, shape ``(n, n)``.
+        lengthscales: Length scales, shape ``(D,)``, all ``> 0``.
+        outputscale: Prior variance in standardized units, ``> 0``.
+        y_mean: Constant mean, original units.
+        y_std: Standardization scale, original units, ``> 0``.
+
+    Raises:
+        ValueError: As :func:`gp_posterior`.
+    """
+
+    def __new__(
+        cls,
+        x_train: NDArray[np.float64],
+        alpha: NDArray[np.float64],
+        chol: NDArray[np.float64],
+        lengthscales: NDArray[np.float64],
+        outputscale: float,
+        y_mean: float,
+        y_std: float,
+    ) -> GpScorer: ...
+    @property
+    def dim(self) -> int:
+        """The input dimension ``D``."""
+
+    def posterior(
+        self, candidates: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Posterior mean and variance at ``candidates`` (shape ``(k, D)``), as
+        :func:`gp_posterior`.
+
+        Raises:
+            ValueError: Wrong number of columns, NaN or infinity.
+        """
+
+    def log_ei(self, candidates: NDArray[np.float64], incumbent: float) -> NDArray[np.float64]:
+        """Log expected improvement over ``incumbent`` at ``candidates``, as
+        :func:`score_log_ei`.
+
+        Raises:
+            ValueError: Wrong number of columns, NaN or infinity, a non-finite
+                ``incumbent``.
+        """

@@ -217,3 +217,37 @@ def test_log_ei_gradient_matches_finite_differences():
             for e in np.eye(3)
         ]
         np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_believing_points_keeps_the_mean_and_gives_the_joint_posterior() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.random((30, 3))
+    y = np.sin(4.0 * x).sum(axis=1)
+    known = rng.random(30) * 0.01
+    gp = GaussianProcess(maxiter=30).fit(x, y, known_noise=known, rng=np.random.default_rng(0))
+    pending = np.vstack([rng.random((3, 3)), x[:1]])  # one of them on a training point
+    believing = gp.believe(pending)
+    xc = rng.random((25, 3))
+
+    mean, var = believing.predict(xc)
+    np.testing.assert_allclose(mean, gp.predict(xc)[0], rtol=1e-9, atol=1e-9)
+    # The posterior of the joint covariance, built directly.
+    hyper = gp.hyperparameters
+    assert hyper is not None
+    both = np.vstack([x, pending])
+    k = matern52(both, both, hyper.lengthscales, hyper.outputscale)
+    diag = np.concatenate([known / gp.y_std**2, np.zeros(len(pending))])
+    k += np.diag(hyper.noise + gp.jitter + diag)
+    kc = matern52(both, xc, hyper.lengthscales, hyper.outputscale)
+    expected = hyper.outputscale - np.einsum("ij,ij->j", kc, np.linalg.solve(k, kc))
+    np.testing.assert_allclose(var, gp.y_std**2 * np.maximum(expected, 1e-12), rtol=1e-6)
+    assert np.all(var <= gp.predict(xc)[1] * (1 + 1e-12))
+    assert gp.believe(np.empty((0, 3))) is gp
+
+
+def test_the_mean_alone_is_the_mean_of_predict() -> None:
+    rng = np.random.default_rng(13)
+    x = rng.random((40, 2))
+    gp = GaussianProcess(maxiter=20).fit(x, np.cos(5.0 * x[:, 0]), rng=rng)
+    xc = rng.random((17, 2))
+    np.testing.assert_allclose(gp.mean(xc), gp.predict(xc)[0], rtol=1e-12, atol=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -153,3 +154,36 @@ def test_the_kernel_rejects_inconsistent_factors() -> None:
             _sampler.gp_posterior(rows, **{**args, **change})
     with pytest.raises(ValueError):
         _sampler.score_log_ei(rows, **args, incumbent=float("inf"))
+
+
+def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
+    gp, _ = _fitted(9, 60, 4)
+    factors = (
+        gp.x_train,
+        gp.alpha,
+        np.ascontiguousarray(gp.chol),
+        gp.lengthscales,
+        gp.outputscale,
+        gp.y_mean,
+        gp.y_std,
+    )
+    scorer = _sampler.GpScorer(*factors)
+    assert scorer.dim == 4
+    rng = np.random.default_rng(10)
+    for k in (1, 16, 45):
+        rows = rng.random((k, 4))
+        mean, var = scorer.posterior(rows)
+        want_mean, want_var = _sampler.gp_posterior(rows, *factors)
+        np.testing.assert_array_equal(mean, want_mean)
+        np.testing.assert_array_equal(var, want_var)
+        np.testing.assert_array_equal(
+            scorer.log_ei(rows, 0.3), _sampler.score_log_ei(rows, *factors, 0.3)
+        )
+    with pytest.raises(ValueError, match="candidates"):
+        scorer.log_ei(rng.random((3, 5)), 0.3)
+    with pytest.raises(ValueError, match="incumbent"):
+        scorer.log_ei(rng.random((3, 4)), math.nan)
+    bad = np.ascontiguousarray(gp.chol).copy()
+    bad[0, 0] = 0.0
+    with pytest.raises(ValueError, match="chol"):
+        _sampler.GpScorer(gp.x_train, gp.alpha, bad, *factors[3:])

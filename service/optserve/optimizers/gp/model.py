@@ -471,6 +471,71 @@ class GaussianProcess:
         self._set_posterior(xs, ys, noise, hyperparameters, Hyperparameters.default(xs.shape[1]))
         return self
 
+    def believe(self, points: ArrayLike) -> GaussianProcess:
+        """This posterior conditioned on its own mean at ``points`` (kriging believer).
+
+        The mean is unchanged everywhere (the weights gain zeros for the new
+        rows) and the variance shrinks near ``points``. The Cholesky factor is
+        extended by the Schur complement, O(n^2 k) instead of a new O((n + k)^3)
+        factorization; hyperparameters and standardization are kept.
+
+        Args:
+            points: (k, D) points under evaluation.
+
+        Returns:
+            A new GP (this one when ``points`` is empty or the extension fails).
+        """
+        hyper = self._fitted()
+        xp = np.asarray(points, dtype=np.float64).reshape(-1, hyper.dim)
+        n, k = self.x_train.shape[0], xp.shape[0]
+        if k == 0 or n == 0:
+            return self
+        with np.errstate(all="ignore"):
+            cross = matern52(self.x_train, xp, hyper.lengthscales, hyper.outputscale)
+            b = solve_triangular(self.chol, cross, lower=True, check_finite=False)
+            schur = matern52(xp, xp, hyper.lengthscales, hyper.outputscale) - b.T @ b
+            factored = _cholesky(
+                schur, hyper.outputscale + hyper.noise + self.jitter - np.einsum("ij,ij->j", b, b)
+            )
+        if factored is None or not np.all(np.isfinite(b)):
+            return self
+        chol = np.zeros((n + k, n + k))
+        chol[:n, :n] = self.chol
+        chol[n:, :n] = b.T
+        chol[n:, n:] = factored[0]
+        out = GaussianProcess(
+            max_fit_points=self.max_fit_points,
+            maxiter=self.maxiter,
+            n_random_starts=self.n_random_starts,
+        )
+        out.hyperparameters = hyper
+        out.x_train = np.vstack([self.x_train, xp])
+        out.y_mean, out.y_std = self.y_mean, self.y_std
+        out.alpha = np.concatenate([self.alpha, np.zeros(k)])
+        out.chol = chol
+        out.jitter = self.jitter
+        return out
+
+    def mean(self, xc: ArrayLike) -> FloatArray:
+        """Posterior mean alone (no variance: no triangular solve), original units.
+
+        Args:
+            xc: (k, D) points.
+
+        Returns:
+            (k,) the mean of :meth:`predict`, up to rounding.
+        """
+        hyper = self._fitted()
+        xq = np.asarray(xc, dtype=np.float64).reshape(-1, hyper.dim)
+        mean = np.zeros(xq.shape[0])
+        block = max(1, _BLOCK_ELEMENTS // max(self.x_train.shape[0], 1))
+        if self.x_train.shape[0] > 0:
+            for start in range(0, xq.shape[0], block):
+                part = slice(start, start + block)
+                kx = matern52(self.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+                mean[part] = kx.T @ self.alpha
+        return self.y_mean + self.y_std * mean
+
     def predict(self, xc: ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Posterior mean and variance of the latent function.
 

@@ -2,10 +2,10 @@
 
 :class:`AcquisitionScorer` holds a fitted :class:`~.model.GaussianProcess`'s
 factors and an incumbent, and scores candidate rows by the compiled kernel
-(``optserve._sampler.score_log_ei``, blocked forward substitution without the
-GIL) or, with ``backend="numpy"``, by ``gp.predict`` followed by
-:func:`~.acquisition.log_expected_improvement`, the reference the kernel is
-tested against and the benchmark's baseline.
+(``optserve._sampler.GpScorer``: the factors validated and copied once, then
+blocked forward substitution without the GIL) or, with ``backend="numpy"``,
+by ``gp.predict`` followed by :func:`~.acquisition.log_expected_improvement`,
+the reference the kernel is tested against and the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -56,11 +56,19 @@ class AcquisitionScorer:
         self.incumbent = float(incumbent)
         self.backend: Backend = backend
         self.dim = gp.hyperparameters.dim
-        self._x_train = np.ascontiguousarray(gp.x_train, dtype=np.float64)
-        self._alpha = np.ascontiguousarray(gp.alpha, dtype=np.float64)
-        self._chol = np.ascontiguousarray(gp.chol, dtype=np.float64)
-        self._lengthscales = np.ascontiguousarray(gp.lengthscales, dtype=np.float64)
-        self._scalars = (float(gp.outputscale), float(gp.y_mean), float(gp.y_std))
+        self._compiled = (
+            _sampler.GpScorer(
+                np.ascontiguousarray(gp.x_train, dtype=np.float64),
+                np.ascontiguousarray(gp.alpha, dtype=np.float64),
+                np.ascontiguousarray(gp.chol, dtype=np.float64),
+                np.ascontiguousarray(gp.lengthscales, dtype=np.float64),
+                float(gp.outputscale),
+                float(gp.y_mean),
+                float(gp.y_std),
+            )
+            if backend == "rust"
+            else None
+        )
 
     def _rows(self, rows: ArrayLike) -> FloatArray:
         xq = np.ascontiguousarray(rows, dtype=np.float64)
@@ -83,11 +91,9 @@ class AcquisitionScorer:
             ValueError: wrong shape, NaN or infinity in ``rows``.
         """
         xq = self._rows(rows)
-        if self.backend == "numpy":
+        if self._compiled is None:
             return self.gp.predict(xq)
-        return _sampler.gp_posterior(
-            xq, self._x_train, self._alpha, self._chol, self._lengthscales, *self._scalars
-        )
+        return self._compiled.posterior(xq)
 
     def log_ei(self, rows: ArrayLike) -> FloatArray:
         """Log expected improvement over the incumbent.
@@ -102,15 +108,7 @@ class AcquisitionScorer:
             ValueError: wrong shape, NaN or infinity in ``rows``.
         """
         xq = self._rows(rows)
-        if self.backend == "numpy":
+        if self._compiled is None:
             mean, var = self.gp.predict(xq)
             return log_expected_improvement(mean, np.sqrt(var), self.incumbent)
-        return _sampler.score_log_ei(
-            xq,
-            self._x_train,
-            self._alpha,
-            self._chol,
-            self._lengthscales,
-            *self._scalars,
-            self.incumbent,
-        )
+        return self._compiled.log_ei(xq, self.incumbent)

@@ -1,0 +1,208 @@
+"""The Bayesian optimizer's training data: the history as arrays, and the
+(inputs, outputs, noise) a Gaussian process is fitted on.
+
+Failed observations take the worst observed value, which makes their region
+unattractive. Two optimized metrics are scalarized by a random augmented
+Chebyshev weight (ParEGO), drawn from the suggestion's generator. Long bad
+tails are warped away (Yeo-Johnson) unless the noise is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from ..domain.best import satisfies_constraints
+from ..domain.encoding import Encoder
+from ..domain.model import Experiment, Metric, Objective, Observation
+
+WARP_OUTPUTS = True
+# warp only when the bad tail is long (skewness below this)
+WARP_SKEW = -1.0
+CHEBYSHEV_RHO = 0.05
+
+
+def sign(metric: Metric) -> float:
+    """+1 for a maximized metric, -1 for a minimized one: larger is better after it."""
+    return 1.0 if metric.objective is Objective.MAXIMIZE else -1.0
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model of the objective is fitted on.
+
+    Attributes:
+        x: (n, D) encoded inputs, the successful observations first, then the failed ones.
+        y: (n,) outputs, larger is better (scalarized, warped, failures at the worst value).
+        noise: (n,) known noise variances in the units of ``y``, or None.
+        n_done: the number of successful rows (the first ``n_done`` of ``x``).
+        feasible: (n_done,) whether each successful row meets every constraint metric.
+    """
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    noise: NDArray[np.float64] | None
+    n_done: int
+    feasible: NDArray[np.bool_]
+
+    @property
+    def x_done(self) -> NDArray[np.float64]:
+        return self.x[: self.n_done]
+
+    @property
+    def y_done(self) -> NDArray[np.float64]:
+        return self.y[: self.n_done]
+
+    def key(self) -> bytes:
+        """Identifies the data (points of one batch share a fit of the same data)."""
+        return self.x.tobytes() + self.y.tobytes()
+
+
+class History:
+    """Every observation of an experiment as arrays, in creation order, encoded once."""
+
+    def __init__(
+        self,
+        exp: Experiment,
+        observations: list[Observation],
+        encoder: Encoder,
+    ) -> None:
+        self.experiment = exp
+        self.observations = observations
+        metrics = exp.optimized_metrics
+        names = [m.name for m in metrics]
+        self.failed = np.array([o.failed for o in observations], dtype=bool)
+        self.usable = np.array(
+            [not o.failed and all(o.value_of(n) is not None for n in names) for o in observations],
+            dtype=bool,
+        )
+        self.x = encoder.encode([o.assignments for o in observations])
+        # signed optimized values of the successful rows (NaN elsewhere)
+        self.values = np.full((len(observations), len(metrics)), np.nan)
+        for row in np.flatnonzero(self.usable):
+            o = observations[row]
+            self.values[row] = [sign(m) * float(o.value_of(m.name) or 0.0) for m in metrics]
+        # stddev of the single optimized metric, where reported
+        self.stddev = np.full(len(observations), np.nan)
+        self.has_stddev = np.zeros(len(observations), dtype=bool)
+        if len(metrics) == 1:
+            for i, o in enumerate(observations):
+                s = next((v.stddev for v in o.values if v.name == names[0]), None)
+                if s is not None:
+                    self.stddev[i], self.has_stddev[i] = s, True
+        self.feasible = np.array(
+            [
+                bool(u) and satisfies_constraints(exp, o)
+                for u, o in zip(self.usable, observations, strict=True)
+            ],
+            dtype=bool,
+        )
+        self._single: TrainingData | None = None
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def done(self) -> list[Observation]:
+        """The successful observations, in order."""
+        return [o for o, u in zip(self.observations, self.usable, strict=True) if u]
+
+    def prefix(self, size: int) -> History:
+        """The history of the first ``size`` observations."""
+        if size == len(self):
+            return self
+        out = object.__new__(History)
+        out.experiment = self.experiment
+        out.observations = self.observations[:size]
+        for name in ("failed", "usable", "x", "values", "stddev", "has_stddev", "feasible"):
+            setattr(out, name, getattr(self, name)[:size])
+        out._single = None
+        return out
+
+    def records(self) -> NDArray[np.float64]:
+        """(N, width) one row of everything the training data depends on per observation."""
+        return np.ascontiguousarray(
+            np.column_stack(
+                [
+                    self.x,
+                    self.values,
+                    np.where(self.has_stddev, self.stddev, np.nan),
+                    self.failed,
+                    self.usable,
+                    self.feasible,
+                ]
+            ),
+            dtype=np.float64,
+        )
+
+    def training(self, rng: np.random.Generator) -> TrainingData:
+        """The model's training data; ``rng`` draws the scalarization of two metrics
+        (with one, the data does not depend on it and is computed once)."""
+        single = len(self.experiment.optimized_metrics) == 1
+        if single and self._single is not None:
+            return self._single
+        data = self._training(rng)
+        if single:
+            self._single = data
+        return data
+
+    def _training(self, rng: np.random.Generator) -> TrainingData:
+        exp = self.experiment
+        done = self.usable
+        y_done = objective(exp, self.values[done], rng)
+        noise = self._known_noise()
+        if WARP_OUTPUTS and noise is None:
+            y_done = warp(y_done)
+        n_failed = int(self.failed.sum())
+        x = np.vstack([self.x[done], self.x[self.failed]])
+        y = np.concatenate([y_done, np.full(n_failed, y_done.min())])
+        return TrainingData(x, y, noise, int(done.sum()), self.feasible[done])
+
+    def _known_noise(self) -> NDArray[np.float64] | None:
+        if len(self.experiment.optimized_metrics) != 1:
+            return None
+        has = self.has_stddev[self.usable]
+        if not has.any():
+            return None
+        s = self.stddev[self.usable]
+        noise = np.where(has, s * s, 0.0)
+        return np.concatenate([noise, np.zeros(int(self.failed.sum()))])
+
+
+def objective(
+    exp: Experiment, values: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """The scalar to maximize for each row of signed optimized values."""
+    metrics = exp.optimized_metrics
+    if len(metrics) == 1:
+        return values[:, 0]
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    # A threshold bounds the region of interest: values short of it score below zero.
+    for j, m in enumerate(metrics):
+        if m.threshold is not None and sign(m) * m.threshold < hi[j]:
+            lo[j] = max(lo[j], sign(m) * m.threshold)
+    scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+    weights = rng.dirichlet(np.ones(len(metrics)))
+    weighted = scaled * weights
+    return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+
+
+def warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A Yeo-Johnson power transform (MLE) when the bad values have a long tail.
+
+    Outcomes like Rosenbrock's span orders of magnitude; a GP on them is ruled
+    by the worst points and goes flat where the optimum is. Skewed the other
+    way (a few good values above a plateau, like Ackley's) they are left alone:
+    compressing the good tail would hide the signal.
+    """
+    if len(y) < 4 or np.ptp(y) <= 0 or stats.skew(y) > WARP_SKEW:
+        return y
+    scaled = (y - np.median(y)) / np.std(y)
+    try:
+        warped = stats.yeojohnson(scaled)[0]
+    except (ValueError, FloatingPointError):
+        return y
+    return warped if np.all(np.isfinite(warped)) else y
