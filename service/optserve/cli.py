@@ -1,4 +1,5 @@
-"""Command line: ``optserve serve --port P --db PATH``, ``optserve tokens ...``.
+"""Command line: ``optserve serve --port P --db PATH|URL``, ``optserve migrate --db URL``,
+``optserve tokens ...``.
 
 A setting the server cannot start with ends the process with exit code 2 and one line on
 stderr naming what is wrong, never a traceback.
@@ -20,6 +21,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 TOKEN_ENV = "OPTSERVE_SERVER_TOKEN"
+DB_ENV = "OPTSERVE_DB"
+DB_HELP = (
+    "an SQLite file (the default, optserve.db), or postgresql://user@host:port/dbname to share"
+    f" one PostgreSQL among several replicas (env {DB_ENV}; a password is best given by"
+    " PGPASSWORD or ~/.pgpass)"
+)
 EXIT_BAD_SETUP = 2
 
 
@@ -29,6 +36,8 @@ SERVE_EXAMPLES = """examples:
       --tls-cert server.pem --tls-key server.key
   optserve serve --db optserve.db --http-port 8080     (dashboard: http://localhost:8080/)
   optserve serve --db optserve.db --metrics-port 9464 --log-format json --access-log
+  optserve migrate --db postgresql://optserve@db:5432/optserve     (then, on each replica:)
+  optserve serve --host 0.0.0.0 --db postgresql://optserve@db:5432/optserve
 """
 
 
@@ -39,14 +48,19 @@ class SetupError(Exception):
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
-        help="run the gRPC server on an SQLite file",
-        description="Run the gRPC server on an SQLite file.",
+        help="run the gRPC server on SQLite or PostgreSQL",
+        description="Run the gRPC server on an SQLite file, or on PostgreSQL shared by several replicas.",
         epilog=SERVE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
-    serve.add_argument("--db", type=Path, default=Path("optserve.db"), help="SQLite file")
+    serve.add_argument("--db", default=os.environ.get(DB_ENV) or "optserve.db", help=DB_HELP)
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply pending PostgreSQL migrations before serving (SQLite migrates on open)",
+    )
     serve.add_argument(
         "--grace",
         type=float,
@@ -81,7 +95,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--storage-check-interval",
         type=float,
         default=5.0,
-        help="seconds between checks of the database file; health is NOT_SERVING on failure",
+        help="seconds between checks of the database; health is NOT_SERVING on failure",
     )
     serve.add_argument(
         "--http-port",
@@ -175,9 +189,44 @@ def _run_serve(args: argparse.Namespace) -> None:
             open_reflection=args.open_reflection,
             storage_check_interval=args.storage_check_interval,
             http_port=args.http_port,
+            migrate=args.migrate,
         )
     except (StartupError, PreflightError) as error:
         raise SetupError(str(error)) from None
+
+
+def _add_migrate(sub: argparse._SubParsersAction) -> None:
+    migrate = sub.add_parser(
+        "migrate",
+        help="bring the database's schema to this optserve's version",
+        description="Applies pending schema migrations, in one transaction, and prints the"
+        " version reached. Safe to run while replicas serve, and from several places at"
+        " once. Refuses a database whose schema is newer than this optserve.",
+    )
+    migrate.add_argument("--db", default=os.environ.get(DB_ENV) or "optserve.db", help=DB_HELP)
+    migrate.set_defaults(run=_run_migrate)
+
+
+def _run_migrate(args: argparse.Namespace) -> None:
+    from .server import StartupError, open_storage
+    from .storage.preflight import PreflightError
+
+    try:
+        opened = open_storage(args.db, migrate=True, pool_size=1)
+    except (StartupError, PreflightError) as error:
+        raise SetupError(str(error)) from None
+    try:
+        from .storage.postgres import PostgresStorage
+
+        if isinstance(opened.storage, PostgresStorage):
+            version = opened.storage.schema_version()
+        else:
+            from .storage.sqlite import SCHEMA_VERSION
+
+            version = SCHEMA_VERSION
+    finally:
+        opened.close()
+    print(f"optserve: schema at version {version}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    _add_migrate(sub)
     tokens_cli.add_parser(sub)
     cli_experiments.add_parser(sub)
     cli_observations.add_parser(sub)

@@ -8,11 +8,12 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,8 +25,9 @@ from .api.auth import Authenticator, AuthInterceptor
 from .api.servicer import OptimizationServicer
 from .api.token_servicer import TokenServicer
 from .application import Application
-from .storage import SqliteStorage, Storage
+from .storage import SqliteStorage, Storage, is_postgres_url
 from .storage.preflight import StorageProbe, preflight
+from .storage.sqlite import SchemaTooNew
 from .v1 import service_pb2, service_pb2_grpc, token_pb2, token_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -181,8 +183,62 @@ def create_server(
     return server, bound, health_servicer
 
 
+class Probe(Protocol):
+    def check(self) -> str | None: ...
+
+
+@dataclass
+class OpenedStorage:
+    """The storage a server runs on, how health checks it, and what to release at exit."""
+
+    storage: Storage
+    probe: Probe
+    held: IO[str] | None = None
+
+    def close(self) -> None:
+        self.storage.close()
+        if self.held is not None:
+            self.held.close()
+
+
+class _CallProbe:
+    def __init__(self, check: Callable[[], str | None]) -> None:
+        self._check = check
+
+    def check(self) -> str | None:
+        return self._check()
+
+
+def open_storage(db: str | Path, *, migrate: bool = False, pool_size: int = 20) -> OpenedStorage:
+    """The storage ``--db`` names: a ``postgresql://`` URL, or an SQLite file (checked and
+    locked by preflight, since one process must own it; it migrates itself on open).
+
+    Raises:
+        StartupError, PreflightError: the storage cannot be used.
+    """
+    if is_postgres_url(db):
+        from .storage import postgres
+
+        try:
+            shared = postgres.PostgresStorage(str(db), migrate=migrate, pool_size=pool_size)
+        except (postgres.DatabaseUnavailable, postgres.SchemaOutdated, SchemaTooNew) as error:
+            raise StartupError(str(error)) from None
+        return OpenedStorage(shared, _CallProbe(shared.probe))
+    path = Path(db)
+    held_lock = preflight(path)
+    try:
+        storage = SqliteStorage(path)
+    except SchemaTooNew as error:
+        held_lock.close()
+        raise StartupError(str(error)) from None
+    except BaseException:
+        held_lock.close()
+        raise
+    return OpenedStorage(storage, StorageProbe(path), held_lock)
+
+
 def _watch_storage(
-    probe: StorageProbe,
+    probe: Probe,
     health_servicer: health.HealthServicer,
     stop: threading.Event,
     tracker: CallTracker,
@@ -213,7 +269,7 @@ def _watch_storage(
 
 
 def serve(
-    db: Path,
+    db: str | Path,
     host: str,
     port: int,
     grace: float = 10.0,
@@ -223,18 +279,25 @@ def serve(
     open_reflection: bool = False,
     storage_check_interval: float = 5.0,
     http_port: int | None = None,
+    migrate: bool = False,
+    max_workers: int = 16,
 ) -> None:
     """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds.
 
-    ``http_port`` also serves the SigOpt-compatible HTTP/JSON API (same
-    Application, tokens and TLS files), stopped with gRPC.
+    ``db`` is an SQLite file or a ``postgresql://`` URL; ``migrate`` applies pending
+    PostgreSQL migrations first. ``http_port`` also serves the SigOpt-compatible
+    HTTP/JSON API (same Application, tokens and TLS files), stopped with gRPC.
 
     Raises:
         StartupError, PreflightError: before anything is served.
     """
     credentials = tls_credentials(tls) if tls else None
-    held_lock = preflight(db)
-    storage = observability.instrument_storage(SqliteStorage(db))
+    # A thread uses one PostgreSQL connection at a time (the lock's, while it makes
+    # suggestions): one per gRPC worker, some for HTTP handler threads (more of them
+    # wait for a connection), and room for the start-up checks.
+    pool_size = max_workers + 2 + (16 if http_port is not None else 0)
+    opened = open_storage(db, migrate=migrate, pool_size=pool_size)
+    storage = observability.instrument_storage(opened.storage)
     tracker = CallTracker()
     stopping = threading.Event()
     app = Application(storage)
@@ -243,6 +306,7 @@ def serve(
         storage,
         host,
         port,
+        max_workers,
         token=token,
         open_reflection=open_reflection,
         stopping=stopping,
@@ -270,7 +334,7 @@ def serve(
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_storage,
-        args=(StorageProbe(db), health_servicer, stop, tracker, storage_check_interval),
+        args=(opened.probe, health_servicer, stop, tracker, storage_check_interval),
         name="optserve-storage-probe",
         daemon=True,
     )
@@ -306,13 +370,12 @@ def serve(
     left = tracker.in_flight
     if left:
         # Their clients were told the call failed; ending the process now rolls back
-        # whatever they have not committed, as after a crash (SQLite's commits are atomic).
+        # whatever they have not committed, as after a crash (commits are atomic).
         log.warning(
             "%d calls still running after the %.1f s grace period: not waited for", left, grace
         )
         logging.shutdown()
         sys.stdout.flush()
         os._exit(0)
-    storage.close()
-    held_lock.close()
+    opened.close()
     log.info("stopped")

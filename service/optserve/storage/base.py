@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,6 +73,34 @@ class Page(Generic[T]):
     next_token: str
 
 
+class KeyedLocks:
+    """Process-local locks by key, each forgotten once no thread holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
 class Storage(abc.ABC):
     """Experiments, suggestions and observations, durably stored.
 
@@ -117,8 +146,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def experiment_lock(self, experiment_id: str) -> AbstractContextManager[None]:
-        """Serializes suggestion generation of one experiment, so that each new
-        suggestion sees the ones created before it as pending."""
+        """Serializes suggestion generation of one experiment among every server that
+        shares the storage, so that each new suggestion sees the ones created before it
+        as pending and gets the next sequence number. Held around the reads, the
+        optimizer's work and the write of one CreateSuggestions call."""
 
     @abc.abstractmethod
     def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from . import codec
 from .base import (
     PLAIN,
     DuplicateRequest,
+    KeyedLocks,
     Page,
     RecordedRequest,
     RequestKey,
@@ -225,7 +226,8 @@ class SqliteStorage(Storage):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._experiment_locks: dict[str, threading.Lock] = {}
+        # One process owns the file (see preflight.lock): a process-local lock suffices.
+        self._experiment_locks = KeyedLocks()
         self._records = itertools.count()
         self._migrate()
         # Group commit (see _write): one writer connection, used under _writer_lock.
@@ -588,12 +590,8 @@ class SqliteStorage(Storage):
             raise NotFound(f"experiment {experiment_id!r} not found")
         return str(row[0])
 
-    @contextmanager
-    def experiment_lock(self, experiment_id: str) -> Iterator[None]:
-        with self._connections_lock:
-            lock = self._experiment_locks.setdefault(experiment_id, threading.Lock())
-        with lock:
-            yield
+    def experiment_lock(self, experiment_id: str) -> AbstractContextManager[None]:
+        return self._experiment_locks.hold(experiment_id)
 
     def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:
         with self._read() as db:

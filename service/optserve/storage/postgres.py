@@ -1,0 +1,908 @@
+"""Shared storage on PostgreSQL, so that several identical replicas serve one set of
+experiments (psycopg 3 and a connection pool).
+
+Every write is one transaction committed before the method returns. Everything a replica
+needs to answer a call is in the database: counters, sequence numbers and the incumbent
+are columns kept in the transaction of each write, suggestion states are computed from
+the database's clock at read time, and suggestion creation is serialized per experiment
+by an advisory lock that every replica takes (see ``experiment_lock``).
+
+Lock order, the same in every write, so that writes never deadlock: the request record,
+then the experiment row (``FOR NO KEY UPDATE``), then its suggestions and observations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool
+
+from ..domain import best, ids
+from ..domain.errors import Cancelled, FailedPrecondition, NotFound
+from ..domain.model import (
+    Assignments,
+    Experiment,
+    ExperimentState,
+    Observation,
+    Progress,
+    Suggestion,
+    SuggestionState,
+)
+from ..domain.tenancy import Role, Token
+from . import codec
+from .base import (
+    PLAIN,
+    DuplicateRequest,
+    KeyedLocks,
+    Page,
+    RecordedRequest,
+    RequestKey,
+    Result,
+    Storage,
+    Write,
+)
+from .migrations.postgres import MIGRATIONS, SCHEMA_VERSION
+from .sqlite import SchemaTooNew, _decode_token, _encode_token, _int_id
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+Row = dict[str, Any]
+Conn = psycopg.Connection[Row]
+
+# Request records are kept this long: retries come within minutes, not weeks.
+REQUEST_RETENTION_SECONDS = 7 * 24 * 3600
+# The advisory lock key of migrations (two int4 keys: a space apart from the experiments').
+MIGRATION_LOCK = (0x6F707473, 1)
+# A replica that holds an experiment's lock but stops talking to the database (hung,
+# partitioned) loses its session, and with it the lock, after this long.
+LOCK_IDLE_TIMEOUT_MS = 10 * 60 * 1000
+# Statements on the database's clock: every replica reads one time.
+NOW = "statement_timestamp()"
+_LIVE = f"state = 'open' AND expire_time > {NOW}"
+_EXPIRED = f"state = 'open' AND expire_time <= {NOW}"
+SUGGESTION_COLUMNS = (
+    "id, experiment_id, sequence, assignments, metadata, create_time, lease_seconds,"
+    f" expire_time, CASE WHEN {_EXPIRED} THEN 'expired' ELSE state END AS state"
+)
+
+
+class SchemaOutdated(Exception):
+    """The database lacks migrations this optserve needs; ``optserve migrate`` applies them."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or refused the connection."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _configure(conn: Conn) -> None:
+    # Documents are JSON text that storage/codec.py decodes; keep json columns as text.
+    conn.adapters.register_loader("json", TextLoader)
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresStorage(Storage):
+    """A pool of autocommit connections; each method is one transaction (or one statement).
+
+    Args:
+        url: ``postgresql://user@host:port/dbname``; the password is best left to
+            ``PGPASSWORD`` or ``~/.pgpass``, which libpq reads.
+        migrate: apply pending migrations first; without it a database that lacks any
+            raises SchemaOutdated.
+        pool_size: most connections open at once (one per concurrent call, plus one
+            per suggestion being made: see ``experiment_lock``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = False,
+        pool_size: int = 20,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._name = redact(url)
+        try:
+            # One direct connection first: its error says why (the pool would only time out).
+            psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))).close()
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(f"{self._name}: {_first_line(error)}") from None
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url,
+            min_size=min(4, pool_size),
+            max_size=pool_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_configure,
+            timeout=connect_timeout,
+            name="optserve",
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=connect_timeout)
+        self._local = threading.local()
+        self._process_locks = KeyedLocks()
+        self._records = itertools.count(1)
+        try:
+            if migrate:
+                self.migrate()
+            else:
+                self.check_schema()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -------------------------------------------------------------- schema
+
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()
+            if exists is None or exists["t"] is None:
+                return 0
+            row = conn.execute("SELECT max(version) AS v FROM schema_migrations").fetchone()
+        return int(row["v"] or 0) if row else 0
+
+    def check_schema(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self._name}: schema version {version} is newer than this optserve's"
+                f" ({SCHEMA_VERSION}); upgrade optserve"
+            )
+        if version < SCHEMA_VERSION:
+            raise SchemaOutdated(
+                f"{self._name}: schema version {version}, this optserve needs"
+                f" {SCHEMA_VERSION}; run `optserve migrate --db URL` (or serve with --migrate)"
+            )
+
+    def migrate(self) -> list[int]:
+        """Applies pending migrations in one transaction; returns the versions applied.
+
+        Replicas started together with ``--migrate`` take turns on an advisory lock:
+        the first applies, the others find nothing left to do.
+        """
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            row = conn.execute("SELECT max(version) AS v FROM schema_migrations").fetchone()
+            current = int(row["v"] or 0) if row else 0
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"{self._name}: schema version {current} is newer than this optserve's"
+                    f" ({SCHEMA_VERSION}); upgrade optserve"
+                )
+            applied = []
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
+                    (migration.version, migration.description),
+                )
+                applied.append(migration.version)
+        return applied
+
+    # -------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _conn(self) -> Iterator[Conn]:
+        """The connection pinned to this thread by ``experiment_lock``, else a pooled one."""
+        pinned: Conn | None = getattr(self._local, "pinned", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _run(
+        self,
+        body: Callable[[Conn], R],
+        write: Write | None = None,
+        *,
+        snapshot: bool = False,
+    ) -> R:
+        """Runs ``body`` in one transaction; with ``write``, records its request first
+        (a concurrent duplicate waits on the record's key, then raises DuplicateRequest)
+        and checks ``alive()`` just before COMMIT.
+
+        A pooled connection that the server closed (restart, idle timeout) fails at
+        BEGIN, before anything was sent: then another one is taken.
+        """
+        for attempt in itertools.count(1):
+            begun = False
+            try:
+                with self._conn() as conn, conn.transaction():
+                    begun = True
+                    if snapshot:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    key = write.request if write is not None else None
+                    if key is not None:
+                        self._claim(conn, key)
+                    result = body(conn)
+                    if key is not None:
+                        conn.execute(
+                            "UPDATE requests SET result = %s"
+                            " WHERE principal = %s AND request_id = %s",
+                            (codec.result_to_json(result), key.principal, key.request_id),
+                        )
+                    if write is not None and not write.alive():
+                        raise Cancelled(
+                            "the call ended before its write committed; nothing was written"
+                        )
+                return result
+            except psycopg.OperationalError:
+                if begun or attempt >= 3 or getattr(self._local, "pinned", None) is not None:
+                    raise
+                log.warning("a pooled connection was closed by the server; retrying on another")
+        raise AssertionError("unreachable")
+
+    def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
+        return self._run(body, write)
+
+    def _read(self, body: Callable[[Conn], R], *, snapshot: bool = False) -> R:
+        return self._run(body, snapshot=snapshot)
+
+    def _claim(self, conn: Conn, key: RequestKey) -> None:
+        try:
+            conn.execute(
+                "INSERT INTO requests (principal, request_id, method, fingerprint, result,"
+                f" create_time) VALUES (%s, %s, %s, %s, '', {NOW})",
+                (key.principal, key.request_id, key.method, key.fingerprint),
+            )
+        except pg_errors.UniqueViolation as error:
+            raise DuplicateRequest(key.request_id) from error
+        if next(self._records) % 1000 == 0:
+            conn.execute(
+                f"DELETE FROM requests WHERE create_time < {NOW} - make_interval(secs => %s)",
+                (REQUEST_RETENTION_SECONDS,),
+            )
+
+    def find_request(self, principal: str, request_id: str) -> RecordedRequest | None:
+        # A record being written has result '' and is not visible to others before COMMIT.
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT * FROM requests WHERE principal = %s AND request_id = %s",
+                (principal, request_id),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        key = RequestKey(principal, request_id, row["method"], row["fingerprint"])
+        return RecordedRequest(key, codec.result_from_json(row["result"]))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def probe(self) -> str | None:
+        """None when the database answers and takes writes, else the cause (for health)."""
+        try:
+            with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+                ).fetchone()
+        except psycopg.Error as error:
+            return f"database {self._name}: {_first_line(error)}"
+        if row is None or row[0] or row[1] == "on":
+            return f"database {self._name}: read-only (a standby, or transactions read-only)"
+        return None
+
+    # -------------------------------------------------------------- experiment lock
+
+    @contextmanager
+    def experiment_lock(self, experiment_id: str) -> Iterator[None]:
+        """Serializes suggestion creation of one experiment across every replica.
+
+        The lock is a session-level advisory lock (key: the experiment id) taken outside
+        any transaction on a connection of the pool, which this thread then uses for all
+        its storage calls until the lock is released: the reads, the optimizer's work and
+        the final write see a stable sequence number and the other replicas' open
+        suggestions, while no transaction stays open during the optimizer's work (which
+        may take seconds) and no row lock blocks observation writes meanwhile.
+
+        Why not a transaction-scoped lock: it would keep a transaction open for the whole
+        model fit. Why not optimistic inserts with retries: under contention every loser
+        would redo the fit. Why the write goes through the locking connection: if its
+        session ends (the database restarted, the connection broke) the lock is gone,
+        and then the write fails instead of committing unprotected.
+
+        A replica killed while it holds the lock ends its session, which releases the
+        lock; one that hangs loses it after LOCK_IDLE_TIMEOUT_MS of silence. Threads
+        of one process queue on a process-local lock first, so that waiting costs no
+        connection.
+        """
+        key = ids.parse_id(experiment_id)
+        if key is None or getattr(self._local, "pinned", None) is not None:
+            yield  # a malformed id names nothing: the reads under the lock raise NotFound
+            return
+        with self._process_locks.hold(experiment_id), self._pool.connection() as conn:
+            conn.execute(
+                "SELECT set_config('idle_session_timeout', %s, false), pg_advisory_lock(%s)",
+                (str(LOCK_IDLE_TIMEOUT_MS), key),
+            )
+            self._local.pinned = conn
+            try:
+                yield
+            finally:
+                self._local.pinned = None
+                try:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.rollback()
+                    conn.execute(
+                        "SELECT pg_advisory_unlock(%s), set_config('idle_session_timeout',"
+                        " '0', false)",
+                        (key,),
+                    )
+                except psycopg.Error:
+                    # Never return a connection that may still hold the lock to the pool.
+                    conn.close()
+
+    # -------------------------------------------------------------- experiments
+
+    @staticmethod
+    def _experiment_key(experiment_id: str) -> int:
+        return _int_id(experiment_id, "experiment")
+
+    def _lock_experiment(self, conn: Conn, experiment_id: str) -> Row:
+        """The experiment row, locked against other writers until COMMIT. Raises NotFound."""
+        row = conn.execute(
+            "SELECT * FROM experiments WHERE id = %s FOR NO KEY UPDATE",
+            (self._experiment_key(experiment_id),),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return row
+
+    def _experiment_exists(self, conn: Conn, experiment_id: str) -> int:
+        key = self._experiment_key(experiment_id)
+        if conn.execute("SELECT 1 FROM experiments WHERE id = %s", (key,)).fetchone() is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return key
+
+    _EXPERIMENT_SELECT = f"""
+        SELECT e.*,
+            (SELECT count(*) FROM suggestions s WHERE s.experiment_id = e.id AND s.{_LIVE})
+                AS open_count,
+            b.id AS b_id, b.experiment_id AS b_experiment_id, b.suggestion_id AS b_suggestion_id,
+            b.assignments AS b_assignments, b.metric_values AS b_metric_values,
+            b.failed AS b_failed, b.metadata AS b_metadata, b.create_time AS b_create_time
+        FROM experiments e LEFT JOIN observations b ON b.id = e.best_observation_id
+    """
+
+    def _experiment(self, row: Row) -> Experiment:
+        return codec.definition_from_json(
+            row["definition"],
+            id=str(row["id"]),
+            name=row["name"],
+            project=row["project"],
+            state=ExperimentState(row["state"]),
+            create_time=row["create_time"],
+            update_time=row["update_time"],
+            progress=Progress(
+                observation_count=row["observation_count"],
+                failed_observation_count=row["failed_count"],
+                open_suggestion_count=row["open_count"],
+                best_observation=None if row["b_id"] is None else self._observation(row, "b_"),
+            ),
+        )
+
+    def _load_experiment(self, conn: Conn, key: int, experiment_id: str) -> Experiment:
+        row = conn.execute(self._EXPERIMENT_SELECT + " WHERE e.id = %s", (key,)).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return self._experiment(row)
+
+    @staticmethod
+    def _definition(row: Row) -> Experiment:
+        return codec.definition_from_json(row["definition"], id=str(row["id"]), name="")
+
+    def _refresh_best(self, conn: Conn, exp_row: Row) -> None:
+        """Recomputes the best observation from the whole history (after an update or
+        delete that may dethrone it, or a change of metric thresholds)."""
+        exp = self._definition(exp_row)
+        best_id = None
+        if len(exp.optimized_metrics) == 1:
+            observations = [
+                self._observation(r)
+                for r in conn.execute(
+                    "SELECT * FROM observations WHERE experiment_id = %s ORDER BY id",
+                    (exp_row["id"],),
+                )
+            ]
+            exp.num_solutions = 1
+            top, _ = best.best_observations(exp, observations)
+            best_id = int(top[0].id) if top else None
+        conn.execute(
+            "UPDATE experiments SET best_observation_id = %s WHERE id = %s",
+            (best_id, exp_row["id"]),
+        )
+
+    def create_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
+        def body(conn: Conn) -> Experiment:
+            row = conn.execute(
+                "INSERT INTO experiments (name, project, state, definition, create_time,"
+                f" update_time) VALUES (%s, %s, %s, %s, {NOW}, {NOW}) RETURNING id",
+                (
+                    experiment.name,
+                    experiment.project,
+                    experiment.state.value,
+                    codec.definition_to_json(experiment),
+                ),
+            ).fetchone()
+            assert row is not None
+            return self._load_experiment(conn, row["id"], str(row["id"]))
+
+        return self._write(write, body)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        key = self._experiment_key(experiment_id)
+        return self._read(lambda conn: self._load_experiment(conn, key, experiment_id))
+
+    def list_experiments(
+        self,
+        project: str,
+        state: ExperimentState | None,
+        page_size: int,
+        page_token: str,
+        projects: frozenset[str] | None = None,
+    ) -> Page[Experiment]:
+        before = _decode_token(page_token)
+        sql, args = self._EXPERIMENT_SELECT + " WHERE true", list[object]()
+        if project:
+            sql, args = sql + " AND e.project = %s", [*args, project]
+        if projects is not None:
+            sql, args = sql + " AND e.project = ANY(%s)", [*args, sorted(projects)]
+        if state is not None:
+            sql, args = sql + " AND e.state = %s", [*args, state.value]
+        if before is not None:
+            sql, args = sql + " AND e.id < %s", [*args, before]
+        sql += " ORDER BY e.id DESC LIMIT %s"
+        rows = self._read(lambda conn: conn.execute(sql, (*args, page_size + 1)).fetchall())
+        items = [self._experiment(r) for r in rows[:page_size]]
+        token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
+        return Page(items, token)
+
+    def update_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
+        def body(conn: Conn) -> Experiment:
+            self._lock_experiment(conn, experiment.id)
+            row = conn.execute(
+                "UPDATE experiments SET name = %s, project = %s, state = %s, definition = %s,"
+                f" update_time = {NOW} WHERE id = %s RETURNING *",
+                (
+                    experiment.name,
+                    experiment.project,
+                    experiment.state.value,
+                    codec.definition_to_json(experiment),
+                    int(experiment.id),
+                ),
+            ).fetchone()
+            assert row is not None
+            # metric thresholds may have changed which observations qualify
+            self._refresh_best(conn, row)
+            return self._load_experiment(conn, row["id"], experiment.id)
+
+        return self._write(write, body)
+
+    def delete_experiment(self, experiment_id: str, write: Write = PLAIN) -> None:
+        def body(conn: Conn) -> None:
+            cur = conn.execute(
+                "DELETE FROM experiments WHERE id = %s", (self._experiment_key(experiment_id),)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"experiment {experiment_id!r} not found")
+
+        self._write(write, body)
+
+    def experiment_project(self, experiment_id: str) -> str:
+        key = self._experiment_key(experiment_id)
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT project FROM experiments WHERE id = %s", (key,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return str(row["project"])
+
+    def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:
+        def body(conn: Conn) -> tuple[list[Observation], list[Suggestion]]:
+            key = self._experiment_exists(conn, experiment_id)
+            observations = [
+                self._observation(r)
+                for r in conn.execute(
+                    "SELECT * FROM observations WHERE experiment_id = %s ORDER BY id", (key,)
+                )
+            ]
+            pending = [
+                self._suggestion(r)
+                for r in conn.execute(
+                    f"SELECT {SUGGESTION_COLUMNS} FROM suggestions"
+                    f" WHERE experiment_id = %s AND {_LIVE} ORDER BY id",
+                    (key,),
+                )
+            ]
+            return observations, pending
+
+        return self._read(body, snapshot=True)
+
+    def count_suggestions(self, experiment_id: str) -> int:
+        key = self._experiment_key(experiment_id)
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT suggestion_count FROM experiments WHERE id = %s", (key,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return int(row["suggestion_count"])
+
+    # -------------------------------------------------------------- suggestions
+
+    @staticmethod
+    def _suggestion(row: Row) -> Suggestion:
+        return Suggestion(
+            id=str(row["id"]),
+            experiment_id=str(row["experiment_id"]),
+            assignments=json.loads(row["assignments"]),
+            state=SuggestionState(row["state"]),
+            metadata=json.loads(row["metadata"]),
+            create_time=row["create_time"],
+            sequence=row["sequence"],
+            expire_time=row["expire_time"],
+            lease_seconds=row["lease_seconds"],
+        )
+
+    def create_suggestions(
+        self,
+        experiment_id: str,
+        assignments: list[Assignments],
+        metadata: dict[str, Any],
+        lease_seconds: int,
+        write: Write = PLAIN,
+    ) -> list[Suggestion]:
+        def body(conn: Conn) -> list[Suggestion]:
+            exp = self._lock_experiment(conn, experiment_id)
+            first = exp["suggestion_count"]
+            rows = conn.execute(
+                "INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
+                " create_time, lease_seconds, expire_time)"
+                f" SELECT %s, %s + k - 1, a, 'open', %s, {NOW}, %s,"
+                f" {NOW} + make_interval(secs => %s)"
+                " FROM unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
+                f" RETURNING {SUGGESTION_COLUMNS}",
+                (
+                    exp["id"],
+                    first,
+                    codec.dumps(metadata),
+                    lease_seconds,
+                    lease_seconds,
+                    [codec.dumps(a) for a in assignments],
+                ),
+            ).fetchall()
+            conn.execute(
+                "UPDATE experiments SET suggestion_count = %s WHERE id = %s",
+                (first + len(assignments), exp["id"]),
+            )
+            return sorted((self._suggestion(r) for r in rows), key=lambda s: s.sequence)
+
+        return self._write(write, body)
+
+    def _suggestion_row(self, conn: Conn, experiment_id: str, suggestion_id: str) -> Row:
+        key = self._experiment_exists(conn, experiment_id)
+        row = conn.execute(
+            f"SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE id = %s AND experiment_id = %s",
+            (_int_id(suggestion_id, "suggestion"), key),
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"suggestion {suggestion_id!r} not found in experiment {experiment_id!r}"
+            )
+        return row
+
+    def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
+        row = self._read(lambda conn: self._suggestion_row(conn, experiment_id, suggestion_id))
+        return self._suggestion(row)
+
+    def list_suggestions(
+        self,
+        experiment_id: str,
+        state: SuggestionState | None,
+        page_size: int,
+        page_token: str,
+    ) -> Page[Suggestion]:
+        after = _decode_token(page_token) or 0
+
+        def body(conn: Conn) -> list[Row]:
+            key = self._experiment_exists(conn, experiment_id)
+            sql = (
+                f"SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE experiment_id = %s AND id > %s"
+            )
+            args: list[object] = [key, after]
+            if state is SuggestionState.OPEN:
+                sql += f" AND {_LIVE}"
+            elif state is SuggestionState.EXPIRED:
+                sql += f" AND {_EXPIRED}"
+            elif state is not None:
+                sql, args = sql + " AND state = %s", [*args, state.value]
+            return conn.execute(sql + " ORDER BY id LIMIT %s", (*args, page_size + 1)).fetchall()
+
+        rows = self._read(body)
+        items = [self._suggestion(r) for r in rows[:page_size]]
+        token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
+        return Page(items, token)
+
+    def delete_suggestion(
+        self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
+    ) -> None:
+        def body(conn: Conn) -> None:
+            row = self._suggestion_row(conn, experiment_id, suggestion_id)
+            cur = conn.execute(
+                "DELETE FROM suggestions WHERE id = %s AND state = 'open'", (row["id"],)
+            )
+            if cur.rowcount == 0:  # closed, now or by an observation that committed first
+                raise FailedPrecondition(
+                    f"suggestion {suggestion_id!r} is closed: only open suggestions can be deleted"
+                )
+
+        self._write(write, body)
+
+    def renew_suggestion(
+        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None
+    ) -> Suggestion:
+        def body(conn: Conn) -> Suggestion:
+            row = self._suggestion_row(conn, experiment_id, suggestion_id)
+            renewed = conn.execute(
+                "UPDATE suggestions SET lease_seconds = COALESCE(%s, lease_seconds),"
+                f" expire_time = {NOW} + make_interval(secs => COALESCE(%s, lease_seconds))"
+                f" WHERE id = %s AND {_LIVE} RETURNING {SUGGESTION_COLUMNS}",
+                (lease_seconds, lease_seconds, row["id"]),
+            ).fetchone()
+            if renewed is None:
+                current = conn.execute(
+                    f"SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE id = %s", (row["id"],)
+                ).fetchone()
+                state = "deleted" if current is None else current["state"]
+                raise FailedPrecondition(
+                    f"suggestion {suggestion_id!r} is {state}: only open suggestions"
+                    " can be renewed (an observation for an expired one is still accepted)"
+                )
+            return self._suggestion(renewed)
+
+        return self._write(PLAIN, body)
+
+    # -------------------------------------------------------------- observations
+
+    @staticmethod
+    def _observation(row: Row, prefix: str = "") -> Observation:
+        sid = row[prefix + "suggestion_id"]
+        return Observation(
+            id=str(row[prefix + "id"]),
+            experiment_id=str(row[prefix + "experiment_id"]),
+            suggestion_id=None if sid is None else str(sid),
+            assignments=json.loads(row[prefix + "assignments"]),
+            values=codec.values_from_json(row[prefix + "metric_values"]),
+            failed=bool(row[prefix + "failed"]),
+            metadata=json.loads(row[prefix + "metadata"]),
+            create_time=row[prefix + "create_time"],
+        )
+
+    def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
+        def body(conn: Conn) -> Observation:
+            # The row lock first: observations of one experiment get ids in commit order,
+            # and the incumbent below is the one every other writer sees.
+            exp = self._lock_experiment(conn, observation.experiment_id)
+            suggestion_id = None
+            if observation.suggestion_id is not None:
+                s = self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
+                closed = conn.execute(
+                    "UPDATE suggestions SET state = 'closed' WHERE id = %s AND state = 'open'",
+                    (s["id"],),
+                )
+                if closed.rowcount == 0:
+                    raise FailedPrecondition(
+                        f"suggestion {observation.suggestion_id!r} is closed: it already has"
+                        " an observation"
+                    )
+                suggestion_id = s["id"]
+            incumbent = None
+            if exp["best_observation_id"] is not None:
+                current = conn.execute(
+                    "SELECT * FROM observations WHERE id = %s", (exp["best_observation_id"],)
+                ).fetchone()
+                incumbent = None if current is None else self._observation(current)
+            row = conn.execute(
+                "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+                " metric_values, failed, metadata, create_time)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, {NOW}) RETURNING *",
+                (
+                    exp["id"],
+                    suggestion_id,
+                    codec.dumps(observation.assignments),
+                    codec.values_to_json(observation.values),
+                    observation.failed,
+                    codec.dumps(observation.metadata),
+                ),
+            ).fetchone()
+            assert row is not None
+            result = self._observation(row)
+            definition = self._definition(exp)
+            best_id = exp["best_observation_id"]
+            if len(definition.optimized_metrics) == 1 and best.improves(
+                definition, incumbent, result
+            ):
+                best_id = row["id"]
+            conn.execute(
+                "UPDATE experiments SET observation_count = observation_count + 1,"
+                " failed_count = failed_count + %s, best_observation_id = %s WHERE id = %s",
+                (int(observation.failed), best_id, exp["id"]),
+            )
+            return result
+
+        return self._write(write, body)
+
+    def _observation_row(
+        self, conn: Conn, experiment_id: str, observation_id: str, *, checked: bool = False
+    ) -> Row:
+        key = self._experiment_key(experiment_id)
+        row = conn.execute(
+            "SELECT * FROM observations WHERE id = %s AND experiment_id = %s",
+            (_int_id(observation_id, "observation"), key),
+        ).fetchone()
+        if row is None:
+            if not checked:
+                self._experiment_exists(conn, experiment_id)
+            raise NotFound(
+                f"observation {observation_id!r} not found in experiment {experiment_id!r}"
+            )
+        return row
+
+    def get_observation(self, experiment_id: str, observation_id: str) -> Observation:
+        row = self._read(lambda conn: self._observation_row(conn, experiment_id, observation_id))
+        return self._observation(row)
+
+    def list_observations(
+        self, experiment_id: str, page_size: int, page_token: str
+    ) -> Page[Observation]:
+        after = _decode_token(page_token) or 0
+
+        def body(conn: Conn) -> list[Row]:
+            key = self._experiment_exists(conn, experiment_id)
+            return conn.execute(
+                "SELECT * FROM observations WHERE experiment_id = %s AND id > %s"
+                " ORDER BY id LIMIT %s",
+                (key, after, page_size + 1),
+            ).fetchall()
+
+        rows = self._read(body)
+        items = [self._observation(r) for r in rows[:page_size]]
+        token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
+        return Page(items, token)
+
+    def update_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
+        def body(conn: Conn) -> Observation:
+            exp = self._lock_experiment(conn, observation.experiment_id)
+            old = self._observation_row(
+                conn, observation.experiment_id, observation.id, checked=True
+            )
+            row = conn.execute(
+                "UPDATE observations SET metric_values = %s, failed = %s, metadata = %s"
+                " WHERE id = %s RETURNING *",
+                (
+                    codec.values_to_json(observation.values),
+                    observation.failed,
+                    codec.dumps(observation.metadata),
+                    old["id"],
+                ),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "UPDATE experiments SET failed_count = failed_count + %s WHERE id = %s",
+                (int(observation.failed) - int(old["failed"]), exp["id"]),
+            )
+            self._refresh_best(conn, exp)
+            return self._observation(row)
+
+        return self._write(write, body)
+
+    def delete_observation(
+        self, experiment_id: str, observation_id: str, write: Write = PLAIN
+    ) -> None:
+        def body(conn: Conn) -> None:
+            exp = self._lock_experiment(conn, experiment_id)
+            row = self._observation_row(conn, experiment_id, observation_id, checked=True)
+            conn.execute("DELETE FROM observations WHERE id = %s", (row["id"],))
+            conn.execute(
+                "UPDATE experiments SET observation_count = observation_count - 1,"
+                " failed_count = failed_count - %s WHERE id = %s",
+                (int(row["failed"]), exp["id"]),
+            )
+            if exp["best_observation_id"] == row["id"]:
+                self._refresh_best(conn, exp)
+
+        self._write(write, body)
+
+    # -------------------------------------------------------------- tokens
+
+    @staticmethod
+    def _token(row: Row) -> Token:
+        return Token(
+            id=str(row["id"]),
+            name=row["name"],
+            role=Role(row["role"]),
+            projects=json.loads(row["projects"]),
+            create_time=row["create_time"],
+            revoke_time=row["revoke_time"],
+        )
+
+    def create_token(self, token: Token, secret_hash: str) -> Token:
+        def body(conn: Conn) -> Row:
+            row = conn.execute(
+                "INSERT INTO tokens (name, role, projects, secret_hash, create_time)"
+                f" VALUES (%s, %s, %s, %s, {NOW}) RETURNING *",
+                (token.name, token.role.value, codec.dumps(token.projects), secret_hash),
+            ).fetchone()
+            assert row is not None
+            return row
+
+        return self._token(self._write(PLAIN, body))
+
+    def list_tokens(self) -> list[Token]:
+        rows = self._read(lambda conn: conn.execute("SELECT * FROM tokens ORDER BY id").fetchall())
+        return [self._token(r) for r in rows]
+
+    def revoke_token(self, token_id: str) -> Token:
+        key = _int_id(token_id, "token")
+
+        def body(conn: Conn) -> Row | None:
+            conn.execute(
+                f"UPDATE tokens SET revoke_time = {NOW} WHERE id = %s AND revoke_time IS NULL",
+                (key,),
+            )
+            return conn.execute("SELECT * FROM tokens WHERE id = %s", (key,)).fetchone()
+
+        row = self._write(PLAIN, body)
+        if row is None:
+            raise NotFound(f"token {token_id!r} not found")
+        return self._token(row)
+
+    def token_by_hash(self, secret_hash: str) -> Token | None:
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT * FROM tokens WHERE secret_hash = %s AND revoke_time IS NULL",
+                (secret_hash,),
+            ).fetchone()
+        )
+        return None if row is None else self._token(row)
+
+
+__all__ = [
+    "DatabaseUnavailable",
+    "PostgresStorage",
+    "Result",
+    "SchemaOutdated",
+    "SchemaTooNew",
+    "redact",
+]
