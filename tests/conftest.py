@@ -1,4 +1,5 @@
-"""Shared fixtures: a real optserve server on a loopback port, on a real SQLite file."""
+"""Shared fixtures: a real optserve server on a loopback port, on a real SQLite file or
+on a private PostgreSQL cluster that the tests start (tests/pg.py)."""
 
 # ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
 
@@ -10,6 +11,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 import collections
+import itertools
 import re
 import signal
 import subprocess
@@ -25,6 +27,8 @@ import pytest
 
 from optserve.v1 import service_pb2_grpc
 
+from .pg import PostgresCluster, find_bin_dir
+
 # Property tests draw the same examples on every run, so that CI is repeatable;
 # HYPOTHESIS_RANDOM=1 explores new ones (and PROPERTY_EXAMPLES=N draws more).
 hypothesis.settings.register_profile("repeatable", derandomize=True)
@@ -38,7 +42,7 @@ LISTENING = re.compile(r"optserve listening on ([\d.]+):(\d+)")
 class RunningServer:
     process: subprocess.Popen
     target: str
-    db: Path
+    db: Path | str
     credentials: grpc.ChannelCredentials | None = None
     # with drain=True: the server's last output lines, read as they come
     tail: collections.deque[str] | None = None
@@ -63,7 +67,7 @@ class RunningServer:
 
 
 def start_server(
-    db: Path,
+    db: Path | str,
     *extra: str,
     env: dict[str, str] | None = None,
     credentials: grpc.ChannelCredentials | None = None,
@@ -117,3 +121,47 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 @pytest.fixture(scope="session")
 def stub(server: RunningServer) -> service_pb2_grpc.OptimizationServiceStub:
     return server.stub()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+TEMPLATE = "optserve_template"
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster for the whole run, with a migrated template database."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb);"
+            " apt-get install postgresql (.ci/run does)"
+        )
+    from optserve.storage.postgres import PostgresStorage
+
+    # fsync off: the tests never crash the database server, only optserve's processes
+    cluster = PostgresCluster(bin_dir, durable=False).start()
+    try:
+        PostgresStorage(cluster.create_database(TEMPLATE), migrate=True, pool_size=1).close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def new_postgres_database(cluster: PostgresCluster) -> str:
+    """The URL of a new, migrated, empty database of ``cluster``."""
+    return cluster.create_database(f"test_{next(_databases)}", TEMPLATE)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> str:
+    return new_postgres_database(postgres)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The ``--db`` of a server, once per backend."""
+    if request.param == "sqlite":
+        return str(tmp_path_factory.mktemp("db") / "optserve.db")
+    return new_postgres_database(request.getfixturevalue("postgres"))

@@ -1,4 +1,4 @@
-"""The Storage contract, run against every backend (SQLite today)."""
+"""The Storage contract, run against every backend: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,9 +32,14 @@ from optserve.storage.sqlite import MIGRATIONS, SCHEMA_V1, SchemaTooNew
 LEASE = 3600
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def storage(request, tmp_path) -> Storage:
-    backend = SqliteStorage(tmp_path / "contract.db")
+    if request.param == "sqlite":
+        backend: Storage = SqliteStorage(tmp_path / "contract.db")
+    else:
+        from optserve.storage.postgres import PostgresStorage
+
+        backend = PostgresStorage(request.getfixturevalue("postgres_url"), pool_size=12)
     yield backend
     backend.close()
 
@@ -428,3 +433,34 @@ def test_migration_fills_progress_and_best_of_existing_experiments(tmp_path):
     assert progress.best_observation is not None
     assert progress.best_observation.value_of("v") == 3.0
     storage.close()
+
+
+def test_experiment_lock_gives_each_holder_the_next_sequence(storage):
+    """Under the lock, the count read before the write is the sequence the write gets:
+    what makes a seeded suggestion unique. Other experiments are not held up."""
+    exp = storage.create_experiment(_experiment())
+    other = storage.create_experiment(_experiment())
+    seen: list[tuple[int, int]] = []
+    events: list[str] = []
+
+    def make(k: int) -> None:
+        with storage.experiment_lock(exp.id):
+            events.append("enter")
+            before = storage.count_suggestions(exp.id)
+            storage.load_history(exp.id)
+            time.sleep(0.002)  # room for another thread to get in, were the lock broken
+            (s,) = storage.create_suggestions(exp.id, [{"x": k / 100}], {}, LEASE)
+            seen.append((before, s.sequence))
+            events.append("exit")
+
+    threads = [threading.Thread(target=make, args=(k,)) for k in range(24)]
+    for t in threads:
+        t.start()
+    with storage.experiment_lock(other.id):
+        storage.create_suggestions(other.id, [{"x": 0.5}], {}, LEASE)
+    for t in threads:
+        t.join()
+    assert all(before == sequence for before, sequence in seen)
+    assert sorted(s for _, s in seen) == list(range(24))
+    assert events == ["enter", "exit"] * 24
+    assert storage.count_suggestions(other.id) == 1

@@ -1,0 +1,213 @@
+"""What only the PostgreSQL backend does: versioned migrations, and the experiment lock
+shared by every replica (here, several storage instances on one database)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import psycopg
+import pytest
+
+from optserve.domain.model import MetricValue, Observation, SuggestionState
+from optserve.storage.migrations.postgres import SCHEMA_VERSION
+from optserve.storage.postgres import PostgresStorage, SchemaOutdated, redact
+from optserve.storage.sqlite import SchemaTooNew
+
+from .test_contract import LEASE, _experiment
+
+_fresh = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def empty_url(postgres) -> str:
+    """A database without optserve's schema."""
+    return postgres.create_database(f"empty_{next(_fresh)}")
+
+
+@pytest.fixture
+def replicas(postgres_url):
+    """Two storages on one database, as two replicas would have."""
+    made = [PostgresStorage(postgres_url, pool_size=8) for _ in range(2)]
+    yield made
+    for s in made:
+        s.close()
+
+
+def _versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+
+
+def test_an_unmigrated_database_is_refused_until_migrated(empty_url):
+    with pytest.raises(SchemaOutdated, match="optserve migrate"):
+        PostgresStorage(empty_url)
+    storage = PostgresStorage(empty_url, migrate=True)
+    assert storage.schema_version() == SCHEMA_VERSION
+    assert storage.migrate() == []  # nothing left to apply
+    storage.close()
+    assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))
+    PostgresStorage(empty_url).close()
+
+
+def test_replicas_migrating_at_once_apply_each_migration_once(empty_url):
+    applied: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            storage = PostgresStorage(empty_url, migrate=True, pool_size=1)
+            applied.append(storage.migrate())
+            storage.close()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and applied == [[]] * 4
+    assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_newer_schema_is_refused(postgres_url):
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (999, 'x')")
+    for migrate in (False, True):
+        with pytest.raises(SchemaTooNew, match="999"):
+            PostgresStorage(postgres_url, migrate=migrate)
+
+
+def test_data_survives_reopening(postgres_url):
+    first = PostgresStorage(postgres_url)
+    exp = first.create_experiment(_experiment())
+    (s,) = first.create_suggestions(exp.id, [{"x": 0.4}], {}, LEASE)
+    first.create_observation(Observation("", exp.id, s.id, {}, [MetricValue("v", 2.0, None)]))
+    first.close()
+    second = PostgresStorage(postgres_url)
+    observations, pending = second.load_history(exp.id)
+    assert not pending and [o.suggestion_id for o in observations] == [s.id]
+    assert second.get_experiment(exp.id).progress.best_observation == observations[0]
+    second.close()
+
+
+def test_the_lock_serializes_replicas(replicas):
+    """Threads spread over two replicas: each reads under the lock the sequence its
+    write gets, and no two holders overlap."""
+    exp = replicas[0].create_experiment(_experiment())
+    seen: list[tuple[int, int]] = []
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def make(k: int) -> None:
+        storage = replicas[k % 2]
+        with storage.experiment_lock(exp.id):
+            inside.append(k)
+            if len(inside) > 1:
+                overlaps.append(k)
+            before = storage.count_suggestions(exp.id)
+            storage.load_history(exp.id)
+            (s,) = storage.create_suggestions(exp.id, [{"x": k / 100}], {}, LEASE)
+            seen.append((before, s.sequence))
+            inside.remove(k)
+
+    threads = [threading.Thread(target=make, args=(k,)) for k in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlaps
+    assert all(before == sequence for before, sequence in seen)
+    assert sorted(s for _, s in seen) == list(range(30))
+
+
+def _lock_holder(postgres_url: str, key: int) -> int | None:
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s",
+            (key,),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_the_lock_holds_no_transaction_and_blocks_no_observation(replicas, postgres_url):
+    a, b = replicas
+    exp = a.create_experiment(_experiment())
+    (s,) = a.create_suggestions(exp.id, [{"x": 0.3}], {}, LEASE)
+    with a.experiment_lock(exp.id):
+        pid = _lock_holder(postgres_url, int(exp.id))
+        assert pid is not None
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
+            assert row.fetchone() == ("idle",)  # not "idle in transaction"
+        # the other replica writes observations and reads meanwhile
+        b.create_observation(Observation("", exp.id, s.id, {}, [MetricValue("v", 1.0, None)]))
+        assert b.get_experiment(exp.id).progress.observation_count == 1
+    assert _lock_holder(postgres_url, int(exp.id)) is None
+
+
+def test_a_lock_whose_session_ended_is_free_and_its_holder_writes_nothing(replicas, postgres_url):
+    """A replica killed while it holds the lock: its session ends, which frees the lock
+    for the others; were the replica still running, its write would fail."""
+    a, b = replicas
+    exp = a.create_experiment(_experiment())
+    holding, terminated = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with a.experiment_lock(exp.id):
+                holding.set()
+                terminated.wait()
+                a.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)
+        except BaseException as error:
+            outcome.append(error)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait()
+    pid = _lock_holder(postgres_url, int(exp.id))
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with b.experiment_lock(exp.id):
+        (s,) = b.create_suggestions(exp.id, [{"x": 0.2}], {}, LEASE)
+    terminated.set()
+    holder.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], psycopg.OperationalError)
+    assert s.sequence == 0 and a.count_suggestions(exp.id) == 1
+    assert [x.state for x in a.load_history(exp.id)[1]] == [SuggestionState.OPEN]
+    # the broken connection went back to the pool closed; the storage still works
+    with a.experiment_lock(exp.id):
+        assert a.create_suggestions(exp.id, [{"x": 0.3}], {}, LEASE)[0].sequence == 1
+    assert _lock_holder(postgres_url, int(exp.id)) is None
+
+
+def test_urls_are_redacted():
+    assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def _optserve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "optserve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_command_line_migrates_and_refuses_what_it_cannot_serve(empty_url, postgres):
+    refused = _optserve("serve", "--port", "0", "--db", empty_url)
+    assert refused.returncode == 2
+    assert "optserve migrate" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    migrated = _optserve("migrate", "--db", empty_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"schema at version {SCHEMA_VERSION}" in migrated.stdout
+    assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))
+    gone = postgres.url("no_such_database")
+    unreachable = _optserve("serve", "--port", "0", "--db", gone)
+    assert unreachable.returncode == 2 and "no_such_database" in unreachable.stderr
+    assert len(unreachable.stderr.splitlines()) == 1
