@@ -111,11 +111,52 @@ def start_server(
     raise RuntimeError("server exited before listening:\n" + "".join(lines))
 
 
+# Modules whose tests run once per backend: ``server`` (and ``stub``) is then a server on
+# SQLite, then one on PostgreSQL. The others see the SQLite server only.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_concurrency",
+        "test_experiment_validation",
+        "test_ids",
+        "test_leases",
+        "test_observations",
+        "test_request_ids",
+        "test_server",
+        "test_suggestions",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "backend" in metafunc.fixturenames and module in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage behind ``server``: "sqlite" unless the module runs on both."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(tmp_path_factory.mktemp("db") / "optserve.db", drain=True)
     yield running
     assert running.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres: PostgresCluster) -> Iterator[RunningServer]:
+    running = start_server(new_postgres_database(postgres), drain=True)
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, request: pytest.FixtureRequest) -> RunningServer:
+    running: RunningServer = request.getfixturevalue(f"{backend}_server")
+    return running
 
 
 @pytest.fixture(scope="session")
@@ -157,11 +198,3 @@ def new_postgres_database(cluster: PostgresCluster) -> str:
 @pytest.fixture
 def postgres_url(postgres: PostgresCluster) -> str:
     return new_postgres_database(postgres)
-
-
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def backend_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The ``--db`` of a server, once per backend."""
-    if request.param == "sqlite":
-        return str(tmp_path_factory.mktemp("db") / "optserve.db")
-    return new_postgres_database(request.getfixturevalue("postgres"))
