@@ -19,6 +19,7 @@ from optserve_client._errors import ApiError
 from optserve_client._proto.optserve.v1 import service_pb2 as pb
 from optserve_client._proto.optserve.v1 import service_pb2_grpc
 from optserve_client._retry import RetryPolicy, check_request_id, new_request_id
+from optserve_client._targets import ROUND_ROBIN, channel_target
 from optserve_client.objects import (
     BestAssignments,
     Checkpoint,
@@ -69,9 +70,16 @@ class Connection:
     again. Pass ``request_id=`` to a write to choose the id yourself, e.g. to
     repeat a call that failed after all its attempts.
 
+    Several replicas of the server: give them all, comma-separated
+    (``"10.0.0.5:50051,10.0.0.6:50051"``), or a ``dns:///name:port`` whose name
+    has an address per replica. Calls are spread over them round-robin, a
+    replica that is down is skipped, and a call that fails with ``UNAVAILABLE``
+    on one is retried (on the next), with the same request id for a write.
+
     Args:
-        target: ``host:port`` of the server; defaults to ``$OPTSERVE_TARGET``,
-            then ``localhost:50051``.
+        target: ``host:port`` of the server, several of them comma-separated, or
+            any gRPC target (``dns:///name:port``, ``ipv4:a:p,b:p``); defaults to
+            ``$OPTSERVE_TARGET``, then ``localhost:50051``.
         token: Sent as ``authorization: Bearer <token>`` metadata; defaults to
             ``$OPTSERVE_TOKEN`` (none when unset or empty).
         timeout: Deadline of each attempt in seconds (overridable per call).
@@ -129,11 +137,12 @@ class Connection:
         if server_name and self.tls:
             channel_options["grpc.ssl_target_name_override"] = server_name
         channel_options.update(dict(options))
+        grpc_target = channel_target(self.target)
         if credentials is None:
-            self._channel = grpc.insecure_channel(self.target, options=[*channel_options.items()])
+            self._channel = grpc.insecure_channel(grpc_target, options=[*channel_options.items()])
         else:
             self._channel = grpc.secure_channel(
-                self.target, credentials, options=[*channel_options.items()]
+                grpc_target, credentials, options=[*channel_options.items()]
             )
         self._stub = service_pb2_grpc.OptimizationServiceStub(self._channel)
 
@@ -145,6 +154,8 @@ class Connection:
         return {
             "grpc.initial_reconnect_backoff_ms": initial_ms,
             "grpc.max_reconnect_backoff_ms": max(initial_ms, int(self.retry.max_backoff * 1000)),
+            # every address of the target gets calls, not only the first that answers
+            "grpc.service_config": ROUND_ROBIN,
         }
 
     def __repr__(self) -> str:
