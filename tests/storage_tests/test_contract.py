@@ -464,3 +464,30 @@ def test_experiment_lock_gives_each_holder_the_next_sequence(storage):
     assert sorted(s for _, s in seen) == list(range(24))
     assert events == ["enter", "exit"] * 24
     assert storage.count_suggestions(other.id) == 1
+
+
+def test_concurrent_writes_with_one_request_id_apply_once(storage):
+    exp = storage.create_experiment(_experiment())
+    key = RequestKey("p", "same", "CreateObservation", "f")
+    wins: list[Observation] = []
+    duplicates: list[DuplicateRequest] = []
+
+    def write() -> None:
+        try:
+            wins.append(
+                storage.create_observation(
+                    Observation("", exp.id, None, {"x": 0.5}, [MetricValue("v", 1.0, None)]),
+                    Write(key),
+                )
+            )
+        except DuplicateRequest as error:
+            duplicates.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(duplicates) == 5
+    assert [o.id for o in storage.load_history(exp.id)[0]] == [wins[0].id]
+    assert storage.find_request("p", "same").result == wins[0]

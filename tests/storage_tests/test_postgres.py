@@ -211,3 +211,33 @@ def test_the_command_line_migrates_and_refuses_what_it_cannot_serve(empty_url, p
     unreachable = _optserve("serve", "--port", "0", "--db", gone)
     assert unreachable.returncode == 2 and "no_such_database" in unreachable.stderr
     assert len(unreachable.stderr.splitlines()) == 1
+
+
+def test_connections_closed_by_the_server_are_replaced(postgres_url):
+    """After the database drops every connection (a restart, a failover), reads and
+    writes go on: a transaction that failed before COMMIT runs again on a new one."""
+    storage = PostgresStorage(postgres_url, pool_size=4)
+    exp = storage.create_experiment(_experiment())
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert storage.get_experiment(exp.id).id == exp.id
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    obs = storage.create_observation(
+        Observation("", exp.id, None, {"x": 0.5}, [MetricValue("v", 1.0, None)])
+    )
+    assert storage.get_experiment(exp.id).progress.best_observation == obs
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with storage.experiment_lock(exp.id):
+        assert storage.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)[0].sequence == 0
+    storage.close()

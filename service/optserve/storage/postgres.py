@@ -229,17 +229,19 @@ class PostgresStorage(Storage):
         (a concurrent duplicate waits on the record's key, then raises DuplicateRequest)
         and checks ``alive()`` just before COMMIT.
 
-        A pooled connection that the server closed (restart, idle timeout) fails at
-        BEGIN, before anything was sent: then another one is taken.
+        Statements go in pipeline mode: BEGIN and the request record travel with the
+        first statement, not in round trips of their own. A transaction that fails
+        with an operational error before its COMMIT was sent (a connection the server
+        closed, a deadlock) rolled back, and is run again on another connection.
         """
+        key = write.request if write is not None else None
+        pinned = getattr(self._local, "pinned", None) is not None
         for attempt in itertools.count(1):
-            begun = False
+            committing = False
             try:
-                with self._conn() as conn, conn.transaction():
-                    begun = True
+                with self._conn() as conn, conn.pipeline(), conn.transaction():
                     if snapshot:
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    key = write.request if write is not None else None
                     if key is not None:
                         self._claim(conn, key)
                     result = body(conn)
@@ -253,28 +255,48 @@ class PostgresStorage(Storage):
                         raise Cancelled(
                             "the call ended before its write committed; nothing was written"
                         )
+                    committing = True
                 return result
+            except pg_errors.UniqueViolation as error:
+                # the record's key, inserted first: a concurrent call with the same id won
+                if key is not None and error.diag.constraint_name == "requests_pkey":
+                    raise DuplicateRequest(key.request_id) from error
+                raise
             except psycopg.OperationalError:
-                if begun or attempt >= 3 or getattr(self._local, "pinned", None) is not None:
+                if committing or pinned or attempt >= 3:
                     raise
-                log.warning("a pooled connection was closed by the server; retrying on another")
+                log.warning("a transaction failed before COMMIT; running it again", exc_info=True)
+                self._pool.check()  # the others may be gone too (a restart, a failover)
         raise AssertionError("unreachable")
 
     def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
         return self._run(body, write)
 
     def _read(self, body: Callable[[Conn], R], *, snapshot: bool = False) -> R:
-        return self._run(body, snapshot=snapshot)
+        """Runs a read: in one REPEATABLE READ transaction with ``snapshot``, else each
+        statement on its own (no BEGIN and COMMIT: two round trips fewer). A read is
+        retried on another connection when the server closed the one it had."""
+        if snapshot:
+            return self._run(body, snapshot=True)
+        for attempt in itertools.count(1):
+            try:
+                with self._conn() as conn:
+                    return body(conn)
+            except psycopg.OperationalError:
+                if attempt >= 3 or getattr(self._local, "pinned", None) is not None:
+                    raise
+                log.warning("a pooled connection was closed by the server; retrying on another")
+                self._pool.check()  # the others may be gone too (a restart, a failover)
+        raise AssertionError("unreachable")
 
     def _claim(self, conn: Conn, key: RequestKey) -> None:
-        try:
-            conn.execute(
-                "INSERT INTO requests (principal, request_id, method, fingerprint, result,"
-                f" create_time) VALUES (%s, %s, %s, %s, '', {NOW})",
-                (key.principal, key.request_id, key.method, key.fingerprint),
-            )
-        except pg_errors.UniqueViolation as error:
-            raise DuplicateRequest(key.request_id) from error
+        """Inserts the request record (its result is filled in at the end). A duplicate
+        raises UniqueViolation on requests_pkey at the next result read (pipeline)."""
+        conn.execute(
+            "INSERT INTO requests (principal, request_id, method, fingerprint, result,"
+            f" create_time) VALUES (%s, %s, %s, %s, '', {NOW})",
+            (key.principal, key.request_id, key.method, key.fingerprint),
+        )
         if next(self._records) % 1000 == 0:
             conn.execute(
                 f"DELETE FROM requests WHERE create_time < {NOW} - make_interval(secs => %s)",
@@ -338,11 +360,7 @@ class PostgresStorage(Storage):
         if key is None or getattr(self._local, "pinned", None) is not None:
             yield  # a malformed id names nothing: the reads under the lock raise NotFound
             return
-        with self._process_locks.hold(experiment_id), self._pool.connection() as conn:
-            conn.execute(
-                "SELECT set_config('idle_session_timeout', %s, false), pg_advisory_lock(%s)",
-                (str(LOCK_IDLE_TIMEOUT_MS), key),
-            )
+        with self._process_locks.hold(experiment_id), self._locked(key) as conn:
             self._local.pinned = conn
             try:
                 yield
@@ -360,6 +378,25 @@ class PostgresStorage(Storage):
                     # Never return a connection that may still hold the lock to the pool.
                     conn.close()
 
+    @contextmanager
+    def _locked(self, key: int) -> Iterator[Conn]:
+        """A pooled connection whose session holds the advisory lock ``key``."""
+        for attempt in itertools.count(1):
+            with self._pool.connection() as conn:
+                try:
+                    conn.execute(
+                        "SELECT set_config('idle_session_timeout', %s, false),"
+                        " pg_advisory_lock(%s)",
+                        (str(LOCK_IDLE_TIMEOUT_MS), key),
+                    )
+                except psycopg.OperationalError:
+                    if attempt >= 3:
+                        raise
+                    self._pool.check()  # a connection the server closed: take another
+                    continue
+                yield conn
+                return
+
     # -------------------------------------------------------------- experiments
 
     @staticmethod
@@ -367,9 +404,15 @@ class PostgresStorage(Storage):
         return _int_id(experiment_id, "experiment")
 
     def _lock_experiment(self, conn: Conn, experiment_id: str) -> Row:
-        """The experiment row, locked against other writers until COMMIT. Raises NotFound."""
+        """The experiment row, locked against other writers until COMMIT, with its best
+        observation's columns (prefix ``b_``). Raises NotFound."""
         row = conn.execute(
-            "SELECT * FROM experiments WHERE id = %s FOR NO KEY UPDATE",
+            "SELECT e.*, b.id AS b_id, b.experiment_id AS b_experiment_id,"
+            " b.suggestion_id AS b_suggestion_id, b.assignments AS b_assignments,"
+            " b.metric_values AS b_metric_values, b.failed AS b_failed,"
+            " b.metadata AS b_metadata, b.create_time AS b_create_time"
+            " FROM experiments e LEFT JOIN observations b ON b.id = e.best_observation_id"
+            " WHERE e.id = %s FOR NO KEY UPDATE OF e",
             (self._experiment_key(experiment_id),),
         ).fetchone()
         if row is None:
@@ -508,10 +551,11 @@ class PostgresStorage(Storage):
 
     def delete_experiment(self, experiment_id: str, write: Write = PLAIN) -> None:
         def body(conn: Conn) -> None:
-            cur = conn.execute(
-                "DELETE FROM experiments WHERE id = %s", (self._experiment_key(experiment_id),)
-            )
-            if cur.rowcount == 0:
+            gone = conn.execute(
+                "DELETE FROM experiments WHERE id = %s RETURNING id",
+                (self._experiment_key(experiment_id),),
+            ).fetchone()
+            if gone is None:
                 raise NotFound(f"experiment {experiment_id!r} not found")
 
         self._write(write, body)
@@ -583,40 +627,43 @@ class PostgresStorage(Storage):
         lease_seconds: int,
         write: Write = PLAIN,
     ) -> list[Suggestion]:
+        key = self._experiment_key(experiment_id)
+
         def body(conn: Conn) -> list[Suggestion]:
-            exp = self._lock_experiment(conn, experiment_id)
-            first = exp["suggestion_count"]
+            # One statement: the row lock, the next sequence numbers and the inserts.
             rows = conn.execute(
-                "INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
+                "WITH e AS (UPDATE experiments SET suggestion_count = suggestion_count + %s"
+                " WHERE id = %s RETURNING id, suggestion_count - %s AS first)"
+                " INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
                 " create_time, lease_seconds, expire_time)"
-                f" SELECT %s, %s + k - 1, a, 'open', %s, {NOW}, %s,"
+                f" SELECT e.id, e.first + t.k - 1, t.a, 'open', %s, {NOW}, %s,"
                 f" {NOW} + make_interval(secs => %s)"
-                " FROM unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
+                " FROM e, unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
                 f" RETURNING {SUGGESTION_COLUMNS}",
                 (
-                    exp["id"],
-                    first,
+                    len(assignments),
+                    key,
+                    len(assignments),
                     codec.dumps(metadata),
                     lease_seconds,
                     lease_seconds,
                     [codec.dumps(a) for a in assignments],
                 ),
             ).fetchall()
-            conn.execute(
-                "UPDATE experiments SET suggestion_count = %s WHERE id = %s",
-                (first + len(assignments), exp["id"]),
-            )
+            if not rows:
+                raise NotFound(f"experiment {experiment_id!r} not found")
             return sorted((self._suggestion(r) for r in rows), key=lambda s: s.sequence)
 
         return self._write(write, body)
 
     def _suggestion_row(self, conn: Conn, experiment_id: str, suggestion_id: str) -> Row:
-        key = self._experiment_exists(conn, experiment_id)
+        key = self._experiment_key(experiment_id)
         row = conn.execute(
             f"SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE id = %s AND experiment_id = %s",
             (_int_id(suggestion_id, "suggestion"), key),
         ).fetchone()
         if row is None:
+            self._experiment_exists(conn, experiment_id)  # which of the two is missing
             raise NotFound(
                 f"suggestion {suggestion_id!r} not found in experiment {experiment_id!r}"
             )
@@ -659,10 +706,11 @@ class PostgresStorage(Storage):
     ) -> None:
         def body(conn: Conn) -> None:
             row = self._suggestion_row(conn, experiment_id, suggestion_id)
-            cur = conn.execute(
-                "DELETE FROM suggestions WHERE id = %s AND state = 'open'", (row["id"],)
-            )
-            if cur.rowcount == 0:  # closed, now or by an observation that committed first
+            gone = conn.execute(
+                "DELETE FROM suggestions WHERE id = %s AND state = 'open' RETURNING id",
+                (row["id"],),
+            ).fetchone()
+            if gone is None:  # closed, now or by an observation that committed first
                 raise FailedPrecondition(
                     f"suggestion {suggestion_id!r} is closed: only open suggestions can be deleted"
                 )
@@ -712,54 +760,50 @@ class PostgresStorage(Storage):
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
         def body(conn: Conn) -> Observation:
             # The row lock first: observations of one experiment get ids in commit order,
-            # and the incumbent below is the one every other writer sees.
+            # and the incumbent read with it is the one every other writer sees.
             exp = self._lock_experiment(conn, observation.experiment_id)
-            suggestion_id = None
-            if observation.suggestion_id is not None:
-                s = self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
-                closed = conn.execute(
-                    "UPDATE suggestions SET state = 'closed' WHERE id = %s AND state = 'open'",
-                    (s["id"],),
-                )
-                if closed.rowcount == 0:
-                    raise FailedPrecondition(
-                        f"suggestion {observation.suggestion_id!r} is closed: it already has"
-                        " an observation"
-                    )
-                suggestion_id = s["id"]
-            incumbent = None
-            if exp["best_observation_id"] is not None:
-                current = conn.execute(
-                    "SELECT * FROM observations WHERE id = %s", (exp["best_observation_id"],)
-                ).fetchone()
-                incumbent = None if current is None else self._observation(current)
-            row = conn.execute(
-                "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-                " metric_values, failed, metadata, create_time)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, {NOW}) RETURNING *",
-                (
-                    exp["id"],
-                    suggestion_id,
-                    codec.dumps(observation.assignments),
-                    codec.values_to_json(observation.values),
-                    observation.failed,
-                    codec.dumps(observation.metadata),
-                ),
-            ).fetchone()
-            assert row is not None
-            result = self._observation(row)
+            incumbent = None if exp["b_id"] is None else self._observation(exp, "b_")
             definition = self._definition(exp)
-            best_id = exp["best_observation_id"]
-            if len(definition.optimized_metrics) == 1 and best.improves(
-                definition, incumbent, result
-            ):
-                best_id = row["id"]
-            conn.execute(
-                "UPDATE experiments SET observation_count = observation_count + 1,"
-                " failed_count = failed_count + %s, best_observation_id = %s WHERE id = %s",
-                (int(observation.failed), best_id, exp["id"]),
+            improves = len(definition.optimized_metrics) == 1 and best.improves(
+                definition, incumbent, observation
             )
-            return result
+            values = (
+                codec.dumps(observation.assignments),
+                codec.values_to_json(observation.values),
+                observation.failed,
+                codec.dumps(observation.metadata),
+            )
+            # One statement: close the suggestion (if open), insert, count, and crown.
+            if observation.suggestion_id is None:
+                closing, args = "SELECT NULL::bigint AS id", tuple[object, ...]()
+            else:
+                closing = (
+                    "UPDATE suggestions SET state = 'closed' WHERE id = %s AND experiment_id = %s"
+                    " AND state = 'open' RETURNING id"
+                )
+                args = (_int_id(observation.suggestion_id, "suggestion"), exp["id"])
+            row = conn.execute(
+                f"WITH c AS ({closing}),"
+                " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+                " metric_values, failed, metadata, create_time)"
+                f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
+                " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
+                " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
+                " THEN (SELECT id FROM o) ELSE best_observation_id END"
+                " WHERE id = %s AND EXISTS (SELECT 1 FROM o))"
+                " SELECT * FROM o",
+                (*args, exp["id"], *values, int(observation.failed), improves, exp["id"]),
+            ).fetchone()
+            if row is None:
+                # the suggestion is closed (an observation that waited on its row lock
+                # committed first), or not of this experiment
+                assert observation.suggestion_id is not None
+                self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
+                raise FailedPrecondition(
+                    f"suggestion {observation.suggestion_id!r} is closed: it already has"
+                    " an observation"
+                )
+            return self._observation(row)
 
         return self._write(write, body)
 
