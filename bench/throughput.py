@@ -1,25 +1,44 @@
-"""Throughput of the service under concurrent clients (a benchmark, not a test).
+"""Throughput of the service under concurrent clients, on SQLite and on PostgreSQL with
+several replicas (a benchmark, not a test).
 
-Starts a server on a temporary SQLite file, then C asyncio clients (grpc.aio,
-one channel each) loop create-suggestion + create-observation on their own
-RANDOM experiment for T seconds; a second phase does the same on OFFLINE
-experiments (model-based suggestions). Reports completed loops per second and
-median / p99 latency of each call. Baseline in the same run: GetExperiment
-calls (a read that touches SQLite but no optimizer).
+For each configuration (SQLite with one server; PostgreSQL with each replica count of
+``--replicas``) it starts the servers on a fresh database, then C asyncio clients
+(grpc.aio, one channel each, spreading calls round-robin over the replicas as the
+Python client does) run four phases of T seconds each, every client on its own
+experiment:
 
-    .venv/bin/python bench/throughput.py [--clients 8] [--seconds 10]
+- READ: GetExperiment (a read, no optimizer);
+- WRITE: CreateObservation with explicit assignments (observation writes);
+- RANDOM, OFFLINE: CreateSuggestions + CreateObservation loops (OFFLINE: model-based).
+
+It reports operations per second, median / p99 latency of each call, and the CPU time
+per operation spent by the replicas, by PostgreSQL (when it runs on this machine) and
+by the client process: the costs from which throughput on more cores can be projected.
+A last table times single storage calls in one thread (no gRPC) on both backends.
+
+    .venv/bin/python bench/throughput.py [--db private|postgresql://...] \\
+        [--replicas 1 2 4] [--clients 16] [--seconds 10]
+
+``--db private`` starts a PostgreSQL cluster of this machine's Debian packages on a
+temporary directory (durable: fsync on, as in production); a URL uses that database
+(``optserve migrate`` is run on it). Without ``--db`` only SQLite is measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import re
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -28,6 +47,11 @@ from google.protobuf import json_format
 
 from optserve.v1 import experiment_pb2, observation_pb2, service_pb2_grpc
 from optserve.v1 import service_pb2 as pb
+from optserve_client._targets import ROUND_ROBIN, channel_target
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASES = ("READ", "WRITE", "RANDOM", "OFFLINE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _experiment(kind: str) -> experiment_pb2.Experiment:
@@ -45,17 +69,119 @@ def _experiment(kind: str) -> experiment_pb2.Experiment:
     )
 
 
-async def _client(target: str, kind: str, deadline: float, timings: dict[str, list[float]]) -> int:
-    async with grpc.aio.insecure_channel(target) as channel:
+# ------------------------------------------------------------------ processes
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and of its reaped children), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used so far by the replicas, PostgreSQL and this process."""
+
+    replicas: float
+    postgres: float | None
+    client: float
+
+
+def _cpu(replicas: list[subprocess.Popen], postmaster: int | None) -> Cpu:
+    pg = None
+    if postmaster is not None:
+        pg = _cpu_seconds(postmaster) + sum(_cpu_seconds(p) for p in _children(postmaster))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return Cpu(sum(_cpu_seconds(r.pid) for r in replicas), pg, usage.ru_utime + usage.ru_stime)
+
+
+@contextlib.contextmanager
+def _servers(db: str, count: int) -> Iterator[tuple[list[subprocess.Popen], str]]:
+    """``count`` replicas of ``optserve serve`` on ``db``; yields them and the target list."""
+    started: list[subprocess.Popen] = []
+    targets = []
+    try:
+        for _ in range(count):
+            server = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "optserve", "serve", "--port", "0"),
+                    *("--db", db, "--log-level", "WARNING"),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            started.append(server)
+            assert server.stdout is not None
+            match = re.search(r"listening on (\S+)", server.stdout.readline())
+            if not match:
+                sys.exit("a server did not start")
+            targets.append(match.group(1))
+        for target in targets:
+            _warm_up(target)
+        yield started, ",".join(targets)
+    finally:
+        for server in started:
+            server.send_signal(signal.SIGTERM)
+        for server in started:
+            server.wait(timeout=60)
+            if server.stdout is not None:
+                server.stdout.close()
+
+
+def _warm_up(target: str) -> None:
+    """A suggestion of each kind, so that no phase pays a server's first-call costs
+    (imports, the Rust module, the first feasible-space preparation): about a second."""
+    with grpc.insecure_channel(target) as channel:
         stub = service_pb2_grpc.OptimizationServiceStub(channel)
-        spec = _experiment("RANDOM" if kind == "READ" else kind)
+        for kind in ("RANDOM", "OFFLINE"):
+            request = pb.CreateExperimentRequest(experiment=_experiment(kind))
+            exp = stub.CreateExperiment(request).experiment
+            stub.CreateSuggestions(pb.CreateSuggestionsRequest(experiment_id=exp.id))
+
+
+# ------------------------------------------------------------------ load
+
+
+async def _client(target: str, kind: str, deadline: float, timings: dict[str, list[float]]) -> int:
+    options = [("grpc.service_config", ROUND_ROBIN)]
+    async with grpc.aio.insecure_channel(channel_target(target), options=options) as channel:
+        stub = service_pb2_grpc.OptimizationServiceStub(channel)
+        spec = _experiment(kind if kind in ("RANDOM", "OFFLINE") else "RANDOM")
         exp = (await stub.CreateExperiment(pb.CreateExperimentRequest(experiment=spec))).experiment
-        loops = 0
+        rng = np.random.default_rng()
+        ops = 0
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             if kind == "READ":
                 await stub.GetExperiment(pb.GetExperimentRequest(id=exp.id))
                 timings["get"].append(time.perf_counter() - t0)
+            elif kind == "WRITE":
+                x = rng.random(5)
+                obs = observation_pb2.Observation(
+                    values=[observation_pb2.MetricValue(name="value", value=-float(x.sum()))]
+                )
+                for i, v in enumerate(x):
+                    obs.assignments[f"x{i}"].double_value = float(v)
+                await stub.CreateObservation(
+                    pb.CreateObservationRequest(experiment_id=exp.id, observation=obs)
+                )
+                timings["observe"].append(time.perf_counter() - t0)
             else:
                 reply = await stub.CreateSuggestions(
                     pb.CreateSuggestionsRequest(experiment_id=exp.id)
@@ -72,61 +198,187 @@ async def _client(target: str, kind: str, deadline: float, timings: dict[str, li
                 )
                 timings["suggest"].append(t1 - t0)
                 timings["observe"].append(time.perf_counter() - t1)
-            loops += 1
-        return loops
+            ops += 1
+        return ops
 
 
-async def _phase(target: str, kind: str, clients: int, seconds: float) -> None:
+@dataclass
+class Result:
+    backend: str
+    replicas: int
+    phase: str
+    rate: float
+    latencies: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cpu_ms: tuple[float, float | None, float] = (0.0, None, 0.0)
+
+
+async def _phase(target: str, kind: str, clients: int, seconds: float) -> tuple[int, dict]:
     timings: dict[str, list[float]] = {"get": [], "suggest": [], "observe": []}
     deadline = time.perf_counter() + seconds
-    start = time.perf_counter()
-    loops = await asyncio.gather(
-        *(_client(target, kind, deadline, timings) for _ in range(clients))
+    ops = await asyncio.gather(*(_client(target, kind, deadline, timings) for _ in range(clients)))
+    return sum(ops), timings
+
+
+def _measure(
+    backend: str,
+    db: str,
+    replicas: int,
+    args: argparse.Namespace,
+    postmaster: int | None,
+) -> list[Result]:
+    results = []
+    with _servers(db, replicas) as (processes, target):
+        for kind in PHASES:
+            before = _cpu(processes, postmaster)
+            start = time.perf_counter()
+            ops, timings = asyncio.run(_phase(target, kind, args.clients, args.seconds))
+            elapsed = time.perf_counter() - start
+            after = _cpu(processes, postmaster)
+            per_op = 1000 / max(ops, 1)
+            result = Result(
+                backend,
+                replicas,
+                kind,
+                ops / elapsed,
+                {
+                    name: (float(np.median(v) * 1000), float(np.percentile(v, 99) * 1000))
+                    for name, v in timings.items()
+                    if v
+                },
+                (
+                    (after.replicas - before.replicas) * per_op,
+                    None
+                    if after.postgres is None or before.postgres is None
+                    else (after.postgres - before.postgres) * per_op,
+                    (after.client - before.client) * per_op,
+                ),
+            )
+            print(_row(result), flush=True)
+            results.append(result)
+    return results
+
+
+HEADER = (
+    f"{'backend':8s} {'repl':>4s} {'phase':7s} {'ops/s':>8s}  "
+    f"{'call':8s}{'p50 ms':>7s}{'p99 ms':>8s}  {'cpu ms/op: servers':>18s}{'postgres':>9s}"
+    f"{'client':>8s}"
+)
+
+
+def _row(r: Result) -> str:
+    calls = "  ".join(f"{n:8s}{p50:7.1f}{p99:8.1f}" for n, (p50, p99) in r.latencies.items())
+    servers, pg, client = r.cpu_ms
+    pg_text = "-" if pg is None else f"{pg:.2f}"
+    return (
+        f"{r.backend:8s} {r.replicas:4d} {r.phase:7s} {r.rate:8.1f}  {calls}"
+        f"  {servers:18.2f}{pg_text:>9s}{client:8.2f}"
     )
-    elapsed = time.perf_counter() - start
-    parts = [f"{kind:8s} {sum(loops) / elapsed:8.1f} loops/s"]
-    for name, values in timings.items():
-        if values:
-            ms = 1000 * np.array(values)
-            parts.append(f"{name} p50 {np.median(ms):6.1f} ms p99 {np.percentile(ms, 99):6.1f} ms")
-    print("  ".join(parts), flush=True)
+
+
+# ------------------------------------------------------------------ storage calls alone
+
+
+def _storage_costs(label: str, storage, count: int = 1000) -> None:
+    from optserve.domain.model import (
+        Bounds,
+        Experiment,
+        Metric,
+        MetricValue,
+        Observation,
+        Parameter,
+        ParameterType,
+    )
+
+    exp = storage.create_experiment(
+        Experiment(
+            id="",
+            name="costs",
+            parameters=[Parameter(f"x{i}", ParameterType.DOUBLE, Bounds(0, 1)) for i in range(5)],
+            metrics=[Metric("value")],
+            seed=1,
+        )
+    )
+    point = {f"x{i}": 0.5 for i in range(5)}
+
+    def timed(name: str, call, n: int = count) -> None:
+        start = time.perf_counter()
+        for k in range(n):
+            call(k)
+        print(f"  {label:9s} {name:34s} {(time.perf_counter() - start) / n * 1e6:8.0f} us")
+
+    timed("get_experiment", lambda k: storage.get_experiment(exp.id))
+    timed(
+        "create_observation (assignments)",
+        lambda k: storage.create_observation(
+            Observation("", exp.id, None, point, [MetricValue("value", float(k), None)])
+        ),
+    )
+
+    def suggest_and_observe(k: int) -> None:
+        with storage.experiment_lock(exp.id):
+            storage.get_experiment(exp.id)
+            storage.count_suggestions(exp.id)
+            (s,) = storage.create_suggestions(exp.id, [point], {}, 3600)
+        storage.create_observation(
+            Observation("", exp.id, s.id, point, [MetricValue("value", float(k), None)])
+        )
+
+    timed("lock+reads+suggestion+observation", suggest_and_observe)
+    timed("load_history (2000 observations)", lambda k: storage.load_history(exp.id), 50)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=8)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", help="'private' or a postgresql:// URL; none: SQLite only")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "optserve",
-                "serve",
-                "--port",
-                "0",
-                "--db",
-                str(Path(tmp) / "t.db"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            match = re.search(r"listening on (\S+)", server.stdout.readline())
-            if not match:
-                sys.exit("the server did not start")
-            print(
-                f"{args.clients} clients, {args.seconds:.0f} s per phase, server {match.group(1)}"
-            )
-            for kind in ("READ", "RANDOM", "OFFLINE"):
-                asyncio.run(_phase(match.group(1), kind, args.clients, args.seconds))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    print(
+        f"{args.clients} clients, {args.seconds:.0f} s per phase, {os.cpu_count()} cores",
+        flush=True,
+    )
+    print(HEADER, flush=True)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        _measure("sqlite", str(tmp / "t.db"), 1, args, None)
+        cluster = None
+        if args.db:
+            databases = iter(range(1, 1000))
+            if args.db == "private":
+                sys.path.insert(0, str(ROOT))
+                from tests.pg import PostgresCluster, find_bin_dir
+
+                bin_dir = find_bin_dir()
+                if bin_dir is None:
+                    sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
+                cluster = stack.enter_context(PostgresCluster(bin_dir, durable=True))
+                postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+            else:
+                postmaster = None
+            for count in args.replicas:
+                url = cluster.create_database(f"bench_{next(databases)}") if cluster else args.db
+                subprocess.run(
+                    [sys.executable, "-m", "optserve", "migrate", "--db", url],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                _measure("postgres", url, count, args, postmaster)
+        print("\nsingle storage calls, one thread, no gRPC:", flush=True)
+        from optserve.storage import SqliteStorage
+
+        sqlite = SqliteStorage(tmp / "costs.db")
+        _storage_costs("sqlite", sqlite)
+        sqlite.close()
+        if args.db:
+            from optserve.storage.postgres import PostgresStorage
+
+            url = cluster.create_database("costs") if cluster else args.db
+            pg = PostgresStorage(url, migrate=True, pool_size=4)
+            _storage_costs("postgres", pg)
+            pg.close()
 
 
 if __name__ == "__main__":
