@@ -104,6 +104,11 @@ import java.util.logging.Logger;
  * (updates, soft deletes) are retried alike; creating a project, run, checkpoint or queued
  * suggestion is attempted once, since a retry could make a second one.
  *
+ * <p><b>Several replicas.</b> The target may list several servers, comma-separated ({@code
+ * 10.0.0.5:50051,10.0.0.6:50051}), or be a {@code dns:///name:port} whose name has an address per
+ * replica: calls are spread over them round-robin, a replica that is down is skipped, and a call
+ * failing with {@code UNAVAILABLE} is retried, on another replica, with the same request id.
+ *
  * <p><b>TLS.</b> Plaintext unless {@link Builder#tls}, a CA ({@link Builder#tlsCa}) or a client
  * certificate ({@link Builder#tlsClientCertificate}, for servers that verify clients) is given,
  * or the environment sets {@code OPTSERVE_TLS=1}, {@code OPTSERVE_TLS_CA}, {@code
@@ -160,7 +165,11 @@ public final class OptserveClient implements AutoCloseable {
     this.retry = retry;
     this.random = random;
     this.tls = !(credentials instanceof InsecureChannelCredentials);
-    ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials);
+    // Several targets (a comma-separated list, or a dns:/// name with an address per replica):
+    // calls go round-robin over them, and a replica that is down is skipped.
+    ManagedChannelBuilder<?> builder =
+        Grpc.newChannelBuilder(Targets.channelTarget(target), credentials)
+            .defaultLoadBalancingPolicy("round_robin");
     if (tls && serverName != null) {
       builder.overrideAuthority(serverName);
     }
@@ -179,7 +188,7 @@ public final class OptserveClient implements AutoCloseable {
     return builder().build();
   }
 
-  /** Connects to {@code target} (host:port) with {@code OPTSERVE_TOKEN}, if set. */
+  /** Connects to {@code target} (host:port, or several comma-separated) with {@code OPTSERVE_TOKEN}. */
   public static OptserveClient connect(String target) {
     return builder().target(target).build();
   }
@@ -204,7 +213,10 @@ public final class OptserveClient implements AutoCloseable {
 
     private Builder() {}
 
-    /** host:port of the server; default {@code OPTSERVE_TARGET}, then localhost:50051. */
+    /**
+     * host:port of the server, several of them comma-separated, or a gRPC target such as {@code
+     * dns:///name:port}; default {@code OPTSERVE_TARGET}, then localhost:50051.
+     */
     public Builder target(String target) {
       this.target = target;
       return this;
