@@ -121,6 +121,7 @@ BOTH_BACKENDS = frozenset(
         "test_leases",
         "test_observations",
         "test_request_ids",
+        "test_runs_and_priors",
         "test_server",
         "test_suggestions",
     }

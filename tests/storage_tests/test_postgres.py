@@ -241,3 +241,31 @@ def test_connections_closed_by_the_server_are_replaced(postgres_url):
     with storage.experiment_lock(exp.id):
         assert storage.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)[0].sequence == 0
     storage.close()
+
+
+def test_a_database_of_version_1_is_migrated_with_its_projects(empty_url):
+    """Migration 2 adds projects, runs and queues, registering the projects that
+    experiments already name."""
+    from optserve.storage import codec
+    from optserve.storage.migrations.postgres import MIGRATIONS
+
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute(MIGRATIONS[0].sql)
+        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (1, 'v1')")
+        for project in ("vision", "vision", ""):
+            conn.execute(
+                "INSERT INTO experiments (name, project, state, definition, create_time,"
+                " update_time) VALUES ('old', %s, 'active', %s, now(), now())",
+                (project, codec.definition_to_json(_experiment())),
+            )
+    with pytest.raises(SchemaOutdated, match="version 1"):
+        PostgresStorage(empty_url)
+    storage = PostgresStorage(empty_url, migrate=True)
+    assert [p.id for p in storage.list_projects()] == ["vision"]
+    assert storage.get_experiment("1").progress.total_run_count == 0
+    storage.close()
+    assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))

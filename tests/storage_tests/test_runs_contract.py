@@ -1,5 +1,5 @@
 """The Storage contract of projects, training runs, queued suggestions, batch
-observations and suggestion metadata (SQLite today; another backend adds its param)."""
+observations and suggestion metadata, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ from optserve.storage.sqlite import MIGRATIONS
 LEASE = 3600
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def storage(request, tmp_path) -> Storage:
-    backend = SqliteStorage(tmp_path / "contract.db")
+    if request.param == "sqlite":
+        backend: Storage = SqliteStorage(tmp_path / "contract.db")
+    else:
+        from optserve.storage.postgres import PostgresStorage
+
+        backend = PostgresStorage(request.getfixturevalue("postgres_url"), pool_size=12)
     yield backend
     backend.close()
 

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -29,16 +29,18 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 
 from ..domain import best, ids
-from ..domain.errors import Cancelled, FailedPrecondition, NotFound
+from ..domain.errors import AlreadyExists, Cancelled, FailedPrecondition, NotFound
 from ..domain.model import (
     Assignments,
     Experiment,
     ExperimentState,
     Observation,
     Progress,
+    QueuedSuggestion,
     Suggestion,
     SuggestionState,
 )
+from ..domain.runs import Project, RunChange, RunState, TrainingRun
 from ..domain.tenancy import Role, Token
 from . import codec
 from .base import (
@@ -75,6 +77,23 @@ SUGGESTION_COLUMNS = (
     "id, experiment_id, sequence, assignments, metadata, create_time, lease_seconds,"
     f" expire_time, CASE WHEN {_EXPIRED} THEN 'expired' ELSE state END AS state"
 )
+
+
+OBSERVATION_FIELDS = (
+    "id",
+    "experiment_id",
+    "suggestion_id",
+    "assignments",
+    "metric_values",
+    "failed",
+    "metadata",
+    "create_time",
+)
+
+
+def _observation_columns(alias: str) -> str:
+    """An observation's columns from table ``alias``, named ``<alias>_<column>``."""
+    return ", ".join(f"{alias}.{c} AS {alias}_{c}" for c in OBSERVATION_FIELDS)
 
 
 class SchemaOutdated(Exception):
@@ -218,7 +237,7 @@ class PostgresStorage(Storage):
         with self._pool.connection() as conn:
             yield conn
 
-    def _run(
+    def _transact(
         self,
         body: Callable[[Conn], R],
         write: Write | None = None,
@@ -270,14 +289,14 @@ class PostgresStorage(Storage):
         raise AssertionError("unreachable")
 
     def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
-        return self._run(body, write)
+        return self._transact(body, write)
 
     def _read(self, body: Callable[[Conn], R], *, snapshot: bool = False) -> R:
         """Runs a read: in one REPEATABLE READ transaction with ``snapshot``, else each
         statement on its own (no BEGIN and COMMIT: two round trips fewer). A read is
         retried on another connection when the server closed the one it had."""
         if snapshot:
-            return self._run(body, snapshot=True)
+            return self._transact(body, snapshot=True)
         for attempt in itertools.count(1):
             try:
                 with self._conn() as conn:
@@ -291,7 +310,7 @@ class PostgresStorage(Storage):
 
     def _claim(self, conn: Conn, key: RequestKey) -> None:
         """Inserts the request record (its result is filled in at the end); a duplicate
-        raises UniqueViolation on requests_pkey, which ``_run`` turns into
+        raises UniqueViolation on requests_pkey, which ``_transact`` turns into
         DuplicateRequest."""
         conn.execute(
             "INSERT INTO requests (principal, request_id, method, fingerprint, result,"
@@ -408,11 +427,8 @@ class PostgresStorage(Storage):
         """The experiment row, locked against other writers until COMMIT, with its best
         observation's columns (prefix ``b_``). Raises NotFound."""
         row = conn.execute(
-            "SELECT e.*, b.id AS b_id, b.experiment_id AS b_experiment_id,"
-            " b.suggestion_id AS b_suggestion_id, b.assignments AS b_assignments,"
-            " b.metric_values AS b_metric_values, b.failed AS b_failed,"
-            " b.metadata AS b_metadata, b.create_time AS b_create_time"
-            " FROM experiments e LEFT JOIN observations b ON b.id = e.best_observation_id"
+            f"SELECT e.*, {_observation_columns('b')} FROM experiments e"
+            " LEFT JOIN observations b ON b.id = e.best_observation_id"
             " WHERE e.id = %s FOR NO KEY UPDATE OF e",
             (self._experiment_key(experiment_id),),
         ).fetchone()
@@ -430,13 +446,23 @@ class PostgresStorage(Storage):
         SELECT e.*,
             (SELECT count(*) FROM suggestions s WHERE s.experiment_id = e.id AND s.{_LIVE})
                 AS open_count,
-            b.id AS b_id, b.experiment_id AS b_experiment_id, b.suggestion_id AS b_suggestion_id,
-            b.assignments AS b_assignments, b.metric_values AS b_metric_values,
-            b.failed AS b_failed, b.metadata AS b_metadata, b.create_time AS b_create_time
-        FROM experiments e LEFT JOIN observations b ON b.id = e.best_observation_id
+            {_observation_columns("b")}, {_observation_columns("f")}, {_observation_columns("l")},
+            r.total_runs, r.finished_runs
+        FROM experiments e
+        LEFT JOIN observations b ON b.id = e.best_observation_id
+        LEFT JOIN LATERAL (SELECT * FROM observations o WHERE o.experiment_id = e.id
+            ORDER BY o.id LIMIT 1) f ON true
+        LEFT JOIN LATERAL (SELECT * FROM observations o WHERE o.experiment_id = e.id
+            ORDER BY o.id DESC LIMIT 1) l ON true
+        LEFT JOIN LATERAL (SELECT count(*) AS total_runs,
+                count(*) FILTER (WHERE state <> 'active') AS finished_runs
+            FROM training_runs t WHERE t.experiment_id = e.id AND NOT t.deleted) r ON true
     """
 
     def _experiment(self, row: Row) -> Experiment:
+        def observation(prefix: str) -> Observation | None:
+            return None if row[prefix + "id"] is None else self._observation(row, prefix)
+
         return codec.definition_from_json(
             row["definition"],
             id=str(row["id"]),
@@ -449,7 +475,11 @@ class PostgresStorage(Storage):
                 observation_count=row["observation_count"],
                 failed_observation_count=row["failed_count"],
                 open_suggestion_count=row["open_count"],
-                best_observation=None if row["b_id"] is None else self._observation(row, "b_"),
+                best_observation=observation("b_"),
+                first_observation=observation("f_"),
+                last_observation=observation("l_"),
+                total_run_count=row["total_runs"],
+                finished_run_count=row["finished_runs"],
             ),
         )
 
@@ -497,6 +527,7 @@ class PostgresStorage(Storage):
                 ),
             ).fetchone()
             assert row is not None
+            self._register_project(conn, experiment.project)
             return self._load_experiment(conn, row["id"], str(row["id"]))
 
         return self._write(write, body)
@@ -544,6 +575,7 @@ class PostgresStorage(Storage):
                 ),
             ).fetchone()
             assert row is not None
+            self._register_project(conn, experiment.project)
             # metric thresholds may have changed which observations qualify
             self._refresh_best(conn, row)
             return self._load_experiment(conn, row["id"], experiment.id)
@@ -627,35 +659,49 @@ class PostgresStorage(Storage):
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> list[Suggestion]:
-        key = self._experiment_key(experiment_id)
-
         def body(conn: Conn) -> list[Suggestion]:
-            # One statement: the row lock, the next sequence numbers and the inserts.
-            rows = conn.execute(
-                "WITH e AS (UPDATE experiments SET suggestion_count = suggestion_count + %s"
-                " WHERE id = %s RETURNING id, suggestion_count - %s AS first)"
-                " INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
-                " create_time, lease_seconds, expire_time)"
-                f" SELECT e.id, e.first + t.k - 1, t.a, 'open', %s, {NOW}, %s,"
-                f" {NOW} + make_interval(secs => %s)"
-                " FROM e, unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
-                f" RETURNING {SUGGESTION_COLUMNS}",
-                (
-                    len(assignments),
-                    key,
-                    len(assignments),
-                    codec.dumps(metadata),
-                    lease_seconds,
-                    lease_seconds,
-                    [codec.dumps(a) for a in assignments],
-                ),
-            ).fetchall()
-            if not rows:
-                raise NotFound(f"experiment {experiment_id!r} not found")
-            return sorted((self._suggestion(r) for r in rows), key=lambda s: s.sequence)
+            made = self._insert_suggestions(
+                conn, experiment_id, assignments, metadata, lease_seconds
+            )
+            for queued_id in queued:
+                self._delete_queued(conn, experiment_id, queued_id)
+            return made
 
         return self._write(write, body)
+
+    def _insert_suggestions(
+        self,
+        conn: Conn,
+        experiment_id: str,
+        assignments: list[Assignments],
+        metadata: dict[str, Any],
+        lease_seconds: int,
+    ) -> list[Suggestion]:
+        # One statement: the row lock, the next sequence numbers and the inserts.
+        rows = conn.execute(
+            "WITH e AS (UPDATE experiments SET suggestion_count = suggestion_count + %s"
+            " WHERE id = %s RETURNING id, suggestion_count - %s AS first)"
+            " INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
+            " create_time, lease_seconds, expire_time)"
+            f" SELECT e.id, e.first + t.k - 1, t.a, 'open', %s, {NOW}, %s,"
+            f" {NOW} + make_interval(secs => %s)"
+            " FROM e, unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
+            f" RETURNING {SUGGESTION_COLUMNS}",
+            (
+                len(assignments),
+                self._experiment_key(experiment_id),
+                len(assignments),
+                codec.dumps(metadata),
+                lease_seconds,
+                lease_seconds,
+                [codec.dumps(a) for a in assignments],
+            ),
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return sorted((self._suggestion(r) for r in rows), key=lambda s: s.sequence)
 
     def _suggestion_row(self, conn: Conn, experiment_id: str, suggestion_id: str) -> Row:
         key = self._experiment_key(experiment_id)
@@ -701,6 +747,23 @@ class PostgresStorage(Storage):
         items = [self._suggestion(r) for r in rows[:page_size]]
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
+
+    def update_suggestion_metadata(
+        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+    ) -> Suggestion:
+        def body(conn: Conn) -> Row:
+            row = conn.execute(
+                "UPDATE suggestions SET metadata = %s WHERE id = %s AND experiment_id = %s"
+                f" RETURNING {SUGGESTION_COLUMNS}",
+                (
+                    codec.dumps(metadata),
+                    _int_id(suggestion_id, "suggestion"),
+                    self._experiment_key(experiment_id),
+                ),
+            ).fetchone()
+            return row or self._suggestion_row(conn, experiment_id, suggestion_id)
+
+        return self._suggestion(self._write(PLAIN, body))
 
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
@@ -760,53 +823,92 @@ class PostgresStorage(Storage):
 
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
         def body(conn: Conn) -> Observation:
-            # The row lock first: observations of one experiment get ids in commit order,
-            # and the incumbent read with it is the one every other writer sees.
             exp = self._lock_experiment(conn, observation.experiment_id)
-            incumbent = None if exp["b_id"] is None else self._observation(exp, "b_")
-            definition = self._definition(exp)
-            improves = len(definition.optimized_metrics) == 1 and best.improves(
-                definition, incumbent, observation
-            )
-            values = (
-                codec.dumps(observation.assignments),
-                codec.values_to_json(observation.values),
-                observation.failed,
-                codec.dumps(observation.metadata),
-            )
-            # One statement: close the suggestion (if open), insert, count, and crown.
-            if observation.suggestion_id is None:
-                closing, args = "SELECT NULL::bigint AS id", tuple[object, ...]()
-            else:
-                closing = (
-                    "UPDATE suggestions SET state = 'closed' WHERE id = %s AND experiment_id = %s"
-                    " AND state = 'open' RETURNING id"
-                )
-                args = (_int_id(observation.suggestion_id, "suggestion"), exp["id"])
-            row = conn.execute(
-                f"WITH c AS ({closing}),"
-                " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-                " metric_values, failed, metadata, create_time)"
-                f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
-                " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
-                " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
-                " THEN (SELECT id FROM o) ELSE best_observation_id END"
-                " WHERE id = %s AND EXISTS (SELECT 1 FROM o))"
-                " SELECT * FROM o",
-                (*args, exp["id"], *values, int(observation.failed), improves, exp["id"]),
-            ).fetchone()
-            if row is None:
-                # the suggestion is closed (an observation that waited on its row lock
-                # committed first), or not of this experiment
-                assert observation.suggestion_id is not None
-                self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
-                raise FailedPrecondition(
-                    f"suggestion {observation.suggestion_id!r} is closed: it already has"
-                    " an observation"
-                )
-            return self._observation(row)
+            return self._insert_observation(conn, exp, self._incumbent(exp), observation)
 
         return self._write(write, body)
+
+    def create_observations(
+        self, observations: list[Observation], write: Write = PLAIN
+    ) -> list[Observation]:
+        def body(conn: Conn) -> list[Observation]:
+            results: list[Observation] = []
+            locked: dict[str, tuple[Row, Observation | None]] = {}
+            for observation in observations:
+                if observation.experiment_id not in locked:
+                    exp = self._lock_experiment(conn, observation.experiment_id)
+                    locked[observation.experiment_id] = (exp, self._incumbent(exp))
+                exp, incumbent = locked[observation.experiment_id]
+                result = self._insert_observation(conn, exp, incumbent, observation)
+                if self._improves(exp, incumbent, result):
+                    locked[observation.experiment_id] = (exp, result)
+                results.append(result)
+            return results
+
+        return self._write(write, body)
+
+    def _incumbent(self, exp: Row) -> Observation | None:
+        """The best observation read with the experiment row (``_lock_experiment``)."""
+        return None if exp["b_id"] is None else self._observation(exp, "b_")
+
+    def _improves(self, exp: Row, incumbent: Observation | None, candidate: Observation) -> bool:
+        definition = self._definition(exp)
+        return len(definition.optimized_metrics) == 1 and best.improves(
+            definition, incumbent, candidate
+        )
+
+    def _insert_observation(
+        self, conn: Conn, exp: Row, incumbent: Observation | None, observation: Observation
+    ) -> Observation:
+        """Stores one observation of the locked experiment ``exp`` whose best observation
+        is ``incumbent``: closes its suggestion (if open), inserts it, counts it and
+        crowns it if it improves, all in one statement.
+
+        The experiment's row lock, taken first, gives observations of one experiment ids
+        in commit order, and makes ``incumbent`` the one every other writer sees.
+        """
+        values = (
+            codec.dumps(observation.assignments),
+            codec.values_to_json(observation.values),
+            observation.failed,
+            codec.dumps(observation.metadata),
+        )
+        if observation.suggestion_id is None:
+            closing, args = "SELECT NULL::bigint AS id", tuple[object, ...]()
+        else:
+            closing = (
+                "UPDATE suggestions SET state = 'closed' WHERE id = %s AND experiment_id = %s"
+                " AND state = 'open' RETURNING id"
+            )
+            args = (_int_id(observation.suggestion_id, "suggestion"), exp["id"])
+        row = conn.execute(
+            f"WITH c AS ({closing}),"
+            " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+            " metric_values, failed, metadata, create_time)"
+            f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
+            " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
+            " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
+            " THEN (SELECT id FROM o) ELSE best_observation_id END"
+            " WHERE id = %s AND EXISTS (SELECT 1 FROM o))"
+            " SELECT * FROM o",
+            (
+                *args,
+                exp["id"],
+                *values,
+                int(observation.failed),
+                self._improves(exp, incumbent, observation),
+                exp["id"],
+            ),
+        ).fetchone()
+        if row is None:
+            # the suggestion is closed (an observation that waited on its row lock
+            # committed first), or not of this experiment
+            assert observation.suggestion_id is not None
+            self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
+            raise FailedPrecondition(
+                f"suggestion {observation.suggestion_id!r} is closed: it already has an observation"
+            )
+        return self._observation(row)
 
     def _observation_row(
         self, conn: Conn, experiment_id: str, observation_id: str, *, checked: bool = False
@@ -888,6 +990,240 @@ class PostgresStorage(Storage):
                 self._refresh_best(conn, exp)
 
         self._write(write, body)
+
+    # -------------------------------------------------------------- queued suggestions
+
+    @staticmethod
+    def _queued(row: Row) -> QueuedSuggestion:
+        return QueuedSuggestion(
+            id=str(row["id"]),
+            experiment_id=str(row["experiment_id"]),
+            assignments=json.loads(row["assignments"]),
+            create_time=row["create_time"],
+        )
+
+    def create_queued_suggestion(
+        self, experiment_id: str, assignments: Assignments
+    ) -> QueuedSuggestion:
+        def body(conn: Conn) -> Row:
+            row = conn.execute(
+                "INSERT INTO queued_suggestions (experiment_id, assignments, create_time)"
+                f" SELECT id, %s, {NOW} FROM experiments WHERE id = %s RETURNING *",
+                (codec.dumps(assignments), self._experiment_key(experiment_id)),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"experiment {experiment_id!r} not found")
+            return row
+
+        return self._queued(self._write(PLAIN, body))
+
+    def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
+        def body(conn: Conn) -> list[Row]:
+            key = self._experiment_exists(conn, experiment_id)
+            return conn.execute(
+                "SELECT * FROM queued_suggestions WHERE experiment_id = %s ORDER BY id", (key,)
+            ).fetchall()
+
+        return [self._queued(r) for r in self._read(body)]
+
+    def _delete_queued(self, conn: Conn, experiment_id: str, queued_id: str) -> None:
+        gone = conn.execute(
+            "DELETE FROM queued_suggestions WHERE id = %s AND experiment_id = %s RETURNING id",
+            (_int_id(queued_id, "queued suggestion"), self._experiment_key(experiment_id)),
+        ).fetchone()
+        if gone is None:
+            self._experiment_exists(conn, experiment_id)
+            raise NotFound(
+                f"queued suggestion {queued_id!r} not found in experiment {experiment_id!r}"
+            )
+
+    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+        self._write(PLAIN, lambda conn: self._delete_queued(conn, experiment_id, queued_id))
+
+    # -------------------------------------------------------------- projects
+
+    @staticmethod
+    def _project(row: Row) -> Project:
+        return Project(
+            id=row["id"],
+            name=row["name"],
+            metadata=json.loads(row["metadata"]),
+            create_time=row["create_time"],
+            update_time=row["update_time"],
+        )
+
+    @staticmethod
+    def _register_project(conn: Conn, project: str) -> None:
+        if project:
+            conn.execute(
+                "INSERT INTO projects (id, name, metadata, create_time, update_time)"
+                f" VALUES (%s, %s, '{{}}', {NOW}, {NOW}) ON CONFLICT (id) DO NOTHING",
+                (project, project),
+            )
+
+    def create_project(self, project: Project) -> Project:
+        def body(conn: Conn) -> Row:
+            row = conn.execute(
+                "INSERT INTO projects (id, name, metadata, create_time, update_time)"
+                f" VALUES (%s, %s, %s, {NOW}, {NOW}) ON CONFLICT (id) DO NOTHING RETURNING *",
+                (project.id, project.name, codec.dumps(project.metadata)),
+            ).fetchone()
+            if row is None:
+                raise AlreadyExists(f"project {project.id!r} already exists")
+            return row
+
+        return self._project(self._write(PLAIN, body))
+
+    def get_project(self, project_id: str) -> Project:
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT * FROM projects WHERE id = %s", (project_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"project {project_id[:100]!r} not found")
+        return self._project(row)
+
+    def list_projects(self, projects: frozenset[str] | None = None) -> list[Project]:
+        sql, args = "SELECT * FROM projects ORDER BY id", tuple[object, ...]()
+        if projects is not None:
+            sql, args = "SELECT * FROM projects WHERE id = ANY(%s) ORDER BY id", (sorted(projects),)
+        return [self._project(r) for r in self._read(lambda c: c.execute(sql, args).fetchall())]
+
+    def update_project(self, project: Project) -> Project:
+        def body(conn: Conn) -> Row:
+            row = conn.execute(
+                f"UPDATE projects SET name = %s, metadata = %s, update_time = {NOW}"
+                " WHERE id = %s RETURNING *",
+                (project.name, codec.dumps(project.metadata), project.id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"project {project.id[:100]!r} not found")
+            return row
+
+        return self._project(self._write(PLAIN, body))
+
+    # -------------------------------------------------------------- training runs
+
+    @staticmethod
+    def _run(row: Row) -> TrainingRun:
+        def ref(key: str) -> str | None:
+            return None if row[key] is None else str(row[key])
+
+        run = codec.run_from_json(row["document"])
+        run.id = str(row["id"])
+        run.project = row["project"]
+        run.experiment_id = ref("experiment_id")
+        run.suggestion_id = ref("suggestion_id")
+        run.observation_id = ref("observation_id")
+        run.state = RunState(row["state"])
+        run.deleted = bool(row["deleted"])
+        run.create_time = row["create_time"]
+        run.update_time = row["update_time"]
+        run.complete_time = row["complete_time"]
+        return run
+
+    def create_training_run(
+        self,
+        run: TrainingRun,
+        suggestion: Assignments | None = None,
+        lease_seconds: int = 0,
+    ) -> TrainingRun:
+        def body(conn: Conn) -> Row:
+            experiment_key = suggestion_key = None
+            if run.experiment_id is not None:
+                experiment_key = self._experiment_exists(conn, run.experiment_id)
+                if suggestion is not None:
+                    (made,) = self._insert_suggestions(
+                        conn, run.experiment_id, [suggestion], {}, lease_seconds
+                    )
+                    suggestion_key = int(made.id)
+            self._register_project(conn, run.project)
+            row = conn.execute(
+                "INSERT INTO training_runs (project, experiment_id, suggestion_id, state,"
+                " deleted, document, create_time, update_time)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, {NOW}, {NOW}) RETURNING *",
+                (
+                    run.project,
+                    experiment_key,
+                    suggestion_key,
+                    run.state.value,
+                    run.deleted,
+                    codec.run_to_json(run),
+                ),
+            ).fetchone()
+            assert row is not None
+            return row
+
+        return self._run(self._write(PLAIN, body))
+
+    def _run_row(self, conn: Conn, run_id: str, *, lock: bool = False) -> Row:
+        row = conn.execute(
+            "SELECT * FROM training_runs WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+            (_int_id(run_id, "training run"),),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"training run {run_id!r} not found")
+        return row
+
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        return self._run(self._read(lambda conn: self._run_row(conn, run_id)))
+
+    def list_training_runs(
+        self,
+        project: str | None,
+        experiment_id: str | None,
+        page_size: int,
+        page_token: str,
+        deleted: bool | None = False,
+    ) -> Page[TrainingRun]:
+        after = _decode_token(page_token) or 0
+        sql, args = "SELECT * FROM training_runs WHERE id > %s", list[object]([after])
+        if project is not None:
+            sql, args = sql + " AND project = %s", [*args, project]
+        if experiment_id is not None:
+            sql, args = (
+                sql + " AND experiment_id = %s",
+                [*args, _int_id(experiment_id, "experiment")],
+            )
+        if deleted is not None:
+            sql, args = sql + " AND deleted = %s", [*args, deleted]
+        sql += " ORDER BY id LIMIT %s"
+        rows = self._read(lambda conn: conn.execute(sql, (*args, page_size + 1)).fetchall())
+        items = [self._run(r) for r in rows[:page_size]]
+        token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
+        return Page(items, token)
+
+    def update_training_run(
+        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+    ) -> TrainingRun:
+        def body(conn: Conn) -> Row:
+            # The run's row lock: two replicas changing one run take turns.
+            row = self._run_row(conn, run_id, lock=True)
+            run, observation = change(self._run(row))
+            observation_key = row["observation_id"]
+            if observation is not None:
+                exp = self._lock_experiment(conn, observation.experiment_id)
+                made = self._insert_observation(conn, exp, self._incumbent(exp), observation)
+                observation_key = int(made.id)
+            updated = conn.execute(
+                "UPDATE training_runs SET state = %s, deleted = %s, document = %s,"
+                f" update_time = {NOW}, complete_time = CASE WHEN %s AND complete_time IS NULL"
+                f" THEN {NOW} ELSE complete_time END, observation_id = %s"
+                " WHERE id = %s RETURNING *",
+                (
+                    run.state.value,
+                    run.deleted,
+                    codec.run_to_json(run),
+                    run.finished,
+                    observation_key,
+                    row["id"],
+                ),
+            ).fetchone()
+            assert updated is not None
+            return updated
+
+        return self._run(self._write(PLAIN, body))
 
     # -------------------------------------------------------------- tokens
 
