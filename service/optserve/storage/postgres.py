@@ -69,6 +69,8 @@ MIGRATION_LOCK = (0x6F707473, 1)
 # A replica that holds an experiment's lock but stops talking to the database (hung,
 # partitioned) loses its session, and with it the lock, after this long.
 LOCK_IDLE_TIMEOUT_MS = 10 * 60 * 1000
+# idle_session_timeout (see LOCK_IDLE_TIMEOUT_MS) came with PostgreSQL 14.
+MIN_SERVER_VERSION = 140000
 # Statements on the database's clock: every replica reads one time.
 NOW = "statement_timestamp()"
 _LIVE = f"state = 'open' AND expire_time > {NOW}"
@@ -144,9 +146,15 @@ class PostgresStorage(Storage):
         self._name = redact(url)
         try:
             # One direct connection first: its error says why (the pool would only time out).
-            psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))).close()
+            with psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))) as conn:
+                version = conn.info.server_version
         except psycopg.Error as error:
             raise DatabaseUnavailable(f"{self._name}: {_first_line(error)}") from None
+        if version < MIN_SERVER_VERSION:
+            raise DatabaseUnavailable(
+                f"{self._name}: PostgreSQL {version // 10000} is too old; optserve needs"
+                f" {MIN_SERVER_VERSION // 10000} or newer (idle_session_timeout)"
+            )
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=min(4, pool_size),
