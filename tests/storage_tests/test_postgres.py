@@ -188,6 +188,9 @@ def test_a_lock_whose_session_ended_is_free_and_its_holder_writes_nothing(replic
 def test_urls_are_redacted():
     assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact("postgresql://h/db?password=s&sslmode=require") == (
+        "postgresql://h/db?password=***&sslmode=require"
+    )
 
 
 def _optserve(*args: str) -> subprocess.CompletedProcess[str]:

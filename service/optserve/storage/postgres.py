@@ -7,8 +7,10 @@ are columns kept in the transaction of each write, suggestion states are compute
 the database's clock at read time, and suggestion creation is serialized per experiment
 by an advisory lock that every replica takes (see ``experiment_lock``).
 
-Lock order, the same in every write, so that writes never deadlock: the request record,
-then the experiment row (``FOR NO KEY UPDATE``), then its suggestions and observations.
+Lock order, the same in every write, so that writes do not deadlock one another: the
+request record, a training run's row, the experiment's row (``FOR NO KEY UPDATE``), then
+its suggestions, observations and queue. A deadlock PostgreSQL detects all the same (an
+experiment deleted while one of its runs ends) rolls one side back, which runs again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 
 from ..domain import best, ids
@@ -108,7 +109,8 @@ class DatabaseUnavailable(Exception):
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
 def _first_line(error: BaseException) -> str:
@@ -117,8 +119,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _configure(conn: Conn) -> None:
-    # Documents are JSON text that storage/codec.py decodes; keep json columns as text.
-    conn.adapters.register_loader("json", TextLoader)
+    # times come back as UTC datetimes, as SQLite's do
     conn.execute("SET TIME ZONE 'UTC'")
 
 
@@ -249,8 +250,6 @@ class PostgresStorage(Storage):
         self,
         body: Callable[[Conn], R],
         write: Write | None = None,
-        *,
-        snapshot: bool = False,
     ) -> R:
         """Runs ``body`` in one transaction; with ``write``, records its request first
         (a concurrent duplicate waits on the record's key, then raises DuplicateRequest)
@@ -267,8 +266,6 @@ class PostgresStorage(Storage):
             committing = False
             try:
                 with self._conn() as conn, conn.transaction():
-                    if snapshot:
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     if key is not None:
                         self._claim(conn, key)
                     result = body(conn)
@@ -299,12 +296,10 @@ class PostgresStorage(Storage):
     def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
         return self._transact(body, write)
 
-    def _read(self, body: Callable[[Conn], R], *, snapshot: bool = False) -> R:
-        """Runs a read: in one REPEATABLE READ transaction with ``snapshot``, else each
-        statement on its own (no BEGIN and COMMIT: two round trips fewer). A read is
-        retried on another connection when the server closed the one it had."""
-        if snapshot:
-            return self._transact(body, snapshot=True)
+    def _read(self, body: Callable[[Conn], R]) -> R:
+        """Runs a read, each statement on its own (no BEGIN and COMMIT: two round trips
+        fewer; a read that must be one snapshot is one statement). A read is retried on
+        another connection when the server closed the one it had."""
         for attempt in itertools.count(1):
             try:
                 with self._conn() as conn:
@@ -613,25 +608,30 @@ class PostgresStorage(Storage):
         return str(row["project"])
 
     def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:
-        def body(conn: Conn) -> tuple[list[Observation], list[Suggestion]]:
-            key = self._experiment_exists(conn, experiment_id)
-            observations = [
-                self._observation(r)
-                for r in conn.execute(
-                    "SELECT * FROM observations WHERE experiment_id = %s ORDER BY id", (key,)
-                )
-            ]
-            pending = [
-                self._suggestion(r)
-                for r in conn.execute(
-                    f"SELECT {SUGGESTION_COLUMNS} FROM suggestions"
-                    f" WHERE experiment_id = %s AND {_LIVE} ORDER BY id",
-                    (key,),
-                )
-            ]
-            return observations, pending
-
-        return self._read(body, snapshot=True)
+        # One statement is one snapshot: the experiment (to tell "not found" from "empty"),
+        # its observations and its open suggestions, as rows of one shape.
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT 'e' AS kind, id, id AS experiment_id, NULL::bigint AS suggestion_id,"
+                " NULL AS assignments, NULL AS metric_values, NULL::boolean AS failed,"
+                " NULL AS metadata, NULL::timestamptz AS create_time, NULL::bigint AS sequence,"
+                " NULL::integer AS lease_seconds, NULL::timestamptz AS expire_time,"
+                " NULL AS state FROM experiments WHERE id = %s"
+                " UNION ALL SELECT 'o', id, experiment_id, suggestion_id, assignments,"
+                " metric_values, failed, metadata, create_time, NULL, NULL, NULL, NULL"
+                " FROM observations WHERE experiment_id = %s"
+                " UNION ALL SELECT 's', id, experiment_id, NULL, assignments, NULL, NULL,"
+                " metadata, create_time, sequence, lease_seconds, expire_time, state"
+                f" FROM suggestions WHERE experiment_id = %s AND {_LIVE}"
+                " ORDER BY kind, id",
+                (self._experiment_key(experiment_id),) * 3,
+            ).fetchall()
+        )
+        if not rows or rows[0]["kind"] != "e":
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        observations = [self._observation(r) for r in rows if r["kind"] == "o"]
+        pending = [self._suggestion(r) for r in rows if r["kind"] == "s"]
+        return observations, pending
 
     def count_suggestions(self, experiment_id: str) -> int:
         key = self._experiment_key(experiment_id)
@@ -1026,13 +1026,17 @@ class PostgresStorage(Storage):
         return self._queued(self._write(PLAIN, body))
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
-        def body(conn: Conn) -> list[Row]:
-            key = self._experiment_exists(conn, experiment_id)
-            return conn.execute(
-                "SELECT * FROM queued_suggestions WHERE experiment_id = %s ORDER BY id", (key,)
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT q.*, e.id AS found FROM experiments e"
+                " LEFT JOIN queued_suggestions q ON q.experiment_id = e.id"
+                " WHERE e.id = %s ORDER BY q.id",
+                (self._experiment_key(experiment_id),),
             ).fetchall()
-
-        return [self._queued(r) for r in self._read(body)]
+        )
+        if not rows:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return [self._queued(r) for r in rows if r["id"] is not None]
 
     def _delete_queued(self, conn: Conn, experiment_id: str, queued_id: str) -> None:
         gone = conn.execute(
