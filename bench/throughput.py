@@ -275,6 +275,37 @@ def _row(r: Result) -> str:
     )
 
 
+def _medians(results: list[Result]) -> list[Result]:
+    groups: dict[tuple[str, int, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.backend, r.replicas, r.phase), []).append(r)
+    out = []
+    for (backend, replicas, phase), rs in groups.items():
+        names = rs[0].latencies.keys()
+        pg = [r.cpu_ms[1] for r in rs if r.cpu_ms[1] is not None]
+        out.append(
+            Result(
+                backend,
+                replicas,
+                phase,
+                float(np.median([r.rate for r in rs])),
+                {
+                    n: (
+                        float(np.median([r.latencies[n][0] for r in rs])),
+                        float(np.median([r.latencies[n][1] for r in rs])),
+                    )
+                    for n in names
+                },
+                (
+                    float(np.median([r.cpu_ms[0] for r in rs])),
+                    float(np.median(pg)) if pg else None,
+                    float(np.median([r.cpu_ms[2] for r in rs])),
+                ),
+            )
+        )
+    return out
+
+
 # ------------------------------------------------------------------ storage calls alone
 
 
@@ -335,37 +366,49 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every configuration this many times, in turn; a table of medians follows",
+    )
     args = parser.parse_args()
     print(
         f"{args.clients} clients, {args.seconds:.0f} s per phase, {os.cpu_count()} cores",
         flush=True,
     )
     print(HEADER, flush=True)
+    results: list[Result] = []
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        _measure("sqlite", str(tmp / "t.db"), 1, args, None)
         cluster = None
-        if args.db:
-            databases = iter(range(1, 1000))
-            if args.db == "private":
-                sys.path.insert(0, str(ROOT))
-                from tests.pg import PostgresCluster, find_bin_dir
+        postmaster = None
+        if args.db == "private":
+            sys.path.insert(0, str(ROOT))
+            from tests.pg import PostgresCluster, find_bin_dir
 
-                bin_dir = find_bin_dir()
-                if bin_dir is None:
-                    sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
-                cluster = stack.enter_context(PostgresCluster(bin_dir, durable=True))
-                postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
-            else:
-                postmaster = None
-            for count in args.replicas:
+            bin_dir = find_bin_dir()
+            if bin_dir is None:
+                sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
+            cluster = stack.enter_context(PostgresCluster(bin_dir, durable=True))
+            postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+        databases = iter(range(1, 1000))
+        for _ in range(args.repeat):
+            # configurations in turn, so that a busy moment of a shared machine is spread
+            results += _measure("sqlite", str(tmp / f"t{next(databases)}.db"), 1, args, None)
+            for count in args.replicas if args.db else []:
                 url = cluster.create_database(f"bench_{next(databases)}") if cluster else args.db
                 subprocess.run(
                     [sys.executable, "-m", "optserve", "migrate", "--db", url],
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )
-                _measure("postgres", url, count, args, postmaster)
+                results += _measure("postgres", url, count, args, postmaster)
+        if args.repeat > 1:
+            print(f"\nmedians of {args.repeat} runs:", flush=True)
+            print(HEADER, flush=True)
+            for row in _medians(results):
+                print(_row(row), flush=True)
         print("\nsingle storage calls, one thread, no gRPC:", flush=True)
         from optserve.storage import SqliteStorage
 
