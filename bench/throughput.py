@@ -409,7 +409,10 @@ def main() -> None:
             print(HEADER, flush=True)
             for row in _medians(results):
                 print(_row(row), flush=True)
-        print("\nsingle storage calls, one thread, no gRPC:", flush=True)
+        print(
+            "\nsingle storage calls, one thread, no gRPC (wall time; a write waits for its fsync):",
+            flush=True,
+        )
         from optserve.storage import SqliteStorage
 
         sqlite = SqliteStorage(tmp / "costs.db")
