@@ -49,7 +49,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the gRPC server on SQLite or PostgreSQL",
-        description="Run the gRPC server on an SQLite file, or on PostgreSQL shared by several replicas.",
+        description="Run the gRPC server on an SQLite file, or on a PostgreSQL database"
+        " that several replicas share.",
         epilog=SERVE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -4,7 +4,7 @@ Three ``optserve serve`` processes share one database. 32 client threads spread 
 suggest and observe on shared experiments; one replica is killed with SIGKILL while it
 holds an experiment's lock and clients fail over to the others through the Python
 client's round-robin targets; the same seed and history give the same suggestions on
-every replica.
+every replica (random, grid and model-based) and on a replica started later.
 """
 
 from __future__ import annotations
@@ -196,38 +196,45 @@ def test_suggestions_open_on_other_replicas_are_pending(replicas):
     [
         (dict(type="EXPERIMENT_TYPE_RANDOM", parameters=[double("x"), integer("i")]), 4, 2),
         (_grid_spec(6), 4, 2),
-        # its 6 points of initial design; the GP's points do not yet repeat across
-        # processes (they differ in the 5th digit), which the fit's determinism will fix
+        # 6 points of initial design, then 6 from the GP fit
         (
             dict(
                 type="EXPERIMENT_TYPE_OFFLINE",
                 parameters=[double("x"), double("y"), categorical("c", ["a", "b", "c"])],
             ),
-            6,
+            12,
             1,
         ),
     ],
-    ids=["random", "grid", "offline-initial-design"],
+    ids=["random", "grid", "offline"],
 )
 def test_the_same_seed_and_history_give_the_same_suggestions_on_any_replica(
-    replicas, spec, steps, count
+    replicas, database, spec, steps, count
 ):
     """One experiment driven through replica 0 only, its twin (same seed) through
-    replicas 1 and 2 in turn: step by step, the same suggestions."""
+    replicas 1 and 2 in turn, then, from half-way, through a replica started then
+    (a restart): step by step, the same suggestions."""
     stubs = [r.stub() for r in replicas]
     alone = create(stubs[0], seed="12345", **spec).id
     spread = create(stubs[1], seed="12345", **spec).id
-    for step in range(steps):
-        a = suggest(stubs[0], alone, count)
-        b = suggest(stubs[1 + step % 2], spread, count)
-        assert [_point(s) for s in a] == [_point(s) for s in b], step
-        for x, y in zip(a, b, strict=True):
-            point = plain(x.assignments)
-            value = (point.get("x", 0.5) - 0.3) ** 2 - point.get("y", 0)
-            for exp, s in ((alone, x), (spread, y)):
-                observe(
-                    stubs[0], exp, suggestionId=s.id, values=[{"name": "value", "value": value}]
-                )
+    fresh: RunningServer | None = None
+    try:
+        for step in range(steps):
+            if step == steps // 2:
+                fresh = start_server(database)
+                stubs[1] = fresh.stub()
+            a = suggest(stubs[0], alone, count)
+            b = suggest(stubs[1 + step % 2], spread, count)
+            assert [_point(s) for s in a] == [_point(s) for s in b], step
+            for x, y in zip(a, b, strict=True):
+                point = plain(x.assignments)
+                value = (point.get("x", 0.5) - 0.3) ** 2 - point.get("y", 0)
+                for exp, s in ((alone, x), (spread, y)):
+                    values = [{"name": "value", "value": value}]
+                    observe(stubs[0], exp, suggestionId=s.id, values=values)
+    finally:
+        if fresh is not None:
+            assert fresh.stop() == 0
 
 
 # ------------------------------------------------------------------ a replica killed
