@@ -198,7 +198,11 @@ def warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
     way (a few good values above a plateau, like Ackley's) they are left alone:
     compressing the good tail would hide the signal.
     """
-    if len(y) < 4 or np.ptp(y) <= 0 or stats.skew(y) > WARP_SKEW:
+    if len(y) < 4 or np.ptp(y) <= 0:
+        return y
+    # skewness is scale-free: measured on centred, scaled values it cannot overflow
+    centred = y - np.median(y)
+    if stats.skew(centred / np.max(np.abs(centred))) > WARP_SKEW:
         return y
     scaled = (y - np.median(y)) / np.std(y)
     try:
