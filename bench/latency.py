@@ -24,11 +24,11 @@ scorer and once with the NumPy scorer (``backend="numpy"``), alternating, and
 the median of each is reported with a breakdown:
 
     fit         GaussianProcess.fit / .condition / .believe (hyperparameters, Cholesky)
-    candidates  feasible draws and neighbourhoods (FeasibleSpace.draw_rows, _neighbours)
+    candidates  feasible draws and neighbourhoods (FeasibleSpace.draw_rows, maximizer.neighbours)
     scoring     the posterior and log EI of every candidate (AcquisitionScorer, the
                 batch's candidate pool)
     predict     other GaussianProcess.predict / .mean calls (incumbent, pending points)
-    near        the check that a candidate is not an observed point (_row_keys)
+    near        the check that a candidate is not an observed point (acquisition.row_keys)
     gradient    gradient polish, where the optimizer has one
     history     the observations as arrays and the training data (encoding, warping)
     subset      the choice of the training subset (above the exact size)
@@ -86,9 +86,17 @@ from optserve.domain.model import (
     Parameter,
     ParameterType,
 )
-from optserve.optimizers import SuggestRequest, bayesian, hyperfit, suggest, training
+from optserve.optimizers import (
+    SuggestRequest,
+    acquisition,
+    hyperfit,
+    maximizer,
+    models,
+    suggest,
+    training,
+)
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
-from optserve.optimizers.gp import GaussianProcess, subset
+from optserve.optimizers.gp import GaussianProcess, gradient, subset
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
 PARTS = ("fit", "candidates", "scoring", "predict", "near", "gradient", "history", "subset")
@@ -120,36 +128,29 @@ class Clock:
 
 @contextmanager
 def instrumented(clock: Clock, backend: str) -> Iterator[None]:
-    """Wraps the optimizer's parts with the clock and picks the scorer's backend."""
+    """Wraps the stages' public parts with the clock and picks the scorer's backend."""
     patches: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, name: str, value: Any) -> None:
         patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
-    original_scorer = AcquisitionScorer
-
-    class Scorer(original_scorer):  # type: ignore[misc, valid-type]
-        def __init__(self, gp: GaussianProcess, incumbent: float, **kwargs: Any) -> None:
-            kwargs["backend"] = backend
-            super().__init__(gp, incumbent, **kwargs)
-
-    Scorer.__init__ = clock.wrap("scoring", Scorer.__init__)  # type: ignore[method-assign]
-    Scorer.log_ei = clock.wrap("scoring", original_scorer.log_ei)
-    Scorer.predict = clock.wrap("scoring", original_scorer.predict)
-    patch(bayesian, "AcquisitionScorer", Scorer)
+    patch(acquisition, "BACKEND", backend)
+    for name in ("__init__", "log_ei", "predict"):
+        patch(AcquisitionScorer, name, clock.wrap("scoring", getattr(AcquisitionScorer, name)))
     for name in ("fit", "condition", "believe"):
         patch(GaussianProcess, name, clock.wrap("fit", getattr(GaussianProcess, name)))
     for name in ("predict", "mean"):
         patch(GaussianProcess, name, clock.wrap("predict", getattr(GaussianProcess, name)))
     for name in ("add", "posterior"):
-        patch(bayesian._Pool, name, clock.wrap("scoring", getattr(bayesian._Pool, name)))
+        pool = maximizer.CandidatePool
+        patch(pool, name, clock.wrap("scoring", getattr(pool, name)))
     patch(FeasibleSpace, "draw_rows", clock.wrap("candidates", FeasibleSpace.draw_rows))
-    patch(bayesian, "_neighbours", clock.wrap("candidates", bayesian._neighbours))
-    patch(bayesian, "_row_keys", clock.wrap("near", bayesian._row_keys))
-    patch(bayesian, "log_ei_and_grad", clock.wrap("gradient", bayesian.log_ei_and_grad))
-    patch(bayesian, "History", clock.wrap("history", training.History))
-    patch(training.History, "training", clock.wrap("history", training.History.training))
+    patch(maximizer, "neighbours", clock.wrap("candidates", maximizer.neighbours))
+    patch(acquisition, "row_keys", clock.wrap("near", acquisition.row_keys))
+    patch(gradient, "log_ei_and_grad", clock.wrap("gradient", gradient.log_ei_and_grad))
+    for name in ("__init__", "training"):
+        patch(training.History, name, clock.wrap("history", getattr(training.History, name)))
     patch(subset, "select", clock.wrap("subset", subset.select))
     try:
         yield
@@ -323,17 +324,12 @@ def _checkpoint_refit(problem: Problem) -> float:
     size = next(c for c in hyperfit.checkpoints(2 * problem.n) if c > problem.n)
     observations = _points(problem, size)
     history = training.History(exp, observations, feasible_space(exp).encoder)
-    chain = hyperfit.Chain(
-        bayesian._chain_key(exp),
-        history,
-        bayesian._first_modelled(history),
-        functools.partial(bayesian._chain_fit, history),
-    )
+    chain = models.Models(history).chain
     parent = chain.parent(size)
     assert parent is not None
     start = chain.hyperparameters(parent)
     t0 = time.perf_counter()
-    bayesian._chain_fit(history, size, start)
+    models.chain_fit(history, size, start)
     return time.perf_counter() - t0
 
 
@@ -371,8 +367,8 @@ def main() -> None:
     sizes = [int(n) for n in args.sizes.split(",") if n]
     if sizes:
         print(
-            f"\nabove the exact GP's size ({bayesian.EXACT_MAX_POINTS} observations): a GP on "
-            f"{bayesian.SUBSET_SIZE} of them; compiled scorer; median ms over {args.repeats}"
+            f"\nabove the exact GP's size ({models.EXACT_MAX_POINTS} observations): a GP on "
+            f"{models.SUBSET_SIZE} of them; compiled scorer; median ms over {args.repeats}"
         )
         print(header + f"{'target':>9}{'':>6}")
         print("-" * (len(header) + 15))

@@ -53,7 +53,7 @@ from optserve.domain.model import (
     Parameter,
     ParameterType,
 )
-from optserve.optimizers import SuggestRequest, bayesian, suggest
+from optserve.optimizers import SuggestRequest, models, suggest
 
 DIM = 10
 
@@ -123,17 +123,17 @@ def _run(job: tuple[str, int, int, int]) -> dict[str, Any]:
         _observe(problem, exp, {f"x{i}": float(v) for i, v in enumerate(row)}, k)
         for k, row in enumerate(rng.uniform(lo, hi, size=(start, DIM)))
     ]
-    switch = bayesian.EXACT_MAX_POINTS
+    switch = models.EXACT_MAX_POINTS
     _advance(problem, exp, history, switch, [])
     out: dict[str, Any] = {"problem": problem, "seed": seed}
     for arm in ("exact", "subset"):
-        bayesian.EXACT_MAX_POINTS = 10**9 if arm == "exact" else switch
+        models.EXACT_MAX_POINTS = 10**9 if arm == "exact" else switch
         arm_history = list(history)
         seconds: list[float] = []
         _advance(problem, exp, arm_history, budget, seconds)
         values = np.array([o.values[0].value for o in arm_history])
         out[arm] = {"best": np.minimum.accumulate(values).tolist(), "seconds": seconds}
-    bayesian.EXACT_MAX_POINTS = switch
+    models.EXACT_MAX_POINTS = switch
     return out
 
 
@@ -155,7 +155,7 @@ def main() -> None:
         runs = list(pool.map(_run, jobs))
     if args.json:
         Path(args.json).write_text(json.dumps(runs))
-    switch = bayesian.EXACT_MAX_POINTS
+    switch = models.EXACT_MAX_POINTS
     sizes = sorted({switch, *range(switch + 100, args.budget + 1, 100), args.budget})
     print(
         f"median regret of the best value over {args.seeds} seeds "

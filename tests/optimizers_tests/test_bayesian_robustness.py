@@ -10,6 +10,7 @@ from optserve.domain.model import (
     ConstraintTerm,
     ConstraintType,
     Experiment,
+    ExperimentType,
     LinearConstraint,
     Metric,
     MetricValue,
@@ -17,7 +18,7 @@ from optserve.domain.model import (
     Parameter,
     ParameterType,
 )
-from optserve.optimizers import SuggestRequest, bayesian, suggest
+from optserve.optimizers import SuggestRequest, base, bayesian, suggest
 
 
 def _experiment(exp_id: str) -> Experiment:
@@ -74,12 +75,14 @@ def _history(kind: str, n: int, rng: np.random.Generator) -> list[Observation]:
 @pytest.mark.parametrize(
     "kind", ["constant", "duplicates", "huge", "tiny", "spiky", "mostly-failed"]
 )
-def test_awkward_histories_give_valid_suggestions(kind):
+def test_awkward_histories_give_valid_suggestions(kind, caplog):
     rng = np.random.default_rng(0)
     exp = _experiment(f"awkward-{kind}")
     observations = _history(kind, 40, rng)
     points = suggest(SuggestRequest(exp, observations, [], 3, len(observations)))
     assert len(points) == 3 and all(_valid(p) for p in points)
+    # the model itself copes: no fallback to the design
+    assert not [r for r in caplog.records if "falling back" in r.getMessage()]
 
 
 def test_a_failing_model_falls_back_to_the_design(monkeypatch):
@@ -91,6 +94,35 @@ def test_a_failing_model_falls_back_to_the_design(monkeypatch):
     observations = _history("normal", 30, np.random.default_rng(1))
     points = suggest(SuggestRequest(exp, observations, [], 2, 30))
     assert len(points) == 2 and all(_valid(p) for p in points)
+
+
+def test_a_bug_is_not_hidden_by_the_fallback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(bayesian, "_suggest_one", broken)
+    exp = _experiment("bug")
+    observations = _history("normal", 30, np.random.default_rng(1))
+    with pytest.raises(KeyError, match="a bug"):
+        suggest(SuggestRequest(exp, observations, [], 1, 30))
+
+
+def test_each_experiment_type_goes_to_its_registered_optimizer(monkeypatch):
+    calls = []
+
+    def propose(request):
+        calls.append(request.experiment.type)
+        return [{"x": 0.1, "y": 0.2, "n": 1, "c": "a"}] * request.count
+
+    for kind in ExperimentType:
+        monkeypatch.setitem(base._REGISTRY, kind, base.Optimizer(propose))
+        exp = _experiment(f"registry-{kind.value}")
+        exp.type = kind
+        assert (
+            suggest(SuggestRequest(exp, [], [], 2, 0))
+            == [{"x": 0.1, "y": 0.2, "n": 1, "c": "a"}] * 2
+        )
+    assert calls == list(ExperimentType)
 
 
 def test_same_history_same_suggestions():

@@ -23,7 +23,7 @@ from optserve.domain.model import (
     Strategy,
     Suggestion,
 )
-from optserve.optimizers import SuggestRequest, bayesian, suggest
+from optserve.optimizers import SuggestRequest, bayesian, models, suggest
 from optserve.optimizers.feasible import feasible_space
 from optserve.optimizers.gp import GaussianProcess, subset
 
@@ -32,10 +32,10 @@ SWITCH, SIZE = 60, 40
 
 @pytest.fixture
 def small_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bayesian, "EXACT_MAX_POINTS", SWITCH)
-    monkeypatch.setattr(bayesian, "SUBSET_SIZE", SIZE)
-    monkeypatch.setattr(bayesian, "SUBSET_FIT_POINTS", 30)
-    monkeypatch.setattr(bayesian, "CONSTRAINT_FIT_POINTS", 30)
+    monkeypatch.setattr(models, "EXACT_MAX_POINTS", SWITCH)
+    monkeypatch.setattr(models, "SUBSET_SIZE", SIZE)
+    monkeypatch.setattr(models, "SUBSET_FIT_POINTS", 30)
+    monkeypatch.setattr(models, "CONSTRAINT_FIT_POINTS", 30)
 
 
 def _double(name: str) -> Parameter:
@@ -160,23 +160,8 @@ def test_two_objectives_and_conditionals_above_the_switch(small_switch):
         assert ("deep" in p) == (p["k"] == "2")
 
 
-def test_the_pool_is_rescored_as_the_believing_gp_predicts():
-    rng = np.random.default_rng(4)
-    x = rng.random((50, 3))
-    gp = GaussianProcess(maxiter=20).fit(x, np.sin(5 * x).sum(axis=1), rng=rng)
-    rows = rng.random((80, 3))
-    pool = bayesian._Pool(gp, rows, np.zeros(80), capacity=100)
-    pool.add(gp, rng.random((5, 3)), np.zeros(5))
-    believing = gp.believe(rng.random((6, 3)))
-    mean, var = pool.posterior(gp, believing)
-    want_mean, want_var = believing.predict(pool.rows)
-    np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(var, want_var, rtol=1e-7, atol=1e-12)
-    assert pool.size == 85
-
-
 def test_at_the_real_size():
     exp = _constrained("scale-real")
-    history = _history(exp, bayesian.EXACT_MAX_POINTS + 20, fail_every=25)
+    history = _history(exp, models.EXACT_MAX_POINTS + 20, fail_every=25)
     points = suggest(SuggestRequest(exp, history, [], 3, len(history)))
     assert len(points) == 3 and _feasible(exp, points) and _distinct(points)

@@ -9,7 +9,7 @@ import numpy as np
 
 from optserve.domain.model import Bounds, Experiment, Metric, MetricValue, Observation, Parameter
 from optserve.domain.model import ParameterType as T
-from optserve.optimizers import SuggestRequest, bayesian, hyperfit, suggest
+from optserve.optimizers import SuggestRequest, hyperfit, models, suggest
 
 from ..conftest import start_server
 from ..service_tests.helpers import create, double, observe, plain
@@ -101,9 +101,9 @@ def test_a_warm_cache_gives_what_a_cold_one_gives():
 
 
 def test_a_warm_cache_gives_what_a_cold_one_gives_above_the_exact_size(monkeypatch):
-    monkeypatch.setattr(bayesian, "EXACT_MAX_POINTS", 40)
-    monkeypatch.setattr(bayesian, "SUBSET_SIZE", 30)
-    monkeypatch.setattr(bayesian, "SUBSET_FIT_POINTS", 25)
+    monkeypatch.setattr(models, "EXACT_MAX_POINTS", 40)
+    monkeypatch.setattr(models, "SUBSET_SIZE", 30)
+    monkeypatch.setattr(models, "SUBSET_FIT_POINTS", 25)
     history = _history(90)
     _warm_and_cold(_experiment("warm-scale"), history, [20, 41, 60, 80, 89])
 

@@ -1,5 +1,17 @@
-"""Optimizers behind one entry point: ``suggest``, chosen by the experiment type."""
+"""Optimizers behind one entry point: ``suggest``, chosen by the experiment type.
 
-from .base import SuggestRequest, suggest
+Each optimizer module registers itself (``base.register``) when imported here.
+"""
 
-__all__ = ["SuggestRequest", "suggest"]
+from . import bayesian, grid, random_search
+from .base import Optimizer, SuggestRequest, register, suggest
+
+__all__ = [
+    "Optimizer",
+    "SuggestRequest",
+    "bayesian",
+    "grid",
+    "random_search",
+    "register",
+    "suggest",
+]

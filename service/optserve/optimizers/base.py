@@ -1,13 +1,15 @@
-"""The single entry point of every optimizer."""
+"""The single entry point of every optimizer, and the registry of optimizers by experiment type."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..domain.model import Assignments, Experiment, ExperimentType, Observation, Suggestion
+from .feasible import feasible_space
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +40,53 @@ class SuggestRequest:
         return np.random.default_rng([self.experiment.seed, self.sequence + offset])
 
 
+Propose = Callable[[SuggestRequest], list[Assignments]]
+
+# What a model may raise on bad numbers: the call falls back rather than fails.
+# Anything else is a bug and propagates.
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (np.linalg.LinAlgError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How experiments of one type get their points.
+
+    Attributes:
+        propose: proposes ``request.count`` assignments.
+        fallback: proposes instead when ``propose`` raises a numerical error
+            (None: the error propagates).
+        exact: whether double constraints are then made to hold in plain
+            floating-point arithmetic (``FeasibleSpace.exact``).
+    """
+
+    propose: Propose
+    fallback: Propose | None = None
+    exact: bool = True
+
+
+_REGISTRY: dict[ExperimentType, Optimizer] = {}
+
+
+def register(kind: ExperimentType, optimizer: Optimizer) -> None:
+    """Makes ``optimizer`` the one of experiments of type ``kind``."""
+    _REGISTRY[kind] = optimizer
+
+
 def suggest(request: SuggestRequest) -> list[Assignments]:
-    """Proposes ``request.count`` assignments for the experiment's type.
+    """Proposes ``request.count`` assignments with the optimizer of the experiment's type.
 
     Raises:
         FailedPrecondition: when a grid experiment has no point left.
     """
-    from . import bayesian, grid, initial_design, random_search
-    from .feasible import feasible_space
-
-    kind = request.experiment.type
-    if kind is ExperimentType.GRID:
-        return grid.suggest(request)
-    if kind is ExperimentType.RANDOM:
-        points = random_search.suggest(request)
-    else:
-        try:
-            points = bayesian.suggest(request)
-        except Exception:
-            # A numerical failure must not fail the call: fall back to the space-filling design.
-            log.exception("Bayesian suggestion failed for experiment %s", request.experiment.id)
-            request.chosen.clear()
-            points = initial_design.suggest(request)
-    return feasible_space(request.experiment).exact(points)
+    exp = request.experiment
+    optimizer = _REGISTRY[exp.type]
+    try:
+        points = optimizer.propose(request)
+    except NUMERICAL_ERRORS:
+        if optimizer.fallback is None:
+            raise
+        # A numerical failure must not fail the call.
+        log.exception("Suggestion of experiment %s failed; falling back", exp.id)
+        request.chosen.clear()
+        points = optimizer.fallback(request)
+    return feasible_space(exp).exact(points) if optimizer.exact else points

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..domain.model import Assignments
+from ..domain.model import Assignments, Experiment
 from ..sampling import maximin_design
 from .base import SuggestRequest
 from .feasible import feasible_space
 
 CANDIDATES = 256
+INITIAL_MIN, INITIAL_EXTRA, INITIAL_MAX = 4, 2, 10
+
+
+def initial_design_size(exp: Experiment) -> int:
+    """Points of the space-filling design before the model takes over; grows with dimension."""
+    size = min(INITIAL_MAX, len(exp.parameters) + INITIAL_EXTRA)
+    return max(INITIAL_MIN, size) + exp.parallel_bandwidth - 1
 
 
 def suggest(request: SuggestRequest) -> list[Assignments]:

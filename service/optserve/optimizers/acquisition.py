@@ -1,0 +1,252 @@
+"""The Bayesian optimizer's acquisition: what a candidate row is worth.
+
+Log expected improvement over the incumbent (an upper confidence bound in the
+last tenth of a budget), plus the log probability that every constraint
+metric holds, plus local penalties: near pending points (so that concurrent
+suggestions spread out) and, with ``num_solutions > 1``, near every current
+solution but the one this suggestion refines. Observed and pending points
+are excluded, and a suggestion focused on one branch of a conditional
+experiment excludes the other branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import log_ndtr
+
+from ..domain.best import best_observations
+from ..domain.encoding import Encoder
+from ..domain.model import Experiment, Observation
+from .base import SuggestRequest
+from .gp import GaussianProcess
+from .gp.acquisition import log_expected_improvement
+from .gp.scoring import AcquisitionScorer
+from .models import ConstraintModel
+
+# the scorer of candidates: the compiled kernel, or NumPy (the reference)
+BACKEND: Literal["rust", "numpy"] = "rust"
+# local penalty radius around pending points, in length scales
+PENDING_RADIUS = 0.5
+# Pending points handled at once by the pending penalty (bounds its memory).
+PENDING_BLOCK = 256
+# the last fraction of a budget exploits: mean + kappa * std
+EXPLOIT_FRACTION = 0.1
+EXPLOIT_KAPPA = 0.5
+# in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
+BRANCH_EVERY = 3
+# ... once this many times the initial design has been observed
+BRANCH_AFTER = 3
+
+Penalty = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+
+
+class Acquisition:
+    """The acquisition value of candidate rows for one suggestion.
+
+    Args:
+        model: the GP the candidates are scored under (pending points believed).
+        incumbent: the value to improve on; None while no observation meets
+            every constraint metric (the search is then for feasibility alone).
+        exploit: whether the suggestion is in the last part of its budget.
+        encoder: the experiment's encoder.
+        penalty: a log-penalty near other solutions (``num_solutions > 1``).
+        pending_penalty: a log-penalty near pending points.
+        constraint_models: a GP and a threshold per constraint metric.
+        taken: keys (``key_set``) of observed and pending rows, excluded.
+        branch: the branch the suggestion focuses on, if any.
+    """
+
+    def __init__(
+        self,
+        model: GaussianProcess,
+        incumbent: float | None,
+        exploit: bool,
+        encoder: Encoder,
+        penalty: Penalty | None,
+        pending_penalty: Penalty | None,
+        constraint_models: list[ConstraintModel],
+        taken: set[bytes],
+        branch: dict[str, int] | None,
+    ) -> None:
+        self.model = model
+        self.incumbent = incumbent
+        self.exploit = exploit
+        self.scorer = (
+            None if incumbent is None else AcquisitionScorer(model, incumbent, backend=BACKEND)
+        )
+        self.encoder = encoder
+        self.penalty = penalty
+        self.pending_penalty = pending_penalty
+        self.constraint_models = constraint_models
+        self.taken = taken
+        self.branch = branch
+
+    @property
+    def plain(self) -> bool:
+        """Whether the acquisition is log EI alone (what the gradient polish ascends)."""
+        return self.penalty is None and self.pending_penalty is None and not self.constraint_models
+
+    def __call__(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The acquisition value of each row."""
+        if self.scorer is None:
+            value = np.zeros(len(rows))
+        elif self.exploit:
+            # the last suggestions of a budget refine the best region (upper confidence bound)
+            mean, var = self.scorer.predict(rows)
+            value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+        else:
+            value = self.scorer.log_ei(rows)
+        return self.finish(rows, value)
+
+    def of_posterior(
+        self,
+        rows: NDArray[np.float64],
+        mean: NDArray[np.float64],
+        var: NDArray[np.float64],
+        constraint_terms: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """The acquisition value of rows whose posterior and constraint terms are known."""
+        if self.incumbent is None:
+            value = np.zeros(len(mean))
+        elif self.exploit:
+            value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+        else:
+            value = log_expected_improvement(mean, np.sqrt(var), self.incumbent)
+        return self.finish(rows, value, constraint_terms)
+
+    def constraint_terms(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Log probability that every constraint metric holds."""
+        value = np.zeros(len(rows))
+        for model, threshold in self.constraint_models:
+            c_mean, c_var = model.predict(rows)
+            value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        return value
+
+    def finish(
+        self,
+        rows: NDArray[np.float64],
+        value: NDArray[np.float64],
+        constraint_terms: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """``value`` (the model's acquisition at ``rows``) with every other term."""
+        if self.penalty is not None:
+            value = value + self.penalty(rows)
+        if self.pending_penalty is not None:
+            value = value + self.pending_penalty(rows)
+        if constraint_terms is not None:
+            value = value + constraint_terms
+        else:
+            for model, threshold in self.constraint_models:
+                c_mean, c_var = model.predict(rows)
+                value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        keys = row_keys(rows)
+        value[np.fromiter((k.tobytes() in self.taken for k in keys), bool, len(keys))] = -np.inf
+        if self.branch is not None:
+            value[~in_branch(self.encoder, rows, self.branch)] = -np.inf
+        return value
+
+
+def solution_penalty(
+    exp: Experiment,
+    done: list[Observation],
+    x_done: NDArray[np.float64],
+    sequence: int,
+    gp: GaussianProcess,
+) -> Penalty | None:
+    """For num_solutions > 1: a log-penalty near every current solution but one.
+
+    Suggestions take turns refining one solution while being pushed away from
+    the others, so the search keeps several separated good regions alive.
+    """
+    if exp.num_solutions <= 1:
+        return None
+    solutions, _ = best_observations(exp, done)
+    if len(solutions) < 2:
+        return None
+    keep = sequence % exp.num_solutions
+    index = {o.id: i for i, o in enumerate(done)}
+    others = np.array([x_done[index[o.id]] for k, o in enumerate(solutions) if k != keep])
+    if len(others) == 0:
+        return None
+    radius = np.maximum(gp.lengthscales, 0.05)
+
+    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        d2 = (((rows[:, None, :] - others[None, :, :]) / radius) ** 2).sum(axis=2)
+        return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+
+    return penalty
+
+
+def pending_penalty(pending: NDArray[np.float64], gp: GaussianProcess) -> Penalty | None:
+    """A log-penalty within about a length scale of each pending point (local
+    penalization), on top of the kriging believer, so that concurrent
+    suggestions spread out even where the believer alone leaves EI high."""
+    if len(pending) == 0:
+        return None
+    radius = PENDING_RADIUS * gp.lengthscales
+    scaled_pending = pending / radius
+    pending_norms = (scaled_pending**2).sum(axis=1)
+
+    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        # squared distances as |r|^2 + |p|^2 - 2 r.p, in blocks of pending points:
+        # memory rows x PENDING_BLOCK, not rows x pending x dimensions
+        scaled = rows / radius
+        norms = (scaled**2).sum(axis=1)
+        total = np.zeros(len(rows))
+        for start in range(0, len(pending), PENDING_BLOCK):
+            block = scaled_pending[start : start + PENDING_BLOCK]
+            d2 = norms[:, None] + pending_norms[None, start : start + PENDING_BLOCK]
+            d2 -= 2.0 * (scaled @ block.T)
+            # rounding leaves ~1e-15 where a row is a pending point: make it exactly 0
+            d2[d2 < 1e-9] = 0.0
+            total += np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
+        return total
+
+    return penalty
+
+
+def branch_turn(encoder: Encoder, sequence: int) -> dict[str, int] | None:
+    """The branch this suggestion focuses on (conditional name -> value index), if any."""
+    exp = encoder.experiment
+    if not exp.conditionals or sequence % BRANCH_EVERY:
+        return None
+    sizes = [len(k.values) for k in exp.conditionals]
+    index = (sequence // BRANCH_EVERY) % int(np.prod(sizes))
+    turn = {}
+    for k, size in zip(exp.conditionals, sizes, strict=True):
+        turn[k.name], index = index % size, index // size
+    return turn
+
+
+def in_branch(
+    encoder: Encoder, rows: NDArray[np.float64], branch: dict[str, int] | None
+) -> NDArray[np.bool_]:
+    """Rows whose conditionals take the branch's values (all rows without a branch)."""
+    mask = np.ones(len(rows), dtype=bool)
+    for name, index in (branch or {}).items():
+        mask &= rows[:, encoder.slices[name].start + index] == 1.0
+    return mask
+
+
+def final_stretch(request: SuggestRequest, offset: int) -> bool:
+    """Whether this suggestion falls in the last part of the observation budget."""
+    budget = request.experiment.observation_budget
+    if not budget or EXPLOIT_FRACTION <= 0:
+        return False
+    used = len(request.observations) + len(request.pending) + offset
+    return budget - used <= max(1, round(EXPLOIT_FRACTION * budget))
+
+
+def key_set(rows: NDArray[np.float64]) -> set[bytes]:
+    """The keys of ``rows`` as a set, for membership tests."""
+    return {k.tobytes() for k in row_keys(rows)}
+
+
+def row_keys(rows: NDArray[np.float64]) -> NDArray[np.void]:
+    """Hashable keys of canonical rows (rounded, so re-encoded points match)."""
+    rounded = np.ascontiguousarray(np.round(rows, 9) + 0.0)  # + 0.0 folds -0.0 into 0.0
+    return rounded.view(np.dtype((np.void, rounded.dtype.itemsize * rounded.shape[1]))).ravel()

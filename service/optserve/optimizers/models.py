@@ -1,0 +1,194 @@
+"""The Bayesian optimizer's models: the GP of the objective and one per constraint metric.
+
+Hyperparameters come from a chain of fits at fixed history sizes
+(``hyperfit``), so a model depends only on the experiment, its seed and its
+history. Up to ``EXACT_MAX_POINTS`` modelled observations (successful and
+failed) the GP of the objective is exact and refitted at every suggestion.
+Beyond, it is an exact GP on a training subset of ``SUBSET_SIZE``
+observations (``gp/subset.py``: the incumbents' neighbourhoods and a
+space-filling cover), its hyperparameters refitted at each checkpoint only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..domain.encoding import Encoder
+from ..domain.model import Experiment, Observation
+from . import hyperfit, training
+from .feasible import space_key
+from .gp import GaussianProcess, Hyperparameters, subset
+from .initial_design import initial_design_size
+from .training import History, TrainingData, sign
+
+# Above this many modelled observations (successful and failed) the GP is fitted
+# and conditioned on a training subset of SUBSET_SIZE of them.
+EXACT_MAX_POINTS = 500
+SUBSET_SIZE = 500
+# above EXACT_MAX_POINTS: points of the subset the hyperparameters are fitted on
+SUBSET_FIT_POINTS = 300
+# above EXACT_MAX_POINTS: points a constraint metric's hyperparameters are fitted on
+CONSTRAINT_FIT_POINTS = 200
+# margin on constraint metrics, as a fraction of their observed spread
+CONSTRAINT_MARGIN = 0.01
+_CHAIN_WEIGHTS = 1  # stream of the chain's scalarization weights (two metrics)
+
+ConstraintModel = tuple[GaussianProcess, float]
+
+
+class Models:
+    """The models of one call: the chain of hyperparameter fits over its history."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.experiment = history.experiment
+        self.chain = hyperfit.Chain(
+            chain_key(self.experiment),
+            history,
+            first_modelled(history),
+            functools.partial(chain_fit, history),
+        )
+
+    @property
+    def at_scale(self) -> bool:
+        """Whether the history is beyond the exact GP's size."""
+        return int(self.history.usable.sum() + self.history.failed.sum()) > EXACT_MAX_POINTS
+
+    def checkpoint(self) -> int:
+        """The last checkpoint of the history (at least the first modelled prefix):
+        above the exact size, hyperparameters are refitted there only."""
+        chain = self.chain
+        return max(chain.last_checkpoint(len(self.history)), chain.first or 0)
+
+    def exact(self, data: TrainingData, fit_rng: np.random.Generator) -> GaussianProcess:
+        """The GP on all of ``data`` (the call's training data)."""
+        chain = self.chain
+        size = len(self.history)
+        if len(self.experiment.optimized_metrics) == 1:
+            # The chain's own fit at this size: the same data.
+            hyper = chain.hyperparameters(size)
+            if size in chain.fitted:
+                return chain.fitted[size]
+            if hyper is not None:
+                return GaussianProcess().condition(data.x, data.y, hyper, data.noise)
+            start = None
+        else:
+            # Scalarized per suggestion: warm-started from the chain's fit (fixed weights).
+            parent = chain.parent(size)
+            start = None if parent is None else chain.hyperparameters(parent)
+        return GaussianProcess().fit(data.x, data.y, data.noise, warm_start=start, rng=fit_rng)
+
+    def subset_hyperparameters(self) -> Hyperparameters:
+        """Above the exact size: the last checkpoint's hyperparameters."""
+        hyper = self.chain.hyperparameters(self.checkpoint())
+        return hyper or Hyperparameters.default(self.history.x.shape[1])
+
+
+class SubsetModel:
+    """Above the exact size: the training subset (chosen once per call, on its
+    first scalarization) and the exact GP on it per output vector."""
+
+    def __init__(self, hyper: Hyperparameters, data: TrainingData) -> None:
+        self.hyper = hyper
+        self.rows = subset.select(data.x, data.y, good_rows(data), SUBSET_SIZE, hyper.lengthscales)
+        self.done_rows = self.rows[self.rows < data.n_done]
+        self._gps: dict[bytes, GaussianProcess] = {}
+
+    def gp(self, data: TrainingData) -> tuple[bytes, GaussianProcess]:
+        """A key of the subset's outputs, and the GP on the subset of ``data``."""
+        rows = self.rows
+        key = data.y[rows].tobytes()
+        if key not in self._gps:
+            self._gps[key] = GaussianProcess().condition(
+                data.x[rows],
+                data.y[rows],
+                self.hyper,
+                None if data.noise is None else data.noise[rows],
+            )
+        return key, self._gps[key]
+
+
+def chain_key(exp: Experiment) -> bytes:
+    """What the chain's fits depend on besides the history."""
+    settings = (
+        space_key(exp),
+        exp.metrics,
+        initial_design_size(exp),
+        EXACT_MAX_POINTS,
+        SUBSET_SIZE,
+        SUBSET_FIT_POINTS,
+        training.WARP_OUTPUTS,
+        training.WARP_SKEW,
+    )
+    return hashlib.blake2b(repr(settings).encode(), digest_size=16).digest()
+
+
+def first_modelled(history: History) -> int | None:
+    """The shortest prefix of the history with the initial design's worth of
+    successful observations (None if the history has not)."""
+    reached = np.flatnonzero(np.cumsum(history.usable) >= initial_design_size(history.experiment))
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def chain_fit(history: History, size: int, start: Hyperparameters | None) -> GaussianProcess:
+    """The chain's fit on the first ``size`` observations, from ``start``."""
+    exp = history.experiment
+    prefix = history.prefix(size)
+    data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
+    x, y, noise = data.x, data.y, data.noise
+    model = GaussianProcess()
+    if len(x) > EXACT_MAX_POINTS:
+        rows = subset.select(
+            x, y, good_rows(data), SUBSET_SIZE, None if start is None else start.lengthscales
+        )
+        x, y, noise = x[rows], y[rows], None if noise is None else noise[rows]
+        model = GaussianProcess(max_fit_points=SUBSET_FIT_POINTS)
+    return model.fit(x, y, noise, warm_start=start, rng=np.random.default_rng([exp.seed, size]))
+
+
+def good_rows(data: TrainingData) -> NDArray[np.bool_]:
+    """Rows of the training data that are successful and meet every constraint metric."""
+    good = np.zeros(len(data.x), dtype=bool)
+    good[: data.n_done] = data.feasible
+    return good
+
+
+def constraint_models(
+    exp: Experiment,
+    done: list[Observation],
+    encoder: Encoder,
+    rng: np.random.Generator,
+    *,
+    fit_points: int | None = None,
+) -> list[ConstraintModel]:
+    """A GP per constraint metric, with its threshold, both signed so that larger is better.
+
+    With ``fit_points``, hyperparameters are fitted on at most that many points
+    from the priors' medians and the noisy start only (no random starts).
+    """
+    models = []
+    for metric in exp.constraint_metrics:
+        rows = [o for o in done if o.value_of(metric.name) is not None]
+        if len(rows) < 2 or metric.threshold is None:
+            continue
+        signed = sign(metric)
+        y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
+        model = (
+            GaussianProcess(n_random_starts=1)
+            if fit_points is None
+            else GaussianProcess(max_fit_points=fit_points, n_random_starts=0)
+        )
+        gp = model.fit(
+            encoder.encode([o.assignments for o in rows]),
+            y,
+            rng=np.random.default_rng(rng.integers(2**63)),
+        )
+        # A small safety margin: the constrained optimum usually lies on the
+        # boundary, and suggestions should land on its feasible side.
+        margin = CONSTRAINT_MARGIN * float(np.std(y))
+        models.append((gp, signed * metric.threshold + margin))
+    return models

@@ -1,0 +1,163 @@
+"""Stage 2 of a Bayesian suggestion: the models, and the chain of fits they come from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optserve.domain.model import (
+    Bounds,
+    Experiment,
+    Metric,
+    MetricValue,
+    Objective,
+    Observation,
+    Parameter,
+    ParameterType,
+    Strategy,
+)
+from optserve.optimizers import hyperfit, models
+from optserve.optimizers.feasible import feasible_space
+from optserve.optimizers.gp import GaussianProcess
+from optserve.optimizers.training import History
+
+
+def _experiment(exp_id: str, metrics: list[Metric] | None = None) -> Experiment:
+    return Experiment(
+        id=exp_id,
+        name="models",
+        parameters=[Parameter(f"x{i}", ParameterType.DOUBLE, Bounds(0, 1)) for i in range(3)],
+        metrics=metrics or [Metric("v")],
+        seed=4,
+    )
+
+
+def _history(exp: Experiment, n: int, failed_first: int = 0) -> History:
+    rng = np.random.default_rng(9)
+    points = feasible_space(exp).draw(n, rng)
+    observations = []
+    for i, a in enumerate(points):
+        failed = i < failed_first
+        values = [
+            MetricValue(m.name, float(np.sin(5 * a["x0"]) + a["x1"] + (j * a["x2"])))
+            for j, m in enumerate(exp.metrics)
+        ]
+        observations.append(Observation(str(i), exp.id, None, a, [] if failed else values, failed))
+    return History(exp, observations, feasible_space(exp).encoder)
+
+
+def test_the_first_modelled_prefix_counts_successes_only():
+    exp = _experiment("first")  # 3 parameters: a design of 5
+    assert models.first_modelled(_history(exp, 4)) is None
+    assert models.first_modelled(_history(exp, 20)) == 5
+    assert models.first_modelled(_history(exp, 20, failed_first=3)) == 8
+
+
+def test_the_exact_model_is_the_chains_fit_at_the_history_size():
+    exp = _experiment("exact")
+    history = _history(exp, 40)
+    hyperfit.clear_cache()
+    call = models.Models(history)
+    data = history.training(np.random.default_rng(0))
+    gp = call.exact(data, np.random.default_rng(1))
+    assert gp is call.chain.fitted[40]
+    np.testing.assert_array_equal(gp.x_train, data.x)
+    # a second call, served from the cache, conditions on the same hyperparameters
+    again = models.Models(history).exact(data, np.random.default_rng(2))
+    assert again is not gp
+    np.testing.assert_array_equal(
+        again.hyperparameters.to_log_params(), gp.hyperparameters.to_log_params()
+    )
+    np.testing.assert_allclose(again.alpha, gp.alpha)
+
+
+def test_two_metrics_fit_per_suggestion_from_the_chains_parent(monkeypatch):
+    exp = _experiment("two", [Metric("f"), Metric("g", Objective.MINIMIZE)])
+    history = _history(exp, 40)
+    starts = []
+    original = GaussianProcess.fit
+
+    def fit(self, x, y, known_noise=None, warm_start=None, **kwargs):
+        starts.append(warm_start)
+        return original(self, x, y, known_noise, warm_start, **kwargs)
+
+    monkeypatch.setattr(GaussianProcess, "fit", fit)
+    call = models.Models(history)
+    data = history.training(np.random.default_rng(0))
+    gp = call.exact(data, np.random.default_rng(1))
+    np.testing.assert_array_equal(gp.x_train, data.x)
+    # the chain's fits, then the suggestion's own, warm-started from the parent's
+    parent = call.chain.parent(40)
+    assert parent is not None and starts[-1] is not None
+    np.testing.assert_array_equal(
+        starts[-1].to_log_params(), call.chain.hyperparameters(parent).to_log_params()
+    )
+
+
+def test_the_subset_model_is_bounded_and_shared_by_equal_outputs(monkeypatch):
+    monkeypatch.setattr(models, "EXACT_MAX_POINTS", 50)
+    monkeypatch.setattr(models, "SUBSET_SIZE", 30)
+    exp = _experiment("subset")
+    history = _history(exp, 120)
+    call = models.Models(history)
+    assert call.at_scale
+    data = history.training(np.random.default_rng(0))
+    model = models.SubsetModel(call.subset_hyperparameters(), data)
+    key, gp = model.gp(data)
+    assert len(gp.x_train) == 30 and len(model.rows) == 30
+    np.testing.assert_array_equal(gp.x_train, data.x[model.rows])
+    assert model.gp(data)[1] is gp
+    shifted = type(data)(data.x, data.y + 1.0, data.noise, data.n_done, data.feasible)
+    assert model.gp(shifted)[0] != key
+    assert not models.Models(history.prefix(50)).at_scale
+
+
+@pytest.mark.parametrize(
+    ("objective", "threshold"), [(Objective.MAXIMIZE, 0.5), (Objective.MINIMIZE, 0.5)]
+)
+def test_constraint_models_are_signed_so_that_larger_is_better(objective, threshold):
+    exp = _experiment(
+        "constraint", [Metric("v"), Metric("c", objective, Strategy.CONSTRAINT, threshold)]
+    )
+    history = _history(exp, 30)
+    done = history.done
+    ((gp, bound),) = models.constraint_models(
+        exp, done, feasible_space(exp).encoder, np.random.default_rng(0)
+    )
+    sign = 1.0 if objective is Objective.MAXIMIZE else -1.0
+    values = np.array([sign * o.value_of("c") for o in done])
+    assert bound == pytest.approx(sign * threshold + models.CONSTRAINT_MARGIN * values.std())
+    mean = gp.predict(history.x[history.usable])[0]
+    assert np.corrcoef(mean, values)[0, 1] > 0.99
+
+
+def test_above_the_switch_hyperparameters_are_fitted_on_the_subset(monkeypatch):
+    monkeypatch.setattr(models, "EXACT_MAX_POINTS", 50)
+    monkeypatch.setattr(models, "SUBSET_SIZE", 40)
+    monkeypatch.setattr(models, "SUBSET_FIT_POINTS", 30)
+    exp = _experiment("subset-fit")
+    history = _history(exp, 200)
+    fitted = []
+    original = GaussianProcess.fit
+
+    def fit(self, x, y, *args, **kwargs):
+        fitted.append((len(x), self.max_fit_points))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianProcess, "fit", fit)
+    models.chain_fit(history, 200, None)
+    models.chain_fit(history, 50, None)
+    assert fitted == [(40, 30), (50, GaussianProcess().max_fit_points)]
+
+
+def test_between_checkpoints_the_subset_takes_the_last_checkpoints_hyperparameters():
+    exp = _experiment("between")
+    history = _history(exp, 160)
+    grid = hyperfit.checkpoints(160)
+    size = next(n for n in range(140, 160) if n not in grid)
+    call = models.Models(history.prefix(size))
+    assert call.checkpoint() == max(c for c in grid if c <= size)
+    np.testing.assert_array_equal(
+        call.subset_hyperparameters().to_log_params(),
+        call.chain.hyperparameters(call.checkpoint()).to_log_params(),
+    )
