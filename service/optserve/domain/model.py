@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -127,18 +126,6 @@ class LinearConstraint:
     type: ConstraintType | None
     threshold: float
     terms: list[ConstraintTerm]
-
-    def slack(self, assignments: Assignments) -> float:
-        """How far the constraint is from being violated (>= 0 when satisfied)."""
-        lhs = math.fsum(t.weight * float(assignments[t.name]) for t in self.terms)
-        if self.type is ConstraintType.LESS_THAN:
-            return self.threshold - lhs
-        return lhs - self.threshold
-
-    def holds(self, assignments: Assignments, tolerance: float) -> bool:
-        """Whether the constraint holds, up to ``tolerance`` relative to the terms' size."""
-        scale = max(1.0, *(abs(t.weight * float(assignments[t.name])) for t in self.terms))
-        return self.slack(assignments) >= -tolerance * scale
 
     def as_less_equal(self) -> tuple[dict[str, float], float]:
         """The constraint as ``sum(w_i x_i) <= b``: (weights by name, b)."""

@@ -12,15 +12,16 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds as LpBounds
 from scipy.optimize import LinearConstraint as LpConstraint
-from scipy.optimize import linprog, milp
+from scipy.optimize import milp
 
+from . import geometry
 from .errors import FieldViolation, InvalidArgument
+from .geometry import constraint_system
 from .limits import (
     MAX_ABS_CONSTRAINT_WEIGHT,
     MAX_ABS_PARAMETER_VALUE,
@@ -64,8 +65,6 @@ from .model import (
 
 # Smallest ball (parameters scaled to [0, 1]) the double constraints must leave room for.
 MIN_INTERIOR_RADIUS = 1e-7
-# Tolerance of a constraint check on user-given assignments, relative to the term scale.
-CONSTRAINT_TOLERANCE = 1e-9
 
 # A request breaking many rules reports this many, so that the status stays small.
 MAX_REPORTED_VIOLATIONS = 10
@@ -560,48 +559,10 @@ def _check_linear_constraints(c: _Collector, exp: Experiment) -> None:
         _check_feasible_region(c, exp)
 
 
-def constraint_system(
-    exp: Experiment, kind: ParameterType
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The polytope ``{x : lo <= x <= hi, A x <= b}`` of one numeric block.
-
-    Returns:
-        (names (d,), A (m, d), b (m,), lo (d,), hi (d,)) over the parameters of
-        type ``kind`` that appear in some constraint.
-    """
-    rows = [lc for lc in exp.linear_constraints if _constraint_kind(exp, lc.terms) is kind]
-    names = sorted({t.name for lc in rows for t in lc.terms})
-    index = {n: i for i, n in enumerate(names)}
-    a = np.zeros((len(rows), len(names)))
-    b = np.zeros(len(rows))
-    for r, lc in enumerate(rows):
-        weights, rhs = lc.as_less_equal()
-        for name, w in weights.items():
-            a[r, index[name]] = w
-        b[r] = rhs
-    lo = np.array([_bounds(exp, n)[0] for n in names])
-    hi = np.array([_bounds(exp, n)[1] for n in names])
-    return names, a, b, lo, hi
-
-
-def _bounds(exp: Experiment, name: str) -> tuple[float, float]:
-    p = exp.parameter(name)
-    assert p is not None and p.bounds is not None
-    return p.bounds.min, p.bounds.max
-
-
-def _constraint_kind(exp: Experiment, terms: Iterable) -> ParameterType | None:
-    for t in terms:
-        p = exp.parameter(t.name)
-        if p is not None:
-            return p.type
-    return None
-
-
 def _check_feasible_region(c: _Collector, exp: Experiment) -> None:
     names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
     if names:
-        radius = _inscribed_radius(a, b, lo, hi)
+        radius = geometry.inscribed_radius(a, b, lo, hi)
         if radius is None:
             c.add("linear_constraints", "the double constraints and bounds admit no feasible point")
         elif radius < MIN_INTERIOR_RADIUS:
@@ -620,33 +581,6 @@ def _check_feasible_region(c: _Collector, exp: Experiment) -> None:
         )
         if res.status != 0:
             c.add("linear_constraints", "the int constraints and bounds admit no integer point")
-
-
-def _inscribed_radius(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float | None:
-    """Radius of the largest ball inside the region, with every parameter scaled
-    to [0, 1] (the Chebyshev centre LP); None when the region is empty."""
-    width = hi - lo
-    scaled_a = a * width  # constraints over u = (x - lo) / width
-    scaled_b = b - a @ lo
-    d = len(lo)
-    # unit rows: weights of any size become coefficients the LP solver handles well
-    norms = np.linalg.norm(scaled_a, axis=1)
-    scaled_a, scaled_b = scaled_a / norms[:, None], scaled_b / norms
-    # variables [u (d), r]; maximize r subject to scaled_a u + r <= scaled_b, r <= u <= 1 - r
-    rows = [np.hstack([scaled_a, np.ones((len(scaled_a), 1))])]
-    rows.append(np.hstack([-np.eye(d), np.ones((d, 1))]))
-    rows.append(np.hstack([np.eye(d), np.ones((d, 1))]))
-    rhs = np.concatenate([scaled_b, np.zeros(d), np.ones(d)])
-    res = linprog(
-        np.concatenate([np.zeros(d), [-1.0]]),
-        A_ub=np.vstack(rows),
-        b_ub=rhs,
-        bounds=[(0.0, 1.0)] * d + [(None, None)],
-        method="highs",
-    )
-    if res.status != 0 or res.x[-1] < -1e-9:
-        return None
-    return float(res.x[-1])
 
 
 def _check_grid(c: _Collector, exp: Experiment) -> None:
@@ -723,7 +657,7 @@ def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str)
             c.add(path, "must be one of the parameter's grid values")
     c.raise_if_any()
     for i, lc in enumerate(exp.linear_constraints):
-        if not lc.holds(assignments, CONSTRAINT_TOLERANCE):
+        if not geometry.holds(lc, assignments):
             op = "<=" if lc.type is ConstraintType.LESS_THAN else ">="
             c.add("", f"violates linear_constraints[{i}] (sum of terms {op} {lc.threshold:g})")
     c.raise_if_any()

@@ -7,16 +7,15 @@ remaining parameters (and conditionals) are drawn independently.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..domain import geometry
 from ..domain.encoding import Encoder, VectorSpace
-from ..domain.model import Assignments, ConstraintType, Experiment, ParameterType
-from ..domain.validation import CONSTRAINT_TOLERANCE, constraint_system
+from ..domain.model import Assignments, Experiment, ParameterType
 from ..sampling import IntegerPolytope, Polytope
 
 
@@ -27,13 +26,17 @@ class FeasibleSpace:
         self.experiment = exp
         # parameters drawn by the polytope samplers rather than one by one
         self.constrained = {t.name for lc in exp.linear_constraints for t in lc.terms}
-        names, a, b, lo, hi = constraint_system(exp, ParameterType.DOUBLE)
+        names, a, b, lo, hi = geometry.constraint_system(exp, ParameterType.DOUBLE)
         self.double_names = names
         # The doubles are sampled in the unit cube, u = (x - lo) / (hi - lo), with unit
         # rows: parameters and weights of any scale then make a well-conditioned system.
         self._double_lo, self._double_width = lo, hi - lo
-        self.doubles = Polytope(*_unit_system(a, b, lo, hi)) if names else None
-        names, a, b, lo, hi = constraint_system(exp, ParameterType.INT)
+        self.doubles = (
+            Polytope(*geometry.unit_system(a, b, lo, hi), np.zeros(len(lo)), np.ones(len(lo)))
+            if names
+            else None
+        )
+        names, a, b, lo, hi = geometry.constraint_system(exp, ParameterType.INT)
         self.int_names = names
         self.ints = IntegerPolytope(a, b, lo, hi) if names else None
         self.encoder = Encoder(exp)
@@ -112,8 +115,7 @@ class FeasibleSpace:
             terms = np.stack(
                 [w * self.vectors.values(rows, self._params[name]) for name, w in weights.items()]
             )
-            scale = np.maximum(1.0, np.abs(terms).max(axis=0))
-            ok &= terms.sum(axis=0) - rhs <= CONSTRAINT_TOLERANCE * scale
+            ok &= geometry.within(terms.sum(axis=0) - rhs, np.abs(terms).max(axis=0))
         return ok
 
     def draw(self, n: int, rng: np.random.Generator) -> list[Assignments]:
@@ -138,7 +140,7 @@ class FeasibleSpace:
         for point in points:
             x = np.array([float(point[n]) for n in self.double_names])
             shrink = 1e-15
-            while not _holds_exactly(rows, point) and shrink < 1e-3:
+            while not geometry.holds_exactly(rows, point) and shrink < 1e-3:
                 shrink *= 4
                 moved = centre + (1.0 - shrink) * (x - centre)
                 point = {**point, **dict(zip(self.double_names, map(float, moved), strict=True))}
@@ -152,33 +154,7 @@ class FeasibleSpace:
 
     def is_feasible(self, assignments: Assignments) -> bool:
         """Whether every linear constraint holds (bounds and types are the encoder's job)."""
-        return all(
-            lc.holds(assignments, CONSTRAINT_TOLERANCE) for lc in self.experiment.linear_constraints
-        )
-
-
-def _unit_system(
-    a: NDArray[np.float64], b: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """``a x <= b`` over ``lo <= x <= hi`` as unit rows over ``0 <= u <= 1``."""
-    width = hi - lo
-    scaled_a, scaled_b = a * width, b - a @ lo
-    norms = np.linalg.norm(scaled_a, axis=1)
-    d = len(lo)
-    return scaled_a / norms[:, None], scaled_b / norms, np.zeros(d), np.ones(d)
-
-
-def _holds_exactly(constraints: list, point: Assignments) -> bool:
-    """Each constraint checked as a client would: a plain sum and a plain comparison."""
-    for lc in constraints:
-        lhs = sum(t.weight * float(point[t.name]) for t in lc.terms)
-        exact = math.fsum(t.weight * float(point[t.name]) for t in lc.terms)
-        if lc.type is ConstraintType.LESS_THAN:
-            if lhs > lc.threshold or exact > lc.threshold:
-                return False
-        elif lhs < lc.threshold or exact < lc.threshold:
-            return False
-    return True
+        return all(geometry.holds(lc, assignments) for lc in self.experiment.linear_constraints)
 
 
 _CACHE: OrderedDict[tuple[str, int, str], FeasibleSpace] = OrderedDict()

@@ -15,11 +15,9 @@ import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
 from optserve import _sampler
+from optserve.domain import geometry
 
 __all__ = ["EmptyPolytopeError", "IntegerPolytope", "Polytope", "maximin_design"]
-
-#: Tolerance on ``a @ x <= b`` for returned points.
-FEAS_TOL = 1e-9
 
 Method = Literal["coordinate", "random"]
 Rounding = Literal["auto", "always", "never"]
@@ -49,18 +47,6 @@ def _vector(x: ArrayLike, n: int, name: str, dtype: type = np.float64) -> NDArra
     return arr
 
 
-def _rows(
-    a: NDArray[np.float64], b: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """All constraints as rows ``g @ x <= h``, finite bounds folded in."""
-    d = a.shape[1]
-    eye = np.eye(d)
-    up, down = np.isfinite(hi), np.isfinite(lo)
-    g = np.vstack([a, eye[up], -eye[down]])
-    h = np.concatenate([b, hi[up], -lo[down]])
-    return g, h
-
-
 def _is_bounded(g: NDArray[np.float64]) -> bool:
     """Whether ``{x : g @ x <= h}`` is bounded (for any h making it non-empty).
 
@@ -77,23 +63,14 @@ def _is_bounded(g: NDArray[np.float64]) -> bool:
 
 
 def _chebyshev(g: NDArray[np.float64], h: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
-    """Centre and radius of the largest ball in ``{x : g @ x <= h}``."""
-    d = g.shape[1]
-    norms = np.linalg.norm(g, axis=1)
-    c = np.zeros(d + 1)
-    c[-1] = -1.0
-    res = scipy.optimize.linprog(
-        c,
-        A_ub=np.hstack([g, norms[:, None]]),
-        b_ub=h,
-        bounds=[(None, None)] * d + [(0.0, None)],
-        method="highs",
-    )
-    if res.status == 2:
+    """Centre and radius of the largest ball in ``{x : g @ x <= h}`` (``geometry``)."""
+    try:
+        found = geometry.chebyshev_centre(g, h)
+    except ValueError as e:
+        raise EmptyPolytopeError(str(e)) from None
+    if found is None:
         raise EmptyPolytopeError("the constraints have no feasible point")
-    if res.status != 0:
-        raise EmptyPolytopeError(f"Chebyshev-centre LP failed: {res.message}")
-    return np.asarray(res.x[:d], dtype=np.float64), float(res.x[d])
+    return found
 
 
 def _analytic_center(
@@ -177,7 +154,7 @@ class Polytope:
         Returns:
             ``g`` of shape ``(m + k, d)`` and ``h`` of shape ``(m + k,)``.
         """
-        return _rows(self.a, self.b, self.lo, self.hi)
+        return geometry.system_rows(self.a, self.b, self.lo, self.hi)
 
     def chebyshev_center(self) -> tuple[NDArray[np.float64], float]:
         """Centre and radius of the largest ball inside the polytope (HiGHS LP).
@@ -196,18 +173,16 @@ class Polytope:
                     "the feasible set is unbounded: every direction needs a bound or a constraint"
                 )
             x, r = _chebyshev(g, h)
-            scale = max(1.0, float(np.max(np.abs(x))))
-            if r <= 1e-12 * scale:
+            if not geometry.has_interior(x, r):
                 raise EmptyPolytopeError("the feasible set has no interior (it is flat or a point)")
             self._center = (x, r)
         return self._center
 
-    def is_feasible(self, x: ArrayLike, tol: float = FEAS_TOL) -> NDArray[np.bool_]:
-        """Whether points satisfy the bounds exactly and every row within ``tol``.
+    def is_feasible(self, x: ArrayLike) -> NDArray[np.bool_]:
+        """Whether points satisfy the bounds exactly and every row (``geometry.rows_hold``).
 
         Args:
             x: One point, shape ``(d,)``, or several, shape ``(n, d)``.
-            tol: Absolute tolerance on ``a @ x <= b``.
 
         Returns:
             Boolean, shape ``()`` or ``(n,)``.
@@ -216,7 +191,7 @@ class Polytope:
         two = np.atleast_2d(pts)
         ok = np.all((two >= self.lo) & (two <= self.hi), axis=1)
         if self.m:
-            ok &= np.all(two @ self.a.T <= self.b + tol, axis=1)
+            ok &= geometry.rows_hold(self.a, self.b, two)
         return ok if pts.ndim == 2 else ok[0]
 
     def _rounding(self, method: Method) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
@@ -259,7 +234,7 @@ class Polytope:
         if self.m == 0:
             return x
         s = self.b - x @ self.a.T
-        bad = np.any(s < -FEAS_TOL, axis=1)
+        bad = ~geometry.rows_hold(self.a, self.b, x)
         if bad.any():
             s0 = self.b - self.a @ center
             sb = s[bad]
@@ -297,7 +272,7 @@ class Polytope:
 
         Returns:
             Points, shape ``(n, d)``, each within the bounds exactly and
-            ``a @ x <= b + 1e-9``.
+            meeting ``a @ x <= b`` (``geometry.rows_hold``).
 
         Raises:
             EmptyPolytopeError: No interior or unbounded.
@@ -345,9 +320,7 @@ def _int_feasible(
     two = np.atleast_2d(z)
     ok = np.all((two >= lo) & (two <= hi), axis=1)
     if a.shape[0]:
-        ok &= np.all(
-            two.astype(np.float64) @ a.T <= b + FEAS_TOL * np.maximum(1.0, np.abs(b)), axis=1
-        )
+        ok &= geometry.rows_hold(a, b, two.astype(np.float64))
     return ok
 
 
@@ -423,7 +396,7 @@ class IntegerPolytope:
             return self._start
         d, m = self.d, self.a.shape[0]
         lo, hi = self.lo.astype(np.float64), self.hi.astype(np.float64)
-        g, h = _rows(self.a, self.b, lo, hi)
+        g, h = geometry.system_rows(self.a, self.b, lo, hi)
         try:
             target, _ = _chebyshev(g, h)
         except EmptyPolytopeError:
@@ -436,7 +409,7 @@ class IntegerPolytope:
             lc(np.hstack([-eye, -eye]), -np.inf, -target),
         ]
         if m:
-            tol = FEAS_TOL * np.maximum(1.0, np.abs(self.b))
+            tol = geometry.TOLERANCE * np.maximum(1.0, np.abs(self.b))
             cons.append(
                 scipy.optimize.LinearConstraint(
                     np.hstack([self.a, np.zeros((m, d))]), -np.inf, self.b + 0.1 * tol
