@@ -4,7 +4,8 @@ Log expected improvement over the incumbent (an upper confidence bound in the
 last tenth of a budget), plus the log probability that every constraint
 metric holds, plus local penalties: near pending points (so that concurrent
 suggestions spread out) and, with ``num_solutions > 1``, near every current
-solution but the one this suggestion refines. Observed and pending points
+solution but the one this suggestion refines, plus the parameters' log prior
+density times a weight that decays with the observations (piBO). Observed and pending points
 are excluded, and a suggestion focused on one branch of a conditional
 experiment excludes the other branches.
 """
@@ -26,6 +27,7 @@ from .gp import GaussianProcess
 from .gp.acquisition import log_expected_improvement
 from .gp.scoring import AcquisitionScorer
 from .models import ConstraintModel
+from .priors import UnitPrior, log_density
 
 # the scorer of candidates: the compiled kernel, or NumPy (the reference)
 BACKEND: Literal["rust", "numpy"] = "rust"
@@ -36,6 +38,11 @@ PENDING_BLOCK = 256
 # the last fraction of a budget exploits: mean + kappa * std
 EXPLOIT_FRACTION = 0.1
 EXPLOIT_KAPPA = 0.5
+# Parameter priors weight the acquisition by prior(x)^(beta / n) after n observations
+# (piBO, Hvarfner et al. 2022), beta = budget / PRIOR_DECAY (n_trials / 10, SMAC's
+# default); PRIOR_BUDGET stands in for an experiment without a budget.
+PRIOR_DECAY = 10.0
+PRIOR_BUDGET = 100
 # in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
 BRANCH_EVERY = 3
 # ... once this many times the initial design has been observed
@@ -58,6 +65,8 @@ class Acquisition:
         constraint_models: a GP and a threshold per constraint metric.
         taken: keys (``key_set``) of observed and pending rows, excluded.
         branch: the branch the suggestion focuses on, if any.
+        priors: the parameters' priors and the exponent of their density
+            (``prior_exponent``), or None.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class Acquisition:
         constraint_models: list[ConstraintModel],
         taken: set[bytes],
         branch: dict[str, int] | None,
+        priors: tuple[list[UnitPrior], float] | None = None,
     ) -> None:
         self.model = model
         self.incumbent = incumbent
@@ -84,11 +94,18 @@ class Acquisition:
         self.constraint_models = constraint_models
         self.taken = taken
         self.branch = branch
+        # the final stretch's upper confidence bound is not a log acquisition: no prior
+        self.priors = None if exploit else priors
 
     @property
     def plain(self) -> bool:
         """Whether the acquisition is log EI alone (what the gradient polish ascends)."""
-        return self.penalty is None and self.pending_penalty is None and not self.constraint_models
+        return (
+            self.penalty is None
+            and self.pending_penalty is None
+            and not self.constraint_models
+            and self.priors is None
+        )
 
     def __call__(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
         """The acquisition value of each row."""
@@ -143,11 +160,20 @@ class Acquisition:
             for model, threshold in self.constraint_models:
                 c_mean, c_var = model.predict(rows)
                 value = value + log_ndtr((c_mean - threshold) / np.sqrt(c_var))
+        if self.priors is not None:
+            unit, exponent = self.priors
+            value = value + exponent * log_density(unit, rows)
         keys = row_keys(rows)
         value[np.fromiter((k.tobytes() in self.taken for k in keys), bool, len(keys))] = -np.inf
         if self.branch is not None:
             value[~in_branch(self.encoder, rows, self.branch)] = -np.inf
         return value
+
+
+def prior_exponent(exp: Experiment, observed: int) -> float:
+    """piBO's ``beta / n``: the prior's weight, decaying with the observations."""
+    budget = exp.observation_budget or PRIOR_BUDGET
+    return budget / PRIOR_DECAY / max(observed, 1)
 
 
 def solution_penalty(

@@ -13,8 +13,9 @@ through four stages, each in its own module:
    one GP per constraint metric. Open suggestions are pending points, filled
    in with the posterior mean (kriging believer);
 3. acquisition (``acquisition``): log expected improvement, weighted by the
-   probability that every constraint metric holds, with local penalties near
-   pending points and other solutions;
+   probability that every constraint metric holds and by the parameters'
+   priors (decaying, piBO), with local penalties near pending points and
+   other solutions;
 4. maximizer (``maximizer``): feasible candidates, a local search, a
    gradient polish, the best feasible point.
 
@@ -35,6 +36,7 @@ from .base import Optimizer, SuggestRequest, register
 from .feasible import FeasibleSpace, feasible_space
 from .gp import GaussianProcess
 from .initial_design import initial_design_size
+from .priors import UnitPrior, unit_priors
 from .training import History
 
 
@@ -118,6 +120,7 @@ def _suggest_one(
         constraint_models,
         acq.key_set(taken),
         branch,
+        _priors(encoder, len(done)),
     )
     # 4. maximizer
     rows = maximizer.candidates(space, maximizer.best_rows(x_done, y_done, feasible), rng)
@@ -216,6 +219,7 @@ class _ScaledBatch:
             self.constraint_models,
             self.taken,
             branch,
+            _priors(encoder, len(self.done)),
         )
         # 4. maximizer, from the batch's pool
         if self.pool is None:
@@ -241,6 +245,12 @@ class _ScaledBatch:
         self.believed = np.vstack([believed, row])
         self.taken |= acq.key_set(row)
         return point
+
+
+def _priors(encoder: Encoder, observed: int) -> tuple[list[UnitPrior], float] | None:
+    """The parameters' priors and their piBO exponent, or None without priors."""
+    unit = unit_priors(encoder.experiment, encoder)
+    return (unit, acq.prior_exponent(encoder.experiment, observed)) if unit else None
 
 
 # A numerical failure of the model falls back to the space-filling design.

@@ -1,4 +1,8 @@
-"""Space-filling initial design: maximin picks among uniform feasible draws."""
+"""Space-filling initial design: maximin picks among uniform feasible draws.
+
+With parameter priors, the draws come from the priors and the picks are spread
+in the priors' probability scale (``priors``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 
 from ..domain.model import Assignments, Experiment
 from ..sampling import maximin_design
+from . import priors
 from .base import SuggestRequest
 from .feasible import feasible_space
 
@@ -25,18 +30,28 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     encoder = space.encoder
     taken = [o.assignments for o in request.observations] + [s.assignments for s in request.pending]
     existing = encoder.encode(taken) if taken else np.empty((0, encoder.dim))
+    unit_priors = priors.unit_priors(request.experiment, encoder)
     out: list[Assignments] = []
     for k in range(request.count):
         rng = request.rng(k)
-        candidates = space.draw_rows(CANDIDATES, rng)
+        if unit_priors:
+            # Drawn from the priors and spread in their probability scale: the
+            # quantile transform of a space-filling design.
+            candidates = priors.design_candidates(space, unit_priors, CANDIDATES, rng)
+            scaled = priors.to_probability_scale(unit_priors, candidates)
+            scaled_existing = priors.to_probability_scale(unit_priors, existing)
+        else:
+            candidates = space.draw_rows(CANDIDATES, rng)
+            scaled, scaled_existing = candidates, existing
         (pick,) = maximin_design(
-            candidates,
+            scaled,
             1,
-            existing if len(existing) else None,
+            scaled_existing if len(existing) else None,
             rng,
             lo=np.zeros(encoder.dim),
             hi=np.ones(encoder.dim),
         )
-        out += encoder.decode(pick[None, :])
-        existing = np.vstack([existing, pick[None, :]])
+        row = candidates[np.flatnonzero((scaled == pick).all(axis=1))[0]]
+        out += encoder.decode(row[None, :])
+        existing = np.vstack([existing, row[None, :]])
     return out
