@@ -7,6 +7,7 @@ import numpy as np
 from optserve.domain.encoding import Encoder
 from optserve.domain.model import (
     Bounds,
+    Conditional,
     Experiment,
     Metric,
     MetricValue,
@@ -107,3 +108,39 @@ def test_a_prefix_and_the_records_follow_the_history():
     edited = list(observations)
     edited[1] = _obs(1, 1, {"v": 7.0, "c": -1.0})
     assert not np.array_equal(_history(exp, edited).records(), history.records())
+
+
+def test_a_missing_parameter_takes_its_default_value_where_active():
+    exp = Experiment(
+        id="defaults",
+        name="defaults",
+        parameters=[
+            Parameter("x", ParameterType.DOUBLE, Bounds(0, 10)),
+            Parameter("y", ParameterType.DOUBLE, Bounds(0, 4), default_value=3.0),
+            Parameter(
+                "z",
+                ParameterType.DOUBLE,
+                Bounds(0, 1),
+                default_value=0.25,
+                conditions={"k": ["on"]},
+            ),
+        ],
+        conditionals=[Conditional("k", ["off", "on"])],
+        metrics=[Metric("v")],
+        seed=1,
+    )
+    observations = [
+        Observation("0", exp.id, None, {"x": 1.0, "k": "on"}, [MetricValue("v", 1.0)]),
+        Observation("1", exp.id, None, {"x": 2.0, "k": "off"}, [MetricValue("v", 2.0)]),
+        Observation("2", exp.id, None, {"x": 3.0, "y": 1.0, "k": "on", "z": 0.5}, []),
+    ]
+    encoder = Encoder(exp)
+    history = _history(exp, observations)
+    want = encoder.encode(
+        [
+            {"x": 1.0, "y": 3.0, "k": "on", "z": 0.25},
+            {"x": 2.0, "y": 3.0, "k": "off"},  # z is inactive: no default
+            {"x": 3.0, "y": 1.0, "k": "on", "z": 0.5},
+        ]
+    )
+    np.testing.assert_array_equal(history.x, want)

@@ -17,7 +17,7 @@ from scipy import stats
 
 from ..domain.best import satisfies_constraints
 from ..domain.encoding import Encoder
-from ..domain.model import Experiment, Metric, Objective, Observation
+from ..domain.model import Assignments, Experiment, Metric, Objective, Observation
 
 WARP_OUTPUTS = True
 # warp only when the bad tail is long (skewness below this)
@@ -79,7 +79,7 @@ class History:
             [not o.failed and all(o.value_of(n) is not None for n in names) for o in observations],
             dtype=bool,
         )
-        self.x = encoder.encode([o.assignments for o in observations])
+        self.x = encoder.encode([with_defaults(exp, o.assignments) for o in observations])
         # signed optimized values of the successful rows (NaN elsewhere)
         self.values = np.full((len(observations), len(metrics)), np.nan)
         for row in np.flatnonzero(self.usable):
@@ -188,6 +188,22 @@ def objective(
     weights = rng.dirichlet(np.ones(len(metrics)))
     weighted = scaled * weights
     return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+
+
+def with_defaults(exp: Experiment, assignments: Assignments) -> Assignments:
+    """``assignments`` with every active parameter it lacks at its ``default_value``:
+    the value SigOpt assumes for observations made before a parameter existed."""
+    missing = [
+        p
+        for p in exp.parameters
+        if p.default_value is not None and p.name not in assignments and p.is_active(assignments)
+    ]
+    if not missing:
+        return assignments
+    return {
+        **assignments,
+        **{p.name: p.default_value for p in missing if p.default_value is not None},
+    }
 
 
 def warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
