@@ -280,13 +280,24 @@ class Application:
         """A suggestion of the caller's own assignments (checked as an observation's are)."""
         lease_seconds(lease, "lease_seconds")
         validation.validate_metadata(metadata, "metadata")
+        fingerprint = _fingerprint(experiment_id, assignments, metadata, lease)
+        replayed = self._replay(call, "CreateSuggestions", fingerprint)
+        if replayed is not None:
+            return replayed.result[0]  # type: ignore[index,return-value]
         with self.storage.experiment_lock(experiment_id):
             exp = self._active(experiment_id, call.principal)
             _check_not_runs_only(exp)
             validation.validate_assignments(exp, assignments, "assignments")
             lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
-            (made,) = self.storage.create_suggestions(experiment_id, [assignments], metadata, lease)
-        return made
+            made = self._idempotent(
+                call,
+                "CreateSuggestions",
+                fingerprint,
+                lambda write: self.storage.create_suggestions(
+                    experiment_id, [assignments], metadata, lease, write
+                ),
+            )
+        return made[0]
 
     def update_suggestion_metadata(
         self,
@@ -296,8 +307,19 @@ class Application:
         call: Call = SYSTEM,
     ) -> Suggestion:
         validation.validate_metadata(metadata, "metadata")
+        fingerprint = _fingerprint(experiment_id, suggestion_id, metadata)
+        replayed = self._replay(call, "UpdateSuggestion", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         self._guard(call, experiment_id, write=True)
-        return self.storage.update_suggestion_metadata(experiment_id, suggestion_id, metadata)
+        return self._idempotent(
+            call,
+            "UpdateSuggestion",
+            fingerprint,
+            lambda write: self.storage.update_suggestion_metadata(
+                experiment_id, suggestion_id, metadata, write
+            ),
+        )
 
     def delete_open_suggestions(self, experiment_id: str, call: Call = SYSTEM) -> int:
         """Deletes every open (or expired) suggestion; returns how many."""
@@ -319,6 +341,10 @@ class Application:
     def create_queued_suggestion(
         self, experiment_id: str, assignments: Assignments, call: Call = SYSTEM
     ) -> QueuedSuggestion:
+        fingerprint = _fingerprint(experiment_id, assignments)
+        replayed = self._replay(call, "CreateQueuedSuggestion", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         exp = self._active(experiment_id, call.principal)
         validation.validate_assignments(exp, assignments, "assignments")
         with self.storage.experiment_lock(experiment_id):
@@ -327,7 +353,14 @@ class Application:
                     "assignments",
                     f"at most {MAX_QUEUED_SUGGESTIONS} queued suggestions wait in an experiment",
                 )
-            return self.storage.create_queued_suggestion(experiment_id, assignments)
+            return self._idempotent(
+                call,
+                "CreateQueuedSuggestion",
+                fingerprint,
+                lambda write: self.storage.create_queued_suggestion(
+                    experiment_id, assignments, write
+                ),
+            )
 
     def list_queued_suggestions(
         self, experiment_id: str, call: Call = SYSTEM
@@ -346,9 +379,19 @@ class Application:
     def delete_queued_suggestion(
         self, experiment_id: str, queued_id: str, call: Call = SYSTEM
     ) -> None:
+        fingerprint = _fingerprint(experiment_id, queued_id)
+        if self._replay(call, "DeleteQueuedSuggestion", fingerprint) is not None:
+            return
         self._guard(call, experiment_id, write=True)
         with self.storage.experiment_lock(experiment_id):
-            self.storage.delete_queued_suggestion(experiment_id, queued_id)
+            self._idempotent(
+                call,
+                "DeleteQueuedSuggestion",
+                fingerprint,
+                lambda write: self.storage.delete_queued_suggestion(
+                    experiment_id, queued_id, write
+                ),
+            )
 
     def get_suggestion(
         self, experiment_id: str, suggestion_id: str, call: Call = SYSTEM
@@ -391,8 +434,17 @@ class Application:
         call: Call = SYSTEM,
     ) -> Suggestion:
         lease_seconds(lease, "lease_seconds")
+        fingerprint = _fingerprint(experiment_id, suggestion_id, lease)
+        replayed = self._replay(call, "RenewSuggestionLease", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         self._guard(call, experiment_id, write=True)
-        return self.storage.renew_suggestion(experiment_id, suggestion_id, lease)
+        return self._idempotent(
+            call,
+            "RenewSuggestionLease",
+            fingerprint,
+            lambda write: self.storage.renew_suggestion(experiment_id, suggestion_id, lease, write),
+        )
 
     # -------------------------------------------------------------- observations
 
@@ -561,9 +613,18 @@ class Application:
     # -------------------------------------------------------------- projects
 
     def create_project(self, project: Project, call: Call = SYSTEM) -> Project:
+        fingerprint = _fingerprint(project)
+        replayed = self._replay(call, "CreateProject", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         runs.validate_project(project)
         self._check_create_in(call.principal, project.id, "project.id")
-        return self.storage.create_project(project)
+        return self._idempotent(
+            call,
+            "CreateProject",
+            fingerprint,
+            lambda write: self.storage.create_project(project, write),
+        )
 
     def get_project(self, project_id: str, call: Call = SYSTEM) -> Project:
         if not call.principal.reaches(project_id):
@@ -581,6 +642,10 @@ class Application:
         metadata: dict[str, Any] | None,
         call: Call = SYSTEM,
     ) -> Project:
+        fingerprint = _fingerprint(project_id, name, metadata)
+        replayed = self._replay(call, "UpdateProject", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         current = self.get_project(project_id, call)
         if not call.principal.can_write(project_id):
             raise PermissionDenied("this token is read-only")
@@ -590,7 +655,12 @@ class Application:
             metadata=current.metadata if metadata is None else metadata,
         )
         runs.validate_project(updated)
-        return self.storage.update_project(updated)
+        return self._idempotent(
+            call,
+            "UpdateProject",
+            fingerprint,
+            lambda write: self.storage.update_project(updated, write),
+        )
 
     # -------------------------------------------------------------- training runs
 
@@ -605,12 +675,25 @@ class Application:
         """A run in a project, or a run of a runs-only experiment carrying its
         next suggestion's assignments (queued ones first)."""
         run = TrainingRun(id="", project=project or "", name=name, metadata=metadata)
+        fingerprint = _fingerprint(project, experiment_id, name, metadata)
+        replayed = self._replay(call, "CreateTrainingRun", fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         if experiment_id is None:
             self.get_project(run.project, call)
             self._check_create_in(call.principal, run.project, "project")
             runs.validate_run(run)
-            return self.storage.create_training_run(run)
+            return self._idempotent(
+                call,
+                "CreateTrainingRun",
+                fingerprint,
+                lambda write: self.storage.create_training_run(run, write=write),
+            )
         with self.storage.experiment_lock(experiment_id):
+            # a retry racing its first attempt waits here, then finds its record
+            replayed = self._replay(call, "CreateTrainingRun", fingerprint)
+            if replayed is not None:
+                return replayed.result  # type: ignore[return-value]
             exp = self._active(experiment_id, call.principal)
             if not exp.runs_only:
                 raise InvalidArgument.single(
@@ -622,11 +705,16 @@ class Application:
             if not call.alive():
                 raise Cancelled("the call ended before its run was made")
             points, queued = self._next_points(exp, 1)
-            for queued_id in queued:
-                self.storage.delete_queued_suggestion(experiment_id, queued_id)
             run.assignments = dict(points[0])
             lease = exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
-            return self.storage.create_training_run(run, points[0], lease)
+            return self._idempotent(
+                call,
+                "CreateTrainingRun",
+                fingerprint,
+                lambda write: self.storage.create_training_run(
+                    run, points[0], lease, write, queued
+                ),
+            )
 
     def get_training_run(self, run_id: str, call: Call = SYSTEM) -> TrainingRun:
         run = self.storage.get_training_run(run_id)
@@ -668,6 +756,15 @@ class Application:
     ) -> TrainingRun:
         """Applies a PUT (replace) or MERGE (recursive merge) to a run; a run of an
         experiment that ends (completed or failed) reports its observation."""
+        return self._update_run(run_id, patch, merge, call, "UpdateTrainingRun")
+
+    def _update_run(
+        self, run_id: str, patch: runs.RunPatch, merge: bool, call: Call, method: str
+    ) -> TrainingRun:
+        fingerprint = _fingerprint(run_id, patch, merge)
+        replayed = self._replay(call, method, fingerprint)
+        if replayed is not None:
+            return replayed.result  # type: ignore[return-value]
         current = self.get_training_run(run_id, call)
         if not call.principal.can_write(current.project):
             raise PermissionDenied("this token is read-only")
@@ -694,10 +791,15 @@ class Application:
                 observation = runs.observation_of(exp, updated)
             return updated, observation
 
-        return self.storage.update_training_run(run_id, change)
+        return self._idempotent(
+            call,
+            method,
+            fingerprint,
+            lambda write: self.storage.update_training_run(run_id, change, write),
+        )
 
     def delete_training_run(self, run_id: str, call: Call = SYSTEM) -> None:
-        self.update_training_run(run_id, runs.RunPatch(deleted=True), merge=True, call=call)
+        self._update_run(run_id, runs.RunPatch(deleted=True), True, call, "DeleteTrainingRun")
 
     def create_checkpoint(
         self,
@@ -706,18 +808,26 @@ class Application:
         metadata: dict[str, Any],
         call: Call = SYSTEM,
     ) -> Checkpoint:
+        # The run as it became is recorded: its last checkpoint is this call's.
+        fingerprint = _fingerprint(run_id, values, metadata)
+        replayed = self._replay(call, "CreateCheckpoint", fingerprint)
+        if replayed is not None:
+            return replayed.result.checkpoints[-1]  # type: ignore[union-attr]
         current = self.get_training_run(run_id, call)
         if not call.principal.can_write(current.project):
             raise PermissionDenied("this token is read-only")
-        made: list[Checkpoint] = []
 
         def change(run: TrainingRun) -> runs.RunChange:
             checkpoint = runs.new_checkpoint(run, values, metadata)
-            made.append(checkpoint)
             return dataclasses.replace(run, checkpoints=[*run.checkpoints, checkpoint]), None
 
-        self.storage.update_training_run(run_id, change)
-        return made[0]
+        updated = self._idempotent(
+            call,
+            "CreateCheckpoint",
+            fingerprint,
+            lambda write: self.storage.update_training_run(run_id, change, write),
+        )
+        return updated.checkpoints[-1]
 
     def best_training_runs(self, experiment_id: str, call: Call = SYSTEM) -> list[TrainingRun]:
         """The runs whose observations are the experiment's best assignments."""

@@ -24,6 +24,7 @@ from optserve.domain.model import (
 )
 from optserve.domain.runs import Checkpoint, Project, RunState, RunValue, TrainingRun
 from optserve.storage import SqliteStorage, Storage, codec
+from optserve.storage.base import DuplicateRequest, RequestKey, Write
 from optserve.storage.sqlite import MIGRATIONS
 
 LEASE = 3600
@@ -230,3 +231,70 @@ def test_migration_to_v4_registers_existing_projects(tmp_path):
     assert [p.id for p in storage.list_projects()] == ["old"]
     assert storage.get_experiment("1").runs_only is False
     storage.close()
+
+
+def _key(request_id: str) -> Write:
+    return Write(RequestKey("p", request_id, "M", "f"))
+
+
+def test_every_write_of_this_module_records_its_result_once(storage):
+    """Each write given a request records what it returned; a second write with the
+    same id raises DuplicateRequest and changes nothing."""
+    project = storage.create_project(Project("rec", "Rec", {"k": 1}), _key("project"))
+    assert storage.find_request("p", "project").result == project
+    renamed = storage.update_project(Project("rec", "Renamed", {}), _key("rename"))
+    assert storage.find_request("p", "rename").result == renamed
+    with pytest.raises(DuplicateRequest):
+        storage.update_project(Project("rec", "Other", {}), _key("rename"))
+    assert storage.get_project("rec").name == "Renamed"
+
+    exp = storage.create_experiment(_experiment("rec", runs_only=True))
+    queued = storage.create_queued_suggestion(exp.id, {"x": 0.1}, _key("queue"))
+    assert storage.find_request("p", "queue").result == queued
+    with pytest.raises(DuplicateRequest):
+        storage.create_queued_suggestion(exp.id, {"x": 0.2}, _key("queue"))
+    assert storage.list_queued_suggestions(exp.id) == [queued]
+
+    run = storage.create_training_run(
+        TrainingRun("", "rec", name="r", experiment_id=exp.id, assignments={"x": 0.1}),
+        {"x": 0.1},
+        LEASE,
+        _key("run"),
+        queued=[queued.id],
+    )
+    assert storage.find_request("p", "run").result == run
+    assert storage.list_queued_suggestions(exp.id) == []  # consumed in the same transaction
+    with pytest.raises(DuplicateRequest):
+        storage.create_training_run(TrainingRun("", "rec", name="again"), write=_key("run"))
+    assert len(storage.list_training_runs("rec", None, 10, "").items) == 1
+
+    def checkpoint(r: TrainingRun):
+        c = Checkpoint("1", {"v": RunValue(0.5, 0.1)}, {"epoch": 1})
+        return dataclasses.replace(r, checkpoints=[c], metadata={"m": [1, 2]}), None
+
+    updated = storage.update_training_run(run.id, checkpoint, _key("checkpoint"))
+    recorded = storage.find_request("p", "checkpoint").result
+    assert recorded == updated and recorded.checkpoints[0].create_time is None
+    with pytest.raises(DuplicateRequest):
+        storage.update_training_run(
+            run.id, lambda r: (dataclasses.replace(r, name="z"), None), _key("checkpoint")
+        )
+    assert storage.get_training_run(run.id).name == "r"
+
+    s = storage.get_suggestion(exp.id, run.suggestion_id)
+    tagged = storage.update_suggestion_metadata(exp.id, s.id, {"t": 1}, _key("tag"))
+    assert storage.find_request("p", "tag").result == tagged
+    renewed = storage.renew_suggestion(exp.id, s.id, 60, _key("renew"))
+    assert storage.find_request("p", "renew").result == renewed
+    with pytest.raises(DuplicateRequest):
+        storage.renew_suggestion(exp.id, s.id, 120, _key("renew"))
+    assert storage.get_suggestion(exp.id, s.id).lease_seconds == 60
+
+    q2 = storage.create_queued_suggestion(exp.id, {"x": 0.3})
+    storage.delete_queued_suggestion(exp.id, q2.id, _key("unqueue"))
+    recorded = storage.find_request("p", "unqueue")
+    assert recorded is not None and recorded.result is None
+    q3 = storage.create_queued_suggestion(exp.id, {"x": 0.4})
+    with pytest.raises(DuplicateRequest):
+        storage.delete_queued_suggestion(exp.id, q3.id, _key("unqueue"))
+    assert storage.list_queued_suggestions(exp.id) == [q3]

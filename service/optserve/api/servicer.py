@@ -172,7 +172,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             _require_id(request.experiment_id, "experiment_id"),
             _require_id(request.id, "id"),
             request.lease_seconds if request.HasField("lease_seconds") else None,
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.RenewSuggestionLeaseResponse(suggestion=conv.suggestion_to_proto(s))
 
@@ -270,7 +270,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             _require_id(request.experiment_id, "experiment_id"),
             _require_id(request.suggestion.id, "suggestion.id"),
             conv.struct_from_proto(request.suggestion.metadata, "suggestion.metadata"),
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.UpdateSuggestionResponse(suggestion=conv.suggestion_to_proto(s))
 
@@ -279,7 +279,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
         q = self.app.create_queued_suggestion(
             _require_id(request.experiment_id, "experiment_id"),
             conv.assignments_from_proto(request.assignments, "assignments"),
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.CreateQueuedSuggestionResponse(
             queued_suggestion=conv.queued_suggestion_to_proto(q)
@@ -299,7 +299,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
         self.app.delete_queued_suggestion(
             _require_id(request.experiment_id, "experiment_id"),
             _require_id(request.id, "id"),
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.DeleteQueuedSuggestionResponse()
 
@@ -308,7 +308,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
     @handle_errors
     def CreateProject(self, request, context):
         project = self.app.create_project(
-            conv.project_from_proto(request.project), self._call(context)
+            conv.project_from_proto(request.project), self._call(context, request.request_id)
         )
         return pb.CreateProjectResponse(project=conv.project_to_proto(project))
 
@@ -333,7 +333,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             request.project.id,
             given.name if "name" in paths else None,
             given.metadata if "metadata" in paths else None,
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.UpdateProjectResponse(project=conv.project_to_proto(project))
 
@@ -349,7 +349,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             experiment_id,
             request.name,
             conv.struct_from_proto(request.metadata, "metadata"),
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.CreateTrainingRunResponse(training_run=conv.run_to_proto(run))
 
@@ -381,12 +381,16 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
         if not paths:
             raise InvalidArgument.single("update_mask", "required: name the fields to change")
         patch = conv.run_patch_from_proto(request.training_run, paths)
-        run = self.app.update_training_run(run_id, patch, request.merge, self._call(context))
+        run = self.app.update_training_run(
+            run_id, patch, request.merge, self._call(context, request.request_id)
+        )
         return pb.UpdateTrainingRunResponse(training_run=conv.run_to_proto(run))
 
     @handle_errors
     def DeleteTrainingRun(self, request, context):
-        self.app.delete_training_run(_require_id(request.id, "id"), self._call(context))
+        self.app.delete_training_run(
+            _require_id(request.id, "id"), self._call(context, request.request_id)
+        )
         return pb.DeleteTrainingRunResponse()
 
     @handle_errors
@@ -396,7 +400,7 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             _require_id(request.training_run_id, "training_run_id"),
             values,
             metadata,
-            self._call(context),
+            self._call(context, request.request_id),
         )
         return pb.CreateCheckpointResponse(checkpoint=conv.checkpoint_to_proto(checkpoint))
 

@@ -23,9 +23,20 @@ from ..domain.tenancy import Token
 
 T = TypeVar("T")
 
-# A write's result as recorded for its request id: an experiment, a list of
-# suggestions, an observation, a list of observations (a batch), or None (deletes).
-Result = Experiment | list[Suggestion] | Observation | list[Observation] | None
+# A write's result as recorded for its request id: an experiment, a suggestion or
+# a list of them, an observation or a list of them (a batch), a queued
+# suggestion, a project, a training run, or None (deletes).
+Result = (
+    Experiment
+    | Suggestion
+    | list[Suggestion]
+    | Observation
+    | list[Observation]
+    | QueuedSuggestion
+    | Project
+    | TrainingRun
+    | None
+)
 
 
 @dataclass(frozen=True)
@@ -190,7 +201,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def update_suggestion_metadata(
-        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        metadata: dict[str, Any],
+        write: Write = PLAIN,
     ) -> Suggestion:
         """Replaces a suggestion's metadata (its only mutable field). Raises NotFound."""
 
@@ -237,7 +252,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def renew_suggestion(
-        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        lease_seconds: int | None,
+        write: Write = PLAIN,
     ) -> Suggestion:
         """Moves an open suggestion's expire_time to now + lease (its own lease
         when None). Raises NotFound, FailedPrecondition (closed or expired)."""
@@ -250,7 +269,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def create_queued_suggestion(
-        self, experiment_id: str, assignments: Assignments
+        self, experiment_id: str, assignments: Assignments, write: Write = PLAIN
     ) -> QueuedSuggestion:
         """Queues validated assignments. Raises NotFound."""
 
@@ -260,7 +279,9 @@ class Storage(abc.ABC):
         which the application keeps). Raises NotFound."""
 
     @abc.abstractmethod
-    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+    def delete_queued_suggestion(
+        self, experiment_id: str, queued_id: str, write: Write = PLAIN
+    ) -> None:
         """Raises NotFound (also when it belongs to another experiment)."""
 
     # -------------------------------------------------------------- projects
@@ -268,7 +289,7 @@ class Storage(abc.ABC):
     # (create_experiment, update_experiment and create_training_run register it).
 
     @abc.abstractmethod
-    def create_project(self, project: Project) -> Project:
+    def create_project(self, project: Project, write: Write = PLAIN) -> Project:
         """Stores a new project with its times. Raises AlreadyExists."""
 
     @abc.abstractmethod
@@ -280,7 +301,7 @@ class Storage(abc.ABC):
         """Every project (only those in ``projects`` when given), by id."""
 
     @abc.abstractmethod
-    def update_project(self, project: Project) -> Project:
+    def update_project(self, project: Project, write: Write = PLAIN) -> Project:
         """Replaces name and metadata. Raises NotFound."""
 
     # -------------------------------------------------------------- training runs
@@ -291,11 +312,15 @@ class Storage(abc.ABC):
         run: TrainingRun,
         suggestion: Assignments | None = None,
         lease_seconds: int = 0,
+        write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> TrainingRun:
         """Stores a run (registering its project). With ``suggestion``, also
         stores an open suggestion of ``run.experiment_id`` with those
-        assignments (as ``create_suggestions`` does) and links the run to it, in
-        the same transaction. Raises NotFound (experiment)."""
+        assignments (as ``create_suggestions`` does) and links the run to it,
+        and deletes the queued suggestions ``queued`` (ids) it was made from, in
+        the same transaction. Raises NotFound (experiment, or a queued id
+        already gone: nothing is written then)."""
 
     @abc.abstractmethod
     def get_training_run(self, run_id: str) -> TrainingRun:
@@ -316,7 +341,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def update_training_run(
-        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+        self, run_id: str, change: Callable[[TrainingRun], RunChange], write: Write = PLAIN
     ) -> TrainingRun:
         """Read-modify-write of one run in one transaction: ``change`` gets the
         stored run and returns it as it becomes, with an observation to store

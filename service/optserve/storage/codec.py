@@ -24,12 +24,13 @@ from ..domain.model import (
     Prior,
     PriorType,
     Progress,
+    QueuedSuggestion,
     Strategy,
     Suggestion,
     SuggestionState,
     Transformation,
 )
-from ..domain.runs import Checkpoint, RunValue, TrainingRun
+from ..domain.runs import Checkpoint, Project, RunState, RunValue, TrainingRun
 
 
 def definition_to_json(exp: Experiment) -> str:
@@ -301,6 +302,38 @@ def result_to_json(result: Any) -> str:
         }
     elif isinstance(result, Observation):
         doc = {"kind": "observation", "observation": _observation_doc(result)}
+    elif isinstance(result, Suggestion):
+        doc = {"kind": "suggestion", "suggestion": _suggestion_doc(result)}
+    elif isinstance(result, QueuedSuggestion):
+        doc = {
+            "kind": "queued_suggestion",
+            "id": result.id,
+            "experiment_id": result.experiment_id,
+            "assignments": result.assignments,
+            "create_time": _ts(result.create_time),
+        }
+    elif isinstance(result, Project):
+        doc = {
+            "kind": "project",
+            "id": result.id,
+            "name": result.name,
+            "metadata": result.metadata,
+            "create_time": _ts(result.create_time),
+            "update_time": _ts(result.update_time),
+        }
+    elif isinstance(result, TrainingRun):
+        doc = {
+            "kind": "training_run",
+            "document": run_to_json(result),
+            "id": result.id,
+            "project": result.project,
+            "refs": [result.experiment_id, result.suggestion_id, result.observation_id],
+            "state": result.state.value,
+            "deleted": result.deleted,
+            "times": [
+                _ts(t) for t in (result.create_time, result.update_time, result.complete_time)
+            ],
+        }
     elif isinstance(result, list) and result and isinstance(result[0], Observation):
         doc = {"kind": "observations", "observations": [_observation_doc(o) for o in result]}
     elif isinstance(result, list):
@@ -344,4 +377,28 @@ def result_from_json(text: str) -> Any:
         return _observation_from(doc["observation"])
     if kind == "observations":
         return [_observation_from(d) for d in doc["observations"]]
+    if kind == "suggestion":
+        return _suggestion_from(doc["suggestion"])
+    if kind == "queued_suggestion":
+        return QueuedSuggestion(
+            id=doc["id"],
+            experiment_id=doc["experiment_id"],
+            assignments=doc["assignments"],
+            create_time=_dt(doc["create_time"]),
+        )
+    if kind == "project":
+        return Project(
+            id=doc["id"],
+            name=doc["name"],
+            metadata=doc["metadata"],
+            create_time=_dt(doc["create_time"]),
+            update_time=_dt(doc["update_time"]),
+        )
+    if kind == "training_run":
+        run = run_from_json(doc["document"])
+        run.id, run.project = doc["id"], doc["project"]
+        run.experiment_id, run.suggestion_id, run.observation_id = doc["refs"]
+        run.state, run.deleted = RunState(doc["state"]), doc["deleted"]
+        run.create_time, run.update_time, run.complete_time = (_dt(t) for t in doc["times"])
+        return run
     return [_suggestion_from(d) for d in doc["suggestions"]]

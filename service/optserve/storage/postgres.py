@@ -757,9 +757,13 @@ class PostgresStorage(Storage):
         return Page(items, token)
 
     def update_suggestion_metadata(
-        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        metadata: dict[str, Any],
+        write: Write = PLAIN,
     ) -> Suggestion:
-        def body(conn: Conn) -> Row:
+        def body(conn: Conn) -> Suggestion:
             row = conn.execute(
                 "UPDATE suggestions SET metadata = %s WHERE id = %s AND experiment_id = %s"
                 f" RETURNING {SUGGESTION_COLUMNS}",
@@ -769,9 +773,9 @@ class PostgresStorage(Storage):
                     self._experiment_key(experiment_id),
                 ),
             ).fetchone()
-            return row or self._suggestion_row(conn, experiment_id, suggestion_id)
+            return self._suggestion(row or self._suggestion_row(conn, experiment_id, suggestion_id))
 
-        return self._suggestion(self._write(PLAIN, body))
+        return self._write(write, body)
 
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
@@ -790,7 +794,11 @@ class PostgresStorage(Storage):
         self._write(write, body)
 
     def renew_suggestion(
-        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        lease_seconds: int | None,
+        write: Write = PLAIN,
     ) -> Suggestion:
         def body(conn: Conn) -> Suggestion:
             row = self._suggestion_row(conn, experiment_id, suggestion_id)
@@ -811,7 +819,7 @@ class PostgresStorage(Storage):
                 )
             return self._suggestion(renewed)
 
-        return self._write(PLAIN, body)
+        return self._write(write, body)
 
     # -------------------------------------------------------------- observations
 
@@ -1011,9 +1019,9 @@ class PostgresStorage(Storage):
         )
 
     def create_queued_suggestion(
-        self, experiment_id: str, assignments: Assignments
+        self, experiment_id: str, assignments: Assignments, write: Write = PLAIN
     ) -> QueuedSuggestion:
-        def body(conn: Conn) -> Row:
+        def body(conn: Conn) -> QueuedSuggestion:
             row = conn.execute(
                 "INSERT INTO queued_suggestions (experiment_id, assignments, create_time)"
                 f" SELECT id, %s, {NOW} FROM experiments WHERE id = %s RETURNING *",
@@ -1021,9 +1029,9 @@ class PostgresStorage(Storage):
             ).fetchone()
             if row is None:
                 raise NotFound(f"experiment {experiment_id!r} not found")
-            return row
+            return self._queued(row)
 
-        return self._queued(self._write(PLAIN, body))
+        return self._write(write, body)
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
         rows = self._read(
@@ -1049,8 +1057,10 @@ class PostgresStorage(Storage):
                 f"queued suggestion {queued_id!r} not found in experiment {experiment_id!r}"
             )
 
-    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
-        self._write(PLAIN, lambda conn: self._delete_queued(conn, experiment_id, queued_id))
+    def delete_queued_suggestion(
+        self, experiment_id: str, queued_id: str, write: Write = PLAIN
+    ) -> None:
+        self._write(write, lambda conn: self._delete_queued(conn, experiment_id, queued_id))
 
     # -------------------------------------------------------------- projects
 
@@ -1073,8 +1083,8 @@ class PostgresStorage(Storage):
                 (project, project),
             )
 
-    def create_project(self, project: Project) -> Project:
-        def body(conn: Conn) -> Row:
+    def create_project(self, project: Project, write: Write = PLAIN) -> Project:
+        def body(conn: Conn) -> Project:
             row = conn.execute(
                 "INSERT INTO projects (id, name, metadata, create_time, update_time)"
                 f" VALUES (%s, %s, %s, {NOW}, {NOW}) ON CONFLICT (id) DO NOTHING RETURNING *",
@@ -1082,9 +1092,9 @@ class PostgresStorage(Storage):
             ).fetchone()
             if row is None:
                 raise AlreadyExists(f"project {project.id!r} already exists")
-            return row
+            return self._project(row)
 
-        return self._project(self._write(PLAIN, body))
+        return self._write(write, body)
 
     def get_project(self, project_id: str) -> Project:
         row = self._read(
@@ -1102,8 +1112,8 @@ class PostgresStorage(Storage):
             sql, args = "SELECT * FROM projects WHERE id = ANY(%s) ORDER BY id", (sorted(projects),)
         return [self._project(r) for r in self._read(lambda c: c.execute(sql, args).fetchall())]
 
-    def update_project(self, project: Project) -> Project:
-        def body(conn: Conn) -> Row:
+    def update_project(self, project: Project, write: Write = PLAIN) -> Project:
+        def body(conn: Conn) -> Project:
             row = conn.execute(
                 f"UPDATE projects SET name = %s, metadata = %s, update_time = {NOW}"
                 " WHERE id = %s RETURNING *",
@@ -1111,9 +1121,9 @@ class PostgresStorage(Storage):
             ).fetchone()
             if row is None:
                 raise NotFound(f"project {project.id[:100]!r} not found")
-            return row
+            return self._project(row)
 
-        return self._project(self._write(PLAIN, body))
+        return self._write(write, body)
 
     # -------------------------------------------------------------- training runs
 
@@ -1140,8 +1150,10 @@ class PostgresStorage(Storage):
         run: TrainingRun,
         suggestion: Assignments | None = None,
         lease_seconds: int = 0,
+        write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> TrainingRun:
-        def body(conn: Conn) -> Row:
+        def body(conn: Conn) -> TrainingRun:
             experiment_key = suggestion_key = None
             if run.experiment_id is not None:
                 experiment_key = self._experiment_exists(conn, run.experiment_id)
@@ -1150,6 +1162,8 @@ class PostgresStorage(Storage):
                         conn, run.experiment_id, [suggestion], {}, lease_seconds
                     )
                     suggestion_key = int(made.id)
+                for queued_id in queued:
+                    self._delete_queued(conn, run.experiment_id, queued_id)
             self._register_project(conn, run.project)
             row = conn.execute(
                 "INSERT INTO training_runs (project, experiment_id, suggestion_id, state,"
@@ -1165,9 +1179,9 @@ class PostgresStorage(Storage):
                 ),
             ).fetchone()
             assert row is not None
-            return row
+            return self._run(row)
 
-        return self._run(self._write(PLAIN, body))
+        return self._write(write, body)
 
     def _run_row(self, conn: Conn, run_id: str, *, lock: bool = False) -> Row:
         row = conn.execute(
@@ -1207,9 +1221,9 @@ class PostgresStorage(Storage):
         return Page(items, token)
 
     def update_training_run(
-        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+        self, run_id: str, change: Callable[[TrainingRun], RunChange], write: Write = PLAIN
     ) -> TrainingRun:
-        def body(conn: Conn) -> Row:
+        def body(conn: Conn) -> TrainingRun:
             # The run's row lock: two replicas changing one run take turns.
             row = self._run_row(conn, run_id, lock=True)
             run, observation = change(self._run(row))
@@ -1233,9 +1247,9 @@ class PostgresStorage(Storage):
                 ),
             ).fetchone()
             assert updated is not None
-            return updated
+            return self._run(updated)
 
-        return self._run(self._write(PLAIN, body))
+        return self._write(write, body)
 
     # -------------------------------------------------------------- tokens
 

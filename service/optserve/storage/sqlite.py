@@ -742,16 +742,22 @@ class SqliteStorage(Storage):
         return Page(items, token)
 
     def update_suggestion_metadata(
-        self, experiment_id: str, suggestion_id: str, metadata: dict[str, Any]
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        metadata: dict[str, Any],
+        write: Write = PLAIN,
     ) -> Suggestion:
-        with self._write() as db:
+        with self._write(write) as db:
             row = self._suggestion_row(db, experiment_id, suggestion_id)
             db.execute(
                 "UPDATE suggestions SET metadata = ? WHERE id = ?",
                 (codec.dumps(metadata), row["id"]),
             )
             row = db.execute("SELECT * FROM suggestions WHERE id = ?", (row["id"],)).fetchone()
-        return self._suggestion(row, _now())
+            result = self._suggestion(row, _now())
+            self._record(db, write, result)
+        return result
 
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, write: Write = PLAIN
@@ -766,10 +772,14 @@ class SqliteStorage(Storage):
             self._record(db, write, None)
 
     def renew_suggestion(
-        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        lease_seconds: int | None,
+        write: Write = PLAIN,
     ) -> Suggestion:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             row = self._suggestion_row(db, experiment_id, suggestion_id)
             current = self._suggestion(row, now)
             if current.state is not SuggestionState.OPEN:
@@ -784,7 +794,9 @@ class SqliteStorage(Storage):
                     (lease, now + lease, row["id"]),
                 )
             row = db.execute("SELECT * FROM suggestions WHERE id = ?", (row["id"],)).fetchone()
-        return self._suggestion(row, now)
+            result = self._suggestion(row, now)
+            self._record(db, write, result)
+        return result
 
     # -------------------------------------------------------------- observations
 
@@ -953,9 +965,9 @@ class SqliteStorage(Storage):
         )
 
     def create_queued_suggestion(
-        self, experiment_id: str, assignments: Assignments
+        self, experiment_id: str, assignments: Assignments, write: Write = PLAIN
     ) -> QueuedSuggestion:
-        with self._write() as db:
+        with self._write(write) as db:
             exp = self._experiment_row(db, experiment_id)
             cur = db.execute(
                 "INSERT INTO queued_suggestions (experiment_id, assignments, create_time)"
@@ -965,7 +977,9 @@ class SqliteStorage(Storage):
             row = db.execute(
                 "SELECT * FROM queued_suggestions WHERE id = ?", (cur.lastrowid,)
             ).fetchone()
-        return self._queued(row)
+            result = self._queued(row)
+            self._record(db, write, result)
+        return result
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
         with self._read() as db:
@@ -989,10 +1003,13 @@ class SqliteStorage(Storage):
                 f"queued suggestion {queued_id!r} not found in experiment {experiment_id!r}"
             )
 
-    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
-        with self._write() as db:
+    def delete_queued_suggestion(
+        self, experiment_id: str, queued_id: str, write: Write = PLAIN
+    ) -> None:
+        with self._write(write) as db:
             exp = self._experiment_row(db, experiment_id)
             self._delete_queued(db, exp["id"], experiment_id, queued_id)
+            self._record(db, write, None)
 
     # -------------------------------------------------------------- projects
 
@@ -1015,9 +1032,9 @@ class SqliteStorage(Storage):
                 (project, project, now, now),
             )
 
-    def create_project(self, project: Project) -> Project:
+    def create_project(self, project: Project, write: Write = PLAIN) -> Project:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             try:
                 db.execute(
                     "INSERT INTO projects (id, name, metadata, create_time, update_time)"
@@ -1027,7 +1044,9 @@ class SqliteStorage(Storage):
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"project {project.id!r} already exists") from None
             row = db.execute("SELECT * FROM projects WHERE id = ?", (project.id,)).fetchone()
-        return self._project(row)
+            result = self._project(row)
+            self._record(db, write, result)
+        return result
 
     def get_project(self, project_id: str) -> Project:
         with self._read() as db:
@@ -1041,8 +1060,8 @@ class SqliteStorage(Storage):
             rows = db.execute("SELECT * FROM projects ORDER BY id").fetchall()
         return [self._project(r) for r in rows if projects is None or r["id"] in projects]
 
-    def update_project(self, project: Project) -> Project:
-        with self._write() as db:
+    def update_project(self, project: Project, write: Write = PLAIN) -> Project:
+        with self._write(write) as db:
             cur = db.execute(
                 "UPDATE projects SET name = ?, metadata = ?, update_time = ? WHERE id = ?",
                 (project.name, codec.dumps(project.metadata), _now(), project.id),
@@ -1050,7 +1069,9 @@ class SqliteStorage(Storage):
             if cur.rowcount == 0:
                 raise NotFound(f"project {project.id[:100]!r} not found")
             row = db.execute("SELECT * FROM projects WHERE id = ?", (project.id,)).fetchone()
-        return self._project(row)
+            result = self._project(row)
+            self._record(db, write, result)
+        return result
 
     # -------------------------------------------------------------- training runs
 
@@ -1085,9 +1106,11 @@ class SqliteStorage(Storage):
         run: TrainingRun,
         suggestion: Assignments | None = None,
         lease_seconds: int = 0,
+        write: Write = PLAIN,
+        queued: Sequence[str] = (),
     ) -> TrainingRun:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             experiment_key = suggestion_key = None
             if run.experiment_id is not None:
                 exp = self._experiment_row(db, run.experiment_id)
@@ -1096,6 +1119,8 @@ class SqliteStorage(Storage):
                     (suggestion_key,) = self._insert_suggestions(
                         db, exp, [suggestion], {}, lease_seconds, now
                     )
+                for queued_id in queued:
+                    self._delete_queued(db, exp["id"], run.experiment_id, queued_id)
             self._register_project(db, run.project, now)
             cur = db.execute(
                 "INSERT INTO training_runs (project, experiment_id, suggestion_id, state,"
@@ -1114,7 +1139,9 @@ class SqliteStorage(Storage):
             row = db.execute(
                 "SELECT * FROM training_runs WHERE id = ?", (cur.lastrowid,)
             ).fetchone()
-        return self._run(row)
+            result = self._run(row)
+            self._record(db, write, result)
+        return result
 
     def get_training_run(self, run_id: str) -> TrainingRun:
         with self._read() as db:
@@ -1146,10 +1173,10 @@ class SqliteStorage(Storage):
         return Page(items, token)
 
     def update_training_run(
-        self, run_id: str, change: Callable[[TrainingRun], RunChange]
+        self, run_id: str, change: Callable[[TrainingRun], RunChange], write: Write = PLAIN
     ) -> TrainingRun:
         now = _now()
-        with self._write() as db:
+        with self._write(write) as db:
             row = self._run_row(db, run_id)
             run, observation = change(self._run(row))
             observation_key = row["observation_id"]
@@ -1173,7 +1200,9 @@ class SqliteStorage(Storage):
                 ),
             )
             row = db.execute("SELECT * FROM training_runs WHERE id = ?", (row["id"],)).fetchone()
-        return self._run(row)
+            result = self._run(row)
+            self._record(db, write, result)
+        return result
 
     # -------------------------------------------------------------- tokens
 

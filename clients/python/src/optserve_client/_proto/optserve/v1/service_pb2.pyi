@@ -166,14 +166,16 @@ class DeleteSuggestionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RenewSuggestionLeaseRequest(_message.Message):
-    __slots__ = ("experiment_id", "id", "lease_seconds")
+    __slots__ = ("experiment_id", "id", "lease_seconds", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     id: str
     lease_seconds: int
-    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RenewSuggestionLeaseResponse(_message.Message):
     __slots__ = ("suggestion",)
@@ -292,12 +294,14 @@ class BatchCreateObservationsResponse(_message.Message):
     def __init__(self, observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ...) -> None: ...
 
 class UpdateSuggestionRequest(_message.Message):
-    __slots__ = ("experiment_id", "suggestion")
+    __slots__ = ("experiment_id", "suggestion", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     suggestion: _suggestion_pb2.Suggestion
-    def __init__(self, experiment_id: _Optional[str] = ..., suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateSuggestionResponse(_message.Message):
     __slots__ = ("suggestion",)
@@ -306,7 +310,7 @@ class UpdateSuggestionResponse(_message.Message):
     def __init__(self, suggestion: _Optional[_Union[_suggestion_pb2.Suggestion, _Mapping]] = ...) -> None: ...
 
 class CreateQueuedSuggestionRequest(_message.Message):
-    __slots__ = ("experiment_id", "assignments")
+    __slots__ = ("experiment_id", "assignments", "request_id")
     class AssignmentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -316,9 +320,11 @@ class CreateQueuedSuggestionRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_suggestion_pb2.AssignmentValue, _Mapping]] = ...) -> None: ...
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     assignments: _containers.MessageMap[str, _suggestion_pb2.AssignmentValue]
-    def __init__(self, experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, _suggestion_pb2.AssignmentValue]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., assignments: _Optional[_Mapping[str, _suggestion_pb2.AssignmentValue]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateQueuedSuggestionResponse(_message.Message):
     __slots__ = ("queued_suggestion",)
@@ -339,22 +345,26 @@ class ListQueuedSuggestionsResponse(_message.Message):
     def __init__(self, queued_suggestions: _Optional[_Iterable[_Union[_suggestion_pb2.QueuedSuggestion, _Mapping]]] = ...) -> None: ...
 
 class DeleteQueuedSuggestionRequest(_message.Message):
-    __slots__ = ("experiment_id", "id")
+    __slots__ = ("experiment_id", "id", "request_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteQueuedSuggestionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CreateProjectRequest(_message.Message):
-    __slots__ = ("project",)
+    __slots__ = ("project", "request_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     project: _project_pb2.Project
-    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateProjectResponse(_message.Message):
     __slots__ = ("project",)
@@ -385,12 +395,14 @@ class ListProjectsResponse(_message.Message):
     def __init__(self, projects: _Optional[_Iterable[_Union[_project_pb2.Project, _Mapping]]] = ...) -> None: ...
 
 class UpdateProjectRequest(_message.Message):
-    __slots__ = ("project", "update_mask")
+    __slots__ = ("project", "update_mask", "request_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     project: _project_pb2.Project
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateProjectResponse(_message.Message):
     __slots__ = ("project",)
@@ -399,16 +411,18 @@ class UpdateProjectResponse(_message.Message):
     def __init__(self, project: _Optional[_Union[_project_pb2.Project, _Mapping]] = ...) -> None: ...
 
 class CreateTrainingRunRequest(_message.Message):
-    __slots__ = ("project", "experiment_id", "name", "metadata")
+    __slots__ = ("project", "experiment_id", "name", "metadata", "request_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     project: str
     experiment_id: str
     name: str
     metadata: _struct_pb2.Struct
-    def __init__(self, project: _Optional[str] = ..., experiment_id: _Optional[str] = ..., name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, project: _Optional[str] = ..., experiment_id: _Optional[str] = ..., name: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingRunResponse(_message.Message):
     __slots__ = ("training_run",)
@@ -451,14 +465,16 @@ class ListTrainingRunsResponse(_message.Message):
     def __init__(self, training_runs: _Optional[_Iterable[_Union[_run_pb2.TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateTrainingRunRequest(_message.Message):
-    __slots__ = ("training_run", "update_mask", "merge")
+    __slots__ = ("training_run", "update_mask", "merge", "request_id")
     TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     MERGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     training_run: _run_pb2.TrainingRun
     update_mask: _field_mask_pb2.FieldMask
     merge: bool
-    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., merge: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., merge: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateTrainingRunResponse(_message.Message):
     __slots__ = ("training_run",)
@@ -467,22 +483,26 @@ class UpdateTrainingRunResponse(_message.Message):
     def __init__(self, training_run: _Optional[_Union[_run_pb2.TrainingRun, _Mapping]] = ...) -> None: ...
 
 class DeleteTrainingRunRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteTrainingRunResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CreateCheckpointRequest(_message.Message):
-    __slots__ = ("training_run_id", "checkpoint")
+    __slots__ = ("training_run_id", "checkpoint", "request_id")
     TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     training_run_id: str
     checkpoint: _run_pb2.Checkpoint
-    def __init__(self, training_run_id: _Optional[str] = ..., checkpoint: _Optional[_Union[_run_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, training_run_id: _Optional[str] = ..., checkpoint: _Optional[_Union[_run_pb2.Checkpoint, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateCheckpointResponse(_message.Message):
     __slots__ = ("checkpoint",)
