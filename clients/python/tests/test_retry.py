@@ -160,6 +160,16 @@ WRITES: dict[str, Callable[[Connection], Any]] = {
     "BatchCreateObservations": lambda c: c.create_observations(
         "7", [dict(suggestion="11", values={"m": 1})]
     ),
+    "RenewSuggestionLease": lambda c: c.renew_lease("7", "11", lease_seconds=60),
+    "UpdateSuggestion": lambda c: c.update_suggestion("7", "11", metadata={"a": 1}),
+    "CreateQueuedSuggestion": lambda c: c.create_queued_suggestion("7", {"x": 0.5}),
+    "DeleteQueuedSuggestion": lambda c: c.delete_queued_suggestion("7", "41"),
+    "CreateProject": lambda c: c.create_project("p"),
+    "UpdateProject": lambda c: c.update_project("p", name="P"),
+    "CreateTrainingRun": lambda c: c.create_training_run(project="p"),
+    "UpdateTrainingRun": lambda c: c.update_training_run("31", merge=True, values={"m": 1}),
+    "DeleteTrainingRun": lambda c: c.delete_training_run("31"),
+    "CreateCheckpoint": lambda c: c.create_checkpoint("31", {"m": 1.0}),
 }
 
 
@@ -189,47 +199,11 @@ def test_every_write_rpc_has_a_request_id_and_is_covered() -> None:
     assert with_ids == set(WRITES)
 
 
-# Writes whose RPC takes no request id: retried when repeating them changes
-# nothing (updates, soft deletes), made once when it would (creates).
-IDEMPOTENT: dict[str, Callable[[Connection], Any]] = {
-    "UpdateSuggestion": lambda c: c.update_suggestion("7", "11", metadata={"a": 1}),
-    "DeleteQueuedSuggestion": lambda c: c.delete_queued_suggestion("7", "41"),
-    "UpdateProject": lambda c: c.update_project("p", name="P"),
-    "UpdateTrainingRun": lambda c: c.update_training_run("31", merge=True, values={"m": 1}),
-    "DeleteTrainingRun": lambda c: c.delete_training_run("31"),
-}
-ONCE: dict[str, Callable[[Connection], Any]] = {
-    "CreateQueuedSuggestion": lambda c: c.create_queued_suggestion("7", {"x": 0.5}),
-    "CreateProject": lambda c: c.create_project("p"),
-    "CreateTrainingRun": lambda c: c.create_training_run(project="p"),
-    "CreateCheckpoint": lambda c: c.create_checkpoint("31", {"m": 1.0}),
-}
-
-
-@pytest.mark.parametrize("method", sorted(IDEMPOTENT))
-def test_idempotent_writes_without_request_ids_are_retried(fake, method: str) -> None:
-    conn, service = fake
-    service.reset(grpc.StatusCode.UNAVAILABLE)
-    IDEMPOTENT[method](conn)
-    assert len(service.calls(method)) == 2
-
-
-@pytest.mark.parametrize("method", sorted(ONCE))
-def test_creates_without_request_ids_are_made_once(fake, method: str) -> None:
-    conn, service = fake
-    service.reset(grpc.StatusCode.UNAVAILABLE)
-    with pytest.raises(ApiError) as info:
-        ONCE[method](conn)
-    assert info.value.code is grpc.StatusCode.UNAVAILABLE and info.value.attempts == 1
-    assert len(service.calls(method)) == 1
-
-
 def test_every_write_rpc_is_covered() -> None:
-    # A new write in the API without a case above fails here.
+    # Every RPC but the reads is a write, and every write takes a request id.
     methods = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].methods
     reads = {m.name for m in methods if m.name.startswith(("Get", "List"))}
-    writes = {m.name for m in methods} - reads - {"RenewSuggestionLease"}
-    assert writes == set(WRITES) | set(IDEMPOTENT) | set(ONCE)
+    assert {m.name for m in methods} - reads == set(WRITES)
 
 
 def test_reads_are_retried(fake) -> None:

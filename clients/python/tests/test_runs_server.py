@@ -296,3 +296,21 @@ def test_soft_delete_archive_and_unarchive(conn: Connection) -> None:
     assert experiment.archive().state == "archived"
     assert experiment.unarchive().state == "active"
     assert conn.update_experiment(experiment.id, state="deleted").state == "deleted"
+
+
+def test_a_chosen_request_id_replays_creates_of_projects_runs_and_checkpoints(
+    conn: Connection,
+) -> None:
+    pid = _project_id()
+    made = conn.create_project(pid, name="Once", request_id=f"{pid}-create")
+    # the same call again (a retry after all attempts failed) gets the project
+    assert conn.create_project(pid, name="Once", request_id=f"{pid}-create") == made
+    run = conn.create_training_run(project=pid, name="r", request_id=f"{pid}-run")
+    assert conn.create_training_run(project=pid, name="r", request_id=f"{pid}-run") == run
+    assert [r.id for r in conn.iter_training_runs(project=pid)] == [run.id]
+    first = conn.create_checkpoint(run.id, {"m": 1.0}, request_id=f"{pid}-ckpt")
+    assert conn.create_checkpoint(run.id, {"m": 1.0}, request_id=f"{pid}-ckpt") == first
+    assert len(conn.get_training_run(run.id).checkpoints) == 1
+    with pytest.raises(ApiError) as info:
+        conn.create_checkpoint(run.id, {"m": 2.0}, request_id=f"{pid}-ckpt")
+    assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION

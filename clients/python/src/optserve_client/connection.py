@@ -178,15 +178,12 @@ class Connection:
         request: Any,
         timeout: float | None = None,
         request_id: str | None = None,
-        *,
-        retry: bool = True,
     ) -> Any:
         """Calls ``method``, retrying as :attr:`retry` says.
 
         A request with a ``request_id`` field (every write) gets ``request_id``,
         or a fresh one, before the first attempt: every attempt sends the same
-        bytes. ``retry=False``: one attempt, for a write the server cannot
-        recognise when repeated (it takes no request id and is not idempotent).
+        bytes.
         """
         if "request_id" in type(request).DESCRIPTOR.fields_by_name:
             request.request_id = (
@@ -212,11 +209,7 @@ class Connection:
                 )
             except grpc.RpcError as exc:
                 error = ApiError.from_rpc_error(exc, attempts=attempt)
-                if (
-                    not retry
-                    or error.code not in policy.retryable_codes
-                    or attempt >= policy.max_attempts
-                ):
+                if error.code not in policy.retryable_codes or attempt >= policy.max_attempts:
                     raise error from exc
                 pause = policy.backoff(attempt - 1, self._rng)
                 if policy.deadline is not None:
@@ -365,7 +358,12 @@ class Connection:
         return suggestion
 
     def renew_lease(
-        self, experiment_id: str, suggestion_id: str, lease_seconds: int | None = None
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        lease_seconds: int | None = None,
+        *,
+        request_id: str | None = None,
     ) -> Suggestion:
         """Extends an open suggestion's lease to ``lease_seconds`` from now
         (default: its current lease length); returns it with its new
@@ -373,7 +371,8 @@ class Connection:
         request = pb.RenewSuggestionLeaseRequest(experiment_id=experiment_id, id=suggestion_id)
         if lease_seconds is not None:
             request.lease_seconds = int(lease_seconds)
-        return conv.suggestion_from_proto(self._call("RenewSuggestionLease", request).suggestion)
+        response = self._call("RenewSuggestionLease", request, request_id=request_id)
+        return conv.suggestion_from_proto(response.suggestion)
 
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
         request = pb.GetSuggestionRequest(experiment_id=experiment_id, id=suggestion_id)
@@ -411,25 +410,30 @@ class Connection:
         self._call("DeleteSuggestion", request, request_id=request_id)
 
     def update_suggestion(
-        self, experiment_id: str, suggestion_id: str, *, metadata: Mapping[str, Any] | None
+        self,
+        experiment_id: str,
+        suggestion_id: str,
+        *,
+        metadata: Mapping[str, Any] | None,
+        request_id: str | None = None,
     ) -> Suggestion:
         """Replaces a suggestion's metadata."""
         suggestion = conv.suggestion_to_proto({"id": suggestion_id, "metadata": metadata or {}})
         request = pb.UpdateSuggestionRequest(experiment_id=experiment_id, suggestion=suggestion)
-        return conv.suggestion_from_proto(self._call("UpdateSuggestion", request).suggestion)
+        response = self._call("UpdateSuggestion", request, request_id=request_id)
+        return conv.suggestion_from_proto(response.suggestion)
 
     # --- queued suggestions --------------------------------------------------
 
     def create_queued_suggestion(
-        self, experiment_id: str, assignments: Mapping[str, Any]
+        self, experiment_id: str, assignments: Mapping[str, Any], *, request_id: str | None = None
     ) -> QueuedSuggestion:
         """Queues assignments (every parameter): the next suggestion (or run)
-        of the experiment serves them before the optimizer's points. Made once,
-        never retried: the RPC takes no request id."""
+        of the experiment serves them before the optimizer's points."""
         request = pb.CreateQueuedSuggestionRequest(experiment_id=experiment_id)
         for k, v in conv.assignments_to_proto(assignments).items():
             request.assignments[k].CopyFrom(v)
-        response = self._call("CreateQueuedSuggestion", request, retry=False)
+        response = self._call("CreateQueuedSuggestion", request, request_id=request_id)
         return conv.queued_suggestion_from_proto(response.queued_suggestion)
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
@@ -438,9 +442,11 @@ class Connection:
         response = self._call("ListQueuedSuggestions", request)
         return [conv.queued_suggestion_from_proto(q) for q in response.queued_suggestions]
 
-    def delete_queued_suggestion(self, experiment_id: str, queued_id: str) -> None:
+    def delete_queued_suggestion(
+        self, experiment_id: str, queued_id: str, *, request_id: str | None = None
+    ) -> None:
         request = pb.DeleteQueuedSuggestionRequest(experiment_id=experiment_id, id=queued_id)
-        self._call("DeleteQueuedSuggestion", request)
+        self._call("DeleteQueuedSuggestion", request, request_id=request_id)
 
     # --- observations --------------------------------------------------------
 
@@ -566,14 +572,18 @@ class Connection:
     # --- projects ------------------------------------------------------------
 
     def create_project(
-        self, project_id: str, name: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        project_id: str,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
     ) -> Project:
         """Creates a project (``project_id``: 1 to 100 of ``[a-z0-9._-]``);
-        ALREADY_EXISTS when it exists. Made once, never retried: the RPC takes
-        no request id."""
+        ALREADY_EXISTS when it exists (a retry of this call gets the project)."""
         project = conv.project_to_proto(dict(id=project_id, name=name, metadata=metadata))
         response = self._call(
-            "CreateProject", pb.CreateProjectRequest(project=project), retry=False
+            "CreateProject", pb.CreateProjectRequest(project=project), request_id=request_id
         )
         return conv.project_from_proto(response.project)
 
@@ -586,7 +596,9 @@ class Connection:
         response = self._call("ListProjects", pb.ListProjectsRequest())
         return [conv.project_from_proto(p) for p in response.projects]
 
-    def update_project(self, project_id: str, **fields: Any) -> Project:
+    def update_project(
+        self, project_id: str, *, request_id: str | None = None, **fields: Any
+    ) -> Project:
         """Changes ``name`` and/or ``metadata``."""
         unknown = sorted(set(fields) - {"name", "metadata"})
         if unknown:
@@ -595,7 +607,8 @@ class Connection:
             project=conv.project_to_proto({"id": project_id, **fields}),
             update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
         )
-        return conv.project_from_proto(self._call("UpdateProject", request).project)
+        response = self._call("UpdateProject", request, request_id=request_id)
+        return conv.project_from_proto(response.project)
 
     # --- training runs -------------------------------------------------------
 
@@ -606,18 +619,18 @@ class Connection:
         experiment_id: str | None = None,
         name: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> TrainingRun:
         """Creates an active run: of a runs-only experiment (it carries the
         assignments of the suggestion made for it) or, without
-        ``experiment_id``, in ``project``. Made once, never retried: the RPC
-        takes no request id."""
+        ``experiment_id``, in ``project``."""
         request = pb.CreateTrainingRunRequest(
             project=project or "",
             experiment_id=experiment_id or "",
             name=name or "",
             metadata=conv.metadata_to_proto(metadata),
         )
-        response = self._call("CreateTrainingRun", request, retry=False)
+        response = self._call("CreateTrainingRun", request, request_id=request_id)
         return conv.run_from_proto(response.training_run)
 
     def get_training_run(self, run_id: str) -> TrainingRun:
@@ -652,7 +665,7 @@ class Connection:
         return _pages(self.list_training_runs, **filters)
 
     def update_training_run(
-        self, run_id: str, *, merge: bool = False, **fields: Any
+        self, run_id: str, *, merge: bool = False, request_id: str | None = None, **fields: Any
     ) -> TrainingRun:
         """Changes the given fields (name, state, deleted, assignments, values,
         metadata, extras): replaced, or with ``merge=True`` merged recursively
@@ -669,27 +682,30 @@ class Connection:
             update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
             merge=merge,
         )
-        return conv.run_from_proto(self._call("UpdateTrainingRun", request).training_run)
+        response = self._call("UpdateTrainingRun", request, request_id=request_id)
+        return conv.run_from_proto(response.training_run)
 
-    def delete_training_run(self, run_id: str) -> None:
+    def delete_training_run(self, run_id: str, *, request_id: str | None = None) -> None:
         """Soft-deletes a run (``update_training_run(id, deleted=False)`` restores it)."""
-        self._call("DeleteTrainingRun", pb.DeleteTrainingRunRequest(id=run_id))
+        request = pb.DeleteTrainingRunRequest(id=run_id)
+        self._call("DeleteTrainingRun", request, request_id=request_id)
 
     def create_checkpoint(
         self,
         run_id: str,
         values: Mapping[str, Any],
         metadata: Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
     ) -> Checkpoint:
-        """Appends a checkpoint (at most 200 per run). Made once, never
-        retried: the RPC takes no request id."""
+        """Appends a checkpoint (at most 200 per run)."""
         checkpoint = conv.run_pb.Checkpoint(metadata=conv.metadata_to_proto(metadata))
         for name, value in values.items():
             checkpoint.values[str(name)].CopyFrom(
                 conv.run_value_to_proto(value, f"values[{name!r}]")
             )
         request = pb.CreateCheckpointRequest(training_run_id=run_id, checkpoint=checkpoint)
-        response = self._call("CreateCheckpoint", request, retry=False)
+        response = self._call("CreateCheckpoint", request, request_id=request_id)
         return conv.checkpoint_from_proto(response.checkpoint)
 
     def get_best_training_runs(self, experiment_id: str) -> list[TrainingRun]:

@@ -96,13 +96,10 @@ import java.util.logging.Logger;
  * <p><b>Retries.</b> A call failing with {@code UNAVAILABLE} or {@code DEADLINE_EXCEEDED} is
  * retried with exponential backoff and full jitter ({@link RetryPolicy}: by default 5 attempts,
  * pauses of up to 0.1 s doubling to at most 5 s; {@link Builder#retryPolicy}); every other code is
- * thrown at once. Each write whose RPC takes one (experiments, suggestions, observations and
- * their batches, state changes) carries a request id, a fresh UUID for each call and the same on
- * all of its attempts, so that a retry of a write the server already applied returns the first
- * response instead of applying it again. The RPCs of projects, training runs, checkpoints, queued
- * suggestions and suggestion metadata take no request id: those that change nothing when repeated
- * (updates, soft deletes) are retried alike; creating a project, run, checkpoint or queued
- * suggestion is attempted once, since a retry could make a second one.
+ * thrown at once. Each write (of experiments, suggestions and their leases, observations and
+ * their batches, queued suggestions, projects, training runs and checkpoints) carries a request
+ * id, a fresh UUID for each call and the same on all of its attempts, so that a retry of a write
+ * the server already applied returns the first response instead of applying it again.
  *
  * <p><b>Several replicas.</b> The target may list several servers, comma-separated ({@code
  * 10.0.0.5:50051,10.0.0.6:50051}), or be a {@code dns:///name:port} whose name has an address per
@@ -472,7 +469,10 @@ public final class OptserveClient implements AutoCloseable {
   /** Sets an open suggestion's lease to {@code leaseSeconds} from now (its current length if 0). */
   public Suggestion renewLease(String experimentId, String suggestionId, int leaseSeconds) {
     RenewSuggestionLeaseRequest.Builder request =
-        RenewSuggestionLeaseRequest.newBuilder().setExperimentId(experimentId).setId(suggestionId);
+        RenewSuggestionLeaseRequest.newBuilder()
+            .setExperimentId(experimentId)
+            .setId(suggestionId)
+            .setRequestId(newRequestId());
     if (leaseSeconds != 0) {
       request.setLeaseSeconds(leaseSeconds);
     }
@@ -611,13 +611,14 @@ public final class OptserveClient implements AutoCloseable {
         UpdateSuggestionRequest.newBuilder()
             .setExperimentId(experimentId)
             .setSuggestion(Suggestion.newBuilder().setId(suggestionId).setMetadata(metadata))
+            .setRequestId(newRequestId())
             .build();
     return call(s -> s.updateSuggestion(request).getSuggestion());
   }
 
   /**
    * Queues assignments (every parameter): the experiment's next suggestion or run serves them before
-   * the optimizer's points (at most 1,000 wait). Attempted once.
+   * the optimizer's points (at most 1,000 wait).
    */
   public QueuedSuggestion createQueuedSuggestion(
       String experimentId, Map<String, AssignmentValue> assignments) {
@@ -625,8 +626,9 @@ public final class OptserveClient implements AutoCloseable {
         CreateQueuedSuggestionRequest.newBuilder()
             .setExperimentId(experimentId)
             .putAllAssignments(assignments)
+            .setRequestId(newRequestId())
             .build();
-    return callOnce(s -> s.createQueuedSuggestion(request).getQueuedSuggestion());
+    return call(s -> s.createQueuedSuggestion(request).getQueuedSuggestion());
   }
 
   /** The queue, oldest first. */
@@ -641,6 +643,7 @@ public final class OptserveClient implements AutoCloseable {
         DeleteQueuedSuggestionRequest.newBuilder()
             .setExperimentId(experimentId)
             .setId(queuedSuggestionId)
+            .setRequestId(newRequestId())
             .build();
     call(s -> s.deleteQueuedSuggestion(request));
   }
@@ -668,14 +671,15 @@ public final class OptserveClient implements AutoCloseable {
 
   /**
    * Creates a project ({@code id}: 1 to 100 of {@code [a-z0-9._-]}; {@code ALREADY_EXISTS} when it
-   * exists). Attempted once.
+   * exists, though not for a retry of this call).
    */
   public Project createProject(String id, String name) {
     CreateProjectRequest request =
         CreateProjectRequest.newBuilder()
             .setProject(Project.newBuilder().setId(id).setName(name == null ? "" : name))
+            .setRequestId(newRequestId())
             .build();
-    return callOnce(s -> s.createProject(request).getProject());
+    return call(s -> s.createProject(request).getProject());
   }
 
   public Project getProject(String id) {
@@ -694,13 +698,14 @@ public final class OptserveClient implements AutoCloseable {
         UpdateProjectRequest.newBuilder()
             .setProject(project)
             .setUpdateMask(FieldMask.newBuilder().addAllPaths(List.of(paths)))
+            .setRequestId(newRequestId())
             .build();
     return call(s -> s.updateProject(request).getProject());
   }
 
   // ------------------------------------------------------------ training runs
 
-  /** A new active run in a project, without experiment. Attempted once. */
+  /** A new active run in a project, without experiment. */
   public TrainingRun createProjectRun(String project, String name) {
     return createTrainingRun(
         CreateTrainingRunRequest.newBuilder().setProject(project).setName(name).build());
@@ -708,16 +713,20 @@ public final class OptserveClient implements AutoCloseable {
 
   /**
    * A new active run of a runs-only experiment, carrying the assignments of the suggestion made for
-   * it (queued ones first). Attempted once.
+   * it (queued ones first).
    */
   public TrainingRun createExperimentRun(String experimentId, String name) {
     return createTrainingRun(
         CreateTrainingRunRequest.newBuilder().setExperimentId(experimentId).setName(name).build());
   }
 
-  /** Any CreateTrainingRun request (metadata included). Attempted once. */
+  /** Any CreateTrainingRun request (metadata included); a fresh request id unless it has one. */
   public TrainingRun createTrainingRun(CreateTrainingRunRequest request) {
-    return callOnce(s -> s.createTrainingRun(request).getTrainingRun());
+    CreateTrainingRunRequest sent =
+        request.getRequestId().isEmpty()
+            ? request.toBuilder().setRequestId(newRequestId()).build()
+            : request;
+    return call(s -> s.createTrainingRun(sent).getTrainingRun());
   }
 
   public TrainingRun getTrainingRun(String runId) {
@@ -760,7 +769,7 @@ public final class OptserveClient implements AutoCloseable {
   /**
    * Applies {@link Runs#update} changes: the named maps replaced, or with {@code merge} merged
    * recursively into the stored ones (SigOpt's MERGE). A run of an experiment that ends (completed
-   * or failed) reports its observation. Retried: the same change again changes nothing.
+   * or failed) reports its observation.
    */
   public TrainingRun updateTrainingRun(Runs.Change change, boolean merge) {
     UpdateTrainingRunRequest request =
@@ -768,6 +777,7 @@ public final class OptserveClient implements AutoCloseable {
             .setTrainingRun(change.run())
             .setUpdateMask(FieldMask.newBuilder().addAllPaths(change.paths()))
             .setMerge(merge)
+            .setRequestId(newRequestId())
             .build();
     return call(s -> s.updateTrainingRun(request).getTrainingRun());
   }
@@ -785,7 +795,8 @@ public final class OptserveClient implements AutoCloseable {
 
   /** Soft-deletes a run: still readable, listed by {@link #deletedProjectRuns}. */
   public void deleteTrainingRun(String runId) {
-    DeleteTrainingRunRequest request = DeleteTrainingRunRequest.newBuilder().setId(runId).build();
+    DeleteTrainingRunRequest request =
+        DeleteTrainingRunRequest.newBuilder().setId(runId).setRequestId(newRequestId()).build();
     call(s -> s.deleteTrainingRun(request));
   }
 
@@ -794,7 +805,7 @@ public final class OptserveClient implements AutoCloseable {
     return updateTrainingRun(Runs.update(runId).deleted(false).build(), true);
   }
 
-  /** Appends a checkpoint of metric values to a run (at most 200). Attempted once. */
+  /** Appends a checkpoint of metric values to a run (at most 200). */
   public Checkpoint createCheckpoint(String runId, Map<String, Double> values) {
     Checkpoint.Builder checkpoint = Checkpoint.newBuilder();
     values.forEach((k, v) -> checkpoint.putValues(k, RunValue.newBuilder().setValue(v).build()));
@@ -802,8 +813,9 @@ public final class OptserveClient implements AutoCloseable {
         CreateCheckpointRequest.newBuilder()
             .setTrainingRunId(runId)
             .setCheckpoint(checkpoint)
+            .setRequestId(newRequestId())
             .build();
-    return callOnce(s -> s.createCheckpoint(request).getCheckpoint());
+    return call(s -> s.createCheckpoint(request).getCheckpoint());
   }
 
   /** The runs of a runs-only experiment's best assignments, in their order. */
@@ -1070,11 +1082,6 @@ public final class OptserveClient implements AutoCloseable {
    */
   private <T> T call(Function<OptimizationServiceBlockingStub, T> rpc) {
     return call(rpc, retry.maxAttempts());
-  }
-
-  /** One attempt: for a write that takes no request id and would apply twice if repeated. */
-  private <T> T callOnce(Function<OptimizationServiceBlockingStub, T> rpc) {
-    return call(rpc, 1);
   }
 
   private <T> T call(Function<OptimizationServiceBlockingStub, T> rpc, int maxAttempts) {

@@ -9,6 +9,7 @@ import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
 import dev.optserve.v1.AssignmentValue;
 import dev.optserve.v1.Checkpoint;
+import dev.optserve.v1.CreateTrainingRunRequest;
 import dev.optserve.v1.Experiment;
 import dev.optserve.v1.ExperimentState;
 import dev.optserve.v1.ExperimentType;
@@ -332,5 +333,26 @@ class RunsAndProjectsTest {
 
   private static List<String> ids(List<TrainingRun> runs) {
     return runs.stream().map(TrainingRun::getId).toList();
+  }
+
+  @Test
+  void aRunCreateRetriedWithItsRequestIdMakesOneRun() {
+    String project = projectId();
+    client.createProject(project, null);
+    CreateTrainingRunRequest request =
+        CreateTrainingRunRequest.newBuilder()
+            .setProject(project)
+            .setName("once")
+            .setRequestId(OptserveClient.newRequestId())
+            .build();
+    TrainingRun first = client.createTrainingRun(request);
+    assertEquals(first, client.createTrainingRun(request));
+    List<String> runs = client.projectRuns(project).stream().map(TrainingRun::getId).toList();
+    assertEquals(List.of(first.getId()), runs);
+    OptserveException reused =
+        assertThrows(
+            OptserveException.class,
+            () -> client.createTrainingRun(request.toBuilder().setName("other").build()));
+    assertEquals(Status.Code.FAILED_PRECONDITION, reused.getCode());
   }
 }

@@ -3,6 +3,21 @@ package dev.optserve.client;
 import com.google.protobuf.Message;
 import dev.optserve.v1.BatchCreateObservationsRequest;
 import dev.optserve.v1.BatchCreateObservationsResponse;
+import dev.optserve.v1.Checkpoint;
+import dev.optserve.v1.CreateCheckpointRequest;
+import dev.optserve.v1.CreateCheckpointResponse;
+import dev.optserve.v1.CreateProjectRequest;
+import dev.optserve.v1.CreateProjectResponse;
+import dev.optserve.v1.CreateQueuedSuggestionRequest;
+import dev.optserve.v1.CreateQueuedSuggestionResponse;
+import dev.optserve.v1.CreateTrainingRunRequest;
+import dev.optserve.v1.CreateTrainingRunResponse;
+import dev.optserve.v1.DeleteQueuedSuggestionRequest;
+import dev.optserve.v1.DeleteQueuedSuggestionResponse;
+import dev.optserve.v1.QueuedSuggestion;
+import dev.optserve.v1.TrainingRun;
+import dev.optserve.v1.UpdateSuggestionRequest;
+import dev.optserve.v1.UpdateSuggestionResponse;
 import dev.optserve.v1.DeleteTrainingRunRequest;
 import dev.optserve.v1.DeleteTrainingRunResponse;
 import dev.optserve.v1.UpdateProjectRequest;
@@ -287,6 +302,57 @@ final class ScriptedServer implements AutoCloseable {
     public void updateProject(
         UpdateProjectRequest request, StreamObserver<UpdateProjectResponse> out) {
       out.onNext(UpdateProjectResponse.newBuilder().setProject(request.getProject()).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void createProject(
+        CreateProjectRequest request, StreamObserver<CreateProjectResponse> out) {
+      out.onNext(CreateProjectResponse.newBuilder().setProject(request.getProject()).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void createTrainingRun(
+        CreateTrainingRunRequest request, StreamObserver<CreateTrainingRunResponse> out) {
+      TrainingRun run = TrainingRun.newBuilder().setId("31").setProject(request.getProject()).build();
+      out.onNext(CreateTrainingRunResponse.newBuilder().setTrainingRun(run).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void createCheckpoint(
+        CreateCheckpointRequest request, StreamObserver<CreateCheckpointResponse> out) {
+      Checkpoint checkpoint = request.getCheckpoint().toBuilder().setId("1").build();
+      out.onNext(CreateCheckpointResponse.newBuilder().setCheckpoint(checkpoint).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void createQueuedSuggestion(
+        CreateQueuedSuggestionRequest request,
+        StreamObserver<CreateQueuedSuggestionResponse> out) {
+      QueuedSuggestion queued =
+          QueuedSuggestion.newBuilder().setId("41").setExperimentId("7").build();
+      out.onNext(CreateQueuedSuggestionResponse.newBuilder().setQueuedSuggestion(queued).build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void deleteQueuedSuggestion(
+        DeleteQueuedSuggestionRequest request,
+        StreamObserver<DeleteQueuedSuggestionResponse> out) {
+      out.onNext(DeleteQueuedSuggestionResponse.getDefaultInstance());
+      out.onCompleted();
+    }
+
+    @Override
+    public void updateSuggestion(
+        UpdateSuggestionRequest request, StreamObserver<UpdateSuggestionResponse> out) {
+      out.onNext(
+          UpdateSuggestionResponse.newBuilder()
+              .setSuggestion(suggestion(request.getSuggestion().getId()))
+              .build());
       out.onCompleted();
     }
   }
