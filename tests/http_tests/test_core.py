@@ -68,7 +68,7 @@ def test_experiment_shape(api: Api) -> None:
                     "prior": {"name": "normal", "mean": 0.5, "scale": 0.1},
                 },
             ],
-            "metrics": ["f", {"name": "g", "strategy": "store"}],
+            "metrics": [{"name": "g", "strategy": "store"}, "f"],  # listed by name
             "metadata": {"team": "x"},
         },
     )
@@ -86,7 +86,15 @@ def test_experiment_shape(api: Api) -> None:
     ]
     assert by_name["lr"]["transformation"] == "log" and by_name["lr"]["default_value"] == 0.01
     assert by_name["z"]["transformation"] is None
-    assert by_name["m"]["prior"] == {"object": "prior", "name": "normal", "mean": 0.5, "scale": 0.1}
+    assert by_name["m"]["prior"] == {
+        "object": "normal_prior",
+        "name": "normal",
+        "mean": 0.5,
+        "scale": 0.1,
+    }
+    # keys SigOpt's server leaves out: grid without a grid, tasks without tasks, and
+    # the client-side precision and tunable
+    assert not {"grid", "precision", "tunable"} & set(by_name["z"]) and "tasks" not in exp
     assert [(m["name"], m["objective"], m["strategy"]) for m in exp["metrics"]] == [
         ("f", "maximize", "optimize"),
         ("g", "maximize", "store"),
@@ -320,9 +328,9 @@ def test_observations(api: Api, conn: Connection) -> None:
         ({"assignments": {"x": 0.5}, "value": 1}, "y"),
         ({"assignments": {"x": 0.5, "y": 0.5}, "values": [{"name": "nope", "value": 1}]}, "nope"),
         ({"assignments": {"x": 0.5, "y": 0.5}, "value": 1, "color": "red"}, "color"),
-        ({"suggestion": "99999999", "value": 1}, "99999999"),
+        ({"suggestion": "99999999", "value": 1}, "99999999"),  # unknown: 400 too, as SigOpt's
     ]:
-        api.error(400 if field != "99999999" else 404, "POST", base, body)
+        assert field in api.error(400, "POST", base, body)
     assert "closed" in api.error(400, "POST", base, {"suggestion": s.id, "value": 3})
     exp_now = conn.experiments(exp.id).fetch()
     assert exp_now.progress.observation_count == 2
@@ -359,6 +367,11 @@ def test_observation_pages_and_batch(api: Api, conn: Connection) -> None:
         400, "POST", f"experiments/{exp.id}/observations/batch", {"observations": bad}
     )
     assert "observations[3]" in message
+    unknown = [*batch[:2], {"suggestion": "99999999", "values": [{"name": "f", "value": 1}]}]
+    message = api.error(
+        400, "POST", f"experiments/{exp.id}/observations/batch", {"observations": unknown}
+    )
+    assert "99999999" in message
     assert conn.experiments(exp.id).fetch().progress.observation_count == 7  # none of them stored
     too_many = {"observations": [batch[0]] * 2501}
     assert "2500" in api.error(400, "POST", f"experiments/{exp.id}/observations/batch", too_many)

@@ -19,20 +19,25 @@ from .conftest import HttpServer
 SEEDS = Path(__file__).parent / "seeds"
 
 
-def run_script(server: HttpServer, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def run_script(
+    server: HttpServer, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(cwd),
         "SIGOPT_API_URL": server.url,
         "SIGOPT_API_TOKEN": "client-token",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
 
 
-def result(server: HttpServer, cwd: Path, script: str) -> dict[str, Any]:
-    done = run_script(server, cwd, str(SEEDS / script))
+def result(
+    server: HttpServer, cwd: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    done = run_script(server, cwd, str(SEEDS / script), *args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
@@ -112,3 +117,23 @@ def test_missing_project_is_the_clients_project_not_found(
     done = run_script(http_server, cwd, str(SEEDS / "client_calls.py"))
     assert done.returncode != 0
     assert "ProjectNotFoundException" in done.stderr and "never-created" in done.stderr
+
+
+def test_integration_readme_create_then_run(http_server: HttpServer, tmp_path: Path) -> None:
+    # the project of SIGOPT_PROJECT exists first, as on SigOpt; the key is SIGOPT_KEY
+    env = {"SIGOPT_KEY": "client-token", "SIGOPT_PROJECT": "sparse_gsc"}
+    made = run_script(
+        http_server, tmp_path, "-c", "import sigopt; sigopt.create_project()", env=env
+    )
+    assert made.returncode == 0 or "ConflictingProjectException" in made.stderr, made.stderr
+    created = result(http_server, tmp_path, "integration_readme.py", "--create_sigopt", env=env)
+    out = result(
+        http_server, tmp_path, "integration_readme.py", created["sigopt_experiment_id"], env=env
+    )
+    assert (out["project"], out["parallel_bandwidth"], out["observation_count"]) == (
+        "sparse_gsc",
+        2,
+        6,
+    )
+    assert out["most_open"] == 2
+    assert out["best"] == [pytest.approx(out["best_value"])]

@@ -375,11 +375,8 @@ def _parameter_json(p: m.Parameter) -> dict[str, Any]:
         "categorical_values": None,
         "conditions": {k: list(v) for k, v in p.conditions.items()},
         "default_value": p.default_value,
-        "grid": None,
-        "precision": None,
         "prior": None,
         "transformation": "log" if p.is_log else None,
-        "tunable": True,
     }
     if p.bounds is not None:
         out["bounds"] = {"object": "bounds", "min": _num(p.bounds.min), "max": _num(p.bounds.max)}
@@ -388,14 +385,19 @@ def _parameter_json(p: m.Parameter) -> dict[str, Any]:
             {"object": "categorical_value", "name": v, "enum_index": i + 1}
             for i, v in enumerate(p.categorical_values)
         ]
-    if p.grid:
+    if p.grid:  # SigOpt shows the key only on grid parameters
         out["grid"] = [_num(v) if p.type is m.ParameterType.INT else v for v in p.grid]
     if p.prior is not None and p.prior.type is not None:
         pr = p.prior
         out["prior"] = (
-            {"object": "prior", "name": "normal", "mean": pr.mean, "scale": pr.scale}
+            {"object": "normal_prior", "name": "normal", "mean": pr.mean, "scale": pr.scale}
             if pr.type is m.PriorType.NORMAL
-            else {"object": "prior", "name": "beta", "shape_a": pr.shape_a, "shape_b": pr.shape_b}
+            else {
+                "object": "beta_prior",
+                "name": "beta",
+                "shape_a": pr.shape_a,
+                "shape_b": pr.shape_b,
+            }
         )
     return out
 
@@ -428,7 +430,7 @@ def experiment_json(e: m.Experiment) -> dict[str, Any]:
                 "strategy": x.strategy.value,
                 "threshold": x.threshold,
             }
-            for x in e.metrics
+            for x in sorted(e.metrics, key=lambda x: x.name)
         ],
         "conditionals": [
             {"object": "conditional", "name": k.name, "values": list(k.values)}
@@ -441,7 +443,7 @@ def experiment_json(e: m.Experiment) -> dict[str, Any]:
                 "threshold": lc.threshold,
                 "terms": [
                     {"object": "constraint_term", "name": t.name, "weight": t.weight}
-                    for t in lc.terms
+                    for t in sorted(lc.terms, key=lambda t: t.name.lower())
                 ],
             }
             for lc in e.linear_constraints
@@ -449,9 +451,11 @@ def experiment_json(e: m.Experiment) -> dict[str, Any]:
         "parallel_bandwidth": e.parallel_bandwidth,
         "num_solutions": e.num_solutions,
         "runs_only": e.runs_only,
-        "tasks": None,
     }
+    # as SigOpt's: no tasks key without tasks (multitask is not supported), and an
+    # aiexperiment has neither development nor observation_budget
     if e.runs_only:
+        del out["development"]
         out["budget"] = e.observation_budget
         out["progress"] = {
             "object": "progress",

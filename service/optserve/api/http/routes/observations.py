@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ....domain.errors import InvalidArgument, NotFound
 from ....domain.limits import MAX_OBSERVATIONS_PER_BATCH
 from .. import convert as cv
 from ..app import Ctx, Handler
@@ -14,7 +15,16 @@ def create(ctx: Ctx) -> dict[str, Any]:
     experiment_id = ctx.path["experiment_id"]
     exp = ctx.app.get_experiment(experiment_id, ctx.call)
     obs = cv.observation_from_json(exp, ctx.body)
-    return cv.observation_json(ctx.app.create_observation(experiment_id, obs, ctx.call))
+    try:
+        made = ctx.app.create_observation(experiment_id, obs, ctx.call)
+    except NotFound as error:
+        raise _no_suggestion(error, "suggestion") from None
+    return cv.observation_json(made)
+
+
+def _no_suggestion(error: NotFound, field: str) -> InvalidArgument:
+    # The experiment was found above: SigOpt answers an unknown suggestion with 400.
+    return bad(field, f"No suggestion: {error}")
 
 
 def create_batch(ctx: Ctx) -> dict[str, Any]:
@@ -33,7 +43,10 @@ def create_batch(ctx: Ctx) -> dict[str, Any]:
         cv.observation_from_json(exp, o, f"observations[{i}]", r) for i, o in enumerate(items)
     ]
     r.done()
-    made = ctx.app.create_observations(experiment_id, observations, ctx.call)
+    try:
+        made = ctx.app.create_observations(experiment_id, observations, ctx.call)
+    except NotFound as error:
+        raise _no_suggestion(error, "observations") from None
     return whole([cv.observation_json(o) for o in made])
 
 
