@@ -116,6 +116,10 @@ def test_run_of_an_aiexperiment_merge_and_put(api: Api) -> None:
         and run["experiment"] == exp["id"]
     )
     assert run["project"] == pid and run["metadata"] == {"seed": 1}
+    # empty documents are shown as SigOpt's server shows them
+    assert (run["logs"], run["tags"], run["datasets"], run["files"]) == ({}, [], [], [])
+    assert run["model"] == {"object": "model", "type": None}
+    assert run["source_code"] == {"object": "source_code", "content": None, "hash": None}
     path = f"training_runs/{run['id']}"
     merge = lambda body: api.request("MERGE", path, body, SKIP)  # noqa: E731
     assert merge({"values": {"acc": {"value": 0.5}}}).status_code == 204
@@ -132,18 +136,22 @@ def test_run_of_an_aiexperiment_merge_and_put(api: Api) -> None:
         "loss": (1.5, 0.2),
     }
     assert now["metadata"] == {"seed": 1, "note": "a"}
-    assert now["logs"] == {"stdout": {"content": "hello"}, "stderr": {"content": "oops"}}
+    assert now["logs"] == {
+        "stdout": {"object": "log", "content": "hello"},
+        "stderr": {"object": "log", "content": "oops"},
+    }
     assert (
         now["assignments"]["batch_size"] == 32
         and now["assignments"]["x"] == run["assignments"]["x"]
     )
-    assert now["datasets"] == ["mnist"] and now["model"] == {"type": "cnn"}
+    assert now["datasets"] == ["mnist"] and now["model"] == {"object": "model", "type": "cnn"}
     assert "set by the run's suggestion" in api.error(
         400, "MERGE", path, {"assignments": {"x": 0.123456}}
     )
     # PUT replaces what it names
     put = api.ok("PUT", path, {"metadata": {"only": "this"}, "logs": {"stdout": {"content": "x"}}})
-    assert put["metadata"] == {"only": "this"} and put["logs"] == {"stdout": {"content": "x"}}
+    assert put["metadata"] == {"only": "this"}
+    assert put["logs"] == {"stdout": {"object": "log", "content": "x"}}
     assert put["values"]["acc"]["value"] == 0.5
     assert "1124" in api.error(400, "MERGE", path, {"logs": {"stdout": {"content": "y" * 1125}}})
     assert "number" in api.error(400, "MERGE", path, {"values": {"acc": {"value": "high"}}})

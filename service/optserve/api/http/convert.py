@@ -762,9 +762,15 @@ def run_patch_from_json(doc: dict[str, Any]) -> rn.RunPatch:
     return patch
 
 
+def _document(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def run_json(run: rn.TrainingRun) -> dict[str, Any]:
+    # logs, model and source_code are objects, empty ones too, as SigOpt's server shows them
     x = run.extras
     datasets = x.get("datasets")
+    model, source = _document(x.get("model")), _document(x.get("source_code"))
     best = None
     if run.checkpoints:
         best = run.checkpoints[-1].id
@@ -778,11 +784,18 @@ def run_json(run: rn.TrainingRun) -> dict[str, Any]:
         "metadata": run.metadata or None,
         "sys_metadata": x.get("sys_metadata"),
         "dev_metadata": x.get("dev_metadata"),
-        "datasets": sorted(datasets) if isinstance(datasets, dict) else datasets,
-        "model": x.get("model"),
-        "source_code": x.get("source_code"),
-        "logs": x.get("logs"),
-        "tags": x.get("tags"),
+        "datasets": sorted(datasets) if isinstance(datasets, dict) else datasets or [],
+        "model": {"object": "model", "type": model.get("type")},
+        "source_code": {
+            "object": "source_code",
+            "content": source.get("content"),
+            "hash": source.get("hash"),
+        },
+        "logs": {
+            name: {"object": "log", "content": _document(log).get("content")}
+            for name, log in _document(x.get("logs")).items()
+        },
+        "tags": x.get("tags") or [],
         "favorite": bool(x.get("favorite", False)),
         "files": [],
         "experiment": run.experiment_id,
