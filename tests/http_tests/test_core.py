@@ -455,3 +455,26 @@ def test_wire_errors(api: Api, http_server: HttpServer) -> None:
             f"{http_server.url}/v1/experiments", data=raw, headers=api.headers, timeout=30
         )
         assert response.status_code == 400, raw
+
+
+def test_objects_have_the_keys_of_sigopts_server(api: Api) -> None:
+    """Each object has the keys SigOpt's server gives it, no more (no legacy value or
+    task without tasks), no fewer."""
+    exp = api.ok("POST", "experiments", simple_experiment(metrics=["f"]))
+    base = f"experiments/{exp['id']}"
+    suggestion = api.ok("POST", f"{base}/suggestions")
+    assert set(suggestion) == {
+        "object", "id", "experiment", "assignments", "state", "created", "deleted", "metadata",
+    }  # fmt: skip
+    observation = api.ok(
+        "POST", f"{base}/observations", {"suggestion": suggestion["id"], "value": 1}
+    )
+    assert set(observation) == {
+        "object", "id", "experiment", "suggestion", "assignments", "values", "failed",
+        "metadata", "created",
+    }  # fmt: skip
+    (best,) = api.ok("GET", f"{base}/best_assignments")["data"]
+    assert set(best) == {"object", "id", "assignments", "values", "metadata"}
+    assert set(observation["values"][0]) == {"object", "name", "value", "value_stddev"}
+    queued = api.ok("POST", f"{base}/queued_suggestions", {"assignments": {"x": 0.5, "y": 0.5}})
+    assert set(queued) == {"object", "id", "experiment", "assignments", "created"}

@@ -544,7 +544,6 @@ def suggestion_json(s: m.Suggestion) -> dict[str, Any]:
         "created": ts(s.create_time),
         "deleted": False,
         "metadata": s.metadata or None,
-        "task": None,
     }
 
 
@@ -555,7 +554,6 @@ def queued_suggestion_json(q: m.QueuedSuggestion) -> dict[str, Any]:
         "experiment": q.experiment_id,
         "assignments": dict(q.assignments),
         "created": ts(q.create_time),
-        "task": None,
     }
 
 
@@ -657,12 +655,9 @@ def observation_json(o: m.Observation) -> dict[str, Any]:
         "suggestion": o.suggestion_id,
         "assignments": dict(o.assignments),
         "values": [metric_value_json(v.name, v.value, v.stddev) for v in o.values],
-        "value": o.values[0].value if len(o.values) == 1 else None,
-        "value_stddev": o.values[0].stddev if len(o.values) == 1 else None,
         "failed": o.failed,
         "metadata": o.metadata or None,
         "created": ts(o.create_time),
-        "task": None,
     }
 
 
@@ -672,10 +667,7 @@ def best_assignments_json(o: m.Observation) -> dict[str, Any]:
         "id": o.id,
         "assignments": dict(o.assignments),
         "values": [metric_value_json(v.name, v.value, v.stddev) for v in o.values],
-        "value": o.values[0].value if len(o.values) == 1 else None,
-        "value_stddev": o.values[0].stddev if len(o.values) == 1 else None,
         "metadata": o.metadata or None,
-        "task": None,
     }
 
 
@@ -822,8 +814,6 @@ def checkpoint_json(run_id: str, c: rn.Checkpoint) -> dict[str, Any]:
         "values": [metric_value_json(n, v.value, v.stddev) for n, v in c.values.items()],
         "metadata": c.metadata or None,
         "created": ts(c.create_time),
-        "should_stop": False,
-        "stopping_reasons": {},
     }
 
 
