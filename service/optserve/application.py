@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .domain import best, runs, tenancy, validation
+from . import importance
+from .domain import best, runs, stopping, tenancy, validation
 from .domain.errors import (
     Cancelled,
     FailedPrecondition,
@@ -591,6 +592,40 @@ class Application:
             return [incumbent], ""
         observations, _ = self.storage.load_history(experiment_id)
         return best.best_observations(exp, observations)
+
+    def stopping_reasons(self, experiment_id: str, call: Call = SYSTEM) -> list[str]:
+        """Why the experiment may stop (budget reached, stagnation); empty to go on."""
+        exp = self.storage.get_experiment(experiment_id)
+        self._check_reach(call.principal, exp.project, experiment_id)
+        observations, _ = self.storage.load_history(experiment_id)
+        return stopping.stopping_reasons(exp, observations)
+
+    def parameter_importances(
+        self, experiment_id: str, call: Call = SYSTEM
+    ) -> dict[str, dict[str, float] | None]:
+        """Per metric, each parameter's importance (summing to 1), None for a metric
+        with fewer than ``importance.MIN_POINTS`` successful values."""
+        exp = self.storage.get_experiment(experiment_id)
+        self._check_reach(call.principal, exp.project, experiment_id)
+        names = [p.name for p in exp.parameters]
+        if len(names) == 1:
+            return {m.name: {names[0]: 1.0} for m in exp.metrics}
+        observations, _ = self.storage.load_history(experiment_id)
+        out: dict[str, dict[str, float] | None] = {}
+        for metric in exp.metrics:
+            points = [
+                (o.assignments, v)
+                for o in observations
+                if not o.failed and (v := o.value_of(metric.name)) is not None
+            ]
+            if len(points) < importance.MIN_POINTS:
+                out[metric.name] = None
+                continue
+            scores = dict(
+                importance.importances(exp, [a for a, _ in points], [v for _, v in points])
+            )
+            out[metric.name] = {n: scores[n] for n in names}
+        return out
 
     # -------------------------------------------------------------- experiments: soft delete
 

@@ -478,3 +478,52 @@ def test_objects_have_the_keys_of_sigopts_server(api: Api) -> None:
     assert set(observation["values"][0]) == {"object", "name", "value", "value_stddev"}
     queued = api.ok("POST", f"{base}/queued_suggestions", {"assignments": {"x": 0.5, "y": 0.5}})
     assert set(queued) == {"object", "id", "experiment", "assignments", "created"}
+
+
+def test_stopping_criteria(api: Api, conn: Connection) -> None:
+    exp = conn.experiments().create(
+        **simple_experiment(parameters=[double("x")], metrics=["f"], observation_budget=12)
+    )
+    criteria = conn.experiments(exp.id).stopping_criteria().fetch()
+    assert (criteria.should_stop, criteria.reasons) == (False, [])
+
+    def observe(*values: float) -> None:
+        batch = [{"assignments": {"x": 0.5}, "values": [{"name": "f", "value": v}]} for v in values]
+        conn.experiments(exp.id).observations().create_batch(observations=batch)
+
+    # five good values, then five (5 × one parameter) that beat none of them
+    observe(10, 9, 8, 7, 6, 1, 2, 3, 4, 5)
+    criteria = conn.experiments(exp.id).stopping_criteria().fetch()
+    assert (criteria.should_stop, criteria.reasons) == (True, ["possible_stagnation"])
+    observe(11, 0)  # a new best, and the budget used up
+    doc = api.ok("GET", f"experiments/{exp.id}/stopping_criteria")
+    assert doc == {
+        "object": "stopping_criteria",
+        "should_stop": True,
+        "reasons": ["observation_budget_reached"],
+    }
+
+
+def test_metric_importances(api: Api, conn: Connection) -> None:
+    exp = conn.experiments().create(**simple_experiment(metrics=["f", "g"]))
+    path = f"experiments/{exp.id}/metric_importances"
+    assert "Not enough observations" in api.error(422, "GET", path)
+    batch = [
+        {
+            "assignments": {"x": x, "y": y},
+            "values": [{"name": "f", "value": 5 * x}, {"name": "g", "value": y}],
+        }
+        for x, y in [(0.1, 0.9), (0.3, 0.2), (0.5, 0.6), (0.7, 0.1), (0.9, 0.4), (0.2, 0.5)]
+    ]
+    conn.experiments(exp.id).observations().create_batch(observations=batch)
+    listed = list(conn.experiments(exp.id).metric_importances().fetch().iterate_pages())
+    assert [m.metric for m in listed] == ["f", "g"]
+    f, g = (dict(m.importances) for m in listed)
+    assert set(f) == set(g) == {"x", "y"}
+    assert sum(f.values()) == pytest.approx(1) and f["x"] > f["y"] and g["y"] > g["x"]
+    doc = api.ok("GET", path)
+    assert doc["object"] == "pagination" and doc["data"][0]["object"] == "metric_importances"
+    one = conn.experiments().create(**simple_experiment(parameters=[double("x")], metrics=["f"]))
+    assert api.ok("GET", f"experiments/{one.id}/metric_importances")["data"][0]["importances"] == {
+        "x": 1
+    }

@@ -1,4 +1,5 @@
-"""/v1/experiments, /v1/clients/{client_id}/experiments and best assignments."""
+"""/v1/experiments, /v1/clients/{client_id}/experiments, best assignments, stopping criteria
+and metric importances."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ....domain.model import Experiment, ExperimentState
 from ... import converters as grpc_conv
 from .. import convert as cv
 from ..app import Ctx, Handler
+from ..errors import HttpError
 from .common import bad, check_client, flag, page, whole
 
 
@@ -85,6 +87,23 @@ def best_assignments(ctx: Ctx) -> dict[str, Any]:
     return whole([cv.best_assignments_json(o) for o in observations])
 
 
+def stopping_criteria(ctx: Ctx) -> dict[str, Any]:
+    reasons = ctx.app.stopping_reasons(ctx.path["experiment_id"], ctx.call)
+    return {"object": "stopping_criteria", "should_stop": bool(reasons), "reasons": reasons}
+
+
+def metric_importances(ctx: Ctx) -> dict[str, Any]:
+    by_metric = ctx.app.parameter_importances(ctx.path["experiment_id"], ctx.call)
+    if any(scores is None for scores in by_metric.values()):
+        raise HttpError(422, "Not enough observations to calculate parameter importances.")
+    return whole(
+        [
+            {"object": "metric_importances", "metric": name, "importances": by_metric[name]}
+            for name in sorted(by_metric)
+        ]
+    )
+
+
 def _client(handler: Any) -> Any:
     def run(ctx: Ctx) -> Any:
         check_client(ctx)
@@ -105,6 +124,8 @@ ROUTES: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/experiments", {"POST": create, "GET": list_experiments}),
     ("/v1/experiments/{experiment_id}", {"GET": get, "PUT": update, "DELETE": delete}),
     ("/v1/experiments/{experiment_id}/best_assignments", {"GET": best_assignments}),
+    ("/v1/experiments/{experiment_id}/stopping_criteria", {"GET": stopping_criteria}),
+    ("/v1/experiments/{experiment_id}/metric_importances", {"GET": metric_importances}),
     (
         "/v1/clients/{client_id}/experiments",
         {"POST": _client(create), "GET": _client(list_experiments)},
