@@ -222,3 +222,45 @@ def test_projects_and_runs(stub):
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetTrainingRun(pb.GetTrainingRunRequest(id="99999999"))
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_stopping_criteria_and_importances(stub):
+    exp = create(
+        stub,
+        parameters=[double("x"), double("y")],
+        metrics=[{"name": "f"}, {"name": "g", "strategy": "METRIC_STRATEGY_STORE"}],
+        observationBudget=6,
+    )
+    reply = stub.GetStoppingCriteria(pb.GetStoppingCriteriaRequest(experiment_id=exp.id))
+    assert (reply.should_stop, list(reply.reasons)) == (False, [])
+    importances = stub.GetParameterImportances(
+        pb.GetParameterImportancesRequest(experiment_id=exp.id)
+    ).metrics
+    # by metric name, empty until a metric has three successful values
+    assert [(m.metric, dict(m.importances)) for m in importances] == [("f", {}), ("g", {})]
+    points = [(0.1, 0.9), (0.3, 0.2), (0.5, 0.6), (0.7, 0.1), (0.9, 0.4), (0.2, 0.5)]
+    stub.BatchCreateObservations(
+        pb.BatchCreateObservationsRequest(
+            experiment_id=exp.id,
+            observations=[
+                ob.Observation(
+                    assignments={
+                        "x": su.AssignmentValue(double_value=x),
+                        "y": su.AssignmentValue(double_value=y),
+                    },
+                    values=[
+                        ob.MetricValue(name="f", value=5 * x),
+                        ob.MetricValue(name="g", value=y),
+                    ],
+                )
+                for x, y in points
+            ],
+        )
+    )
+    reply = stub.GetStoppingCriteria(pb.GetStoppingCriteriaRequest(experiment_id=exp.id))
+    assert (reply.should_stop, list(reply.reasons)) == (True, ["observation_budget_reached"])
+    f, g = stub.GetParameterImportances(
+        pb.GetParameterImportancesRequest(experiment_id=exp.id)
+    ).metrics
+    assert sum(f.importances.values()) == pytest.approx(1)
+    assert f.importances["x"] > f.importances["y"] and g.importances["y"] > g.importances["x"]

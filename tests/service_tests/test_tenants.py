@@ -116,6 +116,8 @@ def test_a_token_never_sees_another_projects_experiments(admin):
         ("DeleteObservation", pb.DeleteObservationRequest(experiment_id=theirs.id, id="1")),
         ("GetBestAssignments", pb.GetBestAssignmentsRequest(experiment_id=theirs.id)),
         ("CreateObservation", pb.CreateObservationRequest(experiment_id=theirs.id)),
+        ("GetStoppingCriteria", pb.GetStoppingCriteriaRequest(experiment_id=theirs.id)),
+        ("GetParameterImportances", pb.GetParameterImportancesRequest(experiment_id=theirs.id)),
     ]
     for method, request in calls:
         assert alpha.code(method, request) is grpc.StatusCode.NOT_FOUND, method

@@ -314,3 +314,19 @@ def test_a_chosen_request_id_replays_creates_of_projects_runs_and_checkpoints(
     with pytest.raises(ApiError) as info:
         conn.create_checkpoint(run.id, {"m": 2.0}, request_id=f"{pid}-ckpt")
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_stopping_criteria_and_parameter_importances(conn: Connection) -> None:
+    exp = conn.create_experiment(
+        name="analysis", parameters=[X, Y], metrics=[dict(name="f")], budget=6
+    )
+    assert conn.get_stopping_criteria(exp.id) == sigopt.StoppingCriteria(False, [])
+    assert conn.get_parameter_importances(exp.id) == {"f": {}}
+    points = [(0.1, 0.9), (0.3, 0.2), (0.5, 0.6), (0.7, 0.1), (0.9, 0.4), (0.2, 0.5)]
+    conn.create_observations(
+        exp.id, [dict(assignments=dict(x=x, y=y), values={"f": 5 * x}) for x, y in points]
+    )
+    criteria = conn.get_stopping_criteria(exp.id)
+    assert criteria.should_stop and criteria.reasons == ["observation_budget_reached"]
+    f = conn.get_parameter_importances(exp.id)["f"]
+    assert f["x"] > f["y"] and sum(f.values()) == pytest.approx(1)

@@ -410,3 +410,24 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
             _require_id(request.experiment_id, "experiment_id"), self._call(context)
         )
         return pb.GetBestTrainingRunsResponse(training_runs=[conv.run_to_proto(r) for r in runs])
+
+    # -------------------------------------------------------------- analysis
+
+    @handle_errors
+    def GetStoppingCriteria(self, request, context):
+        reasons = self.app.stopping_reasons(
+            _require_id(request.experiment_id, "experiment_id"), self._call(context)
+        )
+        return pb.GetStoppingCriteriaResponse(should_stop=bool(reasons), reasons=reasons)
+
+    @handle_errors
+    def GetParameterImportances(self, request, context):
+        by_metric = self.app.parameter_importances(
+            _require_id(request.experiment_id, "experiment_id"), self._call(context)
+        )
+        return pb.GetParameterImportancesResponse(
+            metrics=[
+                pb.MetricImportances(metric=name, importances=by_metric[name] or {})
+                for name in sorted(by_metric)
+            ]
+        )

@@ -40,6 +40,7 @@ from optserve_client.objects import (
     Project,
     QueuedSuggestion,
     RunValue,
+    StoppingCriteria,
     Suggestion,
     TrainingRun,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "RetryPolicy",
     "RunContext",
     "RunValue",
+    "StoppingCriteria",
     "Suggestion",
     "TrainingRun",
     "TrainingRunContext",

@@ -28,6 +28,7 @@ from optserve_client.objects import (
     Page,
     Project,
     QueuedSuggestion,
+    StoppingCriteria,
     Suggestion,
     TrainingRun,
 )
@@ -713,6 +714,21 @@ class Connection:
         request = pb.GetBestTrainingRunsRequest(experiment_id=experiment_id)
         response = self._call("GetBestTrainingRuns", request)
         return [conv.run_from_proto(r) for r in response.training_runs]
+
+    # --- analysis ------------------------------------------------------------
+
+    def get_stopping_criteria(self, experiment_id: str) -> StoppingCriteria:
+        """Whether the experiment may stop, and why (SigOpt's stopping criteria)."""
+        request = pb.GetStoppingCriteriaRequest(experiment_id=experiment_id)
+        response = self._call("GetStoppingCriteria", request)
+        return StoppingCriteria(response.should_stop, list(response.reasons))
+
+    def get_parameter_importances(self, experiment_id: str) -> dict[str, dict[str, float]]:
+        """Metric name -> parameter name -> importance (summing to 1); a metric
+        with fewer than three successful values maps to an empty dict."""
+        request = pb.GetParameterImportancesRequest(experiment_id=experiment_id)
+        response = self._call("GetParameterImportances", request)
+        return {m.metric: dict(m.importances) for m in response.metrics}
 
 
 def _pages(list_call: Any, *args: Any, **filters: Any) -> Iterator[Any]:

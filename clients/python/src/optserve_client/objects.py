@@ -400,3 +400,12 @@ class BestRuns(_Base):
     def assignments(self) -> list[Assignments]:
         """The assignments of ``data``, in the same order."""
         return [r.assignments for r in self.data]
+
+
+@dataclass
+class StoppingCriteria(_Base):
+    """Whether an experiment may stop: ``reasons`` holds
+    ``"observation_budget_reached"`` and/or ``"possible_stagnation"``."""
+
+    should_stop: bool
+    reasons: list[str]

@@ -521,3 +521,44 @@ class GetBestTrainingRunsResponse(_message.Message):
     TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
     training_runs: _containers.RepeatedCompositeFieldContainer[_run_pb2.TrainingRun]
     def __init__(self, training_runs: _Optional[_Iterable[_Union[_run_pb2.TrainingRun, _Mapping]]] = ...) -> None: ...
+
+class GetStoppingCriteriaRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class GetStoppingCriteriaResponse(_message.Message):
+    __slots__ = ("should_stop", "reasons")
+    SHOULD_STOP_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    should_stop: bool
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, should_stop: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetParameterImportancesRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class MetricImportances(_message.Message):
+    __slots__ = ("metric", "importances")
+    class ImportancesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCES_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    importances: _containers.ScalarMap[str, float]
+    def __init__(self, metric: _Optional[str] = ..., importances: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class GetParameterImportancesResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricImportances]
+    def __init__(self, metrics: _Optional[_Iterable[_Union[MetricImportances, _Mapping]]] = ...) -> None: ...

@@ -208,6 +208,16 @@ class OptimizationServiceStub:
                 request_serializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.SerializeToString,
                 response_deserializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.FromString,
                 _registered_method=True)
+        self.GetStoppingCriteria = channel.unary_unary(
+                '/optserve.v1.OptimizationService/GetStoppingCriteria',
+                request_serializer=optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaResponse.FromString,
+                _registered_method=True)
+        self.GetParameterImportances = channel.unary_unary(
+                '/optserve.v1.OptimizationService/GetParameterImportances',
+                request_serializer=optserve_dot_v1_dot_service__pb2.GetParameterImportancesRequest.SerializeToString,
+                response_deserializer=optserve_dot_v1_dot_service__pb2.GetParameterImportancesResponse.FromString,
+                _registered_method=True)
 
 
 class OptimizationServiceServicer:
@@ -453,6 +463,20 @@ class OptimizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStoppingCriteria(self, request, context):
+        """Returns whether the experiment may stop, and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetParameterImportances(self, request, context):
+        """Returns each parameter's importance for each metric.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OptimizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -615,6 +639,16 @@ def add_OptimizationServiceServicer_to_server(servicer, server):
                     servicer.GetBestTrainingRuns,
                     request_deserializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.FromString,
                     response_serializer=optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.SerializeToString,
+            ),
+            'GetStoppingCriteria': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStoppingCriteria,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaResponse.SerializeToString,
+            ),
+            'GetParameterImportances': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParameterImportances,
+                    request_deserializer=optserve_dot_v1_dot_service__pb2.GetParameterImportancesRequest.FromString,
+                    response_serializer=optserve_dot_v1_dot_service__pb2.GetParameterImportancesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1494,6 +1528,60 @@ class OptimizationService:
             '/optserve.v1.OptimizationService/GetBestTrainingRuns',
             optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsRequest.SerializeToString,
             optserve_dot_v1_dot_service__pb2.GetBestTrainingRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStoppingCriteria(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/GetStoppingCriteria',
+            optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.GetStoppingCriteriaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParameterImportances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/optserve.v1.OptimizationService/GetParameterImportances',
+            optserve_dot_v1_dot_service__pb2.GetParameterImportancesRequest.SerializeToString,
+            optserve_dot_v1_dot_service__pb2.GetParameterImportancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

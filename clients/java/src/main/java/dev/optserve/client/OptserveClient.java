@@ -13,6 +13,10 @@ import dev.optserve.v1.CreateTrainingRunRequest;
 import dev.optserve.v1.DeleteQueuedSuggestionRequest;
 import dev.optserve.v1.DeleteTrainingRunRequest;
 import dev.optserve.v1.GetBestTrainingRunsRequest;
+import dev.optserve.v1.GetParameterImportancesRequest;
+import dev.optserve.v1.GetStoppingCriteriaRequest;
+import dev.optserve.v1.GetStoppingCriteriaResponse;
+import dev.optserve.v1.MetricImportances;
 import dev.optserve.v1.GetProjectRequest;
 import dev.optserve.v1.GetTrainingRunRequest;
 import dev.optserve.v1.ListExperimentsRequest;
@@ -823,6 +827,26 @@ public final class OptserveClient implements AutoCloseable {
     GetBestTrainingRunsRequest request =
         GetBestTrainingRunsRequest.newBuilder().setExperimentId(experimentId).build();
     return call(s -> s.getBestTrainingRuns(request).getTrainingRunsList());
+  }
+
+  /**
+   * Whether the experiment may stop, and why: {@code observation_budget_reached}, {@code
+   * possible_stagnation}.
+   */
+  public GetStoppingCriteriaResponse stoppingCriteria(String experimentId) {
+    GetStoppingCriteriaRequest request =
+        GetStoppingCriteriaRequest.newBuilder().setExperimentId(experimentId).build();
+    return call(s -> s.getStoppingCriteria(request));
+  }
+
+  /**
+   * Each metric's parameter importances (summing to 1), by metric name; empty until the metric has
+   * three successful values.
+   */
+  public List<MetricImportances> parameterImportances(String experimentId) {
+    GetParameterImportancesRequest request =
+        GetParameterImportancesRequest.newBuilder().setExperimentId(experimentId).build();
+    return call(s -> s.getParameterImportances(request).getMetricsList());
   }
 
   /**

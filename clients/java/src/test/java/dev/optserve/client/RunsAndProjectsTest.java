@@ -13,6 +13,7 @@ import dev.optserve.v1.CreateTrainingRunRequest;
 import dev.optserve.v1.Experiment;
 import dev.optserve.v1.ExperimentState;
 import dev.optserve.v1.ExperimentType;
+import dev.optserve.v1.Metric;
 import dev.optserve.v1.MetricValue;
 import dev.optserve.v1.Observation;
 import dev.optserve.v1.Parameter;
@@ -354,5 +355,35 @@ class RunsAndProjectsTest {
             OptserveException.class,
             () -> client.createTrainingRun(request.toBuilder().setName("other").build()));
     assertEquals(Status.Code.FAILED_PRECONDITION, reused.getCode());
+  }
+
+  @Test
+  void stoppingCriteriaAndImportances() {
+    Experiment exp =
+        client.createExperiment(
+            Experiment.newBuilder()
+                .setName("analysis")
+                .addParameters(Parameters.doubleParam("x", 0, 1))
+                .addParameters(Parameters.doubleParam("y", 0, 1))
+                .addMetrics(Metric.newBuilder().setName("f"))
+                .setObservationBudget(6)
+                .build());
+    assertFalse(client.stoppingCriteria(exp.getId()).getShouldStop());
+    assertTrue(client.parameterImportances(exp.getId()).get(0).getImportancesMap().isEmpty());
+    double[][] points = {{0.1, 0.9}, {0.3, 0.2}, {0.5, 0.6}, {0.7, 0.1}, {0.9, 0.4}, {0.2, 0.5}};
+    for (double[] p : points) {
+      client.createObservation(
+          exp.getId(),
+          Observation.newBuilder()
+              .putAssignments("x", d(p[0]))
+              .putAssignments("y", d(p[1]))
+              .addValues(MetricValue.newBuilder().setName("f").setValue(5 * p[0]))
+              .build());
+    }
+    assertEquals(
+        List.of("observation_budget_reached"),
+        client.stoppingCriteria(exp.getId()).getReasonsList());
+    Map<String, Double> f = client.parameterImportances(exp.getId()).get(0).getImportancesMap();
+    assertTrue(f.get("x") > f.get("y"), f.toString());
   }
 }
