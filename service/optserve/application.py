@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +79,7 @@ IMMUTABLE_EXPERIMENT_FIELDS = {
 MUTABLE_OBSERVATION_FIELDS = {"values", "failed", "metadata"}
 # Suggestion leases: an open suggestion neither observed nor renewed this long expires.
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+IMPORTANCE_CACHE_SIZE = 64
 
 
 def _alive() -> bool:
@@ -116,6 +119,12 @@ class Application:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        # importances by (experiment, observation count, last observation): GP fits are
+        # costly; an observation's changed values show with the next observation
+        self._importances: OrderedDict[tuple[Any, ...], dict[str, dict[str, float] | None]] = (
+            OrderedDict()
+        )
+        self._importances_lock = threading.Lock()
 
     # -------------------------------------------------------------- experiments
 
@@ -610,6 +619,12 @@ class Application:
         names = [p.name for p in exp.parameters]
         if len(names) == 1:
             return {m.name: {names[0]: 1.0} for m in exp.metrics}
+        last = exp.progress.last_observation
+        key = (experiment_id, exp.progress.observation_count, last.id if last else None)
+        with self._importances_lock:
+            if key in self._importances:
+                self._importances.move_to_end(key)
+                return self._importances[key]
         observations, _ = self.storage.load_history(experiment_id)
         out: dict[str, dict[str, float] | None] = {}
         for metric in exp.metrics:
@@ -625,6 +640,10 @@ class Application:
                 importance.importances(exp, [a for a, _ in points], [v for _, v in points])
             )
             out[metric.name] = {n: scores[n] for n in names}
+        with self._importances_lock:
+            self._importances[key] = out
+            while len(self._importances) > IMPORTANCE_CACHE_SIZE:
+                self._importances.popitem(last=False)
         return out
 
     # -------------------------------------------------------------- experiments: soft delete
