@@ -294,3 +294,36 @@ def test_run_field_limits(api: Api) -> None:
     assert "262144 bytes" in api.error(400, "MERGE", path, big)
     assert "name" in api.error(400, "PUT", path, {"name": "n" * 101})
     assert api.ok("GET", path)["assignments"] == {}
+
+
+def test_runs_report_their_assignments_and_a_grid_visits_each_point(api: Api) -> None:
+    pid = _project(api)
+    exp = api.ok(
+        "POST",
+        f"clients/1/projects/{pid}/aiexperiments",
+        {
+            "name": "grid",
+            "type": "grid",
+            "parameters": [
+                {"name": "x", "type": "double", "grid": [0.1, 0.5]},
+                {"name": "k", "type": "categorical", "categorical_values": ["a", "b"]},
+            ],
+            "metrics": [{"name": "acc"}],
+        },
+    )
+    assert exp["budget"] == 4
+    runs = []
+    for _ in range(4):
+        run = api.ok("POST", f"aiexperiments/{exp['id']}/training_runs", {})
+        done = {"values": {"acc": {"value": run["assignments"]["x"]}}, "state": "completed"}
+        api.request("MERGE", f"training_runs/{run['id']}", done, SKIP)
+        runs.append(run["assignments"])
+    assert sorted((a["x"], a["k"]) for a in runs) == [
+        (0.1, "a"),
+        (0.1, "b"),
+        (0.5, "a"),
+        (0.5, "b"),
+    ]
+    # each run's observation carries the run's assignments, which the optimizer learns from
+    observations = api.ok("GET", f"experiments/{exp['id']}/observations")["data"]
+    assert [o["assignments"] for o in observations] == runs

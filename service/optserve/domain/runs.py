@@ -301,14 +301,13 @@ def observation_of(exp: Experiment, run: TrainingRun) -> Observation:
     ]
     reported = {v.name for v in values}
     ok = run.state is RunState.COMPLETED and all(m.name in reported for m in exp.required_metrics)
+    # a suggestion's assignments are fixed on its run: the run's own are the suggestion's
     names = {p.name for p in exp.parameters} | {k.name for k in exp.conditionals}
     return Observation(
         id="",
         experiment_id=exp.id,
         suggestion_id=run.suggestion_id,
-        assignments={}
-        if run.suggestion_id
-        else {k: v for k, v in run.assignments.items() if k in names},
+        assignments={k: v for k, v in run.assignments.items() if k in names},
         values=values if ok else [],
         failed=not ok,
     )
