@@ -1,27 +1,38 @@
 """Throughput of the service under concurrent clients, on SQLite and on PostgreSQL with
-several replicas (a benchmark, not a test).
+several replicas (a benchmark, not a test), and the targets of issue 10 as ratios.
 
 For each configuration (SQLite with one server; PostgreSQL with each replica count of
-``--replicas``) it starts the servers on a fresh database, then C asyncio clients
+``--replicas``) it starts the servers on a fresh database, then asyncio clients
 (grpc.aio, one channel each, spreading calls round-robin over the replicas as the
-Python client does) run four phases of T seconds each, every client on its own
-experiment:
+Python client does) run these phases of T seconds each:
 
+- ECHO: grpc.health.v1.Health/Check on the same server: the ceiling. It is the trivial
+  unary method of the real server: same process, thread pool, options, interceptors
+  (metrics, request id, auth's pass-through) and request decoding as every optserve
+  call, with no storage and no application behind it;
 - READ: GetExperiment (a read, no optimizer);
-- WRITE: CreateObservation with explicit assignments (observation writes);
-- RANDOM, OFFLINE: CreateSuggestions + CreateObservation loops (OFFLINE: model-based).
+- WRITE: CreateObservation with explicit assignments (each durable before its reply);
+- RANDOM, GRID, OFFLINE: CreateSuggestions + CreateObservation loops, every client on
+  its own experiment (OFFLINE: model-based);
+- SHARED: twice the clients on one shared RANDOM experiment with a linear constraint;
+- P50: RANDOM loops from one client (the latency of a suggestion on an idle server);
+- OFF1, OFF8: OFFLINE loops on 1 and on 8 experiments at once; each experiment starts
+  with 10 observations and is replaced by a fresh one after 20 loops, so that both
+  phases fit models of the same sizes.
 
 It reports operations per second, median / p99 latency of each call, and the CPU time
 per operation spent by the replicas, by PostgreSQL (when it runs on this machine) and
 by the client process: the costs from which throughput on more cores can be projected.
-A last table times single storage calls in one thread (no gRPC) on both backends.
+Then the targets of issue 10 against their baselines, and a table timing single
+storage calls in one thread (no gRPC) on both backends.
 
     .venv/bin/python bench/throughput.py [--db private|postgresql://...] \\
-        [--replicas 1 2 4] [--clients 16] [--seconds 10]
+        [--replicas 1 2 4] [--clients 16] [--seconds 10] [--phases ECHO READ ...]
 
 ``--db private`` starts a PostgreSQL cluster of this machine's Debian packages on a
 temporary directory (durable: fsync on, as in production); a URL uses that database
 (``optserve migrate`` is run on it). Without ``--db`` only SQLite is measured.
+``--server-arg`` passes an option to every ``optserve serve`` (repeat it).
 """
 
 from __future__ import annotations
@@ -44,29 +55,38 @@ from pathlib import Path
 import grpc
 import numpy as np
 from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from optserve.v1 import experiment_pb2, observation_pb2, service_pb2_grpc
 from optserve.v1 import service_pb2 as pb
 from optserve_client._targets import ROUND_ROBIN, channel_target
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("READ", "WRITE", "RANDOM", "OFFLINE")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _experiment(kind: str) -> experiment_pb2.Experiment:
-    return json_format.ParseDict(
-        {
-            "name": f"throughput-{kind}",
-            "type": f"EXPERIMENT_TYPE_{kind}",
-            "parameters": [
-                {"name": f"x{i}", "type": "PARAMETER_TYPE_DOUBLE", "bounds": {"min": 0, "max": 1}}
-                for i in range(5)
-            ],
-            "metrics": [{"name": "value"}],
-        },
-        experiment_pb2.Experiment(),
-    )
+def _experiment(kind: str, constrained: bool = False) -> experiment_pb2.Experiment:
+    """5 doubles in [0, 1]; GRID: 5 doubles of 10 grid values each (100,000 points)."""
+    grid = [i / 9 for i in range(10)]
+    spec: dict = {
+        "name": f"throughput-{kind}",
+        "type": f"EXPERIMENT_TYPE_{kind}",
+        "parameters": [
+            {"name": f"x{i}", "type": "PARAMETER_TYPE_DOUBLE", "bounds": {"min": 0, "max": 1}}
+            | ({"grid": grid} if kind == "GRID" else {})
+            for i in range(5)
+        ],
+        "metrics": [{"name": "value"}],
+    }
+    if constrained:
+        spec["linearConstraints"] = [
+            {
+                "type": "LINEAR_CONSTRAINT_TYPE_LESS_THAN",
+                "threshold": 1.5,
+                "terms": [{"name": "x0", "weight": 1}, {"name": "x1", "weight": 1}],
+            }
+        ]
+    return json_format.ParseDict(spec, experiment_pb2.Experiment())
 
 
 # ------------------------------------------------------------------ processes
@@ -112,7 +132,7 @@ def _cpu(replicas: list[subprocess.Popen], postmaster: int | None) -> Cpu:
 
 
 @contextlib.contextmanager
-def _servers(db: str, count: int) -> Iterator[tuple[list[subprocess.Popen], str]]:
+def _servers(db: str, count: int, extra: list[str]) -> Iterator[tuple[list[subprocess.Popen], str]]:
     """``count`` replicas of ``optserve serve`` on ``db``; yields them and the target list."""
     started: list[subprocess.Popen] = []
     targets = []
@@ -122,6 +142,7 @@ def _servers(db: str, count: int) -> Iterator[tuple[list[subprocess.Popen], str]
                 [
                     *(sys.executable, "-m", "optserve", "serve", "--port", "0"),
                     *("--db", db, "--log-level", "WARNING"),
+                    *extra,
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -157,34 +178,85 @@ def _warm_up(target: str) -> None:
 
 # ------------------------------------------------------------------ load
 
+# phase -> (experiment type, clients (None: --clients), the loop run by each client)
+PHASES = ("ECHO", "READ", "WRITE", "RANDOM", "GRID", "SHARED", "P50", "OFFLINE", "OFF1", "OFF8")
+LOOP_PHASES = {"RANDOM", "GRID", "SHARED", "P50", "OFFLINE", "OFF1", "OFF8"}
+# OFF1 / OFF8: observations an experiment starts with, loops before a fresh one
+SEEDED, LOOPS_PER_EXPERIMENT = 10, 20
 
-async def _client(target: str, kind: str, deadline: float, timings: dict[str, list[float]]) -> int:
+
+def _clients(phase: str, clients: int) -> int:
+    return {"SHARED": 2 * clients, "P50": 1, "OFF1": 1, "OFF8": 8}.get(phase, clients)
+
+
+def _kind(phase: str) -> str:
+    if phase in ("OFFLINE", "OFF1", "OFF8"):
+        return "OFFLINE"
+    return "GRID" if phase == "GRID" else "RANDOM"
+
+
+def _observation(point: np.ndarray) -> observation_pb2.Observation:
+    obs = observation_pb2.Observation(
+        values=[observation_pb2.MetricValue(name="value", value=-float(point.sum()))]
+    )
+    for i, v in enumerate(point):
+        obs.assignments[f"x{i}"].double_value = float(v)
+    return obs
+
+
+async def _new_experiment(stub, phase: str, rng: np.random.Generator) -> str:
+    spec = _experiment(_kind(phase), constrained=phase == "SHARED")
+    exp = (await stub.CreateExperiment(pb.CreateExperimentRequest(experiment=spec))).experiment
+    if phase in ("OFF1", "OFF8"):
+        await stub.BatchCreateObservations(
+            pb.BatchCreateObservationsRequest(
+                experiment_id=exp.id,
+                observations=[_observation(rng.random(5)) for _ in range(SEEDED)],
+            )
+        )
+    return exp.id
+
+
+async def _client(
+    target: str,
+    phase: str,
+    deadline: float,
+    timings: dict[str, list[float]],
+    shared: str | None,
+) -> int:
     options = [("grpc.service_config", ROUND_ROBIN)]
     async with grpc.aio.insecure_channel(channel_target(target), options=options) as channel:
         stub = service_pb2_grpc.OptimizationServiceStub(channel)
-        spec = _experiment(kind if kind in ("RANDOM", "OFFLINE") else "RANDOM")
-        exp = (await stub.CreateExperiment(pb.CreateExperimentRequest(experiment=spec))).experiment
         rng = np.random.default_rng()
-        ops = 0
+        if phase == "ECHO":
+            health = health_pb2_grpc.HealthStub(channel)
+            check = health_pb2.HealthCheckRequest()
+        elif shared is not None:
+            exp_id = shared
+        else:
+            exp_id = await _new_experiment(stub, phase, rng)
+        ops = loops = 0
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            if kind == "READ":
-                await stub.GetExperiment(pb.GetExperimentRequest(id=exp.id))
+            if phase == "ECHO":
+                await health.Check(check)
+                timings["check"].append(time.perf_counter() - t0)
+            elif phase == "READ":
+                await stub.GetExperiment(pb.GetExperimentRequest(id=exp_id))
                 timings["get"].append(time.perf_counter() - t0)
-            elif kind == "WRITE":
-                x = rng.random(5)
-                obs = observation_pb2.Observation(
-                    values=[observation_pb2.MetricValue(name="value", value=-float(x.sum()))]
-                )
-                for i, v in enumerate(x):
-                    obs.assignments[f"x{i}"].double_value = float(v)
+            elif phase == "WRITE":
                 await stub.CreateObservation(
-                    pb.CreateObservationRequest(experiment_id=exp.id, observation=obs)
+                    pb.CreateObservationRequest(
+                        experiment_id=exp_id, observation=_observation(rng.random(5))
+                    )
                 )
                 timings["observe"].append(time.perf_counter() - t0)
             else:
+                if loops == LOOPS_PER_EXPERIMENT and phase in ("OFF1", "OFF8"):
+                    exp_id, loops = await _new_experiment(stub, phase, rng), 0
+                    t0 = time.perf_counter()
                 reply = await stub.CreateSuggestions(
-                    pb.CreateSuggestionsRequest(experiment_id=exp.id)
+                    pb.CreateSuggestionsRequest(experiment_id=exp_id)
                 )
                 t1 = time.perf_counter()
                 s = reply.suggestions[0]
@@ -194,10 +266,11 @@ async def _client(target: str, kind: str, deadline: float, timings: dict[str, li
                     values=[observation_pb2.MetricValue(name="value", value=value)],
                 )
                 await stub.CreateObservation(
-                    pb.CreateObservationRequest(experiment_id=exp.id, observation=obs)
+                    pb.CreateObservationRequest(experiment_id=exp_id, observation=obs)
                 )
                 timings["suggest"].append(t1 - t0)
                 timings["observe"].append(time.perf_counter() - t1)
+                loops += 1
             ops += 1
         return ops
 
@@ -212,10 +285,17 @@ class Result:
     cpu_ms: tuple[float, float | None, float] = (0.0, None, 0.0)
 
 
-async def _phase(target: str, kind: str, clients: int, seconds: float) -> tuple[int, dict]:
-    timings: dict[str, list[float]] = {"get": [], "suggest": [], "observe": []}
+async def _phase(target: str, phase: str, clients: int, seconds: float) -> tuple[int, dict]:
+    timings: dict[str, list[float]] = {"check": [], "get": [], "suggest": [], "observe": []}
     deadline = time.perf_counter() + seconds
-    ops = await asyncio.gather(*(_client(target, kind, deadline, timings) for _ in range(clients)))
+    shared = None
+    if phase == "SHARED":
+        async with grpc.aio.insecure_channel(channel_target(target)) as channel:
+            stub = service_pb2_grpc.OptimizationServiceStub(channel)
+            shared = await _new_experiment(stub, phase, np.random.default_rng())
+    ops = await asyncio.gather(
+        *(_client(target, phase, deadline, timings, shared) for _ in range(clients))
+    )
     return sum(ops), timings
 
 
@@ -227,18 +307,22 @@ def _measure(
     postmaster: int | None,
 ) -> list[Result]:
     results = []
-    with _servers(db, replicas) as (processes, target):
-        for kind in PHASES:
+    with _servers(db, replicas, args.server_arg) as (processes, target):
+        for phase in args.phases:
+            # on stderr: lets a profiler attach to the servers for one phase
+            pids = " ".join(str(p.pid) for p in processes)
+            print(f"phase {phase} starts; servers {pids}", file=sys.stderr, flush=True)
             before = _cpu(processes, postmaster)
             start = time.perf_counter()
-            ops, timings = asyncio.run(_phase(target, kind, args.clients, args.seconds))
+            clients = _clients(phase, args.clients)
+            ops, timings = asyncio.run(_phase(target, phase, clients, args.seconds))
             elapsed = time.perf_counter() - start
             after = _cpu(processes, postmaster)
             per_op = 1000 / max(ops, 1)
             result = Result(
                 backend,
                 replicas,
-                kind,
+                phase,
                 ops / elapsed,
                 {
                     name: (float(np.median(v) * 1000), float(np.percentile(v, 99) * 1000))
@@ -253,26 +337,83 @@ def _measure(
                     (after.client - before.client) * per_op,
                 ),
             )
-            print(_row(result), flush=True)
+            print(_row(result, clients), flush=True)
             results.append(result)
     return results
 
 
 HEADER = (
-    f"{'backend':8s} {'repl':>4s} {'phase':7s} {'ops/s':>8s}  "
+    f"{'backend':8s} {'repl':>4s} {'phase':7s} {'cl':>3s} {'ops/s':>8s}  "
     f"{'call':8s}{'p50 ms':>7s}{'p99 ms':>8s}  {'cpu ms/op: servers':>18s}{'postgres':>9s}"
     f"{'client':>8s}"
 )
 
 
-def _row(r: Result) -> str:
+def _row(r: Result, clients: int) -> str:
     calls = "  ".join(f"{n:8s}{p50:7.1f}{p99:8.1f}" for n, (p50, p99) in r.latencies.items())
     servers, pg, client = r.cpu_ms
     pg_text = "-" if pg is None else f"{pg:.2f}"
     return (
-        f"{r.backend:8s} {r.replicas:4d} {r.phase:7s} {r.rate:8.1f}  {calls}"
+        f"{r.backend:8s} {r.replicas:4d} {r.phase:7s} {clients:3d} {r.rate:8.1f}  {calls}"
         f"  {servers:18.2f}{pg_text:>9s}{client:8.2f}"
     )
+
+
+def _targets(results: list[Result], clients: int) -> None:
+    """Issue 10's targets 1 and 5, each against its baseline, per configuration."""
+    by: dict[tuple[str, int], dict[str, Result]] = {}
+    for r in results:
+        by.setdefault((r.backend, r.replicas), {})[r.phase] = r
+    for (backend, replicas), got in by.items():
+        print(f"\ntargets, {backend} x{replicas}:", flush=True)
+
+        def line(what: str, text: str, ok: bool | None) -> None:
+            verdict = "" if ok is None else ("met" if ok else "NOT met")
+            print(f"  {what:52s} {text:30s} {verdict}", flush=True)
+
+        echo = got.get("ECHO")
+        if echo:
+            line(f"echo ceiling (Health/Check, {clients} clients)", f"{echo.rate:.0f}/s", None)
+        if echo and "READ" in got:
+            ratio = got["READ"].rate / echo.rate
+            line(
+                f"GetExperiment, {clients} clients, vs echo",
+                f"{got['READ'].rate:.0f}/s = {ratio:.0%}  (>= 70%)",
+                ratio >= 0.7,
+            )
+        for phase, what in (
+            ("RANDOM", f"RANDOM loops/s, {clients} clients, own experiments"),
+            ("GRID", f"GRID loops/s, {clients} clients, own experiments"),
+        ):
+            if phase in got:
+                rate = got[phase].rate
+                extra = f" = {rate / echo.rate:.0%} of echo" if echo else ""
+                line(what, f"{rate:.0f}{extra}  (>= 1000)", rate >= 1000)
+        if "SHARED" in got:
+            rate = got["SHARED"].rate
+            line(
+                f"cycles/s, {2 * clients} clients, one constrained RANDOM",
+                f"{rate:.0f}  (>= 500)",
+                rate >= 500,
+            )
+        if "WRITE" in got:
+            rate = got["WRITE"].rate
+            extra = f" = {rate / echo.rate:.0%} of echo" if echo else ""
+            line(
+                f"observation writes/s, {clients} clients, durable",
+                f"{rate:.0f}{extra}  (>= 2000)",
+                rate >= 2000,
+            )
+        if "P50" in got:
+            p50 = got["P50"].latencies["suggest"][0]
+            line("RANDOM suggestion p50, one client", f"{p50:.2f} ms  (<= 2 ms)", p50 <= 2)
+        if "OFF1" in got and "OFF8" in got:
+            ratio = got["OFF8"].rate / got["OFF1"].rate
+            line(
+                "OFFLINE loops/s, 8 experiments vs 1",
+                f"{got['OFF8'].rate:.1f} / {got['OFF1'].rate:.1f} = {ratio:.2f}x  (>= 1.7x)",
+                ratio >= 1.7,
+            )
 
 
 def _medians(results: list[Result]) -> list[Result]:
@@ -367,10 +508,22 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
+        "--phases", nargs="+", choices=PHASES, default=list(PHASES), help="phases to run"
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="an option passed to every server, e.g. --server-arg=--max-workers=32",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
         help="run every configuration this many times, in turn; a table of medians follows",
+    )
+    parser.add_argument(
+        "--no-storage-costs", action="store_true", help="skip the single storage calls"
     )
     args = parser.parse_args()
     print(
@@ -408,7 +561,10 @@ def main() -> None:
             print(f"\nmedians of {args.repeat} runs:", flush=True)
             print(HEADER, flush=True)
             for row in _medians(results):
-                print(_row(row), flush=True)
+                print(_row(row, _clients(row.phase, args.clients)), flush=True)
+        _targets(_medians(results), args.clients)
+        if args.no_storage_costs:
+            return
         print(
             "\nsingle storage calls, one thread, no gRPC (wall time; a write waits for its fsync):",
             flush=True,
