@@ -55,6 +55,7 @@ from .domain.tenancy import ANONYMOUS, Principal, Role, Token
 from .optimizers import SuggestRequest, suggest
 from .storage import Page, Storage
 from .storage.base import DuplicateRequest, RecordedRequest, RequestKey, Result, Write
+from .suggest_pool import SuggestPool, in_pool
 
 R = TypeVar("R", bound=Result)
 
@@ -117,7 +118,7 @@ def _page_size(size: int) -> int:
 class Application:
     """The service's operations over one storage backend."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, pool: SuggestPool | None = None) -> None:
         self.storage = storage
         # importances by (experiment, observation count, last observation): GP fits are
         # costly; an observation's changed values show with the next observation
@@ -125,6 +126,8 @@ class Application:
             OrderedDict()
         )
         self._importances_lock = threading.Lock()
+        # model-based suggestions are computed there when given (see suggest_pool.py)
+        self.pool = pool
 
     # -------------------------------------------------------------- experiments
 
@@ -248,7 +251,7 @@ class Application:
             _check_not_runs_only(exp)
             if not call.alive():
                 raise Cancelled("the call ended before its suggestions were made")
-            points, queued = self._next_points(exp, count)
+            points, queued = self._next_points(exp, count, call.alive)
             lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
             return self._idempotent(
                 call,
@@ -259,7 +262,9 @@ class Application:
                 ),
             )
 
-    def _next_points(self, exp: Experiment, count: int) -> tuple[list[Assignments], list[str]]:
+    def _next_points(
+        self, exp: Experiment, count: int, alive: Callable[[], bool] = _alive
+    ) -> tuple[list[Assignments], list[str]]:
         """The next ``count`` points: queued suggestions first (with their ids), then
         the optimizer's. Called under the experiment's lock."""
         queued = self.storage.list_queued_suggestions(exp.id)[:count]
@@ -276,7 +281,10 @@ class Application:
                 count=count - len(points),
                 sequence=self.storage.count_suggestions(exp.id) + len(points),
             )
-            points += suggest(request)
+            if self.pool is not None and in_pool(request):
+                points += self.pool.suggest(request, alive)
+            else:
+                points += suggest(request)
         return points, [q.id for q in queued]
 
     def create_manual_suggestion(
@@ -758,7 +766,7 @@ class Application:
             runs.validate_run(run)
             if not call.alive():
                 raise Cancelled("the call ended before its run was made")
-            points, queued = self._next_points(exp, 1)
+            points, queued = self._next_points(exp, 1, call.alive)
             run.assignments = dict(points[0])
             lease = exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
             return self._idempotent(

@@ -104,6 +104,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="also serve the SigOpt-compatible HTTP/JSON API on this port (0 picks one), with"
         " the dashboard at / and Prometheus metrics at /metrics; off when unset",
     )
+    serve.add_argument(
+        "--suggest-workers",
+        type=int,
+        default=None,
+        help="processes computing model-based (OFFLINE) suggestions, so that several"
+        " experiments use several cores; 0 computes them in the server's threads"
+        " (default: one per core)",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.add_argument(
         "--log-format",
@@ -191,9 +199,20 @@ def _run_serve(args: argparse.Namespace) -> None:
             storage_check_interval=args.storage_check_interval,
             http_port=args.http_port,
             migrate=args.migrate,
+            suggest_workers=_suggest_workers(args.suggest_workers),
         )
     except (StartupError, PreflightError) as error:
         raise SetupError(str(error)) from None
+
+
+def _suggest_workers(given: int | None) -> int:
+    from .suggest_pool import default_workers
+
+    if given is None:
+        return default_workers()
+    if given < 0:
+        raise SetupError("--suggest-workers must be 0 or more")
+    return given
 
 
 def _add_migrate(sub: argparse._SubParsersAction) -> None:

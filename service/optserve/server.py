@@ -281,12 +281,15 @@ def serve(
     http_port: int | None = None,
     migrate: bool = False,
     max_workers: int = 16,
+    suggest_workers: int = 0,
 ) -> None:
     """Runs the server until SIGTERM or SIGINT; in-flight calls get ``grace`` seconds.
 
     ``db`` is an SQLite file or a ``postgresql://`` URL; ``migrate`` applies pending
     PostgreSQL migrations first. ``http_port`` also serves the SigOpt-compatible
     HTTP/JSON API (same Application, tokens and TLS files), stopped with gRPC.
+    ``suggest_workers`` processes compute model-based suggestions (0: the server's
+    own threads do; see ``suggest_pool.py``).
 
     Raises:
         StartupError, PreflightError: before anything is served.
@@ -300,7 +303,13 @@ def serve(
     storage = observability.instrument_storage(opened.storage)
     tracker = CallTracker()
     stopping = threading.Event()
-    app = Application(storage)
+    pool = None
+    if suggest_workers > 0:
+        from .suggest_pool import SuggestPool
+
+        pool = SuggestPool(suggest_workers)
+        pool.start()
+    app = Application(storage, pool)
     authenticator = Authenticator(storage, token)
     server, bound, health_servicer = create_server(
         storage,
@@ -377,5 +386,7 @@ def serve(
         logging.shutdown()
         sys.stdout.flush()
         os._exit(0)
+    if pool is not None:
+        pool.close()
     opened.close()
     log.info("stopped")
