@@ -134,7 +134,7 @@ class Application:
     def create_experiment(
         self, exp: Experiment, seed: int | None, call: Call = SYSTEM
     ) -> Experiment:
-        fingerprint = _fingerprint(exp, seed)
+        fingerprint = _fingerprint(call, exp, seed)
         replayed = self._replay(call, "CreateExperiment", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -181,7 +181,7 @@ class Application:
     ) -> Experiment:
         if not paths:
             raise InvalidArgument.single("update_mask", "required: name the fields to change")
-        fingerprint = _fingerprint(experiment_id, patch, sorted(paths))
+        fingerprint = _fingerprint(call, experiment_id, patch, sorted(paths))
         replayed = self._replay(call, "UpdateExperiment", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -211,7 +211,7 @@ class Application:
         )
 
     def delete_experiment(self, experiment_id: str, call: Call = SYSTEM) -> None:
-        fingerprint = _fingerprint(experiment_id)
+        fingerprint = _fingerprint(call, experiment_id)
         if self._replay(call, "DeleteExperiment", fingerprint) is not None:
             return
         self._guard(call, experiment_id, write=True)
@@ -238,7 +238,7 @@ class Application:
                 "count", f"must be between 1 and {MAX_SUGGESTIONS_PER_CALL}"
             )
         lease_seconds(lease, "lease_seconds")
-        fingerprint = _fingerprint(experiment_id, count, metadata, lease)
+        fingerprint = _fingerprint(call, experiment_id, count, metadata, lease)
         replayed = self._replay(call, "CreateSuggestions", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -298,7 +298,7 @@ class Application:
         """A suggestion of the caller's own assignments (checked as an observation's are)."""
         lease_seconds(lease, "lease_seconds")
         validation.validate_metadata(metadata, "metadata")
-        fingerprint = _fingerprint(experiment_id, assignments, metadata, lease)
+        fingerprint = _fingerprint(call, experiment_id, assignments, metadata, lease)
         replayed = self._replay(call, "CreateSuggestions", fingerprint)
         if replayed is not None:
             return replayed.result[0]  # type: ignore[index,return-value]
@@ -325,7 +325,7 @@ class Application:
         call: Call = SYSTEM,
     ) -> Suggestion:
         validation.validate_metadata(metadata, "metadata")
-        fingerprint = _fingerprint(experiment_id, suggestion_id, metadata)
+        fingerprint = _fingerprint(call, experiment_id, suggestion_id, metadata)
         replayed = self._replay(call, "UpdateSuggestion", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -359,7 +359,7 @@ class Application:
     def create_queued_suggestion(
         self, experiment_id: str, assignments: Assignments, call: Call = SYSTEM
     ) -> QueuedSuggestion:
-        fingerprint = _fingerprint(experiment_id, assignments)
+        fingerprint = _fingerprint(call, experiment_id, assignments)
         replayed = self._replay(call, "CreateQueuedSuggestion", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -397,7 +397,7 @@ class Application:
     def delete_queued_suggestion(
         self, experiment_id: str, queued_id: str, call: Call = SYSTEM
     ) -> None:
-        fingerprint = _fingerprint(experiment_id, queued_id)
+        fingerprint = _fingerprint(call, experiment_id, queued_id)
         if self._replay(call, "DeleteQueuedSuggestion", fingerprint) is not None:
             return
         self._guard(call, experiment_id, write=True)
@@ -433,7 +433,7 @@ class Application:
     def delete_suggestion(
         self, experiment_id: str, suggestion_id: str, call: Call = SYSTEM
     ) -> None:
-        fingerprint = _fingerprint(experiment_id, suggestion_id)
+        fingerprint = _fingerprint(call, experiment_id, suggestion_id)
         if self._replay(call, "DeleteSuggestion", fingerprint) is not None:
             return
         self._guard(call, experiment_id, write=True)
@@ -452,7 +452,7 @@ class Application:
         call: Call = SYSTEM,
     ) -> Suggestion:
         lease_seconds(lease, "lease_seconds")
-        fingerprint = _fingerprint(experiment_id, suggestion_id, lease)
+        fingerprint = _fingerprint(call, experiment_id, suggestion_id, lease)
         replayed = self._replay(call, "RenewSuggestionLease", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -469,7 +469,7 @@ class Application:
     def create_observation(
         self, experiment_id: str, obs: Observation, call: Call = SYSTEM
     ) -> Observation:
-        fingerprint = _fingerprint(experiment_id, obs)
+        fingerprint = _fingerprint(call, experiment_id, obs)
         replayed = self._replay(call, "CreateObservation", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -508,7 +508,7 @@ class Application:
             raise InvalidArgument.single(
                 "observations", f"between 1 and {MAX_OBSERVATIONS_PER_BATCH} observations"
             )
-        fingerprint = _fingerprint(experiment_id, observations)
+        fingerprint = _fingerprint(call, experiment_id, observations)
         replayed = self._replay(call, "BatchCreateObservations", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -567,7 +567,7 @@ class Application:
                 raise InvalidArgument.single(
                     "update_mask", f"{path!r} is not updatable (values, failed, metadata are)"
                 )
-        fingerprint = _fingerprint(experiment_id, patch, sorted(paths))
+        fingerprint = _fingerprint(call, experiment_id, patch, sorted(paths))
         replayed = self._replay(call, "UpdateObservation", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -587,7 +587,7 @@ class Application:
     def delete_observation(
         self, experiment_id: str, observation_id: str, call: Call = SYSTEM
     ) -> None:
-        fingerprint = _fingerprint(experiment_id, observation_id)
+        fingerprint = _fingerprint(call, experiment_id, observation_id)
         if self._replay(call, "DeleteObservation", fingerprint) is not None:
             return
         self._guard(call, experiment_id, write=True)
@@ -675,7 +675,7 @@ class Application:
     # -------------------------------------------------------------- projects
 
     def create_project(self, project: Project, call: Call = SYSTEM) -> Project:
-        fingerprint = _fingerprint(project)
+        fingerprint = _fingerprint(call, project)
         replayed = self._replay(call, "CreateProject", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -704,7 +704,7 @@ class Application:
         metadata: dict[str, Any] | None,
         call: Call = SYSTEM,
     ) -> Project:
-        fingerprint = _fingerprint(project_id, name, metadata)
+        fingerprint = _fingerprint(call, project_id, name, metadata)
         replayed = self._replay(call, "UpdateProject", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -737,7 +737,7 @@ class Application:
         """A run in a project, or a run of a runs-only experiment carrying its
         next suggestion's assignments (queued ones first)."""
         run = TrainingRun(id="", project=project or "", name=name, metadata=metadata)
-        fingerprint = _fingerprint(project, experiment_id, name, metadata)
+        fingerprint = _fingerprint(call, project, experiment_id, name, metadata)
         replayed = self._replay(call, "CreateTrainingRun", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -823,7 +823,7 @@ class Application:
     def _update_run(
         self, run_id: str, patch: runs.RunPatch, merge: bool, call: Call, method: str
     ) -> TrainingRun:
-        fingerprint = _fingerprint(run_id, patch, merge)
+        fingerprint = _fingerprint(call, run_id, patch, merge)
         replayed = self._replay(call, method, fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
@@ -871,7 +871,7 @@ class Application:
         call: Call = SYSTEM,
     ) -> Checkpoint:
         # The run as it became is recorded: its last checkpoint is this call's.
-        fingerprint = _fingerprint(run_id, values, metadata)
+        fingerprint = _fingerprint(call, run_id, values, metadata)
         replayed = self._replay(call, "CreateCheckpoint", fingerprint)
         if replayed is not None:
             return replayed.result.checkpoints[-1]  # type: ignore[union-attr]
@@ -986,7 +986,8 @@ class Application:
             raise PermissionDenied("managing tokens needs an admin token")
 
     def _active(self, experiment_id: str, principal: Principal = ANONYMOUS) -> Experiment:
-        exp = self.storage.get_experiment(experiment_id)
+        """The experiment a write goes to (without its progress), checked."""
+        exp = self.storage.get_definition(experiment_id)
         self._check_write(principal, exp.project, experiment_id)
         if exp.state is not ExperimentState.ACTIVE:
             raise FailedPrecondition(
@@ -1041,8 +1042,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _fingerprint(*args: Any) -> str:
-    """A digest of a request's content: the same id with other content is refused."""
+def _fingerprint(call: Call, *args: Any) -> str:
+    """A digest of a request's content: the same id with other content is refused.
+    Only a call with a request id needs one."""
+    if not call.request_id:
+        return ""
     text = json.dumps(args, sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

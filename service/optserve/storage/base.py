@@ -135,6 +135,11 @@ class Storage(abc.ABC):
     def get_experiment(self, experiment_id: str) -> Experiment:
         """Returns the experiment with its progress counters. Raises NotFound."""
 
+    def get_definition(self, experiment_id: str) -> Experiment:
+        """The experiment without its progress (left empty): what writes check
+        against. Raises NotFound. A backend may answer it more cheaply."""
+        return self.get_experiment(experiment_id)
+
     @abc.abstractmethod
     def list_experiments(
         self,

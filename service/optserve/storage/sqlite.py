@@ -391,15 +391,19 @@ class SqliteStorage(Storage):
             )
 
     def find_request(self, principal: str, request_id: str) -> RecordedRequest | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT * FROM requests WHERE principal = ? AND request_id = ?",
-                (principal, request_id),
-            ).fetchone()
+        row = self._one(
+            "SELECT * FROM requests WHERE principal = ? AND request_id = ?",
+            (principal, request_id),
+        )
         if row is None:
             return None
         key = RequestKey(principal, request_id, row["method"], row["fingerprint"])
         return RecordedRequest(key, codec.result_from_json(row["result"]))
+
+    def _one(self, sql: str, args: Sequence[Any]) -> sqlite3.Row | None:
+        """One row of one statement (a statement is its own transaction: no BEGIN/COMMIT)."""
+        row: sqlite3.Row | None = self._db().execute(sql, args).fetchone()
+        return row
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -526,6 +530,22 @@ class SqliteStorage(Storage):
         with self._read() as db:
             return self._experiment(db, self._experiment_row(db, experiment_id))
 
+    def get_definition(self, experiment_id: str) -> Experiment:
+        row = self._one(
+            "SELECT * FROM experiments WHERE id = ?", (_int_id(experiment_id, "experiment"),)
+        )
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return codec.definition_from_json(
+            row["definition"],
+            id=str(row["id"]),
+            name=row["name"],
+            project=row["project"],
+            state=ExperimentState(row["state"]),
+            create_time=_time(row["create_time"]),
+            update_time=_time(row["update_time"]),
+        )
+
     def list_experiments(
         self,
         project: str,
@@ -581,11 +601,9 @@ class SqliteStorage(Storage):
             self._record(db, write, None)
 
     def experiment_project(self, experiment_id: str) -> str:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT project FROM experiments WHERE id = ?",
-                (_int_id(experiment_id, "experiment"),),
-            ).fetchone()
+        row = self._one(
+            "SELECT project FROM experiments WHERE id = ?", (_int_id(experiment_id, "experiment"),)
+        )
         if row is None:
             raise NotFound(f"experiment {experiment_id!r} not found")
         return str(row[0])
@@ -613,8 +631,13 @@ class SqliteStorage(Storage):
         return observations, pending
 
     def count_suggestions(self, experiment_id: str) -> int:
-        with self._read() as db:
-            return int(self._experiment_row(db, experiment_id)["suggestion_count"])
+        row = self._one(
+            "SELECT suggestion_count FROM experiments WHERE id = ?",
+            (_int_id(experiment_id, "experiment"),),
+        )
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return int(row[0])
 
     # -------------------------------------------------------------- suggestions
 
@@ -650,13 +673,7 @@ class SqliteStorage(Storage):
             row = self._experiment_row(db, experiment_id)
             for queued_id in queued:
                 self._delete_queued(db, row["id"], experiment_id, queued_id)
-            ids = self._insert_suggestions(db, row, assignments, metadata, lease_seconds, now)
-            result = [
-                self._suggestion(
-                    db.execute("SELECT * FROM suggestions WHERE id = ?", (i,)).fetchone(), now
-                )
-                for i in ids
-            ]
+            result = self._insert_suggestions(db, row, assignments, metadata, lease_seconds, now)
             self._record(db, write, result)
         return result
 
@@ -668,12 +685,14 @@ class SqliteStorage(Storage):
         metadata: dict[str, Any],
         lease_seconds: int,
         now: float,
-    ) -> list[int]:
-        first = db.execute(
-            "SELECT suggestion_count FROM experiments WHERE id = ?", (row["id"],)
-        ).fetchone()[0]
-        ids = []
+    ) -> list[Suggestion]:
+        """Inserts open suggestions; returns them as a read would (no reads: ``row`` was
+        read in this transaction)."""
+        first = row["suggestion_count"]
+        encoded_metadata = codec.dumps(metadata)
+        made = []
         for k, a in enumerate(assignments):
+            encoded = codec.dumps(a)
             cur = db.execute(
                 "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
                 " metadata, create_time, lease_seconds, expire_time)"
@@ -681,20 +700,32 @@ class SqliteStorage(Storage):
                 (
                     row["id"],
                     first + k,
-                    codec.dumps(a),
-                    codec.dumps(metadata),
+                    encoded,
+                    encoded_metadata,
                     now,
                     lease_seconds,
                     now + lease_seconds,
                 ),
             )
             assert cur.lastrowid is not None
-            ids.append(cur.lastrowid)
+            made.append(
+                Suggestion(
+                    id=str(cur.lastrowid),
+                    experiment_id=str(row["id"]),
+                    assignments=json.loads(encoded),
+                    state=SuggestionState.OPEN,
+                    metadata=json.loads(encoded_metadata),
+                    create_time=_time(now),
+                    sequence=first + k,
+                    expire_time=_time(now + lease_seconds),
+                    lease_seconds=lease_seconds,
+                )
+            )
         db.execute(
             "UPDATE experiments SET suggestion_count = ? WHERE id = ?",
             (first + len(assignments), row["id"]),
         )
-        return ids
+        return made
 
     def _suggestion_row(
         self, db: sqlite3.Connection, experiment_id: str, suggestion_id: str
@@ -711,8 +742,13 @@ class SqliteStorage(Storage):
         return row
 
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
-        with self._read() as db:
-            row = self._suggestion_row(db, experiment_id, suggestion_id)
+        row = self._one(
+            "SELECT * FROM suggestions WHERE id = ? AND experiment_id = ?",
+            (_int_id(suggestion_id, "suggestion"), _int_id(experiment_id, "experiment")),
+        )
+        if row is None:  # which one is missing decides the message
+            with self._read() as db:
+                row = self._suggestion_row(db, experiment_id, suggestion_id)
         return self._suggestion(row, _now())
 
     def list_suggestions(
@@ -838,41 +874,54 @@ class SqliteStorage(Storage):
         """Stores one observation, closes its suggestion, keeps the progress columns."""
         suggestion_id = None
         if observation.suggestion_id is not None:
-            s = self._suggestion_row(db, observation.experiment_id, observation.suggestion_id)
+            key = _int_id(observation.suggestion_id, "suggestion")
+            s = db.execute(
+                "SELECT state FROM suggestions WHERE id = ? AND experiment_id = ?",
+                (key, exp["id"]),
+            ).fetchone()
+            if s is None:
+                raise NotFound(
+                    f"suggestion {observation.suggestion_id!r} not found in experiment"
+                    f" {observation.experiment_id!r}"
+                )
             if s["state"] != SuggestionState.OPEN.value:
                 raise FailedPrecondition(
                     f"suggestion {observation.suggestion_id!r} is closed: it already has"
                     " an observation"
                 )
-            suggestion_id = s["id"]
+            suggestion_id = key
             db.execute("UPDATE suggestions SET state = 'closed' WHERE id = ?", (suggestion_id,))
-        # read again: an earlier observation of the same batch may have moved it
-        best_id = db.execute(
-            "SELECT best_observation_id FROM experiments WHERE id = ?", (exp["id"],)
-        ).fetchone()[0]
+        # ``exp`` was read in this write's savepoint: its incumbent is current
+        best_id = exp["best_observation_id"]
         incumbent = None
         if best_id is not None:
             incumbent = self._observation(
                 db.execute("SELECT * FROM observations WHERE id = ?", (best_id,)).fetchone()
             )
+        now = _now()
+        assignments = codec.dumps(observation.assignments)
+        values = codec.values_to_json(observation.values)
+        metadata = codec.dumps(observation.metadata)
         cur = db.execute(
             "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
             " metric_values, failed, metadata, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                exp["id"],
-                suggestion_id,
-                codec.dumps(observation.assignments),
-                codec.values_to_json(observation.values),
-                int(observation.failed),
-                codec.dumps(observation.metadata),
-                _now(),
-            ),
+            (exp["id"], suggestion_id, assignments, values, int(observation.failed), metadata, now),
         )
-        row = db.execute("SELECT * FROM observations WHERE id = ?", (cur.lastrowid,)).fetchone()
-        result = self._observation(row)
+        assert cur.lastrowid is not None
+        # as a read would return it, without reading it back
+        result = Observation(
+            id=str(cur.lastrowid),
+            experiment_id=str(exp["id"]),
+            suggestion_id=None if suggestion_id is None else str(suggestion_id),
+            assignments=json.loads(assignments),
+            values=codec.values_from_json(values),
+            failed=bool(observation.failed),
+            metadata=json.loads(metadata),
+            create_time=_time(now),
+        )
         definition = self._definition(exp)
         if len(definition.optimized_metrics) == 1 and best.improves(definition, incumbent, result):
-            best_id = row["id"]
+            best_id = cur.lastrowid
         db.execute(
             "UPDATE experiments SET observation_count = observation_count + 1,"
             " failed_count = failed_count + ?, best_observation_id = ? WHERE id = ?",
@@ -982,12 +1031,14 @@ class SqliteStorage(Storage):
         return result
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
-        with self._read() as db:
-            exp = self._experiment_row(db, experiment_id)
-            rows = db.execute(
-                "SELECT * FROM queued_suggestions WHERE experiment_id = ? ORDER BY id",
-                (exp["id"],),
-            ).fetchall()
+        key = _int_id(experiment_id, "experiment")
+        rows = (
+            self._db()
+            .execute("SELECT * FROM queued_suggestions WHERE experiment_id = ? ORDER BY id", (key,))
+            .fetchall()
+        )
+        if not rows:  # none, or no such experiment
+            self.count_suggestions(experiment_id)
         return [self._queued(r) for r in rows]
 
     @staticmethod
@@ -1116,9 +1167,10 @@ class SqliteStorage(Storage):
                 exp = self._experiment_row(db, run.experiment_id)
                 experiment_key = exp["id"]
                 if suggestion is not None:
-                    (suggestion_key,) = self._insert_suggestions(
+                    (made,) = self._insert_suggestions(
                         db, exp, [suggestion], {}, lease_seconds, now
                     )
+                    suggestion_key = int(made.id)
                 for queued_id in queued:
                     self._delete_queued(db, exp["id"], run.experiment_id, queued_id)
             self._register_project(db, run.project, now)
