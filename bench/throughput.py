@@ -101,17 +101,32 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICK
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _parents() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
             except OSError:
                 continue
-            if int(stat[1]) == pid:
-                found.append(int(entry))
-    return found
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    return children
+
+
+def _children(pid: int) -> list[int]:
+    return _parents().get(pid, [])
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and of every live descendant (a server's suggestion
+    workers are children of its forkserver)."""
+    children = _parents()
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _cpu_seconds(p)
+        todo += children.get(p, [])
+    return total
 
 
 @dataclass
@@ -128,7 +143,7 @@ def _cpu(replicas: list[subprocess.Popen], postmaster: int | None) -> Cpu:
     if postmaster is not None:
         pg = _cpu_seconds(postmaster) + sum(_cpu_seconds(p) for p in _children(postmaster))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return Cpu(sum(_cpu_seconds(r.pid) for r in replicas), pg, usage.ru_utime + usage.ru_stime)
+    return Cpu(sum(_tree_cpu_seconds(r.pid) for r in replicas), pg, usage.ru_utime + usage.ru_stime)
 
 
 @contextlib.contextmanager
