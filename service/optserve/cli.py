@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import cli_client, cli_experiments, cli_observations, cli_plot, tokens_cli
-
 # One BLAS thread per request thread: concurrent suggestions must not oversubscribe cores.
+# Set before anything imports numpy: OpenBLAS reads it once, when it loads.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+from . import cli_client, cli_experiments, cli_observations, cli_plot, tokens_cli  # noqa: E402
 
 TOKEN_ENV = "OPTSERVE_SERVER_TOKEN"
 DB_ENV = "OPTSERVE_DB"
