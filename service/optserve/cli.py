@@ -106,6 +106,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         " the dashboard at / and Prometheus metrics at /metrics; off when unset",
     )
     serve.add_argument(
+        "--max-workers",
+        type=int,
+        default=16,
+        help="threads serving gRPC calls (calls beyond wait for one)",
+    )
+    serve.add_argument(
         "--suggest-workers",
         type=int,
         default=None,
@@ -200,10 +206,17 @@ def _run_serve(args: argparse.Namespace) -> None:
             storage_check_interval=args.storage_check_interval,
             http_port=args.http_port,
             migrate=args.migrate,
+            max_workers=_positive(args.max_workers, "--max-workers"),
             suggest_workers=_suggest_workers(args.suggest_workers),
         )
     except (StartupError, PreflightError) as error:
         raise SetupError(str(error)) from None
+
+
+def _positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise SetupError(f"{flag} must be 1 or more")
+    return value
 
 
 def _suggest_workers(given: int | None) -> int:

@@ -48,6 +48,8 @@ from .base import (
 
 # Most writes committed together by one COMMIT (group commit).
 MAX_BATCH = 64
+# Experiment definitions kept parsed for ranking observations (see _metrics_of).
+MAX_PARSED = 1024
 # Request records are kept this long: retries come within minutes, not weeks.
 REQUEST_RETENTION_SECONDS = 7 * 24 * 3600
 
@@ -180,6 +182,8 @@ class SchemaTooNew(Exception):
 
 # An open suggestion counts as open (pending) until its lease runs out.
 _LIVE = "state = 'open' AND (expire_time IS NULL OR expire_time > ?)"
+# _LIVE with the time as the statement's second numbered parameter
+_LIVE_AT_2 = "state = 'open' AND (expire_time IS NULL OR expire_time > ?2)"
 _EXPIRED = "state = 'open' AND expire_time IS NOT NULL AND expire_time <= ?"
 
 
@@ -240,6 +244,7 @@ class SqliteStorage(Storage):
         self._batch_number = 0
         self._committed = 0  # number of the last batch whose COMMIT finished
         self._commit_errors: dict[int, BaseException] = {}
+        self._parsed: dict[str, Experiment] = {}  # see _metrics_of
 
     def _migrate(self) -> None:
         db = self._db()
@@ -433,28 +438,26 @@ class SqliteStorage(Storage):
         return row
 
     def _experiment(self, db: sqlite3.Connection, row: sqlite3.Row) -> Experiment:
-        """The experiment with its progress, read from the materialized columns."""
-        open_count = db.execute(
-            f"SELECT COUNT(*) FROM suggestions WHERE experiment_id = ? AND {_LIVE}",
+        """The experiment with its progress, read from the materialized columns: the
+        counts and the ends of the history in one statement, the observations in one."""
+        counts = db.execute(
+            f"SELECT (SELECT COUNT(*) FROM suggestions WHERE experiment_id = ?1 AND {_LIVE_AT_2}),"
+            " (SELECT MIN(id) FROM observations WHERE experiment_id = ?1),"
+            " (SELECT MAX(id) FROM observations WHERE experiment_id = ?1),"
+            " (SELECT COUNT(*) FROM training_runs WHERE experiment_id = ?1 AND deleted = 0),"
+            " (SELECT COALESCE(SUM(state != 'active'), 0) FROM training_runs"
+            "  WHERE experiment_id = ?1 AND deleted = 0)",
             (row["id"], _now()),
-        ).fetchone()[0]
-        best_row = None
-        if row["best_observation_id"] is not None:
-            best_row = db.execute(
-                "SELECT * FROM observations WHERE id = ?", (row["best_observation_id"],)
-            ).fetchone()
-        ends = [
-            db.execute(
-                f"SELECT * FROM observations WHERE experiment_id = ? ORDER BY id {order} LIMIT 1",
-                (row["id"],),
-            ).fetchone()
-            for order in ("ASC", "DESC")
-        ]
-        total_runs, finished_runs = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(state != 'active'), 0) FROM training_runs"
-            " WHERE experiment_id = ? AND deleted = 0",
-            (row["id"],),
         ).fetchone()
+        open_count, first_id, last_id, total_runs, finished_runs = counts
+        wanted = {i for i in (row["best_observation_id"], first_id, last_id) if i is not None}
+        found: dict[int, Observation] = {}
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            for r in db.execute(f"SELECT * FROM observations WHERE id IN ({marks})", list(wanted)):
+                found[r["id"]] = self._observation(r)
+        best_row = found.get(row["best_observation_id"])
+        ends = [found.get(first_id), found.get(last_id)]
         return codec.definition_from_json(
             row["definition"],
             id=str(row["id"]),
@@ -467,15 +470,26 @@ class SqliteStorage(Storage):
                 observation_count=row["observation_count"],
                 failed_observation_count=row["failed_count"],
                 open_suggestion_count=open_count,
-                best_observation=None if best_row is None else self._observation(best_row),
-                first_observation=None if ends[0] is None else self._observation(ends[0]),
-                last_observation=None if ends[1] is None else self._observation(ends[1]),
+                best_observation=best_row,
+                first_observation=ends[0],
+                last_observation=ends[1],
                 total_run_count=total_runs,
                 finished_run_count=finished_runs,
             ),
         )
 
     # -------------------------------------------------------------- incumbents
+
+    def _metrics_of(self, row: sqlite3.Row) -> Experiment:
+        """The definition an observation is ranked by, parsed once per definition text:
+        shared, read-only (update_experiment writes a new text)."""
+        text = row["definition"]
+        found = self._parsed.get(text)
+        if found is None:
+            if len(self._parsed) >= MAX_PARSED:
+                self._parsed.clear()
+            found = self._parsed[text] = codec.definition_from_json(text, id="", name="")
+        return found
 
     def _definition(self, row: sqlite3.Row) -> Experiment:
         return codec.definition_from_json(row["definition"], id=str(row["id"]), name="")
@@ -919,7 +933,7 @@ class SqliteStorage(Storage):
             metadata=json.loads(metadata),
             create_time=_time(now),
         )
-        definition = self._definition(exp)
+        definition = self._metrics_of(exp)
         if len(definition.optimized_metrics) == 1 and best.improves(definition, incumbent, result):
             best_id = cur.lastrowid
         db.execute(
