@@ -8,24 +8,26 @@ depends only on the request (seed, history, pending points), so it is the same a
 the server's own process. The caller keeps the experiment's lock while a worker
 computes, and stops waiting (nothing written) when its call ends.
 
-Each worker is a one-process executor: an experiment goes back to the worker that
-served it last when that one is free (its cache of fitted hyperparameters is warm),
-else to the least busy one. A worker that dies is replaced, and the call it was
-serving is computed in the server's process.
+Each worker is one process serving one request at a time over a pipe (no executor
+threads in between: every hand-off between threads costs a wake-up on busy cores).
+An experiment goes back to the worker that served it last when that one is free
+(its cache of fitted hyperparameters is warm), else to the least busy one. A
+worker that dies is replaced, and the call it was serving is computed in the
+server's process; a worker whose call ended early is replaced too (its answer is
+not wanted).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 
 from .domain.errors import Cancelled
 from .domain.model import Assignments, ExperimentType
@@ -38,7 +40,7 @@ POLL_SECONDS = 0.05
 # Experiments whose last worker is remembered.
 MAX_AFFINITY = 4096
 # Imported by the forkserver once: every worker starts with them loaded.
-PRELOAD = ["optserve.optimizers.bayesian", "optserve.optimizers.initial_design"]
+PRELOAD = ["optserve.optimizers"]
 
 
 def default_workers() -> int:
@@ -55,24 +57,49 @@ def in_pool(request: SuggestRequest) -> bool:
     return request.experiment.type is ExperimentType.OFFLINE
 
 
-def _ready() -> bool:
-    return True
+def _serve(requests: Connection) -> None:
+    """A worker's loop: a request in, ``(True, points)`` or ``(False, error)`` out."""
+    while True:
+        try:
+            request = requests.recv()
+        except EOFError:  # the server closed its end
+            return
+        try:
+            reply: tuple[bool, object] = (True, suggest(request))
+        except Exception as error:
+            reply = (False, error)
+        requests.send(reply)
 
 
 class _Worker:
-    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+    """One process and its pipe, started when first needed; one call at a time."""
+
+    def __init__(self, context: BaseContext) -> None:
         self._context = context
-        self.executor = self._new()
-        self.busy = 0
+        self.lock = threading.Lock()  # held by the call using the worker
+        self.busy = 0  # calls using or waiting for it (guarded by the pool's lock)
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
 
-    def _new(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(1, mp_context=self._context)
+    def ensure(self) -> Connection:
+        if self.conn is None or self.process is None or not self.process.is_alive():
+            self.stop()
+            conn, child = self._context.Pipe()
+            process = self._context.Process(  # type: ignore[attr-defined]
+                target=_serve, args=(child,), name="optserve-suggest", daemon=True
+            )
+            process.start()
+            child.close()
+            self.process, self.conn = process, conn
+        return self.conn
 
-    def replace(self, broken: ProcessPoolExecutor) -> None:
-        """A new process, unless another call replaced the broken one already."""
-        if self.executor is broken:
-            broken.shutdown(wait=False, cancel_futures=True)
-            self.executor = self._new()
+    def stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.join(5)
+        self.process = self.conn = None
 
 
 class SuggestPool:
@@ -86,7 +113,6 @@ class SuggestPool:
         self._lock = threading.Lock()
         self._workers = [_Worker(context) for _ in range(workers)]
         self._last: OrderedDict[str, int] = OrderedDict()
-        self._closed = False
 
     @property
     def size(self) -> int:
@@ -98,8 +124,8 @@ class SuggestPool:
 
         def spawn() -> None:
             for worker in self._workers:
-                with contextlib.suppress(BrokenProcessPool, RuntimeError):  # closed meanwhile
-                    worker.executor.submit(_ready)
+                with worker.lock:
+                    worker.ensure()
 
         threading.Thread(target=spawn, name="optserve-suggest-pool", daemon=True).start()
 
@@ -119,7 +145,7 @@ class SuggestPool:
             return worker
 
     def suggest(
-        self, request: SuggestRequest, alive: Callable[[], bool] = _ready
+        self, request: SuggestRequest, alive: Callable[[], bool] = lambda: True
     ) -> list[Assignments]:
         """``optimizers.suggest(request)``, computed by a worker.
 
@@ -129,39 +155,36 @@ class SuggestPool:
         """
         worker = self._pick(request.experiment.id)
         try:
-            executor = worker.executor
-            try:
-                future = executor.submit(suggest, request)
-                return self._wait(future, alive)
-            except BrokenProcessPool:
-                with self._lock:
-                    worker.replace(executor)
-                if self._closed:
-                    raise
-                log.error(
-                    "a suggestion worker died; replaced it, and computing the suggestions"
-                    " of experiment %s in the server's process",
-                    request.experiment.id,
-                )
-                return suggest(request)
+            with worker.lock:
+                try:
+                    conn = worker.ensure()
+                    conn.send(request)
+                    while not conn.poll(POLL_SECONDS):
+                        if not alive():
+                            worker.stop()  # it computes what no one will read
+                            raise Cancelled(
+                                "the call ended before its suggestions were made;"
+                                " nothing was written"
+                            )
+                    ok, value = conn.recv()
+                except (EOFError, OSError):
+                    worker.stop()
+                    log.error(
+                        "a suggestion worker died; computing the suggestions of experiment"
+                        " %s in the server's process (the next call starts a new worker)",
+                        request.experiment.id,
+                    )
+                    return suggest(request)
         finally:
             with self._lock:
                 worker.busy -= 1
-
-    @staticmethod
-    def _wait(future: Future, alive: Callable[[], bool]) -> list[Assignments]:
-        while True:
-            try:
-                result: list[Assignments] = future.result(timeout=POLL_SECONDS)
-                return result
-            except FutureTimeout:
-                if not alive():
-                    future.cancel()  # the worker finishes what it started; no one reads it
-                    raise Cancelled(
-                        "the call ended before its suggestions were made; nothing was written"
-                    ) from None
+        if not ok:
+            assert isinstance(value, BaseException)
+            raise value
+        points: list[Assignments] = value
+        return points
 
     def close(self) -> None:
-        self._closed = True
         for worker in self._workers:
-            worker.executor.shutdown(wait=False, cancel_futures=True)
+            with worker.lock:
+                worker.stop()
