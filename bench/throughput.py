@@ -429,6 +429,13 @@ def _targets(results: list[Result], clients: int) -> None:
                 f"{got['OFF8'].rate:.1f} / {got['OFF1'].rate:.1f} = {ratio:.2f}x  (>= 1.7x)",
                 ratio >= 1.7,
             )
+            # what the machine gave: a ratio means little when the servers got < 2 cores
+            cores = [got[p].rate * got[p].cpu_ms[0] / 1000 for p in ("OFF1", "OFF8")]
+            line(
+                "  cores used by the server and its workers",
+                f"{cores[0]:.2f} with 1, {cores[1]:.2f} with 8",
+                None,
+            )
 
 
 def _medians(results: list[Result]) -> list[Result]:
