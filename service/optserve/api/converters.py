@@ -7,7 +7,7 @@ silent default.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -74,9 +74,17 @@ _TOKEN_ROLES: dict[int, tn.Role] = {
 }
 
 
+# (id of a mapping, domain value) -> proto value: mappings are module constants
+_REVERSED: dict[tuple[int, Any], Any] = {}
+
+
 def _enum_to_proto(mapping: dict, value: Any) -> Any:
-    # prefer the explicit (non-UNSPECIFIED) proto value when several map to one domain value
-    return max(k for k, v in mapping.items() if v is value)
+    key = (id(mapping), value)
+    found = _REVERSED.get(key)
+    if found is None:
+        # prefer the explicit (non-UNSPECIFIED) proto value when several map to one domain value
+        found = _REVERSED[key] = max(k for k, v in mapping.items() if v is value)
+    return found
 
 
 class _Violations:
@@ -147,9 +155,19 @@ def struct_to_proto(d: dict[str, Any], out: struct_pb2.Struct) -> None:
         out.update(d)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def time_to_proto(t: datetime | None, out: timestamp_pb2.Timestamp) -> None:
+    """What ``Timestamp.FromDatetime`` stores, in integer arithmetic (without its
+    time tuples: this runs several times per reply)."""
     if t is not None:
-        out.FromDatetime(t)
+        if t.tzinfo is None:
+            out.FromDatetime(t)
+            return
+        delta = t - _EPOCH
+        out.seconds = delta.days * 86400 + delta.seconds
+        out.nanos = delta.microseconds * 1000
 
 
 def _assignments(a: Any, path: str, out: _Violations) -> m.Assignments:
@@ -380,13 +398,20 @@ def experiment_to_proto(e: m.Experiment) -> ex_pb.Experiment:
     p.progress.observation_count = pr.observation_count
     p.progress.failed_observation_count = pr.failed_observation_count
     p.progress.open_suggestion_count = pr.open_suggestion_count
+    converted: dict[str, ob_pb.Observation] = {}  # best, first and last are often one
+
+    def observation(o: m.Observation) -> ob_pb.Observation:
+        if o.id not in converted:
+            converted[o.id] = observation_to_proto(o)
+        return converted[o.id]
+
     if pr.best_observation is not None:
-        p.progress.best_observation.CopyFrom(observation_to_proto(pr.best_observation))
+        p.progress.best_observation.CopyFrom(observation(pr.best_observation))
     p.progress.observation_budget_consumed = pr.observation_count
     if pr.first_observation is not None:
-        p.progress.first_observation.CopyFrom(observation_to_proto(pr.first_observation))
+        p.progress.first_observation.CopyFrom(observation(pr.first_observation))
     if pr.last_observation is not None:
-        p.progress.last_observation.CopyFrom(observation_to_proto(pr.last_observation))
+        p.progress.last_observation.CopyFrom(observation(pr.last_observation))
     p.progress.total_run_count = pr.total_run_count
     p.progress.finished_run_count = pr.finished_run_count
     p.progress.active_run_count = pr.active_run_count
