@@ -756,9 +756,10 @@ class SqliteStorage(Storage):
         return row
 
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:
+        experiment_key = _int_id(experiment_id, "experiment")  # checked first, as before
         row = self._one(
             "SELECT * FROM suggestions WHERE id = ? AND experiment_id = ?",
-            (_int_id(suggestion_id, "suggestion"), _int_id(experiment_id, "experiment")),
+            (_int_id(suggestion_id, "suggestion"), experiment_key),
         )
         if row is None:  # which one is missing decides the message
             with self._read() as db:
