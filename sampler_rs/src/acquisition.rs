@@ -157,16 +157,18 @@ impl GpFactors<'_> {
 /// the inverse diagonal of `L`).
 #[derive(Debug, Clone)]
 pub struct PreparedGp {
-    n: usize,
-    d: usize,
-    s: f64,
-    y_mean: f64,
-    y_std: f64,
-    xs: Vec<f64>,
-    inv_l: Vec<f64>,
-    alpha: Vec<f64>,
-    chol: Vec<f64>,
-    inv_diag: Vec<f64>,
+    pub(crate) n: usize,
+    pub(crate) d: usize,
+    pub(crate) s: f64,
+    pub(crate) y_mean: f64,
+    pub(crate) y_std: f64,
+    /// (n, d) training inputs divided by the length scales.
+    pub(crate) xs: Vec<f64>,
+    pub(crate) inv_l: Vec<f64>,
+    pub(crate) alpha: Vec<f64>,
+    /// (n, n) lower Cholesky factor, row-major.
+    pub(crate) chol: Vec<f64>,
+    pub(crate) inv_diag: Vec<f64>,
 }
 
 impl PreparedGp {
@@ -637,7 +639,7 @@ fn poly1(c: &[f64], x: f64) -> f64 {
 
 /// `log(erfc(x) x) + x^2` for `x in [1.25, 28)`: the exponent of s_erf.c's
 /// form `erfc(x) = exp(-x^2 - 0.5625 + R/S) / x`.
-fn log_erfc_times_x_plus_x2(x: f64) -> f64 {
+pub(crate) fn log_erfc_times_x_plus_x2(x: f64) -> f64 {
     let s = 1.0 / (x * x);
     let (r, big_s) = if x < 1.0 / 0.35 {
         (poly(&RA, s), poly1(&SA, s))

@@ -7,6 +7,7 @@ pub mod acquisition;
 pub mod error;
 pub mod hit_and_run;
 pub mod lattice;
+pub mod maximizer;
 pub mod polytope;
 pub mod rng;
 
