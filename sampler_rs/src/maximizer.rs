@@ -19,9 +19,7 @@
 //! Everything is deterministic for a given seed.
 use std::collections::HashSet;
 
-use crate::acquisition::{
-    erfc, log_erfc_times_x_plus_x2, log_h, MatrixRef, PreparedGp, VAR_FLOOR,
-};
+use crate::acquisition::{erfc, log_erfc_times_x_plus_x2, log_h, MatrixRef, PreparedGp, VAR_FLOOR};
 use crate::error::{Error, Result};
 use crate::hit_and_run::{hit_and_run, Method, RunOptions};
 use crate::lattice::{hit_and_run_int, IntPolytope};
@@ -181,9 +179,11 @@ impl Space {
                 }
                 used[c] = true;
             }
-            if block.poly.lo.iter().any(|&v| v != 0.0) || block.poly.hi.iter().any(|&v| v != 1.0)
-            {
-                return Err(Error::input("double_a", "the polytope's bounds must be [0, 1]"));
+            if block.poly.lo.iter().any(|&v| v != 0.0) || block.poly.hi.iter().any(|&v| v != 1.0) {
+                return Err(Error::input(
+                    "double_a",
+                    "the polytope's bounds must be [0, 1]",
+                ));
             }
             block.poly.check_strictly_interior(&block.x0, "double_x0")?;
         }
@@ -220,9 +220,7 @@ impl Space {
                 return Err(Error::input("int_z0", why));
             }
         }
-        let numeric = (0..dim)
-            .filter(|&c| columns[c] != Column::OneHot)
-            .collect();
+        let numeric = (0..dim).filter(|&c| columns[c] != Column::OneHot).collect();
         let free = (0..dim)
             .filter(|&c| columns[c] == Column::Continuous)
             .collect();
@@ -561,8 +559,7 @@ pub fn maximize_log_ei(
         .collect();
     let mut start_values: Vec<f64> = best.iter().map(|&i| values[i]).collect();
     for &step in &settings.refine_steps {
-        let (near, origin) =
-            space.neighbours(&starts, settings.refine_candidates, step, &mut rng);
+        let (near, origin) = space.neighbours(&starts, settings.refine_candidates, step, &mut rng);
         if origin.is_empty() {
             continue;
         }
@@ -570,7 +567,8 @@ pub fn maximize_log_ei(
         for i in 0..start_values.len() {
             let mut pick = None;
             for (k, &o) in origin.iter().enumerate() {
-                if o == i && near_values[k] > pick.map_or(start_values[i], |p: usize| near_values[p])
+                if o == i
+                    && near_values[k] > pick.map_or(start_values[i], |p: usize| near_values[p])
                 {
                     pick = Some(k);
                 }
@@ -588,8 +586,7 @@ pub fn maximize_log_ei(
                 continue;
             }
             let row = &starts[i * dim..(i + 1) * dim];
-            if let Some(polished) = polish(gp, incumbent, space, row, settings.polish_iterations)
-            {
+            if let Some(polished) = polish(gp, incumbent, space, row, settings.polish_iterations) {
                 let value = objective.score(&polished)?[0];
                 if value > start_values[i] {
                     starts[i * dim..(i + 1) * dim].copy_from_slice(&polished);
@@ -619,12 +616,9 @@ pub fn maximize_log_ei(
 impl PreparedGp {
     /// The training inputs, row by row (undoing the length-scale division).
     fn xs_rows(&self) -> impl Iterator<Item = Vec<f64>> + '_ {
-        self.xs.chunks_exact(self.d.max(1)).map(|row| {
-            row.iter()
-                .zip(&self.inv_l)
-                .map(|(x, il)| x / il)
-                .collect()
-        })
+        self.xs
+            .chunks_exact(self.d.max(1))
+            .map(|row| row.iter().zip(&self.inv_l).map(|(x, il)| x / il).collect())
     }
 }
 
@@ -705,12 +699,11 @@ fn log_ei_and_grad(
         w.v[i] = acc * gp.inv_diag[i];
     }
     let var_s_raw = s - dot(&w.v, &w.v);
+    // L^T w = v, by rows of L (contiguous): w_i is final once rows below are done
     for i in (0..n).rev() {
-        let mut acc = w.v[i];
-        for t in i + 1..n {
-            acc -= l[t * n + i] * w.v[t];
-        }
-        w.v[i] = acc * gp.inv_diag[i];
+        let wi = w.v[i] * gp.inv_diag[i];
+        w.v[i] = wi;
+        crate::hit_and_run::axpy(-wi, &l[i * n..i * n + i], &mut w.v[..i]);
     }
     w.dmean.fill(0.0);
     w.dvar.fill(0.0);
@@ -928,28 +921,35 @@ fn polish(
     let mut trial = vec![0.0; nf];
     let mut g_new = vec![0.0; nf];
     let mut moved = false;
+    let mut stalled = false;
     for _ in 0..iterations {
-        // direction: P H P g, after dropping constraints with negative multipliers
-        loop {
-            pg.copy_from_slice(&g);
-            proj.project(&mut pg);
-            let gnorm = dot(&g, &g).sqrt();
-            if dot(&pg, &pg).sqrt() > 1e-9 * gnorm.max(1e-300) || active.is_empty() {
-                break;
-            }
+        // Drop the active constraint with the most negative multiplier (the
+        // gradient pulls the point off it), one per iteration.
+        let gnorm = dot(&g, &g).sqrt();
+        let mut dropped = false;
+        if !active.is_empty() {
             let lam = proj.multipliers(&g);
             let (worst, &lw) = lam
                 .iter()
                 .enumerate()
                 .min_by(|a, b| a.1.total_cmp(b.1))
                 .expect("active is not empty");
-            if lw >= 0.0 {
-                break;
+            if lw < -1e-12 * gnorm {
+                active.remove(worst);
+                let rows = active.iter().map(|&j| cons.normals[j].clone()).collect();
+                proj = Projector::new(rows)?;
+                reset(&mut h);
+                dropped = true;
             }
-            active.remove(worst);
-            let rows = active.iter().map(|&j| cons.normals[j].clone()).collect();
-            proj = Projector::new(rows)?;
-            reset(&mut h);
+        }
+        if stalled && !dropped {
+            break;
+        }
+        // direction: P H P g
+        pg.copy_from_slice(&g);
+        proj.project(&mut pg);
+        if dot(&pg, &pg).sqrt() <= 1e-12 * gnorm {
+            break; // a KKT point
         }
         for (k, dk) in dir.iter_mut().enumerate() {
             *dk = dot(&h[k * nf..(k + 1) * nf], &pg);
@@ -1009,8 +1009,8 @@ fn polish(
             let rho = 1.0 / sy;
             for a in 0..nf {
                 for b in 0..nf {
-                    h[a * nf + b] += (1.0 + yhy * rho) * rho * s[a] * s[b]
-                        - rho * (hy[a] * s[b] + s[a] * hy[b]);
+                    h[a * nf + b] +=
+                        (1.0 + yhy * rho) * rho * s[a] * s[b] - rho * (hy[a] * s[b] + s[a] * hy[b]);
                 }
             }
         }
@@ -1029,9 +1029,7 @@ fn polish(
                 }
             }
         }
-        if gain <= 1e-10 * (1.0 + f.abs()) {
-            break;
-        }
+        stalled = gain <= 1e-10 * (1.0 + f.abs());
     }
     if !moved || !(f > start_f) {
         return None;
@@ -1077,8 +1075,9 @@ mod tests {
         let x: Vec<f64> = (0..n * d).map(|_| rng.next()).collect();
         let y: Vec<f64> = x.chunks_exact(d).map(&f).collect();
         let y_mean = y.iter().sum::<f64>() / n as f64;
-        let y_std =
-            (y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64).sqrt().max(1e-9);
+        let y_std = (y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64)
+            .sqrt()
+            .max(1e-9);
         let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_std).collect();
         let s = 1.0;
         let mut k = vec![0.0; n * n];
@@ -1180,7 +1179,10 @@ mod tests {
             (5.0, -2.866_516_129_637_636e-7),
         ] {
             let got = log_ndtr(z);
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-6), "{z}: {got} {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1e-6),
+                "{z}: {got} {want}"
+            );
         }
         let mut z = -60.0;
         let mut last = f64::NEG_INFINITY;
@@ -1268,8 +1270,8 @@ mod tests {
             })
         };
         // x0 + x1 <= 0.5 on doubles, 3 g - 5 t >= 0 on ints, one categorical of 3
-        let ip = IntPolytope::new(vec![-3.0, 5.0], 1, 2, vec![0.0], vec![0, 0], vec![10, 10])
-            .unwrap();
+        let ip =
+            IntPolytope::new(vec![-3.0, 5.0], 1, 2, vec![0.0], vec![0, 0], vec![10, 10]).unwrap();
         let mut columns = vec![Column::Continuous, Column::Continuous, int(0.0, 10.0)];
         columns.push(int(0.0, 10.0));
         columns.extend([Column::OneHot, Column::OneHot, Column::OneHot]);
@@ -1319,7 +1321,10 @@ mod tests {
                 .log_ei(&MatrixRef::new("c", &row, 1, 4).unwrap(), inc)
                 .unwrap()[0];
             if let Some(p) = polish(&gp, inc, &space, &row, 40) {
-                assert!(space.feasible(&p, 0.0) || p[0] + p[1] <= 0.5 + 1e-12, "{p:?}");
+                assert!(
+                    space.feasible(&p, 0.0) || p[0] + p[1] <= 0.5 + 1e-12,
+                    "{p:?}"
+                );
                 assert!(p[0] + p[1] <= 0.5 + 1e-12);
                 let after = gp
                     .log_ei(&MatrixRef::new("c", &p, 1, 4).unwrap(), inc)
@@ -1375,7 +1380,12 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(a.point, b.point);
-            assert!(a.value > a.candidates_best, "{} {}", a.value, a.candidates_best);
+            assert!(
+                a.value > a.candidates_best,
+                "{} {}",
+                a.value,
+                a.candidates_best
+            );
             assert!(space.feasible(&a.point, FEAS_TOL));
             let scored = gp
                 .log_ei(&MatrixRef::new("c", &a.point, 1, d).unwrap(), inc)
@@ -1414,13 +1424,8 @@ mod tests {
         let gp = PreparedGp::new(&GpFactors {
             x_train: MatrixRef::new("x", &x, 3, 1).unwrap(),
             alpha: &[0.1, 0.2, 0.3],
-            chol: MatrixRef::new(
-                "chol",
-                &[1.0, 0.0, 0.0, 0.1, 1.0, 0.0, 0.1, 0.1, 1.0],
-                3,
-                3,
-            )
-            .unwrap(),
+            chol: MatrixRef::new("chol", &[1.0, 0.0, 0.0, 0.1, 1.0, 0.0, 0.1, 0.1, 1.0], 3, 3)
+                .unwrap(),
             lengthscales: &[0.5],
             outputscale: 1.0,
             y_mean: 0.0,

@@ -11,6 +11,9 @@ use crate::acquisition::{
 use crate::error::Error;
 use crate::hit_and_run::{hit_and_run as core_hit_and_run, Method, RunOptions};
 use crate::lattice::{hit_and_run_int as core_hit_and_run_int, IntPolytope};
+use crate::maximizer::{
+    maximize_log_ei as core_maximize_log_ei, Column, DoubleBlock, IntBlock, Settings, Snap, Space,
+};
 use crate::polytope::Polytope;
 
 fn to_py_err(e: Error) -> PyErr {
@@ -312,6 +315,175 @@ impl GpScorer {
     }
 }
 
+/// A snapped column as Python gives it: (lo_t, hi_t, min, max, log, int, grid).
+type SnapArgs = (f64, f64, f64, f64, bool, bool, Vec<f64>);
+
+/// An experiment's encoded search space, validated once, for
+/// `maximize_log_ei`.
+#[pyclass(frozen, module = "optserve._sampler")]
+struct SearchSpace {
+    space: Space,
+}
+
+#[pymethods]
+impl SearchSpace {
+    #[new]
+    #[pyo3(signature = (columns, groups, *, double_cols = None, double_a = None, double_b = None, double_x0 = None, int_cols = None, int_a = None, int_b = None, int_lo = None, int_hi = None, int_z0 = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        columns: Vec<Option<SnapArgs>>,
+        groups: Vec<(usize, usize)>,
+        double_cols: Option<Vec<usize>>,
+        double_a: Option<PyReadonlyArray2<'_, f64>>,
+        double_b: Option<PyReadonlyArray1<'_, f64>>,
+        double_x0: Option<PyReadonlyArray1<'_, f64>>,
+        int_cols: Option<Vec<usize>>,
+        int_a: Option<PyReadonlyArray2<'_, f64>>,
+        int_b: Option<PyReadonlyArray1<'_, f64>>,
+        int_lo: Option<PyReadonlyArray1<'_, i64>>,
+        int_hi: Option<PyReadonlyArray1<'_, i64>>,
+        int_z0: Option<PyReadonlyArray1<'_, i64>>,
+    ) -> PyResult<Self> {
+        let mut in_group = vec![false; columns.len()];
+        for &(start, width) in &groups {
+            for seen in in_group.iter_mut().skip(start).take(width) {
+                *seen = true;
+            }
+        }
+        let columns = columns
+            .into_iter()
+            .zip(in_group)
+            .map(|(snap, grouped)| match snap {
+                Some((lo_t, hi_t, min, max, log, int, mut grid)) => {
+                    grid.sort_by(f64::total_cmp);
+                    Column::Snapped(Snap {
+                        lo_t,
+                        hi_t,
+                        min,
+                        max,
+                        log,
+                        int,
+                        grid,
+                    })
+                }
+                None if grouped => Column::OneHot,
+                None => Column::Continuous,
+            })
+            .collect();
+        let doubles = match (double_cols, double_a, double_b, double_x0) {
+            (None, None, None, None) => None,
+            (Some(cols), Some(a), Some(b), Some(x0)) => {
+                let (a, m, k) = matrix(&a);
+                let poly = Polytope::new(a, m, k, vector(&b), vec![0.0; k], vec![1.0; k])
+                    .map_err(to_py_err)?;
+                Some(DoubleBlock {
+                    cols,
+                    poly,
+                    x0: vector(&x0),
+                })
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "double_cols: give double_cols, double_a, double_b and double_x0 together",
+                ))
+            }
+        };
+        let ints = match (int_cols, int_a, int_b, int_lo, int_hi, int_z0) {
+            (None, None, None, None, None, None) => None,
+            (Some(cols), Some(a), Some(b), Some(lo), Some(hi), Some(z0)) => {
+                let (a, m, k) = matrix(&a);
+                let poly = IntPolytope::new(a, m, k, vector(&b), vector(&lo), vector(&hi))
+                    .map_err(to_py_err)?;
+                Some(IntBlock {
+                    cols,
+                    poly,
+                    z0: vector(&z0),
+                })
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "int_cols: give int_cols, int_a, int_b, int_lo, int_hi and int_z0 together",
+                ))
+            }
+        };
+        let space = Space::new(columns, groups, doubles, ints).map_err(to_py_err)?;
+        Ok(SearchSpace { space })
+    }
+
+    /// The encoded dimension `D`.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.space.dim()
+    }
+
+    /// Whether each canonical row meets every linear constraint.
+    fn feasible<'py>(
+        &self,
+        py: Python<'py>,
+        rows: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let (r, _, d) = matrix_c(&rows);
+        if d != self.space.dim() {
+            return Err(PyValueError::new_err(format!(
+                "rows: have {d} columns, the space has {}",
+                self.space.dim()
+            )));
+        }
+        let out: Vec<bool> = r
+            .chunks_exact(d.max(1))
+            .map(|row| self.space.feasible(row, crate::polytope::FEAS_TOL))
+            .collect();
+        Ok(PyArray1::from_vec(py, out))
+    }
+}
+
+type Maximum<'py> = Option<(Bound<'py, PyArray1<f64>>, f64, f64)>;
+
+/// The best feasible point of log EI over `incumbent` under `scorer`'s GP,
+/// in `space`: `(point, value, best candidate value)`, or None when every
+/// scored point is an observed one.
+#[pyfunction]
+#[pyo3(signature = (scorer, incumbent, space, incumbents, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 2, polish_iterations = 40))]
+#[allow(clippy::too_many_arguments)]
+fn maximize_log_ei<'py>(
+    py: Python<'py>,
+    scorer: &GpScorer,
+    incumbent: f64,
+    space: &SearchSpace,
+    incumbents: PyReadonlyArray2<'py, f64>,
+    seed: i128,
+    global_candidates: i64,
+    local_candidates: i64,
+    refine_steps: Vec<f64>,
+    refine_candidates: i64,
+    refine_starts: i64,
+    polish_starts: i64,
+    polish_iterations: i64,
+) -> PyResult<Maximum<'py>> {
+    let settings = Settings {
+        global: count("global_candidates", global_candidates)?,
+        local: count("local_candidates", local_candidates)?,
+        refine_steps,
+        refine_candidates: count("refine_candidates", refine_candidates)?,
+        refine_starts: count("refine_starts", refine_starts)?,
+        polish_starts: count("polish_starts", polish_starts)?,
+        polish_iterations: count("polish_iterations", polish_iterations)?,
+        seed: seed_u64(seed)?,
+    };
+    let (rows, k, d) = matrix_c(&incumbents);
+    if k > 0 && d != space.space.dim() {
+        return Err(PyValueError::new_err(format!(
+            "incumbents: have {d} columns, the space has {}",
+            space.space.dim()
+        )));
+    }
+    let (gp, sp) = (&scorer.gp, &space.space);
+    let out = py
+        .detach(move || core_maximize_log_ei(gp, incumbent, sp, &rows, &settings))
+        .map_err(to_py_err)?;
+    Ok(out.map(|o| (PyArray1::from_vec(py, o.point), o.value, o.candidates_best)))
+}
+
 /// Version of the compiled extension.
 #[pyfunction]
 fn version() -> &'static str {
@@ -326,5 +498,7 @@ fn _sampler(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gp_posterior, m)?)?;
     m.add_function(wrap_pyfunction!(score_log_ei, m)?)?;
     m.add_class::<GpScorer>()?;
+    m.add_class::<SearchSpace>()?;
+    m.add_function(wrap_pyfunction!(maximize_log_ei, m)?)?;
     Ok(())
 }

@@ -206,3 +206,103 @@ class GpScorer:
             ValueError: Wrong number of columns, NaN or infinity, a non-finite
                 ``incumbent``.
         """
+
+class SearchSpace:
+    """An experiment's encoded search space (``optserve.domain.encoding``),
+    validated once, for :func:`maximize_log_ei`.
+
+    Args:
+        columns: Per encoded column: None for a continuous column (a double
+            without a grid) or a one-hot member (see ``groups``), else
+            ``(lo_t, hi_t, min, max, log, int, grid)``: the encoded value
+            ``e`` stands for ``t^-1(lo_t + e (hi_t - lo_t))`` (``t = log`` when
+            ``log``), snapped to ``grid`` (may be empty), clipped to
+            ``[min, max]`` and rounded when ``int``.
+        groups: One-hot groups as ``(first column, width)``.
+        double_cols: The encoded columns of the constrained doubles.
+        double_a: Their constraint rows over the unit cube, shape ``(m, k)``.
+        double_b: Right-hand sides, shape ``(m,)``.
+        double_x0: A strictly interior point, shape ``(k,)``.
+        int_cols: The encoded columns of the constrained ints (linear scale).
+        int_a: Their constraint rows over the values, shape ``(m, k)``.
+        int_b: Right-hand sides, shape ``(m,)``.
+        int_lo: Integer lower bounds (the columns' own), shape ``(k,)``.
+        int_hi: Integer upper bounds, shape ``(k,)``.
+        int_z0: A feasible integer point, shape ``(k,)``.
+
+    Raises:
+        ValueError: Pieces that disagree, a start point that is not feasible
+            (strictly interior for the doubles), a block given in part.
+    """
+
+    def __new__(
+        cls,
+        columns: list[tuple[float, float, float, float, bool, bool, list[float]] | None],
+        groups: list[tuple[int, int]],
+        *,
+        double_cols: list[int] | None = None,
+        double_a: NDArray[np.float64] | None = None,
+        double_b: NDArray[np.float64] | None = None,
+        double_x0: NDArray[np.float64] | None = None,
+        int_cols: list[int] | None = None,
+        int_a: NDArray[np.float64] | None = None,
+        int_b: NDArray[np.float64] | None = None,
+        int_lo: NDArray[np.int64] | None = None,
+        int_hi: NDArray[np.int64] | None = None,
+        int_z0: NDArray[np.int64] | None = None,
+    ) -> SearchSpace: ...
+    @property
+    def dim(self) -> int:
+        """The encoded dimension ``D``."""
+
+    def feasible(self, rows: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Whether each canonical row (shape ``(k, D)``) meets every linear
+        constraint: the doubles' unit rows within ``1e-9``, the ints' rows as
+        :func:`hit_and_run_int` checks them.
+
+        Raises:
+            ValueError: Wrong number of columns.
+        """
+
+def maximize_log_ei(
+    scorer: GpScorer,
+    incumbent: float,
+    space: SearchSpace,
+    incumbents: NDArray[np.float64],
+    *,
+    seed: int,
+    global_candidates: int = 768,
+    local_candidates: int = 96,
+    refine_steps: list[float] = ...,
+    refine_candidates: int = 48,
+    refine_starts: int = 5,
+    polish_starts: int = 2,
+    polish_iterations: int = 40,
+) -> tuple[NDArray[np.float64], float, float] | None:
+    """The best feasible point of log EI over ``incumbent`` under ``scorer``'s
+    GP, observed points (the GP's training inputs) excluded. Runs without the
+    GIL; equal seeds give equal points.
+
+    Stages: ``global_candidates`` uniform feasible draws and
+    ``local_candidates`` feasible perturbations of each row of
+    ``incumbents``, scored; a local search from the best ``refine_starts``
+    (``refine_candidates`` perturbations per start at each of
+    ``refine_steps``, default 0.1 down to 0.001); a gradient polish of the best
+    ``polish_starts`` over the continuous columns, under the bounds and linear
+    constraints (projected BFGS, at most ``polish_iterations`` steps, every
+    iterate feasible); the best point that passes the final feasibility check.
+
+    Args:
+        scorer: The fitted GP.
+        incumbent: The value to improve on, original units, finite.
+        space: The search space, ``space.dim == scorer.dim``.
+        incumbents: The best observations, shape ``(k, D)``.
+        seed: Seed in ``[0, 2**64)``.
+
+    Returns:
+        ``(point (D,), its log EI, the best candidate's log EI before the local
+        search)``, or None when every scored point is an observed one.
+
+    Raises:
+        ValueError: Dimensions that disagree, non-finite values, bad counts.
+    """
