@@ -443,7 +443,7 @@ type Maximum<'py> = Option<(Bound<'py, PyArray1<f64>>, f64, f64)>;
 /// in `space`: `(point, value, best candidate value)`, or None when every
 /// scored point is an observed one.
 #[pyfunction]
-#[pyo3(signature = (scorer, incumbent, space, incumbents, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 2, polish_iterations = 40))]
+#[pyo3(signature = (scorer, incumbent, space, incumbents, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 5, polish_iterations = 40, threads = 0))]
 #[allow(clippy::too_many_arguments)]
 fn maximize_log_ei<'py>(
     py: Python<'py>,
@@ -459,6 +459,7 @@ fn maximize_log_ei<'py>(
     refine_starts: i64,
     polish_starts: i64,
     polish_iterations: i64,
+    threads: i64,
 ) -> PyResult<Maximum<'py>> {
     let settings = Settings {
         global: count("global_candidates", global_candidates)?,
@@ -468,6 +469,7 @@ fn maximize_log_ei<'py>(
         refine_starts: count("refine_starts", refine_starts)?,
         polish_starts: count("polish_starts", polish_starts)?,
         polish_iterations: count("polish_iterations", polish_iterations)?,
+        threads: count("threads", threads)?,
         seed: seed_u64(seed)?,
     };
     let (rows, k, d) = matrix_c(&incumbents);

@@ -276,8 +276,9 @@ def maximize_log_ei(
     refine_steps: list[float] = ...,
     refine_candidates: int = 48,
     refine_starts: int = 5,
-    polish_starts: int = 2,
+    polish_starts: int = 5,
     polish_iterations: int = 40,
+    threads: int = 0,
 ) -> tuple[NDArray[np.float64], float, float] | None:
     """The best feasible point of log EI over ``incumbent`` under ``scorer``'s
     GP, observed points (the GP's training inputs) excluded. Runs without the
@@ -287,10 +288,13 @@ def maximize_log_ei(
     ``local_candidates`` feasible perturbations of each row of
     ``incumbents``, scored; a local search from the best ``refine_starts``
     (``refine_candidates`` perturbations per start at each of
-    ``refine_steps``, default 0.1 down to 0.001); a gradient polish of the best
-    ``polish_starts`` over the continuous columns, under the bounds and linear
-    constraints (projected BFGS, at most ``polish_iterations`` steps, every
-    iterate feasible); the best point that passes the final feasibility check.
+    ``refine_steps``, default 0.1 down to 0.001; skipped where every column
+    is continuous); a gradient polish of the best ``polish_starts`` over the
+    continuous columns, under the bounds and linear constraints (projected
+    BFGS, at most ``polish_iterations`` steps, every iterate feasible); the
+    best point that passes the final feasibility check. Large batches of
+    candidates are scored on ``threads`` threads (0: the available cores, at
+    most 4); the result does not depend on it.
 
     Args:
         scorer: The fitted GP.

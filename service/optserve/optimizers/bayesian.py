@@ -122,8 +122,12 @@ def _suggest_one(
         branch,
         _priors(encoder, len(done)),
     )
-    # 4. maximizer
-    rows = maximizer.candidates(space, maximizer.best_rows(x_done, y_done, feasible), rng)
+    # 4. maximizer: the compiled one where the acquisition is log EI alone
+    best = maximizer.best_rows(x_done, y_done, feasible)
+    point = maximizer.maximize_log_ei(space, acquisition, best, rng)
+    if point is not None:
+        return point
+    rows = maximizer.candidates(space, best, rng)
     polish = (gp, incumbent) if incumbent is not None and acquisition.plain else None
     point, _, _ = maximizer.maximize(
         space, acquisition, rows, acquisition(rows), maximizer.REFINE_STARTS, rng, polish

@@ -1,5 +1,9 @@
 """The Bayesian optimizer's maximizer of the acquisition, over feasible points only.
 
+Where the acquisition is log EI alone, the whole maximizer runs compiled
+(``compiled_maximizer``, the same stages in Rust); this module is the
+reference and the path for every other acquisition.
+
 Candidates are uniform draws of the feasible set (Rust hit-and-run) and
 perturbations of the best observations; a local search with shrinking steps
 runs from the best few, keeping only feasible points; where the acquisition is
@@ -11,6 +15,7 @@ of a batch share one candidate pool (``CandidatePool``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,9 +24,17 @@ from scipy.optimize import minimize
 
 from ..domain.encoding import Encoder
 from ..domain.model import Assignments, ParameterType
+from . import compiled_maximizer
 from .feasible import FeasibleSpace
 from .gp import GaussianProcess, gradient
 from .gp.model import matern52
+
+if TYPE_CHECKING:
+    from .acquisition import Acquisition
+
+# The maximizer of log EI alone: "rust" runs the whole of it compiled
+# (``compiled_maximizer``) where it applies; "numpy" always runs this module's.
+BACKEND: Literal["rust", "numpy"] = "rust"
 
 GLOBAL_CANDIDATES = 768
 LOCAL_CANDIDATES = 96  # per incumbent
@@ -55,6 +68,33 @@ def best_rows(
     """The ``INCUMBENTS`` best successful rows, those meeting every constraint metric first."""
     ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
     return x_done[ranked[:INCUMBENTS]]
+
+
+def maximize_log_ei(
+    space: FeasibleSpace,
+    acquisition: Acquisition,
+    best: NDArray[np.float64],
+    rng: np.random.Generator,
+) -> Assignments | None:
+    """The compiled maximizer's point where the acquisition is log EI alone,
+    from uniform draws and perturbations of ``best``; None elsewhere (the
+    NumPy maximizer then runs)."""
+    if (
+        BACKEND != "rust"
+        or acquisition.incumbent is None
+        or acquisition.exploit
+        or not acquisition.plain
+        or acquisition.branch is not None
+    ):
+        return None
+    found = compiled_maximizer.maximize_log_ei(
+        space,
+        compiled_maximizer.scorer_of(acquisition.model),
+        acquisition.incumbent,
+        best,
+        rng,
+    )
+    return None if found is None else found[0]
 
 
 def maximize(

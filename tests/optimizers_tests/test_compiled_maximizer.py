@@ -1,0 +1,216 @@
+"""The compiled maximizer of log EI against the NumPy reference, on the same GPs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from optserve import _sampler
+from optserve.domain.model import (
+    Bounds,
+    Conditional,
+    ConstraintTerm,
+    ConstraintType,
+    Experiment,
+    LinearConstraint,
+    Metric,
+    Parameter,
+    ParameterType,
+    Transformation,
+)
+from optserve.optimizers import acquisition as acq
+from optserve.optimizers import compiled_maximizer, maximizer
+from optserve.optimizers.feasible import FeasibleSpace, feasible_space
+from optserve.optimizers.gp import GaussianProcess
+
+
+def _double(name: str, lo: float = 0.0, hi: float = 1.0) -> Parameter:
+    return Parameter(name, ParameterType.DOUBLE, Bounds(lo, hi))
+
+
+D6 = Experiment(
+    id="compiled-d6",
+    name="d6",
+    parameters=[_double(f"x{i}") for i in range(6)],
+    metrics=[Metric("v")],
+    seed=1,
+)
+SEED4 = Experiment(
+    id="compiled-seed4",
+    name="seed4",
+    parameters=[
+        _double("alpha"),
+        _double("beta"),
+        Parameter("gamma", ParameterType.INT, Bounds(0, 10)),
+        Parameter("theta", ParameterType.INT, Bounds(0, 10)),
+    ],
+    linear_constraints=[
+        LinearConstraint(
+            ConstraintType.LESS_THAN, 1.0, [ConstraintTerm("alpha", 1), ConstraintTerm("beta", 1)]
+        ),
+        LinearConstraint(
+            ConstraintType.GREATER_THAN,
+            0.0,
+            [ConstraintTerm("gamma", 3), ConstraintTerm("theta", -5)],
+        ),
+    ],
+    metrics=[Metric("v")],
+    seed=2,
+)
+MIXED = Experiment(
+    id="compiled-mixed",
+    name="mixed",
+    parameters=[
+        Parameter("lr", ParameterType.DOUBLE, Bounds(1e-4, 1.0), transformation=Transformation.LOG),
+        _double("a", -2.0, 3.0),
+        _double("b", 0.0, 10.0),
+        Parameter("layers", ParameterType.INT, Bounds(1, 6)),
+        Parameter("size", ParameterType.DOUBLE, grid=[8.0, 16.0, 32.0, 64.0]),
+        Parameter("kind", ParameterType.CATEGORICAL, categorical_values=["x", "y", "z"]),
+    ],
+    linear_constraints=[
+        LinearConstraint(
+            ConstraintType.LESS_THAN, 6.0, [ConstraintTerm("a", 2), ConstraintTerm("b", 1)]
+        )
+    ],
+    metrics=[Metric("v")],
+    seed=3,
+)
+
+
+def _objective(rows: np.ndarray) -> np.ndarray:
+    """A smooth multimodal function of encoded rows."""
+    centre = np.linspace(0.2, 0.8, rows.shape[1])
+    return -np.sum((rows - centre) ** 2, axis=1) + 0.3 * np.sum(np.sin(7.0 * rows), axis=1)
+
+
+def _fitted(space: FeasibleSpace, n: int, seed: int) -> tuple[GaussianProcess, np.ndarray, float]:
+    rng = np.random.default_rng(seed)
+    x = space.draw_rows(n, rng)
+    y = _objective(x) + 0.01 * rng.normal(size=n)
+    gp = GaussianProcess().fit(x, y, rng=rng)
+    return gp, x, float(np.max(gp.predict(x)[0]))
+
+
+def _both(
+    space: FeasibleSpace, gp: GaussianProcess, x: np.ndarray, incumbent: float, seed: int
+) -> tuple[float, float, dict]:
+    """The log EI of the NumPy and the compiled maximizers' points, and the compiled point."""
+    enc = space.encoder
+    best = x[np.argsort(-_objective(x))[: maximizer.INCUMBENTS]]
+    score = acq.Acquisition(gp, incumbent, False, enc, None, None, [], acq.key_set(x), None)
+    rng = np.random.default_rng(seed)
+    rows = maximizer.candidates(space, best, rng)
+    reference, _, _ = maximizer.maximize(
+        space, score, rows, score(rows), maximizer.REFINE_STARTS, rng, (gp, incumbent)
+    )
+    found = compiled_maximizer.maximize_log_ei(
+        space, compiled_maximizer.scorer_of(gp), incumbent, best, np.random.default_rng(seed)
+    )
+    assert found is not None
+    point, row, value = found
+    assert value == pytest.approx(float(score(row[None, :])[0]), abs=1e-9)
+    return float(score(enc.encode([reference]))[0]), float(score(enc.encode([point]))[0]), point
+
+
+@pytest.mark.parametrize(("exp", "n"), [(D6, 60), (SEED4, 60), (MIXED, 50)])
+def test_the_compiled_maximizer_is_feasible_and_at_least_as_good(exp: Experiment, n: int):
+    space = feasible_space(exp)
+    assert compiled_maximizer.search_space(space) is not None
+    numpy_gaps, rust_gaps = [], []
+    for history in range(5):
+        gp, x, incumbent = _fitted(space, n, history)
+        numpy_values, rust_values = [], []
+        for seed in range(3):
+            reference, compiled, point = _both(space, gp, x, incumbent, 10 * history + seed)
+            assert space.is_feasible(point)
+            # a valid assignment: ints, grid values and categories as the encoder decodes them
+            assert space.encoder.decode(space.encoder.encode([point]))[0] == point
+            numpy_values.append(reference)
+            rust_values.append(compiled)
+        # gaps to the best log EI either found on this GP
+        top = max(numpy_values + rust_values)
+        numpy_gaps += [top - v for v in numpy_values]
+        rust_gaps += [top - v for v in rust_values]
+    # as good on the whole (both find the same maximum most of the time), never far off
+    assert np.mean(rust_gaps) <= np.mean(numpy_gaps) + 0.01
+    assert np.max(rust_gaps) <= 0.5
+    assert np.mean(np.array(rust_gaps) <= 1e-6) >= 0.6
+
+
+def test_equal_seeds_give_equal_points():
+    space = feasible_space(SEED4)
+    gp, x, incumbent = _fitted(space, 40, 5)
+    scorer = compiled_maximizer.scorer_of(gp)
+    runs = [
+        compiled_maximizer.maximize_log_ei(
+            space, scorer, incumbent, x[:4], np.random.default_rng(s)
+        )
+        for s in (1, 1, 2)
+    ]
+    assert runs[0] is not None and runs[1] is not None and runs[2] is not None
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert not np.array_equal(runs[0][1], runs[2][1])
+
+
+def test_observed_points_are_not_suggested():
+    # three values in all, every one observed: nothing to suggest
+    exp = Experiment(
+        id="compiled-taken",
+        name="taken",
+        parameters=[Parameter("k", ParameterType.INT, Bounds(0, 2))],
+        metrics=[Metric("v")],
+        seed=4,
+    )
+    space = feasible_space(exp)
+    x = space.encoder.encode([{"k": 0}, {"k": 1}, {"k": 2}])
+    gp = GaussianProcess().fit(x, np.array([0.0, 1.0, 0.5]), rng=np.random.default_rng(0))
+    scorer = compiled_maximizer.scorer_of(gp)
+    assert (
+        compiled_maximizer.maximize_log_ei(space, scorer, 1.0, x[:1], np.random.default_rng(0))
+        is None
+    )
+
+
+def test_conditional_experiments_are_left_to_numpy():
+    exp = Experiment(
+        id="compiled-conditional",
+        name="conditional",
+        parameters=[
+            _double("a"),
+            Parameter("b", ParameterType.DOUBLE, Bounds(0, 1), conditions={"c": ["on"]}),
+        ],
+        conditionals=[Conditional("c", ["on", "off"])],
+        metrics=[Metric("v")],
+        seed=5,
+    )
+    assert not compiled_maximizer.applies(exp)
+    assert compiled_maximizer.search_space(feasible_space(exp)) is None
+
+
+def test_search_space_rejects_pieces_that_disagree():
+    with pytest.raises(ValueError, match="double_cols"):
+        _sampler.SearchSpace([None, None], [], double_cols=[0, 1])
+    with pytest.raises(ValueError, match="groups"):
+        _sampler.SearchSpace([None, None], [(1, 2)])
+    with pytest.raises(ValueError, match="double_x0"):
+        _sampler.SearchSpace(
+            [None, None],
+            [],
+            double_cols=[0, 1],
+            double_a=np.array([[1.0, 1.0]]) / math.sqrt(2),
+            double_b=np.array([0.5]),
+            double_x0=np.array([0.9, 0.9]),
+        )
+    space = compiled_maximizer.search_space(feasible_space(D6))
+    assert space is not None and space.dim == 6
+    gp, x, incumbent = _fitted(feasible_space(D6), 20, 0)
+    with pytest.raises(ValueError, match="incumbents"):
+        _sampler.maximize_log_ei(
+            compiled_maximizer.scorer_of(gp), incumbent, space, np.zeros((1, 5)), seed=0
+        )
+    with pytest.raises(ValueError, match="incumbent"):
+        _sampler.maximize_log_ei(compiled_maximizer.scorer_of(gp), math.nan, space, x[:2], seed=0)
