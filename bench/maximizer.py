@@ -13,9 +13,11 @@ window of uniform feasible draws), fits one GP, and runs on it:
 
 and reports the median milliseconds of each, their ratio, the log EI of both
 points under the same GP (how often the compiled one is at least as high, to
-1e-6) and infeasible points (must be 0). Then, per history, one whole
-suggestion (``optimizers.suggest``, GP fit included, as in service) against
-the peers in the same run, where importable:
+1e-6) and infeasible points (must be 0). Then one whole suggestion
+per history (``optimizers.suggest``, GP fit included, timed as
+``bench/latency.py`` does: after n - 1 observations the process has suggested
+once, the n-th observation is new) against the peers on the same histories in
+the same run, where importable:
 
     botorch-rust   SingleTaskGP + LogExpectedImprovement + optimize_acqf
                    (num_restarts=10, raw_samples=512), in the side venv given by
@@ -59,12 +61,12 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(HERE.parent / "service"))
 
-from latency import Problem, _points, _seed4, _ten_doubles
+from latency import Histories, Problem, _points, _seed4, _ten_doubles
 
 from optserve.domain.encoding import Encoder
 from optserve.domain.model import Observation
-from optserve.optimizers import SuggestRequest, compiled_maximizer, maximizer, suggest
 from optserve.optimizers import acquisition as acq
+from optserve.optimizers import compiled_maximizer, maximizer, suggest
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess
 
@@ -231,13 +233,22 @@ def optuna_gp(problem: Problem, hist: list[list[Observation]]) -> list[dict[str,
     return runs
 
 
-def optserve_suggestions(problem: Problem, hist: list[list[Observation]]) -> list[dict[str, Any]]:
-    runs = []
+def optserve_suggestions(
+    problem: Problem, repeats: int
+) -> tuple[list[dict[str, Any]], list[list[Observation]]]:
+    """One suggestion per history, as ``bench/latency.py`` times them (the process
+    has suggested after the first n - 1 observations; the n-th is new), and the
+    histories."""
+    histories = Histories(problem, repeats + 1)
+    histories.next()  # warm-up
     space = feasible_space(problem.experiment)
-    for r, h in enumerate(hist):
+    runs, seen = [], []
+    for _ in range(repeats):
+        request = histories.next()
         t0 = time.perf_counter()
-        (point,) = suggest(SuggestRequest(problem.experiment, h, [], 1, 100_000 + r))
+        (point,) = suggest(request)
         seconds = time.perf_counter() - t0
+        seen.append(request.observations)
         runs.append(
             {
                 "total": seconds,
@@ -245,7 +256,7 @@ def optserve_suggestions(problem: Problem, hist: list[list[Observation]]) -> lis
                 "value": problem.objective(point),
             }
         )
-    return runs
+    return runs, seen
 
 
 def med(values: list[float]) -> float:
@@ -289,10 +300,10 @@ def main() -> None:
         f"{'infeasible':>10} {'target':>7}"
     )
     for problem in problems:
-        hist = histories(problem, args.repeats)
         best = optimum(problem)
+        ours, hist = optserve_suggestions(problem, args.repeats)
         rows: list[tuple[str, list[dict[str, Any]] | str]] = [
-            ("optserve", optserve_suggestions(problem, hist)),
+            ("optserve", ours),
             ("botorch-rust", botorch_rust(args.botorch_rust, problem, hist)),
             ("optuna-gp", optuna_gp(problem, hist)),
         ]

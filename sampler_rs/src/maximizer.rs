@@ -564,7 +564,7 @@ pub fn maximize_log_ei(
             format!("has {dim} columns, the GP has D = {}", gp.d),
         ));
     }
-    if incumbents.len() % dim != 0 || incumbents.iter().any(|v| !v.is_finite()) {
+    if !incumbents.len().is_multiple_of(dim) || incumbents.iter().any(|v| !v.is_finite()) {
         return Err(Error::input(
             "incumbents",
             format!("must be finite rows of {dim} columns"),
@@ -773,14 +773,14 @@ fn log_ei_and_grad(
     let z = (mean - incumbent) / std;
     let lh = log_h(z);
     let dlogh = (log_ndtr(z) - lh).exp();
-    for j in 0..d {
-        let dm = y_std * w.dmean[j];
+    for ((gj, dmean), dvar) in grad.iter_mut().zip(&w.dmean).zip(&w.dvar) {
+        let dm = y_std * dmean;
         let dstd = if floored {
             0.0
         } else {
-            y_std * y_std * (-2.0 * w.dvar[j]) / (2.0 * std)
+            y_std * y_std * (-2.0 * dvar) / (2.0 * std)
         };
-        grad[j] = dlogh * (dm - z * dstd) / std + dstd / std;
+        *gj = dlogh * (dm - z * dstd) / std + dstd / std;
     }
     lh + std.ln()
 }
@@ -1005,7 +1005,7 @@ fn polish(
         }
         proj.project(&mut dir);
         let slope = dot(&g, &dir);
-        if !(slope > 0.0) {
+        if slope.is_nan() || slope <= 0.0 {
             break;
         }
         // largest feasible step
@@ -1030,10 +1030,9 @@ fn polish(
             for k in 0..nf {
                 trial[k] = u[k] + t * dir[k];
             }
-            // exactly on the blocking bound rather than an ulp past it
-            for (k, &c) in free.iter().enumerate() {
-                let _ = c;
-                trial[k] = trial[k].clamp(0.0, 1.0);
+            // exactly on a blocking bound rather than an ulp past it
+            for v in trial.iter_mut() {
+                *v = v.clamp(0.0, 1.0);
             }
             let f_new = eval(&trial, &mut x, &mut g_new, &mut full_grad, &mut work);
             if f_new.is_finite() && f_new >= f + 1e-4 * t * slope {
@@ -1080,7 +1079,7 @@ fn polish(
         }
         stalled = gain <= 1e-10 * (1.0 + f.abs());
     }
-    if !moved || !(f > start_f) {
+    if !moved || f.is_nan() || f <= start_f {
         return None;
     }
     for (&c, &v) in free.iter().zip(&u) {
