@@ -19,7 +19,10 @@
 //! Everything is deterministic for a given seed.
 use std::collections::HashSet;
 
-use crate::acquisition::{erfc, log_erfc_times_x_plus_x2, log_h, MatrixRef, PreparedGp, VAR_FLOOR};
+use crate::acquisition::{
+    erfc, log_erfc_times_x_plus_x2, log_expected_improvement, log_h, MatrixRef, PreparedGp,
+    VAR_FLOOR,
+};
 use crate::error::{Error, Result};
 use crate::hit_and_run::{hit_and_run, Method, RunOptions};
 use crate::lattice::{hit_and_run_int, IntPolytope};
@@ -537,6 +540,74 @@ impl Objective<'_> {
     }
 }
 
+impl Objective<'_> {
+    /// The `k` best rows by score, best first (ties: the earlier index), as
+    /// `top(&self.score(rows)?, k)` with their scores, but scoring exactly only
+    /// the rows whose upper bound reaches the k-th best: the posterior
+    /// variance is at most that given the most correlated training point
+    /// alone, `s - max_j k_j^2 / K_jj`, and log EI grows with the variance.
+    fn top_pruned(&mut self, rows: &[f64], k: usize) -> Result<(Vec<usize>, Vec<f64>)> {
+        let gp = self.gp;
+        let (n, dim) = (gp.n, gp.d);
+        let count = rows.len() / dim;
+        if n == 0 || count <= k {
+            let values = self.score(rows)?;
+            let best = top(&values, k);
+            let chosen = best.iter().map(|&i| values[i]).collect();
+            return Ok((best, chosen));
+        }
+        let k_diag: Vec<f64> = (0..n)
+            .map(|j| {
+                let row = &gp.chol[j * n..j * n + j + 1];
+                dot(row, row)
+            })
+            .collect();
+        let mut bound = Vec::with_capacity(count);
+        let mut xs_x = vec![0.0; dim];
+        for row in rows.chunks_exact(dim) {
+            for ((o, x), il) in xs_x.iter_mut().zip(row).zip(&gp.inv_l) {
+                *o = x * il;
+            }
+            let (mut mean_s, mut reduce) = (0.0, 0.0f64);
+            for ((t, alpha), kd) in gp.xs.chunks_exact(dim).zip(&gp.alpha).zip(&k_diag) {
+                let r2: f64 = xs_x.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
+                let u = SQRT5 * r2.sqrt();
+                let kv = gp.s * (1.0 + u + u * u / 3.0) * (-u).exp();
+                mean_s += kv * alpha;
+                reduce = reduce.max(kv * kv / kd);
+            }
+            // a margin over the round-off of the exact variance and mean
+            let var_s = (gp.s - reduce).max(VAR_FLOOR) + 1e-9 * gp.s;
+            let mean = gp.y_mean + gp.y_std * mean_s;
+            let value = log_expected_improvement(mean, gp.y_std * var_s.sqrt(), self.incumbent);
+            bound.push(value + 1e-9 * (1.0 + value.abs()));
+        }
+        let order = top(&bound, count);
+        let mut best: Vec<(f64, usize)> = Vec::with_capacity(k + PRUNE_BLOCK);
+        let mut pos = 0;
+        let mut block = Vec::with_capacity(PRUNE_BLOCK * dim);
+        while pos < count {
+            if best.len() >= k && bound[order[pos]] < best[k - 1].0 {
+                break;
+            }
+            let ids = &order[pos..(pos + PRUNE_BLOCK).min(count)];
+            block.clear();
+            for &i in ids {
+                block.extend_from_slice(&rows[i * dim..(i + 1) * dim]);
+            }
+            let values = self.score(&block)?;
+            best.extend(values.into_iter().zip(ids.iter().copied()));
+            best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            best.truncate(k);
+            pos += ids.len();
+        }
+        Ok(best.into_iter().map(|(v, i)| (i, v)).unzip())
+    }
+}
+
+/// Rows scored exactly at a time by `Objective::top_pruned`.
+const PRUNE_BLOCK: usize = 64;
+
 /// Indices of the `k` largest values, best first (ties: the earlier index).
 fn top(values: &[f64], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
@@ -592,16 +663,16 @@ pub fn maximize_log_ei(
     }
     let (near, _) = space.neighbours(&bases, settings.local, 0.1, &mut rng);
     rows.extend_from_slice(&near);
-    // 2. scoring
-    let values = objective.score(&rows)?;
-    let candidates_best = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // 2. scoring (exactly where it can matter)
+    let (best, mut start_values) = objective.top_pruned(&rows, settings.refine_starts.max(1))?;
+    let candidates_best = start_values.first().copied().unwrap_or(f64::NEG_INFINITY);
     // 3. local search
-    let best = top(&values, settings.refine_starts);
+    let best = &best[..best.len().min(settings.refine_starts)];
+    start_values.truncate(best.len());
     let mut starts: Vec<f64> = best
         .iter()
         .flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied())
         .collect();
-    let mut start_values: Vec<f64> = best.iter().map(|&i| values[i]).collect();
     let steps: &[f64] = if space.free.len() == dim {
         &[]
     } else {
@@ -1466,6 +1537,32 @@ mod tests {
             .unwrap()
             .unwrap();
             assert_ne!(other.point, a.point);
+        }
+    }
+
+    #[test]
+    fn pruned_scoring_keeps_the_exact_best() {
+        for (n, ls) in [(60, 0.3), (200, 0.6), (120, 2.0)] {
+            let lsv = vec![ls; 6];
+            let gp = fitted(n, &lsv, branin_like, n as u64);
+            let inc = best_y(&gp);
+            let space = continuous(6);
+            let mut rng = ChainRng::streams(3, 1).remove(0);
+            let rows = space.draw(1500, &mut rng).unwrap();
+            let mut objective = Objective {
+                gp: &gp,
+                incumbent: inc,
+                taken: HashSet::new(),
+                scored: 0,
+                threads: 1,
+            };
+            let all = objective.score(&rows).unwrap();
+            let want = top(&all, 5);
+            objective.scored = 0;
+            let (got, values) = objective.top_pruned(&rows, 5).unwrap();
+            assert_eq!(got, want);
+            assert_eq!(values, want.iter().map(|&i| all[i]).collect::<Vec<_>>());
+            assert!(objective.scored < 1500, "{n}: {}", objective.scored);
         }
     }
 
