@@ -87,9 +87,10 @@ def maximize_log_ei(
         or acquisition.branch is not None
     ):
         return None
+    compiled = acquisition.scorer.compiled if acquisition.scorer is not None else None
     found = compiled_maximizer.maximize_log_ei(
         space,
-        compiled_maximizer.scorer_of(acquisition.model),
+        compiled or compiled_maximizer.scorer_of(acquisition.model),
         acquisition.incumbent,
         best,
         rng,

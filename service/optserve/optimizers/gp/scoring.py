@@ -70,6 +70,11 @@ class AcquisitionScorer:
             else None
         )
 
+    @property
+    def compiled(self) -> _sampler.GpScorer | None:
+        """The compiled kernel's copy of the factors (None with ``backend="numpy"``)."""
+        return self._compiled
+
     def _rows(self, rows: ArrayLike) -> FloatArray:
         xq = np.ascontiguousarray(rows, dtype=np.float64)
         if xq.ndim != 2 or xq.shape[1] != self.dim:
