@@ -3,9 +3,10 @@
 Drives a real optserve server through the Python client SDK, as a user would:
 one OFFLINE experiment per run (the problem's experiment dict with the run's
 budget as observation budget and the harness seed as the experiment seed), one
-suggestion at a time, each answered by one observation (a failed observation
-when the harness refused the suggestion as infeasible), and the experiment
-deleted at the end.
+suggestion at a time (several open at once in bench/quality/parallel; there
+``suggest_batch`` asks for several in one call), each answered by one
+observation (a failed observation when the harness refused the suggestion as
+infeasible), and the experiment deleted at the end.
 
 One server per Python process, started lazily on a loopback port with a
 temporary SQLite file and stopped with SIGTERM at exit (and, on Linux, also
@@ -165,6 +166,15 @@ class OptserveAdapter:
         assignments = dict(suggestion.assignments)
         self.pending.append((suggestion.id, assignments))
         return dict(assignments)
+
+    def suggest_batch(self, count: int) -> list[dict]:
+        """``count`` suggestions from one CreateSuggestions call (chosen jointly)."""
+        out = []
+        for suggestion in self.conn.create_suggestions(self.experiment.id, count=count):
+            assignments = dict(suggestion.assignments)
+            self.pending.append((suggestion.id, assignments))
+            out.append(dict(assignments))
+        return out
 
     def observe(self, assignments: dict, value, failed: bool = False) -> None:
         i = next(i for i, (_, a) in enumerate(self.pending) if a == assignments)
