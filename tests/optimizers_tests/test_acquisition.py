@@ -102,8 +102,10 @@ def test_penalties_push_away_from_pending_points():
     near, far = pending + 0.001 * (ENCODER.encode([{"x": 0.6, "k": "a"}]) - pending), pending.copy()
     far[0, 0] = 0.0
     assert penalty(near)[0] < penalty(far)[0] <= 0.0
+    # the polish ascends log EI and keeps a point only where the full value rises
     acquisition = _acquisition(gp, x, pending_penalty=penalty)
-    assert not acquisition.plain
+    assert acquisition.polishable and not acquisition.plain
+    assert not _acquisition(gp, x, penalty=penalty).polishable
 
 
 def test_constraint_terms_weight_by_the_probability_of_feasibility():

@@ -2,12 +2,13 @@
 
 Log expected improvement over the incumbent (an upper confidence bound in the
 last tenth of a budget), plus the log probability that every constraint
-metric holds, plus local penalties: near pending points (so that concurrent
-suggestions spread out) and, with ``num_solutions > 1``, near every current
-solution but the one this suggestion refines, plus the parameters' log prior
-density times a weight that decays with the observations (piBO). Observed and pending points
-are excluded, and a suggestion focused on one branch of a conditional
-experiment excludes the other branches.
+metric holds, plus local penalties: near pending points (``with_pending``:
+kriging believer and local penalization, so that concurrent suggestions
+spread out) and, with ``num_solutions > 1``, near every current solution but
+the one this suggestion refines, plus the parameters' log prior density
+times a weight that decays with the observations (piBO). Observed and
+pending points are excluded, and a suggestion focused on one branch of a
+conditional experiment excludes the other branches.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .priors import UnitPrior, log_density
 
 # the scorer of candidates: the compiled kernel, or NumPy (the reference)
 BACKEND: Literal["rust", "numpy"] = "rust"
-# local penalty radius around pending points, in length scales
+# penalty radius around pending points while there is no incumbent, in length scales
 PENDING_RADIUS = 0.5
 # Pending points handled at once by the pending penalty (bounds its memory).
 PENDING_BLOCK = 256
@@ -99,13 +100,14 @@ class Acquisition:
 
     @property
     def plain(self) -> bool:
-        """Whether the acquisition is log EI alone (what the gradient polish ascends)."""
-        return (
-            self.penalty is None
-            and self.pending_penalty is None
-            and not self.constraint_models
-            and self.priors is None
-        )
+        """Whether the acquisition is log EI alone (what the compiled maximizer maximizes)."""
+        return self.pending_penalty is None and self.polishable
+
+    @property
+    def polishable(self) -> bool:
+        """Whether the acquisition is log EI alone up to the pending penalty: what the
+        gradient polish ascends (a polished point is kept only if its full value rises)."""
+        return self.penalty is None and not self.constraint_models and self.priors is None
 
     def __call__(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
         """The acquisition value of each row."""
@@ -205,6 +207,125 @@ def solution_penalty(
         return np.log1p(-np.exp(-0.5 * d2) + 1e-12).sum(axis=1)
 
     return penalty
+
+
+def with_pending(
+    gp: GaussianProcess,
+    incumbent: float | None,
+    pending: NDArray[np.float64],
+    encoder: Encoder,
+    branch: dict[str, int] | None,
+    constraint_models: list[ConstraintModel],
+) -> tuple[GaussianProcess, float | None, Penalty | None]:
+    """How pending points (open suggestions, earlier points of a batch) enter a
+    suggestion: the model, the incumbent and a log-penalty to score under.
+
+    The model believes them (kriging believer: observed at its own posterior
+    mean, so the variance collapses there) and the incumbent counts their
+    believed values, so expected improvement vanishes at them; the local
+    penalization of Gonzalez et al. (2016) then keeps the next point out of
+    the ball each may rule out. While no observation meets every constraint
+    metric there is no incumbent, and a fixed penalty of half a length scale
+    spreads the search for feasibility instead.
+    """
+    if len(pending) == 0:
+        return gp, incumbent, None
+    believing = gp.believe(pending)
+    if incumbent is None:
+        return believing, None, pending_penalty(pending, gp)
+    believed = believed_incumbent(incumbent, gp, pending, encoder, branch, constraint_models)
+    assert believed is not None
+    return believing, believed, local_penalty(pending, gp, believed)
+
+
+def believed_incumbent(
+    incumbent: float | None,
+    gp: GaussianProcess,
+    pending: NDArray[np.float64],
+    encoder: Encoder,
+    branch: dict[str, int] | None,
+    constraint_models: list[ConstraintModel],
+) -> float | None:
+    """The incumbent once pending points count as observations of their posterior
+    mean (kriging believer): the best of ``incumbent`` and the believed values of
+    the pending points in the branch that the constraint models expect to hold.
+
+    Without this, EI stays positive at a pending point believed better than the
+    incumbent and the next suggestion lands next to it; with it, EI vanishes at
+    every pending point and shrinks around it as far as the model correlates.
+    """
+    if incumbent is None or len(pending) == 0:
+        return incumbent
+    rows = pending[in_branch(encoder, pending, branch)]
+    for model, threshold in constraint_models:
+        if len(rows):
+            rows = rows[model.predict(rows)[0] >= threshold]
+    if len(rows) == 0:
+        return incumbent
+    return max(incumbent, float(np.max(gp.mean(rows))))
+
+
+def local_penalty(
+    pending: NDArray[np.float64], gp: GaussianProcess, incumbent: float
+) -> Penalty | None:
+    """Local penalization of pending points (Gonzalez et al. 2016, "Batch Bayesian
+    optimization via local penalization"), as a log-penalty.
+
+    With ``L`` a Lipschitz constant of the objective, a pending point ``x_j``
+    whose value turns out to be ``f_j`` cannot have the maximum ``M`` within
+    ``(M - f_j) / L`` of it; with ``f_j ~ N(mu_j, s_j^2)`` under the model, the
+    probability that ``x`` lies outside that ball is
+    ``Phi((L |x - x_j| - M + mu_j) / s_j)``. Pending points the model expects to be
+    poor exclude a wide ball; those expected near the incumbent a narrow one,
+    so refinement next to the incumbent goes on. Distances are in length scales
+    and ``L`` is the largest norm of the gradient of the posterior mean (in the
+    same units) at the training points.
+    """
+    if len(pending) == 0:
+        return None
+    lipschitz = mean_gradient_norm(gp, gp.x_train)
+    if not np.isfinite(lipschitz) or lipschitz <= 0.0:
+        return None
+    mean, var = gp.predict(pending)
+    std = np.sqrt(var)
+    scale = gp.lengthscales
+    scaled_pending = pending / scale
+
+    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        scaled = rows / scale
+        total = np.zeros(len(rows))
+        for start in range(0, len(pending), PENDING_BLOCK):
+            block = scaled_pending[start : start + PENDING_BLOCK]
+            d2 = (scaled**2).sum(axis=1)[:, None] + (block**2).sum(axis=1)[None, :]
+            d2 -= 2.0 * (scaled @ block.T)
+            d = np.sqrt(np.maximum(d2, 0.0))
+            part = slice(start, start + PENDING_BLOCK)
+            z = (lipschitz * d - incumbent + mean[None, part]) / std[None, part]
+            total += log_ndtr(z).sum(axis=1)
+        return total
+
+    return penalty
+
+
+def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:
+    """The largest norm of the posterior mean's gradient at ``rows``, in length scales."""
+    if len(rows) == 0:
+        return 0.0
+    ell, s = gp.lengthscales, gp.outputscale
+    best = 0.0
+    train, alpha = gp.x_train, gp.alpha
+    for start in range(0, len(rows), 256):
+        x = rows[start : start + 256]
+        # Matern-5/2: dk/dr * dr/dx, smooth at r = 0
+        a, b = x / ell, train / ell
+        d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * (a @ b.T)
+        r5 = np.sqrt(5.0 * np.maximum(d2, 0.0))
+        c = -s * 5.0 / 3.0 * (1.0 + r5) * np.exp(-r5)  # (m, n)
+        ca = c * alpha[None, :]
+        # d mean / d(x / ell) = y_std * sum_i ca_i (x - x_i) / ell
+        grad = (x * ca.sum(1)[:, None] - ca @ train) / ell
+        best = max(best, float(np.max(np.sqrt((grad**2).sum(1)))) * gp.y_std)
+    return best
 
 
 def pending_penalty(pending: NDArray[np.float64], gp: GaussianProcess) -> Penalty | None:

@@ -10,12 +10,15 @@ through four stages, each in its own module:
 2. models (``models``): a Gaussian process on the unit-cube encoding, exact up
    to 500 observations and on a training subset of 500 of them beyond, its
    hyperparameters from a chain of fits that depends on the history alone;
-   one GP per constraint metric. Open suggestions are pending points, filled
-   in with the posterior mean (kriging believer);
+   one GP per constraint metric;
 3. acquisition (``acquisition``): log expected improvement, weighted by the
    probability that every constraint metric holds and by the parameters'
-   priors (decaying, piBO), with local penalties near pending points and
-   other solutions;
+   priors (decaying, piBO), with a local penalty near other solutions.
+   Pending points (open suggestions, earlier points of the batch) are
+   believed at the posterior mean (kriging believer, incumbent included) and
+   locally penalized with a Lipschitz estimate (Gonzalez et al. 2016), so
+   that concurrent suggestions spread where the model is unsure and refine
+   next to each other where it is sure;
 4. maximizer (``maximizer``): feasible candidates, a local search, a
    gradient polish, the best feasible point.
 
@@ -74,7 +77,7 @@ def _suggest_one(
     done = history.done
     # 1. training data
     data = history.training(rng)
-    x, y, noise, x_done, y_done = data.x, data.y, data.noise, data.x_done, data.y_done
+    x, x_done, y_done = data.x, data.x_done, data.y_done
     # 2. models
     fit_rng = np.random.default_rng(rng.integers(2**63))
     data_key = data.key()
@@ -95,30 +98,23 @@ def _suggest_one(
         feasible = in_branch
     incumbent = float(np.max(gp.predict(x_done[feasible])[0])) if feasible.any() else None
     penalty = acq.solution_penalty(exp, done, x_done, request.sequence + offset, gp)
-    # Pending points (open suggestions, and earlier points of this batch): kriging believer.
-    pending = [s.assignments for s in request.pending] + request.chosen
-    taken = x
-    if pending:
-        x_pending = encoder.encode(pending)
-        believed = gp.predict(x_pending)[0]
-        gp = GaussianProcess().condition(
-            np.vstack([x, x_pending]),
-            np.concatenate([y, believed]),
-            gp.hyperparameters,  # type: ignore[arg-type]
-            None if noise is None else np.concatenate([noise, np.zeros(len(pending))]),
-        )
-        taken = np.vstack([x, x_pending])
     constraint_models = models.constraint_models(exp, done, encoder, rng)
+    # Pending points: open suggestions, and the earlier points of this batch.
+    pending = [s.assignments for s in request.pending] + request.chosen
+    x_pending = encoder.encode(pending) if pending else np.empty((0, encoder.dim))
+    gp_pending, incumbent, pending_penalty = acq.with_pending(
+        gp, incumbent, x_pending, encoder, branch, constraint_models
+    )
     # 3. acquisition
     acquisition = acq.Acquisition(
-        gp,
+        gp_pending,
         incumbent,
         incumbent is not None and acq.final_stretch(request, offset),
         encoder,
         penalty,
-        acq.pending_penalty(taken[len(x) :], gp),
+        pending_penalty,
         constraint_models,
-        acq.key_set(taken),
+        acq.key_set(np.vstack([x, x_pending])),
         branch,
         _priors(encoder, len(done)),
     )
@@ -128,7 +124,7 @@ def _suggest_one(
     if point is not None:
         return point
     rows = maximizer.candidates(space, best, rng)
-    polish = (gp, incumbent) if incumbent is not None and acquisition.plain else None
+    polish = (gp_pending, incumbent) if incumbent is not None and acquisition.polishable else None
     point, _, _ = maximizer.maximize(
         space, acquisition, rows, acquisition(rows), maximizer.REFINE_STARTS, rng, polish
     )
@@ -209,9 +205,10 @@ class _ScaledBatch:
             self.incumbents[turn] = (
                 float(np.max(gp.mean(x_done[done_rows][feasible]))) if feasible.any() else None
             )
-        incumbent = self.incumbents[turn]
         believed = self.believed
-        believing = gp.believe(believed)
+        believing, incumbent, pending_penalty = acq.with_pending(
+            gp, self.incumbents[turn], believed, encoder, branch, self.constraint_models
+        )
         # 3. acquisition
         acquisition = acq.Acquisition(
             believing,
@@ -219,7 +216,7 @@ class _ScaledBatch:
             incumbent is not None and acq.final_stretch(request, offset),
             encoder,
             acq.solution_penalty(exp, self.done, x_done, sequence, gp),
-            acq.pending_penalty(believed, gp),
+            pending_penalty,
             self.constraint_models,
             self.taken,
             branch,
