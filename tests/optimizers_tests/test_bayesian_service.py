@@ -139,3 +139,46 @@ def test_batch_suggestions_are_spread_out(stub, seed):
     assert min(gaps) > 0.02, points
     progress = stub.GetExperiment(pb.GetExperimentRequest(id=exp.id)).experiment.progress
     assert progress.open_suggestion_count == 4
+
+
+def test_suggestions_with_many_open_are_feasible_and_distinct(stub):
+    """Eight workers at once on a constrained experiment: each suggestion is asked
+    while seven are open (answered oldest first), then a batch of eight."""
+    exp = create(
+        stub,
+        parameters=[double("alpha"), double("beta"), integer("gamma")],
+        linearConstraints=[lc("LESS_THAN", 1, ("alpha", 1), ("beta", 1))],
+        observationBudget=60,
+    )
+
+    def value(a: dict) -> float:
+        return -((a["alpha"] - 0.6) ** 2) - (a["beta"] - 0.3) ** 2 - 0.01 * (a["gamma"] - 3) ** 2
+
+    def check(a: dict) -> None:
+        assert a["alpha"] + a["beta"] <= 1 and 0 <= a["alpha"] <= 1 and 0 <= a["beta"] <= 1
+        assert isinstance(a["gamma"], int) and 0 <= a["gamma"] <= 10
+
+    open_ = list(suggest(stub, exp.id, count=8))
+    seen = {tuple(plain(s.assignments).values()) for s in open_}
+    for _ in range(30):
+        s = open_.pop(0)
+        observe(
+            stub,
+            exp.id,
+            suggestionId=s.id,
+            values=[{"name": "value", "value": value(plain(s.assignments))}],
+        )
+        (new,) = suggest(stub, exp.id)
+        a = plain(new.assignments)
+        check(a)
+        assert tuple(a.values()) not in seen
+        seen.add(tuple(a.values()))
+        open_.append(new)
+    batch = [plain(s.assignments) for s in suggest(stub, exp.id, count=8)]
+    for a in batch:
+        check(a)
+    points = [(a["alpha"], a["beta"], a["gamma"] / 10) for a in batch]
+    gaps = [math.dist(p, q) for i, p in enumerate(points) for q in points[i + 1 :]]
+    # near the optimum of a smooth function the batch refines around it, but no two alike
+    assert min(gaps) > 1e-4, points
+    assert not seen & {tuple(a.values()) for a in batch}
