@@ -307,8 +307,7 @@ def serve(
     if suggest_workers > 0:
         from .suggest_pool import SuggestPool
 
-        pool = SuggestPool(suggest_workers)
-        pool.start()
+        pool = SuggestPool(suggest_workers)  # started by its first call
     app = Application(storage, pool)
     authenticator = Authenticator(storage, token)
     server, bound, health_servicer = create_server(

@@ -113,6 +113,8 @@ class SuggestPool:
         self._lock = threading.Lock()
         self._workers = [_Worker(context) for _ in range(workers)]
         self._last: OrderedDict[str, int] = OrderedDict()
+        self._started = False
+        self._ready = threading.Event()
 
     @property
     def size(self) -> int:
@@ -120,12 +122,18 @@ class SuggestPool:
 
     def start(self) -> None:
         """Starts the workers in the background (importing the optimizers takes
-        seconds), so that neither the server's start nor its first calls wait."""
+        seconds): calls made meanwhile are computed in the server's process, so
+        none waits. A server that never makes a model-based suggestion starts none."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
 
         def spawn() -> None:
             for worker in self._workers:
                 with worker.lock:
                     worker.ensure()
+            self._ready.set()
 
         threading.Thread(target=spawn, name="optserve-suggest-pool", daemon=True).start()
 
@@ -153,6 +161,9 @@ class SuggestPool:
             Cancelled: the call ended (``alive()`` false) before the answer came.
             what ``optimizers.suggest`` raises.
         """
+        if not self._ready.is_set():
+            self.start()
+            return suggest(request)
         worker = self._pick(request.experiment.id)
         try:
             with worker.lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -39,6 +40,14 @@ def _workers(server: RunningServer) -> list[int]:
     return [w for c in children.get(server.process.pid, []) for w in children.get(c, [])]
 
 
+def _await_workers(server: RunningServer, count: int) -> None:
+    """Waits for the pool, which starts in the background on the first model-based call."""
+    deadline = time.monotonic() + 120
+    while len(_workers(server)) < count:
+        assert time.monotonic() < deadline, "the suggestion workers did not start"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def pair(tmp_path: Path):
     """A server computing in its own threads, and one with one worker process."""
@@ -57,6 +66,7 @@ def test_workers_answer_as_the_server_does_and_a_dead_worker_is_replaced(pair):
     for step in range(STEPS):
         if step in (STEPS // 2, STEPS - 2):
             # the next call finds its worker dead: it is still answered, the same way
+            _await_workers(pooled, 1)
             workers = _workers(pooled)
             assert workers, "no worker process to kill"
             for pid in workers:
@@ -87,6 +97,9 @@ def test_a_call_past_its_deadline_writes_nothing(tmp_path: Path):
                 },
                 values=[{"name": "value", "value": float(k % 5)}],
             )
+        # the first model-based call (on another experiment) starts the pool
+        suggest(stub, create(stub, seed="8", **SPEC).id, 1)
+        _await_workers(server, 1)
         with pytest.raises(grpc.RpcError) as raised:
             stub.CreateSuggestions(pb.CreateSuggestionsRequest(experiment_id=exp), timeout=0.001)
         assert raised.value.code() in (
