@@ -46,6 +46,7 @@ class PostgresCluster:
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = 0
+        self._options: list[str] = []
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             import grp
@@ -94,34 +95,47 @@ class PostgresCluster:
             # a cluster of a test run does not outlive it: no need to survive power loss
             *([] if self.durable else ["-c fsync=off", "-c full_page_writes=off"]),
         ]
+        self._options = options
         for _ in range(5):
             self.port = _free_port()
             try:
-                self._run(
-                    str(self.bin_dir / "pg_ctl"),
-                    "start",
-                    "-w",
-                    "-t",
-                    "60",
-                    "-D",
-                    str(self.data),
-                    "-l",
-                    str(self.log),
-                    "-o",
-                    " ".join([*options, f"-p {self.port}"]),
-                )
+                self._start_server()
                 return self
             except RuntimeError as error:
                 if "could not bind" not in str(error) and "in use" not in str(error):
                     raise
         raise RuntimeError("no free port for PostgreSQL")
 
+    def _start_server(self) -> None:
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            " ".join([*self._options, f"-p {self.port}"]),
+        )
+
+    def _stop_server(self) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "stop", "-w", "-D", str(self.data), "-m", "fast")
+
+    def pause(self) -> None:
+        """Stops the server (its sessions end at once), keeping the data: an outage."""
+        self._stop_server()
+
+    def resume(self) -> None:
+        """Starts the server again on the same port and data, after ``pause``."""
+        self._start_server()
+
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             if (self.data / "postmaster.pid").exists():
-                self._run(
-                    str(self.bin_dir / "pg_ctl"), "stop", "-w", "-D", str(self.data), "-m", "fast"
-                )
+                self._stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def create_database(self, name: str, template: str = "template1") -> str:

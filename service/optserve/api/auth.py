@@ -17,6 +17,7 @@ import grpc
 from ..domain import tenancy
 from ..domain.tenancy import ANONYMOUS, BOOTSTRAP_ID, Principal, Role
 from ..storage import Storage
+from ..storage.errors import unavailable
 
 # Health checks stay open so that probes work without a token; reflection does
 # only when the server is started with --open-reflection.
@@ -85,6 +86,13 @@ def _with_caller(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.R
     )
 
 
+def _refuse(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def refuse(request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
     """Refuses calls without a valid token (UNAUTHENTICATED) and hands the
     caller's principal to the servicer."""
@@ -106,7 +114,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler_call_details.method.startswith(self._open):
             return continuation(handler_call_details)
         sent = dict(handler_call_details.invocation_metadata).get("authorization", "")
-        principal = self._auth.principal(str(sent))
+        try:
+            principal = self._auth.principal(str(sent))
+        except Exception as error:
+            down = unavailable(error)
+            if down is None:
+                raise
+            return _refuse(grpc.StatusCode.UNAVAILABLE, str(down))
         if principal is None:
             return self._deny
         handler = continuation(handler_call_details)

@@ -23,8 +23,10 @@ from ..domain.errors import (
     OptserveError,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
     Unimplemented,
 )
+from ..storage.errors import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class RateLimitedLog:
 
 # One limiter per method: a flood of one bug does not hide the first report of another.
 _unexpected: dict[str, RateLimitedLog] = {}
+_storage_down = RateLimitedLog(log)
 
 _CODES = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -71,6 +74,7 @@ _CODES = {
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     Cancelled: code_pb2.CANCELLED,
     AlreadyExists: code_pb2.ALREADY_EXISTS,
+    Unavailable: code_pb2.UNAVAILABLE,
 }
 
 
@@ -106,7 +110,13 @@ def handle_errors(method: F) -> F:
             return method(self, request, context)
         except OptserveError as error:
             context.abort_with_status(to_status(error))
-        except Exception:
+        except Exception as error:
+            down = unavailable(error)
+            if down is not None:  # a database that is down or busy: the client may retry
+                _storage_down.log(
+                    logging.WARNING, "%s: storage unavailable: %s", method.__name__, error
+                )
+                context.abort_with_status(to_status(down))
             limiter = _unexpected.setdefault(method.__name__, RateLimitedLog(log))
             limiter.log(logging.ERROR, "unexpected error in %s", method.__name__, exc_info=True)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")

@@ -55,3 +55,8 @@ class Cancelled(OptserveError):
 
 class AlreadyExists(OptserveError):
     """A resource with the given id exists already (a project)."""
+
+
+class Unavailable(OptserveError):
+    """The database cannot be reached now (down, restarting, failing over): the call may
+    be retried, a write with its request id (it may or may not have committed)."""

@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain import best, ids
-from ..domain.errors import AlreadyExists, Cancelled, FailedPrecondition, NotFound
+from ..domain.errors import AlreadyExists, Cancelled, FailedPrecondition, NotFound, Unavailable
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -70,6 +70,9 @@ MIGRATION_LOCK = (0x6F707473, 1)
 # A replica that holds an experiment's lock but stops talking to the database (hung,
 # partitioned) loses its session, and with it the lock, after this long.
 LOCK_IDLE_TIMEOUT_MS = 10 * 60 * 1000
+# While the database is unreachable a call waits this long for a connection, not the
+# pool's whole timeout, before it answers UNAVAILABLE.
+UNREACHABLE_WAIT_SECONDS = 1.0
 # idle_session_timeout (see LOCK_IDLE_TIMEOUT_MS) came with PostgreSQL 14.
 MIN_SERVER_VERSION = 140000
 # Statements on the database's clock: every replica reads one time.
@@ -116,6 +119,13 @@ def redact(url: str) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _lost(error: psycopg.OperationalError) -> bool:
+    """Whether the error says the connection or the server is gone (a broken socket, a
+    shutdown, a refused connection), not a conflict between transactions (a deadlock)."""
+    state = error.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def _configure(conn: Conn) -> None:
@@ -168,6 +178,8 @@ class PostgresStorage(Storage):
         )
         self._pool.open(wait=True, timeout=connect_timeout)
         self._local = threading.local()
+        # Set while the database is unreachable (see _unreachable): calls then fail fast.
+        self._down = False
         self._process_locks = KeyedLocks()
         self._records = itertools.count(1)
         try:
@@ -237,14 +249,41 @@ class PostgresStorage(Storage):
     # -------------------------------------------------------------- plumbing
 
     @contextmanager
-    def _conn(self) -> Iterator[Conn]:
-        """The connection pinned to this thread by ``experiment_lock``, else a pooled one."""
+    def _conn(self, wait: float | None = None) -> Iterator[Conn]:
+        """The connection pinned to this thread by ``experiment_lock``, else a pooled one
+        (waiting ``wait`` seconds at most, by default the pool's timeout)."""
         pinned: Conn | None = getattr(self._local, "pinned", None)
         if pinned is not None:
             yield pinned
             return
-        with self._pool.connection() as conn:
+        with self._pool.connection(wait) as conn:
             yield conn
+
+    def _wait(self) -> float | None:
+        """How long to wait for a pooled connection: the pool's timeout, or less while
+        the database is unreachable."""
+        return UNREACHABLE_WAIT_SECONDS if self._down else None
+
+    def _unreachable(self, error: psycopg.OperationalError, lost: bool = False) -> Unavailable:
+        """The error that ends a call after ``error`` (``lost``: an earlier attempt lost
+        its connection). An outage is logged once; until a call succeeds again, calls
+        wait UNREACHABLE_WAIT_SECONDS for a connection, which the pool makes on its own
+        once the database is back."""
+        timeout = isinstance(error, PoolTimeout)
+        if timeout and not (lost or self._down):
+            return Unavailable("no database connection free in time; retry later")
+        if timeout or lost or _lost(error):
+            if not self._down:
+                self._down = True
+                log.warning("database %s unreachable: %s", self._name, _first_line(error))
+            return Unavailable("the database is unavailable; retry later")
+        # a conflict that persisted over the retries (a deadlock each time)
+        return Unavailable(f"the database could not complete the call ({_first_line(error)})")
+
+    def _reachable(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("database %s reachable again", self._name)
 
     def _transact(
         self,
@@ -262,10 +301,11 @@ class PostgresStorage(Storage):
         """
         key = write.request if write is not None else None
         pinned = getattr(self._local, "pinned", None) is not None
+        wait, lost = self._wait(), False
         for attempt in itertools.count(1):
             committing = False
             try:
-                with self._conn() as conn, conn.transaction():
+                with self._conn(wait) as conn, conn.transaction():
                     if key is not None:
                         self._claim(conn, key)
                     result = body(conn)
@@ -280,18 +320,36 @@ class PostgresStorage(Storage):
                             "the call ended before its write committed; nothing was written"
                         )
                     committing = True
+                self._reachable()
                 return result
             except pg_errors.UniqueViolation as error:
                 # the record's key, inserted first: a concurrent call with the same id won
                 if key is not None and error.diag.constraint_name == "requests_pkey":
                     raise DuplicateRequest(key.request_id) from error
                 raise
-            except psycopg.OperationalError:
-                if committing or pinned or attempt >= 3:
-                    raise
-                log.warning("a transaction failed before COMMIT; running it again", exc_info=True)
-                self._pool.check()  # the others may be gone too (a restart, a failover)
+            except psycopg.OperationalError as error:
+                if committing:
+                    self._unreachable(error, lost)
+                    raise Unavailable(
+                        "the database connection failed during COMMIT: the write may have"
+                        " committed; retry with the same request_id"
+                    ) from error
+                if pinned or attempt >= 3 or isinstance(error, PoolTimeout) or self._down:
+                    raise self._unreachable(error, lost) from error
+                log.warning("a transaction failed before COMMIT; running it again: %s", error)
+                wait, lost = self._after_failure(error, wait, lost)
         raise AssertionError("unreachable")
+
+    def _after_failure(
+        self, error: psycopg.OperationalError, wait: float | None, lost: bool
+    ) -> tuple[float | None, bool]:
+        """Before another attempt: drops the pool's broken connections; after a lost
+        connection the others may be gone too (a restart, a failover), so the next
+        attempt waits briefly for a new one."""
+        self._pool.check()
+        if _lost(error):
+            return UNREACHABLE_WAIT_SECONDS, True
+        return wait, lost
 
     def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
         return self._transact(body, write)
@@ -300,15 +358,19 @@ class PostgresStorage(Storage):
         """Runs a read, each statement on its own (no BEGIN and COMMIT: two round trips
         fewer; a read that must be one snapshot is one statement). A read is retried on
         another connection when the server closed the one it had."""
+        wait, lost = self._wait(), False
         for attempt in itertools.count(1):
             try:
-                with self._conn() as conn:
-                    return body(conn)
-            except psycopg.OperationalError:
-                if attempt >= 3 or getattr(self._local, "pinned", None) is not None:
-                    raise
-                log.warning("a pooled connection was closed by the server; retrying on another")
-                self._pool.check()  # the others may be gone too (a restart, a failover)
+                with self._conn(wait) as conn:
+                    result = body(conn)
+                self._reachable()
+                return result
+            except psycopg.OperationalError as error:
+                pinned = getattr(self._local, "pinned", None) is not None
+                if pinned or attempt >= 3 or isinstance(error, PoolTimeout) or self._down:
+                    raise self._unreachable(error, lost) from error
+                log.warning("a pooled connection failed, retrying on another: %s", error)
+                wait, lost = self._after_failure(error, wait, lost)
         raise AssertionError("unreachable")
 
     def _claim(self, conn: Conn, key: RequestKey) -> None:
@@ -404,21 +466,26 @@ class PostgresStorage(Storage):
     @contextmanager
     def _locked(self, key: int) -> Iterator[Conn]:
         """A pooled connection whose session holds the advisory lock ``key``."""
+        wait, lost = self._wait(), False
         for attempt in itertools.count(1):
-            with self._pool.connection() as conn:
-                try:
-                    conn.execute(
-                        "SELECT set_config('idle_session_timeout', %s, false),"
-                        " pg_advisory_lock(%s)",
-                        (str(LOCK_IDLE_TIMEOUT_MS), key),
-                    )
-                except psycopg.OperationalError:
-                    if attempt >= 3:
-                        raise
-                    self._pool.check()  # a connection the server closed: take another
-                    continue
-                yield conn
-                return
+            try:
+                with self._pool.connection(wait) as conn:
+                    try:
+                        conn.execute(
+                            "SELECT set_config('idle_session_timeout', %s, false),"
+                            " pg_advisory_lock(%s)",
+                            (str(LOCK_IDLE_TIMEOUT_MS), key),
+                        )
+                    except psycopg.OperationalError as error:
+                        if attempt >= 3 or self._down:
+                            raise self._unreachable(error, lost) from error
+                        wait, lost = self._after_failure(error, wait, lost)
+                        continue
+                    self._reachable()
+                    yield conn
+                    return
+            except PoolTimeout as error:
+                raise self._unreachable(error, lost) from error
 
     # -------------------------------------------------------------- experiments
 

@@ -13,12 +13,15 @@ from ...domain.errors import (
     OptserveError,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
     Unimplemented,
 )
+from ...storage.errors import unavailable
 from ..errors import RateLimitedLog
 
 log = logging.getLogger(__name__)
 _unexpected = RateLimitedLog(log)
+_storage_down = RateLimitedLog(log)
 
 # SigOpt answers every validation error and state conflict with 400.
 STATUS: dict[type[OptserveError], int] = {
@@ -30,6 +33,7 @@ STATUS: dict[type[OptserveError], int] = {
     AlreadyExists: 409,
     Unimplemented: 501,
     Cancelled: 503,
+    Unavailable: 503,
 }
 
 
@@ -52,5 +56,9 @@ def of(error: Exception, where: str) -> tuple[int, dict[str, object]]:
     if isinstance(error, OptserveError) and type(error) in STATUS:
         status = STATUS[type(error)]
         return status, body(status, str(error))
+    down = unavailable(error)
+    if down is not None:  # a database that is down or busy: the client may retry
+        _storage_down.log(logging.WARNING, "%s: storage unavailable: %s", where, error)
+        return 503, body(503, str(down))
     _unexpected.log(logging.ERROR, "unexpected error in %s", where, exc_info=True)
     return 500, body(500, "internal error; see the server log")
