@@ -10,7 +10,16 @@ import threading
 import psycopg
 import pytest
 
-from optserve.domain.model import MetricValue, Observation, SuggestionState
+from optserve.domain.errors import Unavailable
+from optserve.domain.model import (
+    Experiment,
+    Metric,
+    MetricValue,
+    Objective,
+    Observation,
+    Strategy,
+    SuggestionState,
+)
 from optserve.storage.migrations.postgres import SCHEMA_VERSION
 from optserve.storage.postgres import PostgresStorage, SchemaOutdated, redact
 from optserve.storage.sqlite import SchemaTooNew
@@ -176,7 +185,7 @@ def test_a_lock_whose_session_ended_is_free_and_its_holder_writes_nothing(replic
         (s,) = b.create_suggestions(exp.id, [{"x": 0.2}], {}, LEASE)
     terminated.set()
     holder.join()
-    assert len(outcome) == 1 and isinstance(outcome[0], psycopg.OperationalError)
+    assert len(outcome) == 1 and isinstance(outcome[0], Unavailable)
     assert s.sequence == 0 and a.count_suggestions(exp.id) == 1
     assert [x.state for x in a.load_history(exp.id)[1]] == [SuggestionState.OPEN]
     # the broken connection went back to the pool closed; the storage still works
@@ -272,3 +281,78 @@ def test_a_database_of_version_1_is_migrated_with_its_projects(empty_url):
     assert storage.get_experiment("1").progress.total_run_count == 0
     storage.close()
     assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def _constrained() -> Experiment:
+    exp = _experiment()
+    exp.metrics = [Metric("v", Objective.MINIMIZE), Metric("c", strategy=Strategy.CONSTRAINT)]
+    exp.metrics[1].threshold = 0.5
+    return exp
+
+
+def _measure(storage, exp_id: str, v: float, c: float = 1.0) -> Observation:
+    values = [MetricValue("v", v, None), MetricValue("c", c, None)]
+    return storage.create_observation(Observation("", exp_id, None, {"x": 0.5}, values))
+
+
+def test_an_observation_is_judged_by_the_metrics_another_replica_just_changed(replicas):
+    """A replica's own copy of a definition only saves work: a write made with an old
+    copy is judged by the definition the database holds."""
+    a, b = replicas
+    exp = a.create_experiment(_constrained())
+    first = _measure(a, exp.id, 1.0, c=0.6)
+    assert a.get_experiment(exp.id).progress.best_observation == first
+    changed = b.get_experiment(exp.id)
+    changed.metrics[1].threshold = 0.7  # c = 0.6 and 0.65 no longer satisfy it
+    assert b.update_experiment(changed).progress.best_observation is None
+    _measure(a, exp.id, 0.5, c=0.65)  # better on v: it would be the best under 0.5
+    assert a.get_experiment(exp.id).progress.best_observation is None
+    better = _measure(a, exp.id, 2.0, c=0.9)
+    assert b.get_experiment(exp.id).progress.best_observation == better
+
+
+def test_a_best_observation_without_its_score_gets_one_with_the_next_write(replicas, postgres_url):
+    """Rows written before migration 3 have a best observation but no best_score."""
+    a, _ = replicas
+    exp = a.create_experiment(_constrained())
+    first = _measure(a, exp.id, 1.0)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE experiments SET best_score = NULL WHERE id = %s", (int(exp.id),))
+    _measure(a, exp.id, 3.0)  # worse (v is minimized)
+    assert a.get_experiment(exp.id).progress.best_observation == first
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute("SELECT best_score FROM experiments WHERE id = %s", (int(exp.id),))
+        assert row.fetchone() == (-1.0,)
+    better = _measure(a, exp.id, 0.5)
+    assert a.get_experiment(exp.id).progress.best_observation == better
+
+
+def test_concurrent_observations_on_two_replicas_crown_the_best(replicas):
+    """Each write compares its value with the best one under the experiment's row lock:
+    whatever the interleaving, the best is the first of the lowest values."""
+    exp = replicas[0].create_experiment(_constrained())
+    for storage in replicas:
+        storage.get_experiment(exp.id)  # both hold the definition
+    values = [((i * 37) % 23) / 4 for i in range(96)]  # repeats: ties go to the earliest
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for v in values[k::8]:
+                _measure(replicas[k % 2], exp.id, v, c=0.4 if v < 0.3 else 1.0)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    stored = replicas[1].list_observations(exp.id, 1000, "").items
+    assert len(stored) == len(values)
+    feasible = [o for o in stored if o.value_of("c") >= 0.5]
+    expected = min(feasible, key=lambda o: (o.value_of("v"), int(o.id)))
+    progress = replicas[0].get_experiment(exp.id).progress
+    assert progress.best_observation == expected
+    assert progress.observation_count == len(values)

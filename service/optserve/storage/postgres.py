@@ -15,10 +15,12 @@ experiment deleted while one of its runs ends) rolls one side back, which runs a
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
 import re
+import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ from ..domain.model import (
     Assignments,
     Experiment,
     ExperimentState,
+    Objective,
     Observation,
     Progress,
     QueuedSuggestion,
@@ -73,6 +76,8 @@ LOCK_IDLE_TIMEOUT_MS = 10 * 60 * 1000
 # While the database is unreachable a call waits this long for a connection, not the
 # pool's whole timeout, before it answers UNAVAILABLE.
 UNREACHABLE_WAIT_SECONDS = 1.0
+# Parsed experiment definitions a replica keeps (see PostgresStorage._definition).
+DEFINITION_CACHE_SIZE = 4096
 # idle_session_timeout (see LOCK_IDLE_TIMEOUT_MS) came with PostgreSQL 14.
 MIN_SERVER_VERSION = 140000
 # Statements on the database's clock: every replica reads one time.
@@ -121,11 +126,35 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server ended the session.
+_SESSION_ENDED = ("57P01", "57P02", "57P03")
+
+
 def _lost(error: psycopg.OperationalError) -> bool:
     """Whether the error says the connection or the server is gone (a broken socket, a
     shutdown, a refused connection), not a conflict between transactions (a deadlock)."""
     state = error.sqlstate
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
+
+
+def _standing(definition: Experiment, observation: Observation) -> float | None:
+    """The score by which ``observation`` may become the single best observation (its
+    optimized metric's value, negated when minimized: larger is better), None when it
+    cannot (several optimized metrics, a failure, a constraint unmet). Comparing
+    scores makes the choice of ``best.improves``."""
+    if len(definition.optimized_metrics) != 1 or not best.improves(definition, None, observation):
+        return None
+    metric = definition.optimized_metrics[0]
+    sign = 1.0 if metric.objective is Objective.MAXIMIZE else -1.0
+    return sign * float(observation.value_of(metric.name) or 0)
+
+
+def _closed_by_server(conn: Conn) -> bool:
+    """Whether an idle connection has something to read, which can only be the server's
+    notice that it ended the session, or the end of the socket."""
+    poll = select.poll()
+    poll.register(conn.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def _configure(conn: Conn) -> None:
@@ -180,6 +209,9 @@ class PostgresStorage(Storage):
         self._local = threading.local()
         # Set while the database is unreachable (see _unreachable): calls then fail fast.
         self._down = False
+        # Parsed definitions by experiment key, with the text they were parsed from: a
+        # write sends that text along and the database checks it is still current.
+        self._definitions: dict[int, tuple[str, Experiment]] = {}
         self._process_locks = KeyedLocks()
         self._records = itertools.count(1)
         try:
@@ -353,6 +385,56 @@ class PostgresStorage(Storage):
 
     def _write(self, write: Write, body: Callable[[Conn], R]) -> R:
         return self._transact(body, write)
+
+    def _single(self, write: Write, body: Callable[[Conn], R]) -> R:
+        """Runs a write that is one statement and records no request outside any
+        transaction: the statement commits by itself, without a BEGIN and a COMMIT (two
+        statements fewer). ``body`` may read after its statement, not write.
+
+        A pooled connection the server has closed meanwhile (a restart, a failover) is
+        seen before the statement is sent, and another one taken. A statement that
+        failed on a conflict (a deadlock) wrote nothing and runs again; one whose
+        connection broke while it ran may have committed, which the error says.
+        """
+        assert write.request is None
+        if not write.alive():
+            raise Cancelled("the call ended before its write committed; nothing was written")
+        pinned = getattr(self._local, "pinned", None) is not None
+        wait, lost = self._wait(), False
+        for attempt in itertools.count(1):
+            try:
+                with self._conn(wait) as conn:
+                    closed = not pinned and _closed_by_server(conn)
+                    if closed:
+                        conn.close()  # the pool replaces it
+                    else:
+                        result = body(conn)
+            except psycopg.OperationalError as error:
+                # The server's answer that it ended the session (instead of the
+                # statement's result) says that nothing was written; a connection that
+                # broke without a word leaves it unknown.
+                ended = error.sqlstate in _SESSION_ENDED
+                if _lost(error) and not ended and not isinstance(error, PoolTimeout):
+                    self._unreachable(error)
+                    raise Unavailable(
+                        "the database connection failed during a write: it may have"
+                        " committed; retry with a request_id to know"
+                    ) from error
+                if pinned or attempt >= 3 or isinstance(error, PoolTimeout) or self._down:
+                    raise self._unreachable(error, lost) from error
+                log.warning("a write failed before it committed; running it again: %s", error)
+                wait, lost = self._after_failure(error, wait, lost)
+                continue
+            if not closed:
+                self._reachable()
+                return result
+            if attempt >= 3 or self._down:
+                raise self._unreachable(
+                    psycopg.OperationalError("the server closed the connection"), True
+                )
+            self._pool.check()  # the others may be gone too
+            wait, lost = UNREACHABLE_WAIT_SECONDS, True
+        raise AssertionError("unreachable")
 
     def _read(self, body: Callable[[Conn], R]) -> R:
         """Runs a read, each statement on its own (no BEGIN and COMMIT: two round trips
@@ -530,6 +612,8 @@ class PostgresStorage(Storage):
     """
 
     def _experiment(self, row: Row) -> Experiment:
+        self._definition(row)  # the observation write that usually follows needs it
+
         def observation(prefix: str) -> Observation | None:
             return None if row[prefix + "id"] is None else self._observation(row, prefix)
 
@@ -559,15 +643,23 @@ class PostgresStorage(Storage):
             raise NotFound(f"experiment {experiment_id!r} not found")
         return self._experiment(row)
 
-    @staticmethod
-    def _definition(row: Row) -> Experiment:
-        return codec.definition_from_json(row["definition"], id=str(row["id"]), name="")
+    def _definition(self, row: Row) -> Experiment:
+        """The definition of an experiment row (parsed once per text; never mutated)."""
+        key, text = row["id"], row["definition"]
+        cached = self._definitions.get(key)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        definition = codec.definition_from_json(text, id=str(key), name="")
+        if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+            self._definitions.clear()
+        self._definitions[key] = (text, definition)
+        return definition
 
     def _refresh_best(self, conn: Conn, exp_row: Row) -> None:
         """Recomputes the best observation from the whole history (after an update or
         delete that may dethrone it, or a change of metric thresholds)."""
-        exp = self._definition(exp_row)
-        best_id = None
+        exp = dataclasses.replace(self._definition(exp_row), num_solutions=1)
+        best_id = score = None
         if len(exp.optimized_metrics) == 1:
             observations = [
                 self._observation(r)
@@ -576,12 +668,12 @@ class PostgresStorage(Storage):
                     (exp_row["id"],),
                 )
             ]
-            exp.num_solutions = 1
             top, _ = best.best_observations(exp, observations)
-            best_id = int(top[0].id) if top else None
+            if top:
+                best_id, score = int(top[0].id), _standing(exp, top[0])
         conn.execute(
-            "UPDATE experiments SET best_observation_id = %s WHERE id = %s",
-            (best_id, exp_row["id"]),
+            "UPDATE experiments SET best_observation_id = %s, best_score = %s WHERE id = %s",
+            (best_id, score, exp_row["id"]),
         )
 
     def create_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
@@ -605,6 +697,29 @@ class PostgresStorage(Storage):
     def get_experiment(self, experiment_id: str) -> Experiment:
         key = self._experiment_key(experiment_id)
         return self._read(lambda conn: self._load_experiment(conn, key, experiment_id))
+
+    def get_definition(self, experiment_id: str) -> Experiment:
+        """The experiment without its progress: one row, none of the joins."""
+        key = self._experiment_key(experiment_id)
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT id, name, project, state, definition, create_time, update_time"
+                " FROM experiments WHERE id = %s",
+                (key,),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        self._definition(row)  # the observation write that usually follows needs it
+        return codec.definition_from_json(
+            row["definition"],
+            id=str(row["id"]),
+            name=row["name"],
+            project=row["project"],
+            state=ExperimentState(row["state"]),
+            create_time=row["create_time"],
+            update_time=row["update_time"],
+        )
 
     def list_experiments(
         self,
@@ -744,6 +859,8 @@ class PostgresStorage(Storage):
                 self._delete_queued(conn, experiment_id, queued_id)
             return made
 
+        if write.request is None and not queued:  # one statement
+            return self._single(write, body)
         return self._write(write, body)
 
     def _insert_suggestions(
@@ -905,11 +1022,93 @@ class PostgresStorage(Storage):
         )
 
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
-        def body(conn: Conn) -> Observation:
+        def locked(conn: Conn) -> Observation:
             exp = self._lock_experiment(conn, observation.experiment_id)
             return self._insert_observation(conn, exp, self._incumbent(exp), observation)
 
-        return self._write(write, body)
+        key = self._experiment_key(observation.experiment_id)
+        cached = self._definitions.get(key)
+        if cached is None:  # a definition this replica has not read yet
+            return self._write(write, locked)
+        text, definition = cached
+
+        def one(conn: Conn) -> Observation | None:
+            return self._observe(conn, key, text, _standing(definition, observation), observation)
+
+        if write.request is None:
+            made = self._single(write, one)
+            # None: the definition changed since it was read, and nothing was written
+            return made if made is not None else self._write(write, locked)
+        return self._write(write, lambda conn: one(conn) or locked(conn))
+
+    def _observe(
+        self, conn: Conn, key: int, definition: str, score: float | None, observation: Observation
+    ) -> Observation | None:
+        """Stores one observation in one statement, as ``_insert_observation`` does after
+        ``_lock_experiment``: the statement takes the experiment's row lock first, closes
+        the suggestion (if open), inserts, counts, and crowns the observation if its
+        ``score`` (see ``_standing``) beats the best one's, read under that lock.
+
+        ``score`` was computed from ``definition``, the text of the experiment's
+        definition this replica read: when the row holds another text (metrics changed
+        since), or a best observation without its score (written before migration 3),
+        nothing is written and None returned, for the caller to take the locked path.
+        """
+        if observation.suggestion_id is None:
+            closing, args = "SELECT NULL::bigint AS id FROM e WHERE e.fresh", {}
+        else:
+            closing = (
+                "UPDATE suggestions s SET state = 'closed' FROM e WHERE e.fresh"
+                " AND s.id = %(suggestion)s AND s.experiment_id = e.id AND s.state = 'open'"
+                " RETURNING s.id"
+            )
+            args = {"suggestion": _int_id(observation.suggestion_id, "suggestion")}
+        # crowned: it has a score, and there is no best observation or a worse one
+        crowned = (
+            "%(score)s::float8 IS NOT NULL AND (x.best_observation_id IS NULL"
+            " OR %(score)s::float8 > x.best_score)"
+        )
+        row = conn.execute(
+            "WITH e AS (SELECT id, definition = %(definition)s AND (best_observation_id IS NULL"
+            " OR best_score IS NOT NULL) AS fresh FROM experiments WHERE id = %(experiment)s"
+            " FOR NO KEY UPDATE),"
+            f" c AS ({closing}),"
+            " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+            " metric_values, failed, metadata, create_time)"
+            " SELECT %(experiment)s, c.id, %(assignments)s, %(values)s, %(failed)s,"
+            f" %(metadata)s, {NOW} FROM c RETURNING *),"
+            " u AS (UPDATE experiments x SET observation_count = x.observation_count + 1,"
+            " failed_count = x.failed_count + %(failures)s,"
+            f" best_observation_id = CASE WHEN {crowned} THEN o.id"
+            " ELSE x.best_observation_id END,"
+            f" best_score = CASE WHEN {crowned} THEN %(score)s::float8 ELSE x.best_score END"
+            " FROM o WHERE x.id = o.experiment_id)"
+            " SELECT e.fresh, o.* FROM e LEFT JOIN o ON true",
+            {
+                **args,
+                "definition": definition,
+                "experiment": key,
+                "assignments": codec.dumps(observation.assignments),
+                "values": codec.values_to_json(observation.values),
+                "failed": observation.failed,
+                "metadata": codec.dumps(observation.metadata),
+                "failures": int(observation.failed),
+                "score": score,
+            },
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {observation.experiment_id!r} not found")
+        if not row["fresh"]:
+            return None
+        if row["id"] is None:
+            # the suggestion is closed (an observation that waited on the experiment's
+            # row lock committed first), or not of this experiment
+            assert observation.suggestion_id is not None
+            self._suggestion_row(conn, observation.experiment_id, observation.suggestion_id)
+            raise FailedPrecondition(
+                f"suggestion {observation.suggestion_id!r} is closed: it already has an observation"
+            )
+        return self._observation(row)
 
     def create_observations(
         self, observations: list[Observation], write: Write = PLAIN
@@ -964,6 +1163,10 @@ class PostgresStorage(Storage):
                 " AND state = 'open' RETURNING id"
             )
             args = (_int_id(observation.suggestion_id, "suggestion"), exp["id"])
+        # the best observation's score, kept with it (and filled in for rows of before)
+        improves = self._improves(exp, incumbent, observation)
+        best_one = observation if improves else incumbent
+        score = None if best_one is None else _standing(self._definition(exp), best_one)
         row = conn.execute(
             f"WITH c AS ({closing}),"
             " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
@@ -971,7 +1174,7 @@ class PostgresStorage(Storage):
             f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
             " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
             " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
-            " THEN (SELECT id FROM o) ELSE best_observation_id END"
+            " THEN (SELECT id FROM o) ELSE best_observation_id END, best_score = %s"
             " WHERE id = %s AND EXISTS (SELECT 1 FROM o))"
             " SELECT * FROM o",
             (
@@ -979,7 +1182,8 @@ class PostgresStorage(Storage):
                 exp["id"],
                 *values,
                 int(observation.failed),
-                self._improves(exp, incumbent, observation),
+                improves,
+                score,
                 exp["id"],
             ),
         ).fetchone()

@@ -138,5 +138,15 @@ MIGRATIONS = [
         CREATE INDEX queued_by_experiment ON queued_suggestions (experiment_id, id);
         """,
     ),
+    Migration(
+        3,
+        "the best observation's score, kept with its id",
+        # The signed value of the best observation's optimized metric (larger is better),
+        # so that one statement can compare a new observation with it under the row lock.
+        # NULL with a best observation (rows of before): filled in by the next write.
+        """
+        ALTER TABLE experiments ADD COLUMN best_score DOUBLE PRECISION;
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
