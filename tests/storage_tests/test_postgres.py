@@ -356,3 +356,26 @@ def test_concurrent_observations_on_two_replicas_crown_the_best(replicas):
     progress = replicas[0].get_experiment(exp.id).progress
     assert progress.best_observation == expected
     assert progress.observation_count == len(values)
+
+
+def test_the_lock_holder_counts_and_queues_from_one_read_until_it_writes(replicas):
+    """Under the lock, the experiment's read also answers count_suggestions and
+    list_queued_suggestions (only lock holders change them), until the holder writes."""
+    a, b = replicas
+    exp = a.create_experiment(_experiment())
+    b.create_queued_suggestion(exp.id, {"x": 0.7})  # made before the lock: seen
+    with a.experiment_lock(exp.id):
+        a.get_experiment(exp.id)
+        assert a.count_suggestions(exp.id) == 0
+        (queued,) = a.list_queued_suggestions(exp.id)
+        a.create_suggestions(exp.id, [queued.assignments], {}, LEASE, queued=[queued.id])
+        assert a.count_suggestions(exp.id) == 1 and a.list_queued_suggestions(exp.id) == []
+        a.get_experiment(exp.id)
+        a.create_suggestions(exp.id, [{"x": 0.1}], {}, LEASE)
+        assert a.count_suggestions(exp.id) == 2
+        a.get_experiment(exp.id)
+        a.create_queued_suggestion(exp.id, {"x": 0.3})
+        assert [q.assignments for q in a.list_queued_suggestions(exp.id)] == [{"x": 0.3}]
+    with b.experiment_lock(exp.id):
+        b.get_experiment(exp.id)
+        assert b.count_suggestions(exp.id) == 2 and len(b.list_queued_suggestions(exp.id)) == 1

@@ -333,6 +333,8 @@ class PostgresStorage(Storage):
         """
         key = write.request if write is not None else None
         pinned = getattr(self._local, "pinned", None) is not None
+        if pinned:
+            self._local.held = None  # the write may change what was read under the lock
         wait, lost = self._wait(), False
         for attempt in itertools.count(1):
             committing = False
@@ -400,6 +402,8 @@ class PostgresStorage(Storage):
         if not write.alive():
             raise Cancelled("the call ended before its write committed; nothing was written")
         pinned = getattr(self._local, "pinned", None) is not None
+        if pinned:
+            self._local.held = None  # the write may change what was read under the lock
         wait, lost = self._wait(), False
         for attempt in itertools.count(1):
             try:
@@ -522,6 +526,12 @@ class PostgresStorage(Storage):
         lock; one that hangs loses it after LOCK_IDLE_TIMEOUT_MS of silence. Threads
         of one process queue on a process-local lock first, so that waiting costs no
         connection.
+
+        The suggestion count and the queue of an experiment change only under its lock
+        (every caller of create_suggestions, create_training_run and the queue's writes
+        holds it), so the holder reads them once, with the experiment, and
+        count_suggestions and list_queued_suggestions answer from that read until the
+        holder writes (see ``_held``).
         """
         key = ids.parse_id(experiment_id)
         if key is None or getattr(self._local, "pinned", None) is not None:
@@ -529,10 +539,11 @@ class PostgresStorage(Storage):
             return
         with self._process_locks.hold(experiment_id), self._locked(key) as conn:
             self._local.pinned = conn
+            self._local.locked_key, self._local.held = key, None
             try:
                 yield
             finally:
-                self._local.pinned = None
+                self._local.pinned = self._local.held = None
                 try:
                     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         conn.rollback()
@@ -599,7 +610,8 @@ class PostgresStorage(Storage):
             (SELECT count(*) FROM suggestions s WHERE s.experiment_id = e.id AND s.{_LIVE})
                 AS open_count,
             {_observation_columns("b")}, {_observation_columns("f")}, {_observation_columns("l")},
-            r.total_runs, r.finished_runs
+            r.total_runs, r.finished_runs,
+            EXISTS (SELECT 1 FROM queued_suggestions q WHERE q.experiment_id = e.id) AS has_queue
         FROM experiments e
         LEFT JOIN observations b ON b.id = e.best_observation_id
         LEFT JOIN LATERAL (SELECT * FROM observations o WHERE o.experiment_id = e.id
@@ -641,6 +653,7 @@ class PostgresStorage(Storage):
         row = conn.execute(self._EXPERIMENT_SELECT + " WHERE e.id = %s", (key,)).fetchone()
         if row is None:
             raise NotFound(f"experiment {experiment_id!r} not found")
+        self._remember_held(conn, row)
         return self._experiment(row)
 
     def _definition(self, row: Row) -> Experiment:
@@ -701,15 +714,20 @@ class PostgresStorage(Storage):
     def get_definition(self, experiment_id: str) -> Experiment:
         """The experiment without its progress: one row, none of the joins."""
         key = self._experiment_key(experiment_id)
-        row = self._read(
-            lambda conn: conn.execute(
-                "SELECT id, name, project, state, definition, create_time, update_time"
-                " FROM experiments WHERE id = %s",
+
+        def read(conn: Conn) -> Row:
+            row = conn.execute(
+                "SELECT id, name, project, state, definition, create_time, update_time,"
+                " suggestion_count, EXISTS (SELECT 1 FROM queued_suggestions q"
+                " WHERE q.experiment_id = e.id) AS has_queue FROM experiments e WHERE id = %s",
                 (key,),
             ).fetchone()
-        )
-        if row is None:
-            raise NotFound(f"experiment {experiment_id!r} not found")
+            if row is None:
+                raise NotFound(f"experiment {experiment_id!r} not found")
+            self._remember_held(conn, row)
+            return row
+
+        row = self._read(read)
         self._definition(row)  # the observation write that usually follows needs it
         return codec.definition_from_json(
             row["definition"],
@@ -815,7 +833,31 @@ class PostgresStorage(Storage):
         pending = [self._suggestion(r) for r in rows if r["kind"] == "s"]
         return observations, pending
 
+    def _remember_held(self, conn: Conn, row: Row) -> None:
+        """Under the experiment's lock, keeps its suggestion count and whether it has a
+        queue, read with it (see ``experiment_lock``) by a read, not in a write that may
+        yet roll back."""
+        if (
+            conn is getattr(self._local, "pinned", None)
+            and self._local.locked_key == row["id"]
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
+            self._local.held = (row["id"], row["suggestion_count"], row["has_queue"])
+
+    def _held(self, experiment_id: str) -> tuple[int, bool] | None:
+        """(suggestion count, has a queue) read under the lock this thread holds on the
+        experiment, None when there is no such read."""
+        held = getattr(self._local, "held", None)
+        if held is None or getattr(self._local, "pinned", None) is None:
+            return None
+        if held[0] != ids.parse_id(experiment_id):
+            return None
+        return held[1], held[2]
+
     def count_suggestions(self, experiment_id: str) -> int:
+        held = self._held(experiment_id)
+        if held is not None:
+            return held[0]
         key = self._experiment_key(experiment_id)
         row = self._read(
             lambda conn: conn.execute(
@@ -1305,6 +1347,9 @@ class PostgresStorage(Storage):
         return self._write(write, body)
 
     def list_queued_suggestions(self, experiment_id: str) -> list[QueuedSuggestion]:
+        held = self._held(experiment_id)
+        if held is not None and not held[1]:
+            return []
         rows = self._read(
             lambda conn: conn.execute(
                 "SELECT q.*, e.id AS found FROM experiments e"
