@@ -624,8 +624,6 @@ class PostgresStorage(Storage):
     """
 
     def _experiment(self, row: Row) -> Experiment:
-        self._definition(row)  # the observation write that usually follows needs it
-
         def observation(prefix: str) -> Observation | None:
             return None if row[prefix + "id"] is None else self._observation(row, prefix)
 
@@ -654,6 +652,7 @@ class PostgresStorage(Storage):
         if row is None:
             raise NotFound(f"experiment {experiment_id!r} not found")
         self._remember_held(conn, row)
+        self._definition(row)  # the observation write that usually follows needs it
         return self._experiment(row)
 
     def _definition(self, row: Row) -> Experiment:
