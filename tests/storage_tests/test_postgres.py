@@ -317,13 +317,46 @@ def test_a_best_observation_without_its_score_gets_one_with_the_next_write(repli
     exp = a.create_experiment(_constrained())
     first = _measure(a, exp.id, 1.0)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("UPDATE experiments SET best_score = NULL WHERE id = %s", (int(exp.id),))
+        conn.execute(
+            "UPDATE experiments SET best_score = NULL, best_score_of = NULL WHERE id = %s",
+            (int(exp.id),),
+        )
     _measure(a, exp.id, 3.0)  # worse (v is minimized)
     assert a.get_experiment(exp.id).progress.best_observation == first
     with psycopg.connect(postgres_url) as conn:
-        row = conn.execute("SELECT best_score FROM experiments WHERE id = %s", (int(exp.id),))
-        assert row.fetchone() == (-1.0,)
+        row = conn.execute(
+            "SELECT best_score, best_score_of FROM experiments WHERE id = %s", (int(exp.id),)
+        )
+        assert row.fetchone() == (-1.0, int(first.id))
     better = _measure(a, exp.id, 0.5)
+    assert a.get_experiment(exp.id).progress.best_observation == better
+
+
+def test_a_best_observation_crowned_by_a_replica_of_before_is_not_overlooked(
+    replicas, postgres_url
+):
+    """During an upgrade, a replica of before migration 3 crowns an observation without
+    keeping its score: the next write of this version judges against that one."""
+    a, _ = replicas
+    exp = a.create_experiment(_constrained())
+    _measure(a, exp.id, 1.0)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as the old code writes
+        row = conn.execute(
+            "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+            " metric_values, failed, metadata, create_time) VALUES (%s, NULL, '{\"x\":0.5}',"
+            " '[[\"v\",0.2,null],[\"c\",1.0,null]]', false, '{}', now()) RETURNING id",
+            (int(exp.id),),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "UPDATE experiments SET best_observation_id = %s,"
+            " observation_count = observation_count + 1 WHERE id = %s",
+            (row[0], int(exp.id)),
+        )
+    _measure(a, exp.id, 0.5)  # better than the score kept (1.0), worse than 0.2
+    best_one = a.get_experiment(exp.id).progress.best_observation
+    assert best_one is not None and best_one.id == str(row[0])
+    better = _measure(a, exp.id, 0.1)
     assert a.get_experiment(exp.id).progress.best_observation == better
 
 

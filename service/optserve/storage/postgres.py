@@ -684,8 +684,9 @@ class PostgresStorage(Storage):
             if top:
                 best_id, score = int(top[0].id), _standing(exp, top[0])
         conn.execute(
-            "UPDATE experiments SET best_observation_id = %s, best_score = %s WHERE id = %s",
-            (best_id, score, exp_row["id"]),
+            "UPDATE experiments SET best_observation_id = %s, best_score = %s,"
+            " best_score_of = %s WHERE id = %s",
+            (best_id, score, best_id, exp_row["id"]),
         )
 
     def create_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
@@ -1092,8 +1093,9 @@ class PostgresStorage(Storage):
 
         ``score`` was computed from ``definition``, the text of the experiment's
         definition this replica read: when the row holds another text (metrics changed
-        since), or a best observation without its score (written before migration 3),
-        nothing is written and None returned, for the caller to take the locked path.
+        since), or a best observation without its score (written before migration 3, or
+        by a replica of before during an upgrade), nothing is written and None
+        returned, for the caller to take the locked path.
         """
         if observation.suggestion_id is None:
             closing, args = "SELECT NULL::bigint AS id FROM e WHERE e.fresh", {}
@@ -1111,8 +1113,8 @@ class PostgresStorage(Storage):
         )
         row = conn.execute(
             "WITH e AS (SELECT id, definition = %(definition)s AND (best_observation_id IS NULL"
-            " OR best_score IS NOT NULL) AS fresh FROM experiments WHERE id = %(experiment)s"
-            " FOR NO KEY UPDATE),"
+            " OR best_score_of = best_observation_id) AS fresh FROM experiments"
+            " WHERE id = %(experiment)s FOR NO KEY UPDATE),"
             f" c AS ({closing}),"
             " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
             " metric_values, failed, metadata, create_time)"
@@ -1122,7 +1124,8 @@ class PostgresStorage(Storage):
             " failed_count = x.failed_count + %(failures)s,"
             f" best_observation_id = CASE WHEN {crowned} THEN o.id"
             " ELSE x.best_observation_id END,"
-            f" best_score = CASE WHEN {crowned} THEN %(score)s::float8 ELSE x.best_score END"
+            f" best_score = CASE WHEN {crowned} THEN %(score)s::float8 ELSE x.best_score END,"
+            f" best_score_of = CASE WHEN {crowned} THEN o.id ELSE x.best_score_of END"
             " FROM o WHERE x.id = o.experiment_id)"
             " SELECT e.fresh, o.* FROM e LEFT JOIN o ON true",
             {
@@ -1215,7 +1218,8 @@ class PostgresStorage(Storage):
             f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
             " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
             " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
-            " THEN (SELECT id FROM o) ELSE best_observation_id END, best_score = %s"
+            " THEN (SELECT id FROM o) ELSE best_observation_id END, best_score = %s,"
+            " best_score_of = CASE WHEN %s THEN (SELECT id FROM o) ELSE best_observation_id END"
             " WHERE id = %s AND EXISTS (SELECT 1 FROM o))"
             " SELECT * FROM o",
             (
@@ -1225,6 +1229,7 @@ class PostgresStorage(Storage):
                 int(observation.failed),
                 improves,
                 score,
+                improves,
                 exp["id"],
             ),
         ).fetchone()

@@ -141,11 +141,14 @@ MIGRATIONS = [
     Migration(
         3,
         "the best observation's score, kept with its id",
-        # The signed value of the best observation's optimized metric (larger is better),
-        # so that one statement can compare a new observation with it under the row lock.
-        # NULL with a best observation (rows of before): filled in by the next write.
+        # The signed value of the best observation's optimized metric (larger is better)
+        # and the observation it is of, so that one statement can compare a new
+        # observation with it under the row lock. When best_score_of is not the best
+        # observation (rows of before, or written by a replica of before during an
+        # upgrade), the next write of this version takes the locked path and fills it in.
         """
-        ALTER TABLE experiments ADD COLUMN best_score DOUBLE PRECISION;
+        ALTER TABLE experiments ADD COLUMN best_score DOUBLE PRECISION,
+            ADD COLUMN best_score_of BIGINT;
         """,
     ),
 ]
