@@ -412,3 +412,67 @@ def test_the_lock_holder_counts_and_queues_from_one_read_until_it_writes(replica
     with b.experiment_lock(exp.id):
         b.get_experiment(exp.id)
         assert b.count_suggestions(exp.id) == 2 and len(b.list_queued_suggestions(exp.id)) == 1
+
+
+def test_a_database_of_version_3_gives_run_observations_their_suggestions_assignments(
+    empty_url,
+):
+    """Migration 4: observations of ended runs, stored with empty assignments, take
+    their suggestion's (failed ones included); no other observation changes, and
+    `optserve migrate` reports the new version."""
+    from optserve.storage import codec
+    from optserve.storage.migrations.postgres import MIGRATIONS
+
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for migration in MIGRATIONS[:3]:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description) VALUES (%s, 'old')",
+                (migration.version,),
+            )
+        conn.execute(
+            "INSERT INTO experiments (name, project, state, definition, create_time,"
+            " update_time, observation_count, failed_count, best_observation_id, best_score,"
+            " best_score_of) VALUES ('old', '', 'active', %s, now(), now(), 4, 1, 1, 1.0, 1)",
+            (codec.definition_to_json(_experiment()),),
+        )
+        for k, x in enumerate((0.25, 0.5, 0.75)):
+            conn.execute(
+                "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
+                " metadata, create_time, lease_seconds, expire_time)"
+                " VALUES (1, %s, %s, 'closed', '{}', now(), 60, now())",
+                (k, codec.dumps({"x": x})),
+            )
+        rows = [  # (suggestion_id, assignments, failed)
+            (1, "{}", False),  # a completed run's
+            (2, "{}", True),  # a failed run's
+            (None, "{}", False),  # no suggestion: nothing to take
+            (3, '{"x":0.125}', False),  # assignments of its own: kept
+        ]
+        for suggestion_id, assignments, failed in rows:
+            conn.execute(
+                "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+                " metric_values, failed, metadata, create_time)"
+                " VALUES (1, %s, %s, %s, %s, '{}', now())",
+                (suggestion_id, assignments, "[]" if failed else '[["v",1.0,null]]', failed),
+            )
+    with pytest.raises(SchemaOutdated, match="version 3"):
+        PostgresStorage(empty_url)
+    migrated = _optserve("migrate", "--db", empty_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"schema at version {SCHEMA_VERSION}" in migrated.stdout
+    assert _versions(empty_url) == list(range(1, SCHEMA_VERSION + 1))
+    storage = PostgresStorage(empty_url)
+    observations = storage.load_history("1")[0]
+    assert [o.assignments for o in observations] == [{"x": 0.25}, {"x": 0.5}, {}, {"x": 0.125}]
+    assert [o.suggestion_id for o in observations] == ["1", "2", None, "3"]
+    progress = storage.get_experiment("1").progress
+    assert (progress.observation_count, progress.failed_observation_count) == (4, 1)
+    assert progress.best_observation is not None and progress.best_observation.id == "1"
+    storage.close()
+    with psycopg.connect(empty_url, autocommit=True) as conn:  # run again: nothing to do
+        assert conn.execute(MIGRATIONS[3].sql).rowcount == 0

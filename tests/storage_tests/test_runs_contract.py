@@ -298,3 +298,51 @@ def test_every_write_of_this_module_records_its_result_once(storage):
     with pytest.raises(DuplicateRequest):
         storage.delete_queued_suggestion(exp.id, q3.id, _key("unqueue"))
     assert storage.list_queued_suggestions(exp.id) == [q3]
+
+
+def test_migration_to_v5_gives_run_observations_their_suggestions_assignments(tmp_path):
+    """Observations of ended runs were stored with empty assignments; only those take
+    their suggestion's, failed ones included, and progress stays as it was."""
+    path = tmp_path / "v4.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:4]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 4")
+    db.execute(
+        "INSERT INTO experiments (name, project, state, definition, create_time, update_time,"
+        " observation_count, failed_count, best_observation_id)"
+        " VALUES ('e', '', 'active', ?, 5, 5, 4, 1, 1)",
+        (codec.definition_to_json(_experiment()),),
+    )
+    for k, x in enumerate((0.25, 0.5, 0.75)):
+        db.execute(
+            "INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
+            " create_time) VALUES (1, ?, ?, 'closed', '{}', 5)",
+            (k, codec.dumps({"x": x})),
+        )
+    rows = [  # (suggestion_id, assignments, failed)
+        (1, "{}", 0),  # a completed run's
+        (2, "{}", 1),  # a failed run's
+        (None, "{}", 0),  # no suggestion: nothing to take
+        (3, '{"x":0.125}', 0),  # assignments of its own: kept
+    ]
+    for suggestion_id, assignments, failed in rows:
+        db.execute(
+            "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
+            " metric_values, failed, metadata, create_time) VALUES (1, ?, ?, ?, ?, '{}', 5)",
+            (suggestion_id, assignments, "[]" if failed else '[["v",1.0,null]]', failed),
+        )
+    db.commit()
+    db.close()
+    storage = SqliteStorage(path)
+    observations = storage.load_history("1")[0]
+    assert [o.assignments for o in observations] == [{"x": 0.25}, {"x": 0.5}, {}, {"x": 0.125}]
+    assert [o.suggestion_id for o in observations] == ["1", "2", None, "3"]
+    progress = storage.get_experiment("1").progress
+    assert (progress.observation_count, progress.failed_observation_count) == (4, 1)
+    assert progress.best_observation is not None and progress.best_observation.id == "1"
+    storage.close()
+    db = sqlite3.connect(path)  # run again: nothing to do
+    db.execute(MIGRATIONS[4])
+    assert db.total_changes == 0
+    db.close()

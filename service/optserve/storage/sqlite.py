@@ -170,6 +170,18 @@ MIGRATIONS = [
     );
     CREATE INDEX queued_by_experiment ON queued_suggestions (experiment_id, id);
     """,
+    # Observations of ended training runs were stored with empty assignments (before
+    # "A run's observation carries the run's assignments"): they take their
+    # suggestion's. Progress and the best observation depend on values only.
+    """
+    UPDATE observations SET assignments = (
+        SELECT s.assignments FROM suggestions s WHERE s.id = observations.suggestion_id
+    )
+    WHERE assignments = '{}' AND EXISTS (
+        SELECT 1 FROM suggestions s
+        WHERE s.id = observations.suggestion_id AND s.assignments != '{}'
+    );
+    """,
 ]
 # Migrations whose materialized values need Python to compute, by version reached.
 BACKFILLS = {3: "_backfill_best"}

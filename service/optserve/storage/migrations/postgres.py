@@ -151,5 +151,17 @@ MIGRATIONS = [
             ADD COLUMN best_score_of BIGINT;
         """,
     ),
+    Migration(
+        4,
+        "observations of training runs take their suggestion's assignments",
+        # Before "A run's observation carries the run's assignments", an ended run's
+        # observation was stored with empty assignments. Progress, the best observation
+        # and best_score depend on values only: nothing else changes.
+        """
+        UPDATE observations o SET assignments = s.assignments
+            FROM suggestions s
+            WHERE s.id = o.suggestion_id AND o.assignments = '{}' AND s.assignments <> '{}';
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
