@@ -319,7 +319,8 @@ class OptserveClientTest {
   @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
   void theLoopHeartbeatKeepsALongEvaluationPending(boolean heartbeat) {
     Experiment created = randomExperiment(1, 0);
-    LoopOptions options = LoopOptions.defaults().leaseSeconds(2);
+    // renewals every 250 ms: a stall of the loaded machine must exceed 1.75 s to lose the lease
+    LoopOptions options = LoopOptions.defaults().leaseSeconds(2).heartbeat(Duration.ofMillis(250));
     if (!heartbeat) {
       options = options.noHeartbeat();
     }
