@@ -27,26 +27,7 @@ REV=${REV:-HEAD}
 
 export QUALITY_ADAPTERS=bench/quality/adapter.py:OptserveAdapter
 
-snapshot() {
-    if [ "$REV" = worktree ]; then
-        unset OPTSERVE_SERVICE_PATH
-        echo "serving the working tree ($(git rev-parse --short HEAD), dirty: $(git status --porcelain service | wc -l) files)"
-        return
-    fi
-    local sha snap
-    sha=$(git rev-parse --short "$REV")
-    snap=$ROOT/bench/quality/results/raw/service-$sha
-    if [ ! -d "$snap/optserve" ]; then
-        mkdir -p "$snap.tmp"
-        git archive "$REV" service/optserve | tar -x -C "$snap.tmp" --strip-components=1
-        cp service/optserve/_sampler*.so "$snap.tmp/optserve/"
-        mv "$snap.tmp" "$snap"
-    fi
-    export OPTSERVE_SERVICE_PATH=$snap
-    echo "serving commit $sha from $snap"
-    mkdir -p "$OUT"
-    echo "$sha" > "$OUT/SERVICE_COMMIT"
-}
+. "$ROOT/bench/quality/snapshot.sh"
 
 run() {
     mkdir -p "$OUT/raw"

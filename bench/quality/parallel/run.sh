@@ -25,32 +25,7 @@ PROBLEMS=${PROBLEMS:-all}
 if [ -z "${REV:-}" ] && [ -f "$OUT/SERVICE_COMMIT" ]; then REV=$(cat "$OUT/SERVICE_COMMIT"); fi
 REV=${REV:-HEAD}
 export QUALITY_ADAPTERS=bench/quality/adapter.py:OptserveAdapter
-# a worktree without its own .venv uses the main checkout's server executable
-if [ -z "${OPTSERVE_BIN:-}" ] && [ ! -x .venv/bin/optserve ]; then
-    OPTSERVE_BIN=$(git worktree list --porcelain | sed -n '1s/^worktree //p')/.venv/bin/optserve
-    export OPTSERVE_BIN
-fi
-
-snapshot() {
-    if [ "$REV" = worktree ]; then
-        unset OPTSERVE_SERVICE_PATH
-        echo "serving the working tree ($(git rev-parse --short HEAD))"
-        return
-    fi
-    local sha snap
-    sha=$(git rev-parse --short "$REV")
-    snap=$ROOT/bench/quality/results/raw/service-$sha
-    if [ ! -d "$snap/optserve" ]; then
-        mkdir -p "$snap.tmp"
-        git archive "$REV" service/optserve | tar -x -C "$snap.tmp" --strip-components=1
-        cp service/optserve/_sampler*.so "$snap.tmp/optserve/"
-        mv "$snap.tmp" "$snap"
-    fi
-    export OPTSERVE_SERVICE_PATH=$snap
-    echo "serving commit $sha from $snap"
-    mkdir -p "$OUT"
-    echo "$sha" > "$OUT/SERVICE_COMMIT"
-}
+. "$ROOT/bench/quality/snapshot.sh"
 
 run() {
     snapshot
