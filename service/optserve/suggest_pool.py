@@ -31,7 +31,7 @@ from multiprocessing.process import BaseProcess
 
 from .domain.errors import Cancelled
 from .domain.model import Assignments, ExperimentType
-from .optimizers import SuggestRequest, suggest
+from .optimizers import SuggestRequest, compiled_maximizer, suggest
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ def in_pool(request: SuggestRequest) -> bool:
     return request.experiment.type is ExperimentType.OFFLINE
 
 
-def _serve(requests: Connection) -> None:
-    """A worker's loop: a request in, ``(True, points)`` or ``(False, error)`` out."""
+def _serve(requests: Connection, threads: int) -> None:
+    """A worker's loop: a request in, ``(True, points)`` or ``(False, error)`` out.
+    ``threads``: the worker's share of the cores for the compiled maximizer."""
+    compiled_maximizer.set_threads(threads)
     while True:
         try:
             request = requests.recv()
@@ -74,8 +76,9 @@ def _serve(requests: Connection) -> None:
 class _Worker:
     """One process and its pipe, started when first needed; one call at a time."""
 
-    def __init__(self, context: BaseContext) -> None:
+    def __init__(self, context: BaseContext, threads: int) -> None:
         self._context = context
+        self._threads = threads
         self.lock = threading.Lock()  # held by the call using the worker
         self.busy = 0  # calls using or waiting for it (guarded by the pool's lock)
         self.process: BaseProcess | None = None
@@ -86,7 +89,7 @@ class _Worker:
             self.stop()
             conn, child = self._context.Pipe()
             process = self._context.Process(  # type: ignore[attr-defined]
-                target=_serve, args=(child,), name="optserve-suggest", daemon=True
+                target=_serve, args=(child, self._threads), name="optserve-suggest", daemon=True
             )
             process.start()
             child.close()
@@ -111,7 +114,10 @@ class SuggestPool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         self._lock = threading.Lock()
-        self._workers = [_Worker(context) for _ in range(workers)]
+        # Workers share the cores: with every worker busy, more threads than cores
+        # would only take turns (one per worker when there are as many as cores).
+        threads = max(1, default_workers() // workers)
+        self._workers = [_Worker(context, threads) for _ in range(workers)]
         self._last: OrderedDict[str, int] = OrderedDict()
         self._started = False
         self._ready = threading.Event()

@@ -214,3 +214,28 @@ def test_search_space_rejects_pieces_that_disagree():
         )
     with pytest.raises(ValueError, match="incumbent"):
         _sampler.maximize_log_ei(compiled_maximizer.scorer_of(gp), math.nan, space, x[:2], seed=0)
+
+
+def test_the_point_does_not_depend_on_the_threads():
+    # 300 points: enough work per scoring pass to split it over threads
+    space = feasible_space(SEED4)
+    gp, x, incumbent = _fitted(space, 300, 6)
+    scorer = compiled_maximizer.scorer_of(gp)
+    found = []
+    try:
+        for threads in (1, 2, 3):
+            compiled_maximizer.set_threads(threads)
+            found.append(
+                compiled_maximizer.maximize_log_ei(
+                    space, scorer, incumbent, x[:4], np.random.default_rng(7)
+                )
+            )
+    finally:
+        compiled_maximizer.set_threads(0)
+    assert all(f is not None for f in found)
+    for other in found[1:]:
+        assert other is not None and found[0] is not None
+        np.testing.assert_array_equal(other[1], found[0][1])
+        assert other[2] == found[0][2]
+    with pytest.raises(ValueError, match="threads"):
+        compiled_maximizer.set_threads(-1)

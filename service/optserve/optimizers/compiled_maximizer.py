@@ -21,6 +21,19 @@ from ..sampling import EmptyPolytopeError
 from .feasible import FeasibleSpace
 from .gp import GaussianProcess
 
+# Threads scoring candidates (0: one per core, at most 4). A suggestion worker
+# sets its share of the cores, so that workers busy at once do not oversubscribe them.
+_threads = 0
+
+
+def set_threads(threads: int) -> None:
+    """Sets the threads one maximization may use (0: one per core, at most 4)."""
+    global _threads
+    if threads < 0:
+        raise ValueError("threads must be >= 0")
+    _threads = threads
+
+
 # A space the compiled maximizer does not cover maps to None.
 _SPACES: weakref.WeakKeyDictionary[FeasibleSpace, _sampler.SearchSpace | None] = (
     weakref.WeakKeyDictionary()
@@ -133,6 +146,7 @@ def maximize_log_ei(
         compiled,
         np.ascontiguousarray(best_rows, dtype=np.float64).reshape(-1, compiled.dim),
         seed=seed,
+        threads=_threads,
     )
     if found is None:
         return None
