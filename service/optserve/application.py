@@ -54,7 +54,7 @@ from .domain.runs import Checkpoint, Project, RunValue, TrainingRun
 from .domain.tenancy import ANONYMOUS, Principal, Role, Token
 from .optimizers import SuggestRequest, suggest
 from .storage import Page, Storage
-from .storage.base import DuplicateRequest, RecordedRequest, RequestKey, Result, Write
+from .storage.base import Draw, DuplicateRequest, RecordedRequest, RequestKey, Result, Write
 from .suggest_pool import SuggestPool, in_pool
 
 R = TypeVar("R", bound=Result)
@@ -242,6 +242,22 @@ class Application:
         replayed = self._replay(call, "CreateSuggestions", fingerprint)
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
+        exp = self._active(experiment_id, call.principal)
+        if exp.type is ExperimentType.RANDOM and not self.storage.list_queued_suggestions(exp.id):
+            # Random points are drawn inside the write at the sequence numbers it
+            # assigns: no experiment lock, whose wait would include every holder's
+            # commit. (A retry racing its first attempt meets its record in the write.)
+            _check_not_runs_only(exp)
+            seconds = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
+            draw = _random_draw(exp, [], count, call.alive)
+            return self._idempotent(
+                call,
+                "CreateSuggestions",
+                fingerprint,
+                lambda write: self.storage.create_suggestions(
+                    experiment_id, draw, metadata, seconds, write
+                ),
+            )
         with self.storage.experiment_lock(experiment_id):
             # a retry racing its first attempt waits here, then finds its record
             replayed = self._replay(call, "CreateSuggestions", fingerprint)
@@ -264,16 +280,16 @@ class Application:
 
     def _next_points(
         self, exp: Experiment, count: int, alive: Callable[[], bool] = _alive
-    ) -> tuple[list[Assignments], list[str]]:
+    ) -> tuple[list[Assignments] | Draw, list[str]]:
         """The next ``count`` points: queued suggestions first (with their ids), then
-        the optimizer's. Called under the experiment's lock."""
+        the optimizer's; random ones are drawn in the write (see ``_random_draw``).
+        Called under the experiment's lock."""
         queued = self.storage.list_queued_suggestions(exp.id)[:count]
         points = [q.assignments for q in queued]
+        if exp.type is ExperimentType.RANDOM and len(points) < count:
+            return _random_draw(exp, points, count, alive), [q.id for q in queued]
         if len(points) < count:
-            # random search uses neither the history nor the pending points
-            observations, pending = (
-                ([], []) if exp.type is ExperimentType.RANDOM else self.storage.load_history(exp.id)
-            )
+            observations, pending = self.storage.load_history(exp.id)
             request = SuggestRequest(
                 experiment=exp,
                 observations=observations,
@@ -766,7 +782,9 @@ class Application:
             runs.validate_run(run)
             if not call.alive():
                 raise Cancelled("the call ended before its run was made")
-            points, queued = self._next_points(exp, 1, call.alive)
+            drawn, queued = self._next_points(exp, 1, call.alive)
+            # runs-only experiments take no suggestions: the count is the lock holder's
+            points = drawn(self.storage.count_suggestions(exp.id)) if callable(drawn) else drawn
             run.assignments = dict(points[0])
             lease = exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
             return self._idempotent(
@@ -994,6 +1012,27 @@ class Application:
                 f"experiment {experiment_id!r} is {exp.state.value}: it accepts no new data"
             )
         return exp
+
+
+def _random_draw(
+    exp: Experiment, queued: list[Assignments], count: int, alive: Callable[[], bool]
+) -> Draw:
+    """``queued`` then random points up to ``count``, drawn at the sequence numbers the
+    write assigns (a random point depends on the seed and its number alone)."""
+
+    def draw(first: int) -> list[Assignments]:
+        if not alive():
+            raise Cancelled("the call ended before its suggestions were made")
+        request = SuggestRequest(
+            experiment=exp,
+            observations=[],
+            pending=[],
+            count=count - len(queued),
+            sequence=first + len(queued),
+        )
+        return queued + suggest(request)
+
+    return draw
 
 
 def _check_not_runs_only(exp: Experiment) -> None:

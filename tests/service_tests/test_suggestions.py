@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import grpc
 import pytest
@@ -10,6 +11,7 @@ from google.protobuf import json_format
 
 from optserve.v1 import experiment_pb2
 from optserve.v1 import service_pb2 as pb
+from optserve.v1 import suggestion_pb2 as su
 
 from .helpers import categorical, create, double, integer, observe, plain, suggest, violations
 from .test_experiment_validation import opt, store
@@ -184,6 +186,44 @@ def test_same_seed_same_suggestions(stub):
     sa = [plain(s.assignments) for s in suggest(stub, a.id, count=5)]
     sb = [plain(s.assignments) for s in suggest(stub, b.id, count=5)]
     assert sa == sb and len({str(s) for s in sa}) == 5
+
+
+def test_random_suggestions_of_concurrent_clients_are_those_of_one_client(stub):
+    # Random points are drawn inside the write at the numbers it assigns, without the
+    # experiment's lock: clients at once get the points one client would, each once.
+    fields = {"type": "EXPERIMENT_TYPE_RANDOM", "parameters": [double("x"), double("y")]}
+    shared, alone = create(stub, seed="5", **fields), create(stub, seed="5", **fields)
+    got: list[list] = []
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            for _ in range(3):
+                got.append(suggest(stub, shared.id, count=2))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    key = lambda s: (s.assignments["x"].double_value, s.assignments["y"].double_value)  # noqa: E731
+    concurrent = sorted(key(s) for batch in got for s in batch)
+    one = sorted(key(s) for _ in range(48) for s in suggest(stub, alone.id))
+    assert len(set(concurrent)) == 48 and concurrent == sorted(one)
+    # a queued suggestion comes first (number 48); the random point after it is number 49
+    value = lambda v: su.AssignmentValue(double_value=v)  # noqa: E731
+    stub.CreateQueuedSuggestion(
+        pb.CreateQueuedSuggestionRequest(
+            experiment_id=shared.id, assignments={"x": value(0.25), "y": value(0.75)}
+        )
+    )
+    queued, drawn = suggest(stub, shared.id, count=2)
+    assert key(queued) == (0.25, 0.75)
+    _, number_49 = suggest(stub, alone.id, count=2)
+    assert key(drawn) == key(number_49)
 
 
 def test_best_assignments_maximize_minimize_and_failures(stub):

@@ -126,6 +126,56 @@ def test_racing_observations_close_a_suggestion_exactly_once(storage):
     assert len(wins) == 1 and len(losses) == 7
 
 
+def test_drawn_suggestions_take_the_sequence_numbers_of_their_write(storage):
+    exp = storage.create_experiment(_experiment())
+    storage.create_suggestions(exp.id, [{"x": 0.0}], {}, LEASE)
+    seen: list[int] = []
+
+    def draw(first: int) -> list[dict]:
+        seen.append(first)
+        return [{"x": first / 100}, {"x": (first + 1) / 100}]
+
+    made = storage.create_suggestions(exp.id, draw, {}, LEASE)
+    assert seen == [1]
+    assert [(s.sequence, s.assignments) for s in made] == [(1, {"x": 0.01}), (2, {"x": 0.02})]
+
+    def fails(first: int) -> list[dict]:
+        raise Cancelled("gone")
+
+    with pytest.raises(Cancelled):
+        storage.create_suggestions(exp.id, fails, {}, LEASE)
+    # nothing written: the next numbers are still free
+    (after,) = storage.create_suggestions(exp.id, lambda first: [{"x": first / 100}], {}, LEASE)
+    assert after.sequence == 3 and after.assignments == {"x": 0.03}
+    assert storage.get_experiment(exp.id).progress.open_suggestion_count == 4
+
+
+def test_concurrent_drawn_suggestions_never_share_a_number(storage):
+    # without any experiment lock: each write draws at the numbers it assigns
+    exp = storage.create_experiment(_experiment())
+    made, errors = [], []
+
+    def draw(first: int) -> list[dict]:
+        time.sleep(0.001)  # a draw that takes time, so writers overlap
+        return [{"x": first / 1000}, {"x": (first + 1) / 1000}]
+
+    def client() -> None:
+        try:
+            for _ in range(5):
+                made.extend(storage.create_suggestions(exp.id, draw, {}, LEASE))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(s.sequence for s in made) == list(range(80))
+    assert all(s.assignments == {"x": s.sequence / 1000} for s in made)
+
+
 def test_paging_and_filters(storage):
     made = [
         storage.create_experiment(_experiment(f"e{i}", project="p" if i % 2 else "q")).id

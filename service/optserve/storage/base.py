@@ -84,6 +84,12 @@ class Page(Generic[T]):
     next_token: str
 
 
+# The points of new suggestions drawn inside their write, from the sequence number
+# the write assigns to the first: a random point is a function of the experiment's
+# seed and its number alone, so concurrent writers need no experiment lock.
+Draw = Callable[[int], list[Assignments]]
+
+
 class KeyedLocks:
     """Process-local locks by key, each forgotten once no thread holds or awaits it."""
 
@@ -179,7 +185,7 @@ class Storage(abc.ABC):
     def create_suggestions(
         self,
         experiment_id: str,
-        assignments: list[Assignments],
+        assignments: list[Assignments] | Draw,
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
@@ -187,8 +193,10 @@ class Storage(abc.ABC):
     ) -> list[Suggestion]:
         """Stores open suggestions, numbered in sequence, expiring after
         ``lease_seconds``; deletes the queued suggestions ``queued`` (ids) they
-        were made from in the same transaction. Raises NotFound (also for a
-        queued id already gone: nothing is written then)."""
+        were made from in the same transaction. ``assignments`` may be a ``Draw``,
+        called inside the write with the sequence number of the first suggestion.
+        Raises NotFound (also for a queued id already gone: nothing is written
+        then) and what the draw raises (nothing is written then either)."""
 
     @abc.abstractmethod
     def get_suggestion(self, experiment_id: str, suggestion_id: str) -> Suggestion:

@@ -49,6 +49,7 @@ from ..domain.tenancy import Role, Token
 from . import codec
 from .base import (
     PLAIN,
+    Draw,
     DuplicateRequest,
     KeyedLocks,
     Page,
@@ -529,7 +530,9 @@ class PostgresStorage(Storage):
 
         The suggestion count and the queue of an experiment change only under its lock
         (every caller of create_suggestions, create_training_run and the queue's writes
-        holds it), so the holder reads them once, with the experiment, and
+        holds it; random suggestions without a queue take their numbers inside their
+        write and need no lock: no caller reads the count of a random experiment under
+        the lock), so the holder reads them once, with the experiment, and
         count_suggestions and list_queued_suggestions answer from that read until the
         holder writes (see ``_held``).
         """
@@ -887,21 +890,30 @@ class PostgresStorage(Storage):
     def create_suggestions(
         self,
         experiment_id: str,
-        assignments: list[Assignments],
+        assignments: list[Assignments] | Draw,
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
         queued: Sequence[str] = (),
     ) -> list[Suggestion]:
         def body(conn: Conn) -> list[Suggestion]:
-            made = self._insert_suggestions(
-                conn, experiment_id, assignments, metadata, lease_seconds
-            )
+            if callable(assignments):
+                # the row lock holds the sequence numbers until COMMIT
+                row = conn.execute(
+                    "SELECT suggestion_count FROM experiments WHERE id = %s FOR NO KEY UPDATE",
+                    (self._experiment_key(experiment_id),),
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"experiment {experiment_id!r} not found")
+                points = assignments(int(row["suggestion_count"]))
+            else:
+                points = assignments
+            made = self._insert_suggestions(conn, experiment_id, points, metadata, lease_seconds)
             for queued_id in queued:
                 self._delete_queued(conn, experiment_id, queued_id)
             return made
 
-        if write.request is None and not queued:  # one statement
+        if write.request is None and not queued and not callable(assignments):  # one statement
             return self._single(write, body)
         return self._write(write, body)
 

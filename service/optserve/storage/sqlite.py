@@ -36,6 +36,7 @@ from ..domain.tenancy import Role, Token
 from . import codec
 from .base import (
     PLAIN,
+    Draw,
     DuplicateRequest,
     KeyedLocks,
     Page,
@@ -688,7 +689,7 @@ class SqliteStorage(Storage):
     def create_suggestions(
         self,
         experiment_id: str,
-        assignments: list[Assignments],
+        assignments: list[Assignments] | Draw,
         metadata: dict[str, Any],
         lease_seconds: int,
         write: Write = PLAIN,
@@ -699,7 +700,8 @@ class SqliteStorage(Storage):
             row = self._experiment_row(db, experiment_id)
             for queued_id in queued:
                 self._delete_queued(db, row["id"], experiment_id, queued_id)
-            result = self._insert_suggestions(db, row, assignments, metadata, lease_seconds, now)
+            points = assignments(row["suggestion_count"]) if callable(assignments) else assignments
+            result = self._insert_suggestions(db, row, points, metadata, lease_seconds, now)
             self._record(db, write, result)
         return result
 
