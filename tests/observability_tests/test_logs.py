@@ -41,16 +41,19 @@ def test_each_call_has_one_access_line_with_its_request_id(metrics_server):
         pb.CreateExperimentRequest(experiment=experiment()),
         metadata=[("x-request-id", "trace-create-1")],
     )
-    assert dict(call.initial_metadata())["x-request-id"] == "trace-create-1"
+    assert dict(call.trailing_metadata())["x-request-id"] == "trace-create-1"
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetExperiment(pb.GetExperimentRequest(id="424242"))
-    generated = dict(caught.value.initial_metadata())["x-request-id"]
+    # an error's reply carries it beside the error's details
+    trailing = dict(caught.value.trailing_metadata())
+    generated = trailing["x-request-id"]
+    assert "grpc-status-details-bin" in trailing
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     # an id a client should not choose (spaces, too long) is replaced by a generated one
     _, call = stub.GetExperiment.with_call(
         pb.GetExperimentRequest(id=created.experiment.id), metadata=[("x-request-id", "a b")]
     )
-    replaced = dict(call.initial_metadata())["x-request-id"]
+    replaced = dict(call.trailing_metadata())["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", replaced)
 
     lines = access(metrics_server)
