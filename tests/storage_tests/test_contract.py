@@ -176,6 +176,22 @@ def test_concurrent_drawn_suggestions_never_share_a_number(storage):
     assert all(s.assignments == {"x": s.sequence / 1000} for s in made)
 
 
+def test_definitions_read_after_a_change_are_the_changed_ones(storage):
+    exp = storage.create_experiment(_experiment())
+    first = storage.get_definition(exp.id)
+    assert first.state is ExperimentState.ACTIVE and first.name == "e"
+    first.name = "edited by the caller"  # the caller's copy, not the stored one
+    assert storage.get_definition(exp.id).name == "e"
+    changed = storage.get_experiment(exp.id)
+    changed.state, changed.name = ExperimentState.ARCHIVED, "renamed"
+    storage.update_experiment(changed)
+    again = storage.get_definition(exp.id)
+    assert (again.state, again.name) == (ExperimentState.ARCHIVED, "renamed")
+    storage.delete_experiment(exp.id)
+    with pytest.raises(NotFound):
+        storage.get_definition(exp.id)
+
+
 def test_paging_and_filters(storage):
     made = [
         storage.create_experiment(_experiment(f"e{i}", project="p" if i % 2 else "q")).id

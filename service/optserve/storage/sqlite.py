@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 import sqlite3
@@ -258,6 +259,11 @@ class SqliteStorage(Storage):
         self._committed = 0  # number of the last batch whose COMMIT finished
         self._commit_errors: dict[int, BaseException] = {}
         self._parsed: dict[str, Experiment] = {}  # see _metrics_of
+        # get_definition's answers by experiment, valid while _epoch is unchanged:
+        # this process owns the file, and every write that changes a definition
+        # (update, delete) moves the epoch on once it has committed.
+        self._definitions: dict[int, tuple[int, Experiment]] = {}
+        self._epoch = 0
 
     def _migrate(self) -> None:
         db = self._db()
@@ -558,12 +564,15 @@ class SqliteStorage(Storage):
             return self._experiment(db, self._experiment_row(db, experiment_id))
 
     def get_definition(self, experiment_id: str) -> Experiment:
-        row = self._one(
-            "SELECT * FROM experiments WHERE id = ?", (_int_id(experiment_id, "experiment"),)
-        )
+        key = _int_id(experiment_id, "experiment")
+        epoch = self._epoch  # before the read: a change committed meanwhile moves it on
+        cached = self._definitions.get(key)
+        if cached is not None and cached[0] == epoch:
+            return dataclasses.replace(cached[1])
+        row = self._one("SELECT * FROM experiments WHERE id = ?", (key,))
         if row is None:
             raise NotFound(f"experiment {experiment_id!r} not found")
-        return codec.definition_from_json(
+        definition = codec.definition_from_json(
             row["definition"],
             id=str(row["id"]),
             name=row["name"],
@@ -572,6 +581,16 @@ class SqliteStorage(Storage):
             create_time=_time(row["create_time"]),
             update_time=_time(row["update_time"]),
         )
+        if len(self._definitions) >= MAX_PARSED:
+            self._definitions.clear()
+        self._definitions[key] = (epoch, definition)
+        return dataclasses.replace(definition)
+
+    def _definitions_changed(self) -> None:
+        """After a write that changed or deleted a definition committed (or failed)."""
+        with self._connections_lock:
+            self._epoch += 1
+            self._definitions.clear()
 
     def list_experiments(
         self,
@@ -600,6 +619,12 @@ class SqliteStorage(Storage):
         return Page(items, token)
 
     def update_experiment(self, experiment: Experiment, write: Write = PLAIN) -> Experiment:
+        try:
+            return self._update_experiment(experiment, write)
+        finally:
+            self._definitions_changed()
+
+    def _update_experiment(self, experiment: Experiment, write: Write) -> Experiment:
         with self._write(write) as db:
             self._experiment_row(db, experiment.id)
             db.execute(
@@ -622,10 +647,13 @@ class SqliteStorage(Storage):
         return result
 
     def delete_experiment(self, experiment_id: str, write: Write = PLAIN) -> None:
-        with self._write(write) as db:
-            row = self._experiment_row(db, experiment_id)
-            db.execute("DELETE FROM experiments WHERE id = ?", (row["id"],))
-            self._record(db, write, None)
+        try:
+            with self._write(write) as db:
+                row = self._experiment_row(db, experiment_id)
+                db.execute("DELETE FROM experiments WHERE id = ?", (row["id"],))
+                self._record(db, write, None)
+        finally:
+            self._definitions_changed()
 
     def experiment_project(self, experiment_id: str) -> str:
         row = self._one(
