@@ -34,7 +34,7 @@ from ..domain.best import successful
 from ..domain.encoding import Encoder
 from ..domain.model import Assignments, ExperimentType
 from . import acquisition as acq
-from . import initial_design, maximizer, models
+from . import initial_design, maximizer, models, multiobjective
 from .base import Optimizer, SuggestRequest, register
 from .feasible import FeasibleSpace, feasible_space
 from .gp import GaussianProcess
@@ -50,6 +50,8 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
         return initial_design.suggest(request)
     space = feasible_space(exp)
     history = History(exp, request.observations, space.encoder)
+    if multiobjective.applies(history):
+        return multiobjective.suggest(request, space, history)
     call_models = models.Models(history)
     if call_models.at_scale:
         return _suggest_at_scale(request, space, call_models)
