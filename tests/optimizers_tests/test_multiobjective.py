@@ -53,6 +53,16 @@ def test_reference_point_is_the_nadir_less_a_tenth_of_the_range_raised_by_thresh
     np.testing.assert_allclose(multiobjective.reference_point(single, [None, None]), [1.8, -4.4])
 
 
+def test_thresholds_are_warped_as_the_values_they_compare_with():
+    y = -np.exp(np.random.default_rng(2).normal(0.0, 2.0, 40))  # a long bad tail
+    warped, transform = multiobjective.warp(y)
+    assert not np.allclose(warped, y)
+    np.testing.assert_allclose([transform(v) for v in y[:5]], warped[:5], rtol=1e-9)
+    plain = np.linspace(0.0, 1.0, 10)
+    same, identity = multiobjective.warp(plain)
+    assert same is plain and identity(0.3) == 0.3
+
+
 @pytest.mark.parametrize(
     ("mean", "std"),
     [((2.5, 2.5), (0.5, 0.5)), ((1.0, 1.0), (1.0, 0.3)), ((3.5, 0.5), (0.2, 0.8))],

@@ -4,9 +4,10 @@ After a space-filling design (``initial_design``), each suggestion goes
 through four stages, each in its own module:
 
 1. training data (``training``): the history as arrays, encoded once per
-   call; failed observations take the worst value seen, two optimized
-   metrics are scalarized per suggestion by a random augmented Chebyshev
-   weight (ParEGO), long bad tails are warped;
+   call; failed observations take the worst value seen, long bad tails are
+   warped; two optimized metrics go to ``multiobjective`` (expected
+   hypervolume improvement, one GP per metric), or above its size limit are
+   scalarized per suggestion by a random augmented Chebyshev weight (ParEGO);
 2. models (``models``): a Gaussian process on the unit-cube encoding, exact up
    to 500 observations and on a training subset of 500 of them beyond, its
    hyperparameters from a chain of fits that depends on the history alone;
