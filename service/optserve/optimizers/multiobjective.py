@@ -42,6 +42,7 @@ from . import hyperfit, maximizer, models, training
 from .base import SuggestRequest
 from .feasible import FeasibleSpace
 from .gp import GaussianProcess, Hyperparameters, log_expected_improvement
+from .gp.scoring import AcquisitionScorer
 from .priors import unit_priors
 from .training import History, TrainingData
 
@@ -228,6 +229,8 @@ class EHVI:
         rest: acq.Acquisition,
     ) -> None:
         self.gps = gps
+        # the compiled posterior where available (the candidates are many)
+        self.scorers = [AcquisitionScorer(gp, 0.0, backend=acq.BACKEND) for gp in gps]
         self.front = front
         self.ref = ref
         self.rest = rest
@@ -238,8 +241,8 @@ class EHVI:
             return self.rest.finish(rows, np.zeros(len(rows)))
         mean = np.empty((len(rows), 2))
         std = np.empty((len(rows), 2))
-        for j, gp in enumerate(self.gps):
-            m, v = gp.predict(rows)
+        for j, scorer in enumerate(self.scorers):
+            m, v = scorer.predict(rows)
             mean[:, j], std[:, j] = m, np.sqrt(v)
         return self.rest.finish(rows, log_ehvi(mean, std, self.front, self.ref))
 
