@@ -269,6 +269,13 @@ def suggest(request: SuggestRequest, space: FeasibleSpace, history: History) -> 
     )
     unit = unit_priors(exp, encoder)
     priors = (unit, acq.prior_exponent(exp, len(done))) if unit else None
+    # local candidates around the front points that hold the most hypervolume alone
+    if front is not None and ref is not None:
+        index = {r.tobytes(): i for i, r in enumerate(observed)}
+        ranked = np.argsort(-contributions(front, ref), kind="stable")[:FRONT_STARTS]
+        best = np.array([x_done[index[front[i].tobytes()]] for i in ranked])
+    else:
+        best = maximizer.best_rows(x_done, observed.sum(axis=1), feasible)
     out: list[Assignments] = []
     for offset in range(request.count):
         rng = request.rng(offset)
@@ -300,15 +307,6 @@ def suggest(request: SuggestRequest, space: FeasibleSpace, history: History) -> 
             priors,
         )
         score = EHVI(believing, front_now, ref, rest)
-        if front is not None and ref is not None:
-            sorted_front = pareto_front(observed[feasible])
-            index = {r.tobytes(): i for i, r in enumerate(observed)}
-            ranked = np.argsort(-contributions(sorted_front, ref), kind="stable")
-            best = np.array(
-                [x_done[index[sorted_front[i].tobytes()]] for i in ranked[:FRONT_STARTS]]
-            )
-        else:
-            best = maximizer.best_rows(x_done, observed.sum(axis=1), feasible)
         rows = maximizer.candidates(space, best, rng)
         point, _, _ = maximizer.maximize(
             space, score, rows, score(rows), maximizer.REFINE_STARTS, rng, None
