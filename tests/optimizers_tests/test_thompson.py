@@ -60,11 +60,16 @@ def test_a_thompson_draw_excludes_taken_rows_and_rows_expected_to_break_a_constr
     def acquisition(constraints: list[tuple[GaussianProcess, float]]) -> acq.Acquisition:
         return acq.Acquisition(gp, incumbent, False, ENCODER, None, None, constraints, taken, None)
 
-    values = acquisition([]).thompson(rows, np.random.default_rng(9))
+    none = np.empty((0, 2))
+    values = acquisition([]).thompson(rows, none, np.random.default_rng(9))
     assert np.all(values[:5] == -np.inf) and np.all(np.isfinite(values[5:]))
     # a constraint metric whose threshold lies far above the model: no row passes
     blocked = acquisition([(gp, float(gp.mean(x).max()) + 100.0)])
-    assert np.all(blocked.thompson(rows, np.random.default_rng(9)) == -np.inf)
+    assert np.all(blocked.thompson(rows, none, np.random.default_rng(9)) == -np.inf)
+    # rows within THOMPSON_GAP length scales of a pending point are left out
+    pending = rows[10:11] + 0.5 * acq.THOMPSON_GAP * gp.lengthscales
+    near = acquisition([]).thompson(rows, pending, np.random.default_rng(9))
+    assert near[10] == -np.inf and np.isfinite(values[10])
     assert acquisition([]).samplable
     assert not acq.Acquisition(gp, None, False, ENCODER, None, None, [], taken, None).samplable
     assert not acq.Acquisition(gp, incumbent, True, ENCODER, None, None, [], taken, None).samplable
@@ -113,3 +118,10 @@ def test_with_points_pending_a_thompson_turn_changes_the_suggestion(monkeypatch)
     monkeypatch.setattr(acq, "THOMPSON_EVERY", 0)
     assert suggest(SuggestRequest(EXP, history, pending, 1, sequence)) != drawn
     assert suggest(SuggestRequest(EXP, history, pending, 1, other)) == kept
+
+
+def test_the_points_of_one_batch_with_nothing_open_are_chosen_by_the_acquisition(monkeypatch):
+    history = _history(20)
+    batch = suggest(SuggestRequest(EXP, history, [], 4, 20))
+    monkeypatch.setattr(acq, "THOMPSON_EVERY", 0)
+    assert suggest(SuggestRequest(EXP, history, [], 4, 20)) == batch

@@ -50,6 +50,8 @@ PRIOR_DECAY = 10.0
 PRIOR_BUDGET = 100
 # With points pending, every THOMPSON_EVERY-th suggestion is a Thompson draw (0: none).
 THOMPSON_EVERY = 2
+# ... and keeps this many length scales away from every pending point
+THOMPSON_GAP = 0.1
 # in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
 BRANCH_EVERY = 3
 # ... once this many times the initial design has been observed
@@ -188,20 +190,37 @@ class Acquisition:
         incumbent, the budget's final stretch is not reached, no other solutions."""
         return self.incumbent is not None and not self.exploit and self.penalty is None
 
-    def thompson(self, rows: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
+    def thompson(
+        self,
+        rows: NDArray[np.float64],
+        pending: NDArray[np.float64],
+        rng: np.random.Generator,
+    ) -> NDArray[np.float64]:
         """One joint posterior draw of the objective at ``rows`` (pending points
         believed), -inf where a joint draw of a constraint metric fails its
-        threshold and at excluded rows: the rows' values under asynchronous
-        Thompson sampling (Kandasamy et al. 2018)."""
+        threshold, at excluded rows and within ``THOMPSON_GAP`` length scales of
+        a pending point: the rows' values under asynchronous Thompson sampling
+        (Kandasamy et al. 2018).
+
+        The believer leaves the draw next to a pending point at about the mean,
+        which near the optimum is the highest value: a second evaluation there
+        adds little until the first returns, so the draw looks elsewhere.
+        """
         value = posterior_draw(self.model, rows, rng)
         for model, threshold in self.constraint_models:
             value[posterior_draw(model, rows, rng) < threshold] = -np.inf
         value[self.excluded(rows)] = -np.inf
+        scale = self.model.lengthscales
+        for point in pending:
+            near = (((rows - point) / scale) ** 2).sum(axis=1) < THOMPSON_GAP**2
+            value[near] = -np.inf
         return value
 
 
 def thompson_turn(pending: int, sequence: int) -> bool:
-    """Whether suggestion ``sequence`` is a Thompson draw: only with points pending.
+    """Whether suggestion ``sequence`` is a Thompson draw: only with ``pending``
+    suggestions open (from other workers; the points of one batch are chosen
+    jointly by the believed, penalized acquisition, which measured better there).
 
     With several suggestions open, the believed, penalized expected improvement
     of each still points into the incumbent's basin, and the open points pile up

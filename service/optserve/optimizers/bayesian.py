@@ -125,10 +125,11 @@ def _suggest_one(
     )
     # 4. maximizer: the compiled one where the acquisition is log EI alone
     best = maximizer.best_rows(x_done, y_done, feasible)
-    # With points pending, some suggestions are Thompson draws over the candidates.
-    if acquisition.samplable and acq.thompson_turn(len(x_pending), request.sequence + offset):
+    # With suggestions open (other workers'), some are Thompson draws over the
+    # candidates; the points of one batch are chosen jointly by the acquisition.
+    if acquisition.samplable and acq.thompson_turn(len(request.pending), request.sequence + offset):
         rows = maximizer.candidates(space, best, rng)
-        scores = acquisition.thompson(rows, rng)
+        scores = acquisition.thompson(rows, x_pending, rng)
         if np.isfinite(scores).any():
             return maximizer.pick(space, encoder, rows, scores, rng)
     point = maximizer.maximize_log_ei(space, acquisition, best, rng)
