@@ -1,7 +1,19 @@
-"""Space-filling initial design: maximin picks among uniform feasible draws.
+"""Initial design: uniform feasible draws (from the parameters' priors where
+there are some), none repeating an observed or pending point.
 
-With parameter priors, the draws come from the priors and the picks are spread
-in the priors' probability scale (``priors``).
+Not maximin picks: greedy maximin designs crowd the faces and corners of the
+box (Johnson, Moore and Ylvisaker 1990), the model then starts from boundary
+points and a small budget is spent climbing down from them; uniform draws, as
+in the initial designs of Optuna's GPSampler and of Ax, put the design where
+the optimum of a typical problem is, in the interior.
+
+Conditional experiments keep maximin picks: spread over the encoding, whose
+branch columns are one-hot, they give every branch its share of the design,
+which uniform draws leave to chance (a deep branch then starts with too few
+points to be modelled and is lost to a shallow one).
+
+With parameter priors, the draws come from the priors (maximin picks are then
+spread in the priors' probability scale, ``priors``).
 """
 
 from __future__ import annotations
@@ -25,33 +37,52 @@ def initial_design_size(exp: Experiment) -> int:
 
 
 def suggest(request: SuggestRequest) -> list[Assignments]:
-    """Points far from every observed and pending point, all feasible."""
-    space = feasible_space(request.experiment)
+    """Feasible points, none repeating an observed or pending point while a new
+    one can be drawn: uniform draws, or maximin picks with conditionals."""
+    exp = request.experiment
+    space = feasible_space(exp)
     encoder = space.encoder
     taken = [o.assignments for o in request.observations] + [s.assignments for s in request.pending]
     existing = encoder.encode(taken) if taken else np.empty((0, encoder.dim))
-    unit_priors = priors.unit_priors(request.experiment, encoder)
+    unit_priors = priors.unit_priors(exp, encoder)
     out: list[Assignments] = []
     for k in range(request.count):
         rng = request.rng(k)
         if unit_priors:
-            # Drawn from the priors and spread in their probability scale: the
-            # quantile transform of a space-filling design.
             candidates = priors.design_candidates(space, unit_priors, CANDIDATES, rng)
-            scaled = priors.to_probability_scale(unit_priors, candidates)
-            scaled_existing = priors.to_probability_scale(unit_priors, existing)
         else:
             candidates = space.draw_rows(CANDIDATES, rng)
-            scaled, scaled_existing = candidates, existing
-        (pick,) = maximin_design(
-            scaled,
-            1,
-            scaled_existing if len(existing) else None,
-            rng,
-            lo=np.zeros(encoder.dim),
-            hi=np.ones(encoder.dim),
-        )
-        row = candidates[np.flatnonzero((scaled == pick).all(axis=1))[0]]
+        if exp.conditionals:
+            row = _maximin_pick(candidates, existing, unit_priors, rng)
+        else:
+            # discrete spaces: the first draw that is not a point already taken
+            new = ~(candidates[:, None, :] == existing[None, :, :]).all(axis=2).any(axis=1)
+            row = candidates[int(np.argmax(new))]
         out += encoder.decode(row[None, :])
         existing = np.vstack([existing, row[None, :]])
     return out
+
+
+def _maximin_pick(
+    candidates: np.ndarray,
+    existing: np.ndarray,
+    unit_priors: list[priors.UnitPrior],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The candidate farthest from every existing row (in the priors' probability
+    scale where there are priors: the quantile transform of a maximin design)."""
+    if unit_priors:
+        scaled = priors.to_probability_scale(unit_priors, candidates)
+        scaled_existing = priors.to_probability_scale(unit_priors, existing)
+    else:
+        scaled, scaled_existing = candidates, existing
+    dim = candidates.shape[1]
+    (pick,) = maximin_design(
+        scaled,
+        1,
+        scaled_existing if len(existing) else None,
+        rng,
+        lo=np.zeros(dim),
+        hi=np.ones(dim),
+    )
+    return candidates[np.flatnonzero((scaled == pick).all(axis=1))[0]]
