@@ -7,8 +7,9 @@ points and a small budget is spent climbing down from them; uniform draws, as
 in the initial designs of Optuna's GPSampler and of Ax, put the design where
 the optimum of a typical problem is, in the interior.
 
-Conditional experiments keep maximin picks: spread over the encoding, whose
-branch columns are one-hot, they give every branch its share of the design,
+Experiments with categorical parameters or conditionals keep maximin picks:
+spread over the encoding, whose columns of categorical values and branches
+are one-hot, they give every value and every branch its share of the design,
 which uniform draws leave to chance (a deep branch then starts with too few
 points to be modelled and is lost to a shallow one).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..domain.model import Assignments, Experiment
+from ..domain.model import Assignments, Experiment, ParameterType
 from ..sampling import maximin_design
 from . import priors
 from .base import SuggestRequest
@@ -38,13 +39,17 @@ def initial_design_size(exp: Experiment) -> int:
 
 def suggest(request: SuggestRequest) -> list[Assignments]:
     """Feasible points, none repeating an observed or pending point while a new
-    one can be drawn: uniform draws, or maximin picks with conditionals."""
+    one can be drawn: uniform draws, or maximin picks where the encoding has
+    one-hot columns (categorical parameters, conditionals)."""
     exp = request.experiment
     space = feasible_space(exp)
     encoder = space.encoder
     taken = [o.assignments for o in request.observations] + [s.assignments for s in request.pending]
     existing = encoder.encode(taken) if taken else np.empty((0, encoder.dim))
     unit_priors = priors.unit_priors(exp, encoder)
+    one_hot = bool(exp.conditionals) or any(
+        p.type is ParameterType.CATEGORICAL for p in exp.parameters
+    )
     out: list[Assignments] = []
     for k in range(request.count):
         rng = request.rng(k)
@@ -52,7 +57,7 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
             candidates = priors.design_candidates(space, unit_priors, CANDIDATES, rng)
         else:
             candidates = space.draw_rows(CANDIDATES, rng)
-        if exp.conditionals:
+        if one_hot:
             row = _maximin_pick(candidates, existing, unit_priors, rng)
         else:
             # discrete spaces: the first draw that is not a point already taken
