@@ -34,6 +34,22 @@ def test_the_design_of_a_box_is_not_crowded_on_its_faces():
     assert 0.1 < float(np.mean(near)) < 0.3
 
 
+def test_two_optimized_metrics_keep_the_spread_design():
+    # the first front's extent sets the reference point of hypervolume improvement
+    near = []
+    for seed in range(6):
+        exp = Experiment(
+            id=f"front-{seed}",
+            name="front",
+            parameters=[Parameter(f"x{i}", T.DOUBLE, Bounds(0, 1)) for i in range(6)],
+            metrics=[Metric("a"), Metric("b")],
+            seed=seed,
+        )
+        x = np.array([[a[f"x{i}"] for i in range(6)] for a in _design(exp, 8)])
+        near.append(np.mean((x < 0.1) | (x > 0.9)))
+    assert float(np.mean(near)) > 0.35
+
+
 def test_a_small_discrete_space_is_covered_without_repeats():
     exp = Experiment(
         id="small",

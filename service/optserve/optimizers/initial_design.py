@@ -13,6 +13,12 @@ are one-hot, they give every value and every branch its share of the design,
 which uniform draws leave to chance (a deep branch then starts with too few
 points to be modelled and is lost to a shallow one).
 
+Experiments with two optimized metrics keep them as well: the extent of the
+first Pareto front sets the reference point of expected hypervolume
+improvement, and picks spread to the box's extremes give it that extent
+(measured at budget 30 on ZDT1, BraninCurrin and BraninCurrin under a linear
+constraint: maximin picks ahead on all three, ZDT1 by 0.7 decades).
+
 With parameter priors, the draws come from the priors (maximin picks are then
 spread in the priors' probability scale, ``priors``).
 """
@@ -40,15 +46,18 @@ def initial_design_size(exp: Experiment) -> int:
 def suggest(request: SuggestRequest) -> list[Assignments]:
     """Feasible points, none repeating an observed or pending point while a new
     one can be drawn: uniform draws, or maximin picks where the encoding has
-    one-hot columns (categorical parameters, conditionals)."""
+    one-hot columns (categorical parameters, conditionals) and with two optimized
+    metrics."""
     exp = request.experiment
     space = feasible_space(exp)
     encoder = space.encoder
     taken = [o.assignments for o in request.observations] + [s.assignments for s in request.pending]
     existing = encoder.encode(taken) if taken else np.empty((0, encoder.dim))
     unit_priors = priors.unit_priors(exp, encoder)
-    one_hot = bool(exp.conditionals) or any(
-        p.type is ParameterType.CATEGORICAL for p in exp.parameters
+    spread = (
+        bool(exp.conditionals)
+        or any(p.type is ParameterType.CATEGORICAL for p in exp.parameters)
+        or len(exp.optimized_metrics) == 2
     )
     out: list[Assignments] = []
     for k in range(request.count):
@@ -57,7 +66,7 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
             candidates = priors.design_candidates(space, unit_priors, CANDIDATES, rng)
         else:
             candidates = space.draw_rows(CANDIDATES, rng)
-        if one_hot:
+        if spread:
             row = _maximin_pick(candidates, existing, unit_priors, rng)
         else:
             # discrete spaces: the first draw that is not a point already taken
