@@ -8,7 +8,8 @@
 #
 # The server is served from a snapshot of commit REV (default HEAD, or the one in
 # results/SERVICE_COMMIT when resuming), as bench/quality/run.sh does, so that
-# edits during a run do not mix optimizer versions. Runs are cached per file.
+# edits during a run do not mix optimizer versions. Runs are cached per file: to
+# measure another commit, delete its runs and give REV (e.g. REV=HEAD).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -22,21 +23,7 @@ PROBLEMS=${PROBLEMS:-branincurrin branincurrin_lc zdt1_2obj branin_cm}
 if [ -z "${REV:-}" ] && [ -f "$OUT/SERVICE_COMMIT" ]; then REV=$(cat "$OUT/SERVICE_COMMIT"); fi
 REV=${REV:-HEAD}
 
-snapshot() {
-    local sha snap
-    sha=$(git rev-parse --short "$REV")
-    snap=$ROOT/bench/quality/mo/results/raw/service-$sha
-    if [ ! -d "$snap/optserve" ]; then
-        mkdir -p "$snap.tmp"
-        git archive "$REV" service/optserve | tar -x -C "$snap.tmp" --strip-components=1
-        cp service/optserve/_sampler*.so "$snap.tmp/optserve/"
-        mv "$snap.tmp" "$snap"
-    fi
-    export OPTSERVE_SERVICE_PATH=$snap
-    echo "serving commit $sha from $snap"
-    mkdir -p "$OUT"
-    echo "$sha" > "$OUT/SERVICE_COMMIT"
-}
+. "$ROOT/bench/quality/snapshot.sh"
 
 run() {
     snapshot
@@ -53,5 +40,5 @@ case "${1:-}" in
     report)
         "$PY" bench/quality/mo/run.py report --results "$OUT" --out "$OUT/tables.md" ;;
     *)
-        sed -n '2,11p' "$0"; exit 2 ;;
+        sed -n '2,12p' "$0"; exit 2 ;;
 esac
