@@ -33,7 +33,6 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 from scipy.special import logsumexp
 
 from ..domain.model import Assignments
@@ -67,12 +66,7 @@ def applies(history: History) -> bool:
 def warp(y: NDArray[np.float64]) -> tuple[NDArray[np.float64], Transform]:
     """``training.warp`` (Yeo-Johnson on a long bad tail), and the same map for
     other values (thresholds)."""
-    warped = training.warp(y) if training.WARP_OUTPUTS else y
-    if warped is y:
-        return y, lambda v: v
-    median, scale = float(np.median(y)), float(np.std(y))
-    lmbda = float(stats.yeojohnson((y - median) / scale)[1])
-    return warped, lambda v: float(stats.yeojohnson(np.array([(v - median) / scale]), lmbda)[0])
+    return training.warp_map(y) if training.WARP_OUTPUTS else (y, lambda v: v)
 
 
 def metric_data(history: History, j: int) -> tuple[TrainingData, Transform]:

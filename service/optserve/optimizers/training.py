@@ -9,6 +9,7 @@ tails are warped away (Yeo-Johnson) unless the noise is known.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,15 +215,27 @@ def warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
     way (a few good values above a plateau, like Ackley's) they are left alone:
     compressing the good tail would hide the signal.
     """
+    return warp_map(y)[0]
+
+
+def warp_map(y: NDArray[np.float64]) -> tuple[NDArray[np.float64], Callable[[float], float]]:
+    """``warp(y)`` and the same map for other values (thresholds): ``y`` itself
+    and the identity when the values are left alone."""
     if len(y) < 4 or np.ptp(y) <= 0:
-        return y
+        return y, _identity
     # skewness is scale-free: measured on centred, scaled values it cannot overflow
     centred = y - np.median(y)
     if stats.skew(centred / np.max(np.abs(centred))) > WARP_SKEW:
-        return y
-    scaled = (y - np.median(y)) / np.std(y)
+        return y, _identity
+    median, scale = float(np.median(y)), float(np.std(y))
     try:
-        warped = stats.yeojohnson(scaled)[0]
+        warped, lmbda = stats.yeojohnson((y - median) / scale)
     except (ValueError, FloatingPointError):
-        return y
-    return warped if np.all(np.isfinite(warped)) else y
+        return y, _identity
+    if not np.all(np.isfinite(warped)):
+        return y, _identity
+    return warped, lambda v: float(stats.yeojohnson(np.array([(v - median) / scale]), lmbda)[0])
+
+
+def _identity(v: float) -> float:
+    return v
