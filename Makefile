@@ -34,8 +34,11 @@ serve: setup
 
 test: test-python test-rust test-java
 
+# One pytest worker per core; a file's tests stay on one worker, so that its
+# module-scoped servers and clusters start once. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= auto
 test-python: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-rust:
 	cd sampler_rs && cargo test --release -q

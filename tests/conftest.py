@@ -58,12 +58,35 @@ class RunningServer:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGABRT makes the server's faulthandler print every thread's stack:
+            # the failure then says where it hung, and no process outlives the test.
+            self.process.send_signal(signal.SIGABRT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            if self._drainer is not None:
+                self._drainer.join(timeout=10)
+            output = "".join(self.tail or ()) if self._drainer else self._rest()
+            raise AssertionError(
+                f"the server did not exit within {timeout} s of signal {sig}; its output:\n"
+                + output[-20000:]
+            ) from None
         if self._drainer is not None:
             self._drainer.join(timeout=10)
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
+
+    def _rest(self) -> str:
+        if self.process.stdout is None:
+            return ""
+        with self.process.stdout:
+            return self.process.stdout.read()
 
 
 def start_server(
@@ -80,7 +103,7 @@ def start_server(
     that runs for long should be started with ``drain``: its output is then
     read as it comes (kept in ``tail``), so that a full pipe never blocks it.
     """
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", **(env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "optserve", "serve", "--port", "0", "--db", str(db), *extra],
         stdout=subprocess.PIPE,
