@@ -117,6 +117,16 @@ def _children(pid: int) -> list[int]:
     return _parents().get(pid, [])
 
 
+def _descendants(pid: int) -> list[int]:
+    children = _parents()
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
 def _tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and of every live descendant (a server's suggestion
     workers are children of its forkserver)."""
@@ -168,8 +178,8 @@ def _servers(db: str, count: int, extra: list[str]) -> Iterator[tuple[list[subpr
             if not match:
                 sys.exit("a server did not start")
             targets.append(match.group(1))
-        for target in targets:
-            _warm_up(target)
+        for server, target in zip(started, targets, strict=True):
+            _warm_up(target, server.pid)
         yield started, ",".join(targets)
     finally:
         for server in started:
@@ -180,15 +190,33 @@ def _servers(db: str, count: int, extra: list[str]) -> Iterator[tuple[list[subpr
                 server.stdout.close()
 
 
-def _warm_up(target: str) -> None:
+def _warm_up(target: str, server: int) -> None:
     """A suggestion of each kind, so that no phase pays a server's first-call costs
-    (imports, the Rust module, the first feasible-space preparation): about a second."""
+    (imports, the Rust module, the first feasible-space preparation); then, once the
+    suggestion workers the first OFFLINE call starts are up, one OFFLINE suggestion
+    per worker: until they are, OFFLINE suggestions are computed in the server's
+    process, and OFF1 would measure that instead of a worker."""
     with grpc.insecure_channel(target) as channel:
         stub = service_pb2_grpc.OptimizationServiceStub(channel)
         for kind in ("RANDOM", "OFFLINE"):
             request = pb.CreateExperimentRequest(experiment=_experiment(kind))
             exp = stub.CreateExperiment(request).experiment
             stub.CreateSuggestions(pb.CreateSuggestionsRequest(experiment_id=exp.id))
+        workers = os.cpu_count() or 1
+        # the forkserver and its workers are the server's only descendants
+        for _ in range(600):
+            if len(_descendants(server)) >= 1 + workers:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # the pool marks itself ready once every worker has started
+        # at once on their own experiments, so that every worker gets one
+        spec = pb.CreateExperimentRequest(experiment=_experiment("OFFLINE"))
+        ids = [stub.CreateExperiment(spec).experiment.id for _ in range(2 * workers)]
+        calls = [
+            stub.CreateSuggestions.future(pb.CreateSuggestionsRequest(experiment_id=i)) for i in ids
+        ]
+        for call in calls:
+            call.result()
 
 
 # ------------------------------------------------------------------ load

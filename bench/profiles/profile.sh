@@ -7,9 +7,10 @@ set -e
 PHASE=$1; NAME=$2; SECONDS_=${3:-16}; shift 3 || true
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PYSPY=${PYSPY:-/tmp/pyspy/bin/py-spy}
+PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-/tmp}
 cd "$ROOT"
-.venv/bin/python bench/throughput.py --seconds "$SECONDS_" --no-storage-costs --phases "$PHASE" \
+"$PYTHON" bench/throughput.py --seconds "$SECONDS_" --no-storage-costs --phases "$PHASE" \
     > "$OUT/$NAME.bench" 2> "$OUT/$NAME.err" &
 BENCH=$!
 PID=

@@ -112,3 +112,24 @@ def test_a_call_past_its_deadline_writes_nothing(tmp_path: Path):
         assert len(suggest(stub, exp, 1)) == 1
     finally:
         assert server.stop() == 0
+
+
+def test_an_experiment_waits_for_its_own_worker_only_when_none_is_idle():
+    """A worker caches the fits of the experiments it served: moving one to another
+    worker replays its chain of fits there, which is worth it only for an idle core."""
+    from optserve.suggest_pool import SuggestPool
+
+    pool = SuggestPool(2)  # its processes start on first use, which _pick never makes
+    first, second = pool._workers
+    assert pool._pick("a") is first  # no worker busy: the first one
+    # "a" is being served by the first worker: "b" gets the idle one
+    assert pool._pick("b") is second
+    # both busy: each experiment queues at the worker holding its fits
+    assert pool._pick("b") is second
+    assert pool._pick("a") is first
+    second.busy = 0
+    # "a"'s worker is busy and another is idle: the idle core wins
+    assert pool._pick("a") is second
+    first.busy = second.busy = 0
+    assert pool._pick("a") is second  # its worker is now the second
+    pool.close()
