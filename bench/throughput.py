@@ -72,7 +72,11 @@ def _experiment(kind: str, constrained: bool = False) -> experiment_pb2.Experime
         "name": f"throughput-{kind}",
         "type": f"EXPERIMENT_TYPE_{kind}",
         "parameters": [
-            {"name": f"x{i}", "type": "PARAMETER_TYPE_DOUBLE", "bounds": {"min": 0, "max": 1}}
+            {
+                "name": f"x{i}",
+                "type": "PARAMETER_TYPE_DOUBLE",
+                "bounds": {"min": 0, "max": 1},
+            }
             | ({"grid": grid} if kind == "GRID" else {})
             for i in range(5)
         ],
@@ -146,6 +150,8 @@ class Cpu:
     replicas: float
     postgres: float | None
     client: float
+    # the replicas' own processes, without their suggestion workers
+    own: float = 0.0
 
 
 def _cpu(replicas: list[subprocess.Popen], postmaster: int | None) -> Cpu:
@@ -153,7 +159,12 @@ def _cpu(replicas: list[subprocess.Popen], postmaster: int | None) -> Cpu:
     if postmaster is not None:
         pg = _cpu_seconds(postmaster) + sum(_cpu_seconds(p) for p in _children(postmaster))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return Cpu(sum(_tree_cpu_seconds(r.pid) for r in replicas), pg, usage.ru_utime + usage.ru_stime)
+    return Cpu(
+        sum(_tree_cpu_seconds(r.pid) for r in replicas),
+        pg,
+        usage.ru_utime + usage.ru_stime,
+        sum(_cpu_seconds(r.pid) for r in replicas),
+    )
 
 
 @contextlib.contextmanager
@@ -222,7 +233,18 @@ def _warm_up(target: str, server: int) -> None:
 # ------------------------------------------------------------------ load
 
 # phase -> (experiment type, clients (None: --clients), the loop run by each client)
-PHASES = ("ECHO", "READ", "WRITE", "RANDOM", "GRID", "SHARED", "P50", "OFFLINE", "OFF1", "OFF8")
+PHASES = (
+    "ECHO",
+    "READ",
+    "WRITE",
+    "RANDOM",
+    "GRID",
+    "SHARED",
+    "P50",
+    "OFFLINE",
+    "OFF1",
+    "OFF8",
+)
 LOOP_PHASES = {"RANDOM", "GRID", "SHARED", "P50", "OFFLINE", "OFF1", "OFF8"}
 # OFF1 / OFF8: observations an experiment starts with, loops before a fresh one
 SEEDED, LOOPS_PER_EXPERIMENT = 10, 20
@@ -326,10 +348,16 @@ class Result:
     rate: float
     latencies: dict[str, tuple[float, float]] = field(default_factory=dict)
     cpu_ms: tuple[float, float | None, float] = (0.0, None, 0.0)
+    own_ms: float = 0.0  # of cpu_ms[0], in the replicas' own processes
 
 
 async def _phase(target: str, phase: str, clients: int, seconds: float) -> tuple[int, dict]:
-    timings: dict[str, list[float]] = {"check": [], "get": [], "suggest": [], "observe": []}
+    timings: dict[str, list[float]] = {
+        "check": [],
+        "get": [],
+        "suggest": [],
+        "observe": [],
+    }
     deadline = time.perf_counter() + seconds
     shared = None
     if phase == "SHARED":
@@ -368,7 +396,10 @@ def _measure(
                 phase,
                 ops / elapsed,
                 {
-                    name: (float(np.median(v) * 1000), float(np.percentile(v, 99) * 1000))
+                    name: (
+                        float(np.median(v) * 1000),
+                        float(np.percentile(v, 99) * 1000),
+                    )
                     for name, v in timings.items()
                     if v
                 },
@@ -379,6 +410,7 @@ def _measure(
                     else (after.postgres - before.postgres) * per_op,
                     (after.client - before.client) * per_op,
                 ),
+                (after.own - before.own) * per_op,
             )
             print(_row(result, clients), flush=True)
             results.append(result)
@@ -416,7 +448,11 @@ def _targets(results: list[Result], clients: int) -> None:
 
         echo = got.get("ECHO")
         if echo:
-            line(f"echo ceiling (Health/Check, {clients} clients)", f"{echo.rate:.0f}/s", None)
+            line(
+                f"echo ceiling (Health/Check, {clients} clients)",
+                f"{echo.rate:.0f}/s",
+                None,
+            )
         if echo and "READ" in got:
             ratio = got["READ"].rate / echo.rate
             line(
@@ -449,7 +485,11 @@ def _targets(results: list[Result], clients: int) -> None:
             )
         if "P50" in got:
             p50 = got["P50"].latencies["suggest"][0]
-            line("RANDOM suggestion p50, one client", f"{p50:.2f} ms  (<= 2 ms)", p50 <= 2)
+            line(
+                "RANDOM suggestion p50, one client",
+                f"{p50:.2f} ms  (<= 2 ms)",
+                p50 <= 2,
+            )
         if "OFF1" in got and "OFF8" in got:
             ratio = got["OFF8"].rate / got["OFF1"].rate
             line(
@@ -462,6 +502,13 @@ def _targets(results: list[Result], clients: int) -> None:
             line(
                 "  cores used by the server and its workers",
                 f"{cores[0]:.2f} with 1, {cores[1]:.2f} with 8",
+                None,
+            )
+            split = [(got[p].own_ms, got[p].cpu_ms[0] - got[p].own_ms) for p in ("OFF1", "OFF8")]
+            line(
+                "  cpu ms per loop: server process + workers",
+                f"{split[0][0]:.1f} + {split[0][1]:.1f} with 1,"
+                f" {split[1][0]:.1f} + {split[1][1]:.1f} with 8",
                 None,
             )
 
@@ -492,6 +539,7 @@ def _medians(results: list[Result]) -> list[Result]:
                     float(np.median(pg)) if pg else None,
                     float(np.median([r.cpu_ms[2] for r in rs])),
                 ),
+                float(np.median([r.own_ms for r in rs])),
             )
         )
     return out
@@ -558,7 +606,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
-        "--phases", nargs="+", choices=PHASES, default=list(PHASES), help="phases to run"
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="phases to run",
     )
     parser.add_argument(
         "--server-arg",
