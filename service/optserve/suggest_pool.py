@@ -13,8 +13,8 @@ threads in between: every hand-off between threads costs a wake-up on busy cores
 An experiment goes back to the worker that served it last (its cache of fitted
 hyperparameters is warm) when that one is free or when no worker is: moving it
 replays its chain of fits on the other worker (with 8 experiments on 2 workers,
-a third of the calls moved and an OFFLINE loop cost 23 % more CPU than with one
-experiment). Only an idle worker takes an experiment from a busy one. A
+a third of the calls moved, and the workers' CPU per OFFLINE loop was 70 % more
+than with one experiment). Only an idle worker takes an experiment from a busy one. A
 worker that dies is replaced, and the call it was serving is computed in the
 server's process; a worker whose call ended early is replaced too (its answer is
 not wanted).
