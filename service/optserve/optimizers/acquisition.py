@@ -8,9 +8,7 @@ spread out) and, with ``num_solutions > 1``, near every current solution but
 the one this suggestion refines, plus the parameters' log prior density
 times a weight that decays with the observations (piBO). Observed and
 pending points are excluded, and a suggestion focused on one branch of a
-conditional experiment excludes the other branches. With points pending,
-every other suggestion is a joint posterior draw over the candidates instead
-(asynchronous Thompson sampling, ``thompson_turn``).
+conditional experiment excludes the other branches.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import solve_triangular
 from scipy.special import log_ndtr
 
 from ..domain.best import best_observations
@@ -29,7 +26,6 @@ from ..domain.model import Experiment, Observation
 from .base import SuggestRequest
 from .gp import GaussianProcess
 from .gp.acquisition import log_expected_improvement
-from .gp.model import matern52
 from .gp.scoring import AcquisitionScorer
 from .models import ConstraintModel
 from .priors import UnitPrior, log_density
@@ -48,10 +44,6 @@ EXPLOIT_KAPPA = 0.5
 # default); PRIOR_BUDGET stands in for an experiment without a budget.
 PRIOR_DECAY = 10.0
 PRIOR_BUDGET = 100
-# With points pending, every THOMPSON_EVERY-th suggestion is a Thompson draw (0: none).
-THOMPSON_EVERY = 2
-# ... and keeps this many length scales away from every pending point
-THOMPSON_GAP = 0.1
 # in conditional experiments, every BRANCH_EVERY-th suggestion focuses on one branch
 BRANCH_EVERY = 3
 # ... once this many times the initial design has been observed
@@ -183,75 +175,6 @@ class Acquisition:
         if self.branch is not None:
             out |= ~in_branch(self.encoder, rows, self.branch)
         return out
-
-    @property
-    def samplable(self) -> bool:
-        """Whether a Thompson draw may stand in for this acquisition: there is an
-        incumbent, the budget's final stretch is not reached, no other solutions."""
-        return self.incumbent is not None and not self.exploit and self.penalty is None
-
-    def thompson(
-        self,
-        rows: NDArray[np.float64],
-        pending: NDArray[np.float64],
-        rng: np.random.Generator,
-    ) -> NDArray[np.float64]:
-        """One joint posterior draw of the objective at ``rows`` (pending points
-        believed), -inf where a joint draw of a constraint metric fails its
-        threshold, at excluded rows and within ``THOMPSON_GAP`` length scales of
-        a pending point: the rows' values under asynchronous Thompson sampling
-        (Kandasamy et al. 2018).
-
-        The believer leaves the draw next to a pending point at about the mean,
-        which near the optimum is the highest value: a second evaluation there
-        adds little until the first returns, so the draw looks elsewhere.
-        """
-        value = posterior_draw(self.model, rows, rng)
-        for model, threshold in self.constraint_models:
-            value[posterior_draw(model, rows, rng) < threshold] = -np.inf
-        value[self.excluded(rows)] = -np.inf
-        scale = self.model.lengthscales
-        for point in pending:
-            near = (((rows - point) / scale) ** 2).sum(axis=1) < THOMPSON_GAP**2
-            value[near] = -np.inf
-        return value
-
-
-def thompson_turn(pending: int, sequence: int) -> bool:
-    """Whether suggestion ``sequence`` is a Thompson draw: only with ``pending``
-    suggestions open (from other workers; the points of one batch are chosen
-    jointly by the believed, penalized acquisition, which measured better there).
-
-    With several suggestions open, the believed, penalized expected improvement
-    of each still points into the incumbent's basin, and the open points pile up
-    there (within a tenth of a length scale of it on Hartmann6 with 8 open); a
-    posterior draw explores in proportion to the probability of being the
-    optimum, so the workers that take turns with it spread over every basin the
-    model cannot yet rule out. Nothing pending: the suggestion is unchanged.
-    """
-    return pending > 0 and THOMPSON_EVERY > 0 and sequence % THOMPSON_EVERY == THOMPSON_EVERY - 1
-
-
-def posterior_draw(
-    gp: GaussianProcess, rows: NDArray[np.float64], rng: np.random.Generator
-) -> NDArray[np.float64]:
-    """One joint draw of the latent function at ``rows`` from the posterior, in
-    the model's units (independent draws if the joint covariance will not factor)."""
-    mean = gp.mean(rows)
-    ell, scale = gp.lengthscales, gp.outputscale
-    cov = matern52(rows, rows, ell, scale)
-    if len(gp.x_train):
-        v = solve_triangular(gp.chol, matern52(gp.x_train, rows, ell, scale), lower=True)
-        cov -= v.T @ v
-    z = rng.standard_normal(len(rows))
-    jitter = 1e-8 * scale
-    for _ in range(4):
-        try:
-            factor = np.linalg.cholesky(cov + jitter * np.eye(len(rows)))
-            return mean + gp.y_std * (factor @ z)
-        except np.linalg.LinAlgError:
-            jitter *= 100.0
-    return mean + gp.y_std * np.sqrt(np.maximum(np.diag(cov), 0.0)) * z
 
 
 def prior_exponent(exp: Experiment, observed: int) -> float:

@@ -19,9 +19,9 @@ through four stages, each in its own module:
    believed at the posterior mean (kriging believer, incumbent included) and
    locally penalized with a Lipschitz estimate (Gonzalez et al. 2016), so
    that concurrent suggestions spread where the model is unsure and refine
-   next to each other where it is sure; with points pending, every other
-   suggestion is a Thompson draw instead (Kandasamy et al. 2018), so that
-   the open points do not all refine the incumbent's basin;
+   next to each other where it is sure; every suggestion maximizes this
+   acquisition (asynchronous Thompson draws in turn with it measured worse
+   with 8 open, as Alvi et al. 2019 found against local penalization);
 4. maximizer (``maximizer``): feasible candidates, a local search, a
    gradient polish, the best feasible point.
 
@@ -125,13 +125,6 @@ def _suggest_one(
     )
     # 4. maximizer: the compiled one where the acquisition is log EI alone
     best = maximizer.best_rows(x_done, y_done, feasible)
-    # With suggestions open (other workers'), some are Thompson draws over the
-    # candidates; the points of one batch are chosen jointly by the acquisition.
-    if acquisition.samplable and acq.thompson_turn(len(request.pending), request.sequence + offset):
-        rows = maximizer.candidates(space, best, rng)
-        scores = acquisition.thompson(rows, x_pending, rng)
-        if np.isfinite(scores).any():
-            return maximizer.pick(space, encoder, rows, scores, rng)
     point = maximizer.maximize_log_ei(space, acquisition, best, rng)
     if point is not None:
         return point
