@@ -56,7 +56,7 @@ class RunningServer:
     def stub(self) -> service_pb2_grpc.OptimizationServiceStub:
         return service_pb2_grpc.OptimizationServiceStub(self.channel())
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout=timeout)
