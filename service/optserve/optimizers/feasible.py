@@ -161,10 +161,40 @@ _CACHE: OrderedDict[tuple[str, int, str], FeasibleSpace] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
 
+# space_key's answers by the identity of the lists that define a space and of their
+# items, which an entry holds (so no id is reused while it lives). The storage's
+# definition cache hands out shallow copies sharing these objects; an update replaces
+# the lists (the search space is immutable through the API) and nothing changes a
+# parameter, conditional or constraint in place. So the same objects mean the same
+# space, and the repr (a third of a random draw's cost) is made once per definition.
+_KEYS: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], tuple[str, int, str]]] = OrderedDict()
+
+
+def _identity(exp: Experiment) -> tuple[object, ...]:
+    lists = (exp.parameters, exp.conditionals, exp.linear_constraints)
+    return (*lists, *lists[0], *lists[1], *lists[2])
+
 
 def space_key(exp: Experiment) -> tuple[str, int, str]:
     """Identifies a search space: ids alone may repeat across stores (and tests)."""
-    return (exp.id, exp.seed, repr((exp.parameters, exp.conditionals, exp.linear_constraints)))
+    objects = _identity(exp)
+    sizes = (len(exp.parameters), len(exp.conditionals))
+    ids = (hash(exp.id), exp.seed, *sizes, *map(id, objects))
+    with _CACHE_LOCK:
+        known = _KEYS.get(ids)
+        if (
+            known is not None
+            and known[1][:2] == (exp.id, exp.seed)
+            and all(a is b for a, b in zip(known[0], objects, strict=True))
+        ):
+            _KEYS.move_to_end(ids)
+            return known[1]
+    key = (exp.id, exp.seed, repr((exp.parameters, exp.conditionals, exp.linear_constraints)))
+    with _CACHE_LOCK:
+        _KEYS[ids] = (objects, key)
+        while len(_KEYS) > _CACHE_SIZE:
+            _KEYS.popitem(last=False)
+    return key
 
 
 def feasible_space(exp: Experiment) -> FeasibleSpace:
