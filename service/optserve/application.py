@@ -53,6 +53,7 @@ from .domain.model import (
 from .domain.runs import Checkpoint, Project, RunValue, TrainingRun
 from .domain.tenancy import ANONYMOUS, Principal, Role, Token
 from .optimizers import SuggestRequest, suggest
+from .optimizers.grid import next_points as next_grid_points
 from .storage import Page, Storage
 from .storage.base import Draw, DuplicateRequest, RecordedRequest, RequestKey, Result, Write
 from .suggest_pool import SuggestPool, in_pool
@@ -288,7 +289,11 @@ class Application:
         points = [q.assignments for q in queued]
         if exp.type is ExperimentType.RANDOM and len(points) < count:
             return _random_draw(exp, points, count, alive), [q.id for q in queued]
-        if len(points) < count:
+        if exp.type is ExperimentType.GRID and len(points) < count:
+            # a grid needs the visited points only, not the observations' values
+            taken = self.storage.taken_assignments(exp.id)
+            points += next_grid_points(exp, taken, count - len(points))
+        elif len(points) < count:
             observations, pending = self.storage.load_history(exp.id)
             request = SuggestRequest(
                 experiment=exp,

@@ -176,6 +176,31 @@ def test_grid_enumerates_each_point_once(stub):
     assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
 
+def test_grid_offers_again_a_point_whose_suggestion_was_deleted(stub):
+    exp = create(
+        stub,
+        type="EXPERIMENT_TYPE_GRID",
+        parameters=[integer("n", 1, 3), categorical("c", ["a", "b"])],
+    )
+    first = suggest(stub, exp.id, count=3)
+    # the product's order: the last parameter varies fastest
+    assert [plain(s.assignments) for s in first] == [
+        {"n": 1, "c": "a"},
+        {"n": 1, "c": "b"},
+        {"n": 2, "c": "a"},
+    ]
+    # an observation with explicit assignments takes its point too
+    observe(
+        stub,
+        exp.id,
+        assignments={"n": {"intValue": "2"}, "c": {"stringValue": "b"}},
+        values=[{"name": "value", "value": 1}],
+    )
+    stub.DeleteSuggestion(pb.DeleteSuggestionRequest(experiment_id=exp.id, id=first[1].id))
+    again = suggest(stub, exp.id, count=2)
+    assert [plain(s.assignments) for s in again] == [{"n": 1, "c": "b"}, {"n": 3, "c": "a"}]
+
+
 def test_same_seed_same_suggestions(stub):
     a = create(
         stub, parameters=[double("x"), integer("i"), categorical("c", ["a", "b", "c"])], seed="7"

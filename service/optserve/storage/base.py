@@ -177,6 +177,13 @@ class Storage(abc.ABC):
     def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:
         """All observations (creation order) and open suggestions, in one snapshot."""
 
+    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
+        """The assignments of every observation and open suggestion, in one snapshot
+        (the points a grid experiment has visited); backends may read less than
+        ``load_history``."""
+        observations, pending = self.load_history(experiment_id)
+        return [o.assignments for o in observations] + [s.assignments for s in pending]
+
     @abc.abstractmethod
     def count_suggestions(self, experiment_id: str) -> int:
         """Number of suggestions ever created in the experiment (deleted ones included)."""

@@ -685,6 +685,17 @@ class SqliteStorage(Storage):
             ]
         return observations, pending
 
+    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
+        # only the assignments: no values, metadata or times to decode
+        with self._read() as db:
+            key = self._experiment_row(db, experiment_id)["id"]
+            rows = db.execute(
+                "SELECT assignments FROM observations WHERE experiment_id = ?1 UNION ALL"
+                f" SELECT assignments FROM suggestions WHERE experiment_id = ?1 AND {_LIVE_AT_2}",
+                (key, _now()),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def count_suggestions(self, experiment_id: str) -> int:
         row = self._one(
             "SELECT suggestion_count FROM experiments WHERE id = ?",

@@ -1,0 +1,133 @@
+"""Grid order and visited points; the feasible-space cache's key."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from optserve.domain.errors import FailedPrecondition
+from optserve.domain.model import (
+    Bounds,
+    ConstraintTerm,
+    ConstraintType,
+    Experiment,
+    ExperimentType,
+    LinearConstraint,
+    Metric,
+    Parameter,
+    ParameterType,
+)
+from optserve.domain.validation import grid_values
+from optserve.optimizers.feasible import feasible_space, space_key
+from optserve.optimizers.grid import next_points
+
+
+def _grid_experiment() -> Experiment:
+    return Experiment(
+        id="1",
+        name="grid",
+        type=ExperimentType.GRID,
+        metrics=[Metric(name="value")],
+        parameters=[
+            Parameter("x", ParameterType.DOUBLE, grid=[0.1, 0.2, 0.3]),
+            Parameter("n", ParameterType.INT, bounds=Bounds(1, 4)),
+            Parameter("c", ParameterType.CATEGORICAL, categorical_values=["a", "b"]),
+        ],
+    )
+
+
+def _scan(exp: Experiment, taken: list[dict], count: int) -> list[dict]:
+    """The grid's first definition: rescan the product, skipping visited tuples."""
+    names = [p.name for p in exp.parameters]
+    seen = {tuple(t.get(n) for n in names) for t in taken}
+    out = []
+    for combo in itertools.product(*(grid_values(p) for p in exp.parameters)):
+        if combo not in seen:
+            out.append(dict(zip(names, combo, strict=True)))
+            if len(out) == count:
+                return out
+    raise FailedPrecondition("exhausted")
+
+
+def test_grid_points_follow_the_product_order_around_visited_points():
+    exp = _grid_experiment()
+    product = [
+        dict(zip(["x", "n", "c"], combo, strict=True))
+        for combo in itertools.product(*(grid_values(p) for p in exp.parameters))
+    ]
+    assert next_points(exp, [], 24) == product
+    rng = random.Random(3)
+    for _ in range(200):
+        taken = rng.sample(product, rng.randrange(len(product)))
+        # explicit assignments as clients send them: ints as floats, foreign values
+        taken = [
+            {**t, "n": float(t["n"])} if rng.random() < 0.3 else t for t in taken
+        ] + [{"x": 0.15, "n": 1, "c": "a"}, {"x": 0.1, "c": "a"}]
+        count = rng.randrange(1, 6)
+        free = len(product) - len({tuple(sorted(t.items())) for t in taken[:-2]})
+        if count > free:
+            with pytest.raises(FailedPrecondition):
+                next_points(exp, taken, count)
+        else:
+            assert next_points(exp, taken, count) == _scan(exp, taken, count)
+
+
+def test_a_point_visited_no_more_is_offered_again():
+    exp = _grid_experiment()
+    first = next_points(exp, [], 3)
+    later = next_points(exp, first, 2)
+    assert later[0] not in first
+    # the second point's suggestion deleted or expired: it comes back first
+    assert next_points(exp, [first[0], first[2], *later], 1) == [first[1]]
+
+
+def _space(low: float = 0.0) -> Experiment:
+    return Experiment(
+        id="7",
+        name="space",
+        type=ExperimentType.RANDOM,
+        metrics=[Metric(name="value")],
+        parameters=[
+            Parameter("a", ParameterType.DOUBLE, bounds=Bounds(low, 1)),
+            Parameter("b", ParameterType.DOUBLE, bounds=Bounds(0, 1)),
+        ],
+        linear_constraints=[
+            LinearConstraint(
+                ConstraintType.LESS_THAN,
+                1.0,
+                [ConstraintTerm("a", 1.0), ConstraintTerm("b", 1.0)],
+            )
+        ],
+    )
+
+
+def test_a_copy_sharing_the_definition_reuses_its_space():
+    exp = _space()
+    assert feasible_space(dataclasses.replace(exp)) is feasible_space(exp)
+    # the key itself is remembered, not made again from the definition
+    assert space_key(dataclasses.replace(exp)) is space_key(exp)
+
+
+def test_a_changed_search_space_under_the_same_id_gets_its_own_space():
+    exp = _space()
+    old = feasible_space(exp)
+    # an update replaces the lists; another store reuses the id with another space
+    updated = dataclasses.replace(exp, parameters=_space(low=0.5).parameters)
+    elsewhere = _space(low=0.5)
+    rng = np.random.default_rng(0)
+    for other in (updated, elsewhere):
+        assert space_key(other) != space_key(exp)
+        space = feasible_space(other)
+        assert space is not old
+        assert all(p["a"] >= 0.5 for p in space.draw(50, rng))
+    # a parameter replaced inside the same list
+    replaced = _space()
+    feasible_space(replaced)
+    replaced.parameters[0] = _space(low=0.5).parameters[0]
+    assert all(p["a"] >= 0.5 for p in feasible_space(replaced).draw(50, rng))
+    # the same definition under another seed is another key
+    assert space_key(dataclasses.replace(exp, seed=1)) != space_key(exp)
