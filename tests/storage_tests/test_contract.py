@@ -281,6 +281,23 @@ def test_leases_expire_without_writes(storage):
     assert [s.id for s in listed] == [kept.id]
 
 
+def test_taken_assignments_are_those_of_observations_and_live_suggestions(storage):
+    exp = storage.create_experiment(_experiment())
+    (_gone,) = _expire(storage, exp.id)
+    observed, deleted, _kept = storage.create_suggestions(
+        exp.id, [{"x": 0.4}, {"x": 0.6}, {"x": 0.7}], {}, LEASE
+    )
+    storage.create_observation(
+        Observation("", exp.id, observed.id, {"x": 0.4}, [MetricValue("v", 1)])
+    )
+    storage.create_observation(Observation("", exp.id, None, {"x": 0.8}, [], failed=True))
+    storage.delete_suggestion(exp.id, deleted.id)
+    taken = storage.taken_assignments(exp.id)
+    observations, pending = storage.load_history(exp.id)
+    expected = [o.assignments for o in observations] + [s.assignments for s in pending]
+    assert sorted(t["x"] for t in taken) == sorted(t["x"] for t in expected) == [0.4, 0.7, 0.8]
+
+
 def test_expired_suggestion_still_takes_its_observation(storage):
     exp = storage.create_experiment(_experiment())
     (gone,) = _expire(storage, exp.id)
