@@ -64,9 +64,10 @@ def test_grid_points_follow_the_product_order_around_visited_points():
     for _ in range(200):
         taken = rng.sample(product, rng.randrange(len(product)))
         # explicit assignments as clients send them: ints as floats, foreign values
-        taken = [
-            {**t, "n": float(t["n"])} if rng.random() < 0.3 else t for t in taken
-        ] + [{"x": 0.15, "n": 1, "c": "a"}, {"x": 0.1, "c": "a"}]
+        taken = [{**t, "n": float(t["n"])} if rng.random() < 0.3 else t for t in taken] + [
+            {"x": 0.15, "n": 1, "c": "a"},
+            {"x": 0.1, "c": "a"},
+        ]
         count = rng.randrange(1, 6)
         free = len(product) - len({tuple(sorted(t.items())) for t in taken[:-2]})
         if count > free:
