@@ -296,6 +296,9 @@ def test_taken_assignments_are_those_of_observations_and_live_suggestions(storag
     observations, pending = storage.load_history(exp.id)
     expected = [o.assignments for o in observations] + [s.assignments for s in pending]
     assert sorted(t["x"] for t in taken) == sorted(t["x"] for t in expected) == [0.4, 0.7, 0.8]
+    assert storage.taken_assignments(storage.create_experiment(_experiment()).id) == []
+    with pytest.raises(NotFound):
+        storage.taken_assignments("no-such-experiment")
 
 
 def test_expired_suggestion_still_takes_its_observation(storage):

@@ -836,6 +836,21 @@ class PostgresStorage(Storage):
         pending = [self._suggestion(r) for r in rows if r["kind"] == "s"]
         return observations, pending
 
+    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
+        # one snapshot, as load_history, but only the assignments: nothing else to decode
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT 'e' AS kind, NULL AS assignments FROM experiments WHERE id = %s"
+                " UNION ALL SELECT 'o', assignments FROM observations WHERE experiment_id = %s"
+                " UNION ALL SELECT 's', assignments FROM suggestions"
+                f" WHERE experiment_id = %s AND {_LIVE} ORDER BY kind",
+                (self._experiment_key(experiment_id),) * 3,
+            ).fetchall()
+        )
+        if not rows or rows[0]["kind"] != "e":
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return [json.loads(r["assignments"]) for r in rows[1:]]
+
     def _remember_held(self, conn: Conn, row: Row) -> None:
         """Under the experiment's lock, keeps its suggestion count and whether it has a
         queue, read with it (see ``experiment_lock``) by a read, not in a write that may
