@@ -34,8 +34,10 @@ from google.protobuf import descriptor_pool
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .domain.errors import OptserveError
 from .domain.limits import MAX_PAGE_SIZE
 from .storage import Storage
+from .storage.errors import unavailable
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("optserve.access")
@@ -209,7 +211,12 @@ class CallInterceptor(grpc.ServerInterceptor):
             return found
         try:
             found = self._experiment_type(experiment_id)
-        except Exception:  # deleted meanwhile, or storage trouble: still count the call
+        except OptserveError:  # deleted meanwhile, or not visible: still count the call
+            return UNKNOWN
+        except Exception as error:
+            # a label must not fail the call it counts, but a bug must not go unseen
+            if unavailable(error) is None:
+                log.warning("cannot read the type of experiment %s", experiment_id, exc_info=True)
             return UNKNOWN
         with self._lock:
             if len(self._types) >= self.MAX_CACHED_TYPES:
