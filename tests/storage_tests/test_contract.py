@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 import threading
@@ -281,6 +282,25 @@ def test_leases_expire_without_writes(storage):
     assert [s.id for s in listed] == [kept.id]
 
 
+def test_a_read_experiment_follows_writes_and_lease_expiries(storage):
+    """Reads between writes may come from a cache: a write, or a lease running
+    out with no write at all, is seen by the next read."""
+    exp = storage.create_experiment(_experiment())
+    assert storage.get_experiment(exp.id).progress.open_suggestion_count == 0
+    storage.create_suggestions(exp.id, [{"x": 0.9}], {}, LEASE)
+    storage.create_suggestions(exp.id, [{"x": 0.1}], {}, 1)
+    first = storage.get_experiment(exp.id)
+    assert first.progress.open_suggestion_count == 2
+    first.name = "changed by the caller"
+    assert storage.get_experiment(exp.id).name == "e"
+    time.sleep(1.05)
+    assert storage.get_experiment(exp.id).progress.open_suggestion_count == 1
+    storage.create_observation(Observation("", exp.id, None, {"x": 0.5}, [MetricValue("v", 1)]))
+    after = storage.get_experiment(exp.id)
+    assert after.progress.observation_count == 1
+    assert after.progress.open_suggestion_count == 1
+
+
 def test_taken_assignments_are_those_of_observations_and_live_suggestions(storage):
     exp = storage.create_experiment(_experiment())
     (_gone,) = _expire(storage, exp.id)
@@ -480,7 +500,8 @@ def test_progress_and_best_are_kept_exactly_through_every_write(storage):
             storage.delete_observation(exp.id, gone)
         else:
             current = storage.get_experiment(exp.id)
-            current.metrics[1].threshold = rng.uniform(-0.5, 0.5)
+            moved = dataclasses.replace(current.metrics[1], threshold=rng.uniform(-0.5, 0.5))
+            current.metrics = [current.metrics[0], moved]
             storage.update_experiment(current)
         got = storage.get_experiment(exp.id)
         history = storage.load_history(exp.id)[0]

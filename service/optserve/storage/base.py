@@ -139,7 +139,9 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment:
-        """Returns the experiment with its progress counters. Raises NotFound."""
+        """Returns the experiment with its progress counters. Raises NotFound.
+        A backend may answer from a cache: replace the nested values of the answer
+        (parameters, metrics, progress), never change them in place."""
 
     def get_definition(self, experiment_id: str) -> Experiment:
         """The experiment without its progress (left empty): what writes check

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import itertools
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -264,6 +265,10 @@ class SqliteStorage(Storage):
         # (update, delete) moves the epoch on once it has committed.
         self._definitions: dict[int, tuple[int, Experiment]] = {}
         self._epoch = 0
+        # get_experiment's answers by experiment: (the write groups committed before
+        # the read, the time its open-suggestion count stops being true, the answer).
+        # Any commit makes them stale: a read-mostly experiment is read without SQL.
+        self._views: dict[int, tuple[int, float, Experiment]] = {}
 
     def _migrate(self) -> None:
         db = self._db()
@@ -445,6 +450,7 @@ class SqliteStorage(Storage):
             self._connections.clear()
         self._local = threading.local()
         self._writer = None
+        self._views.clear()
 
     # -------------------------------------------------------------- experiments
 
@@ -457,18 +463,27 @@ class SqliteStorage(Storage):
         return row
 
     def _experiment(self, db: sqlite3.Connection, row: sqlite3.Row) -> Experiment:
+        return self._experiment_until(db, row)[0]
+
+    def _experiment_until(
+        self, db: sqlite3.Connection, row: sqlite3.Row
+    ) -> tuple[Experiment, float]:
         """The experiment with its progress, read from the materialized columns: the
-        counts and the ends of the history in one statement, the observations in one."""
+        counts and the ends of the history in one statement, the observations in one;
+        and the time until which that stays true without a write (the next expiry of a
+        lease, which changes the open-suggestion count)."""
         counts = db.execute(
             f"SELECT (SELECT COUNT(*) FROM suggestions WHERE experiment_id = ?1 AND {_LIVE_AT_2}),"
             " (SELECT MIN(id) FROM observations WHERE experiment_id = ?1),"
             " (SELECT MAX(id) FROM observations WHERE experiment_id = ?1),"
             " (SELECT COUNT(*) FROM training_runs WHERE experiment_id = ?1 AND deleted = 0),"
             " (SELECT COALESCE(SUM(state != 'active'), 0) FROM training_runs"
-            "  WHERE experiment_id = ?1 AND deleted = 0)",
+            "  WHERE experiment_id = ?1 AND deleted = 0),"
+            " (SELECT MIN(expire_time) FROM suggestions"
+            f"  WHERE experiment_id = ?1 AND {_LIVE_AT_2})",
             (row["id"], _now()),
         ).fetchone()
-        open_count, first_id, last_id, total_runs, finished_runs = counts
+        open_count, first_id, last_id, total_runs, finished_runs, next_expiry = counts
         wanted = {i for i in (row["best_observation_id"], first_id, last_id) if i is not None}
         found: dict[int, Observation] = {}
         if wanted:
@@ -495,7 +510,7 @@ class SqliteStorage(Storage):
                 total_run_count=total_runs,
                 finished_run_count=finished_runs,
             ),
-        )
+        ), math.inf if next_expiry is None else next_expiry
 
     # -------------------------------------------------------------- incumbents
 
@@ -560,8 +575,17 @@ class SqliteStorage(Storage):
         return result
 
     def get_experiment(self, experiment_id: str) -> Experiment:
+        key = _int_id(experiment_id, "experiment")
+        committed = self._committed  # before the read: a commit meanwhile moves it on
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == committed and _now() < cached[1]:
+            return dataclasses.replace(cached[2])
         with self._read() as db:
-            return self._experiment(db, self._experiment_row(db, experiment_id))
+            exp, until = self._experiment_until(db, self._experiment_row(db, experiment_id))
+        if len(self._views) >= MAX_PARSED:
+            self._views.clear()
+        self._views[key] = (committed, until, exp)
+        return dataclasses.replace(exp)
 
     def get_definition(self, experiment_id: str) -> Experiment:
         key = _int_id(experiment_id, "experiment")
