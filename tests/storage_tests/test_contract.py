@@ -299,6 +299,13 @@ def test_a_read_experiment_follows_writes_and_lease_expiries(storage):
     after = storage.get_experiment(exp.id)
     assert after.progress.observation_count == 1
     assert after.progress.open_suggestion_count == 1
+    (listed,) = storage.list_experiments("", None, 10, "").items
+    assert listed.progress.observation_count == 1
+    storage.create_observation(Observation("", exp.id, None, {"x": 0.6}, [MetricValue("v", 5)]))
+    (listed,) = storage.list_experiments("", None, 10, "").items
+    assert listed.progress.observation_count == 2
+    assert listed.progress.best_observation is not None
+    assert listed.progress.best_observation.assignments == {"x": 0.6}
 
 
 def test_taken_assignments_are_those_of_observations_and_live_suggestions(storage):

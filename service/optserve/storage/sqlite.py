@@ -575,16 +575,29 @@ class SqliteStorage(Storage):
         return result
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        key = _int_id(experiment_id, "experiment")
         committed = self._committed  # before the read: a commit meanwhile moves it on
+        cached = self._cached_view(_int_id(experiment_id, "experiment"), committed)
+        if cached is not None:
+            return cached
+        with self._read() as db:
+            return self._view(db, self._experiment_row(db, experiment_id), committed)
+
+    def _cached_view(self, key: int, committed: int) -> Experiment | None:
         cached = self._views.get(key)
         if cached is not None and cached[0] == committed and _now() < cached[1]:
             return dataclasses.replace(cached[2])
-        with self._read() as db:
-            exp, until = self._experiment_until(db, self._experiment_row(db, experiment_id))
+        return None
+
+    def _view(self, db: sqlite3.Connection, row: sqlite3.Row, committed: int) -> Experiment:
+        """The experiment of ``row`` read in a transaction that began after ``committed``
+        write groups had committed, from the cache when none has committed since."""
+        cached = self._cached_view(row["id"], committed)
+        if cached is not None:
+            return cached
+        exp, until = self._experiment_until(db, row)
         if len(self._views) >= MAX_PARSED:
             self._views.clear()
-        self._views[key] = (committed, until, exp)
+        self._views[row["id"]] = (committed, until, exp)
         return dataclasses.replace(exp)
 
     def get_definition(self, experiment_id: str) -> Experiment:
@@ -636,9 +649,10 @@ class SqliteStorage(Storage):
         if before is not None:
             sql, args = sql + " AND id < ?", [*args, before]
         sql += " ORDER BY id DESC LIMIT ?"
+        committed = self._committed
         with self._read() as db:
             rows = db.execute(sql, (*args, page_size + 1)).fetchall()
-            items = [self._experiment(db, r) for r in rows[:page_size]]
+            items = [self._view(db, r, committed) for r in rows[:page_size]]
         token = _encode_token(int(items[-1].id)) if len(rows) > page_size else ""
         return Page(items, token)
 
