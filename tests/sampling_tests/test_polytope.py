@@ -96,6 +96,21 @@ def test_sample_reproducible() -> None:
     assert not np.array_equal(p.sample(50, seed=4), p.sample(50, seed=5))
 
 
+def test_a_polytope_used_before_samples_as_a_fresh_one() -> None:
+    """Its rows and roundings are kept between calls: reuse changes no point."""
+    used = Polytope(*THIN_SLAB)
+    for method in ("coordinate", "random", "coordinate"):
+        used.sample(20, seed=7, method=method)
+    for method in ("coordinate", "random"):
+        np.testing.assert_array_equal(
+            used.sample(30, seed=8, method=method),
+            Polytope(*THIN_SLAB).sample(30, seed=8, method=method),
+        )
+    g, _ = used.rows()
+    with pytest.raises(ValueError, match="read-only"):
+        g[0, 0] = 2.0
+
+
 def test_integer_polytope_start_and_sample() -> None:
     ip = IntegerPolytope([[1, 1]], [4], [0, 0], [10, 10])
     z0 = ip.start_point()

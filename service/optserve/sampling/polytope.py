@@ -137,6 +137,9 @@ class Polytope:
         if np.any(self.lo > self.hi):
             raise ValueError("lo: exceeds hi")
         self._center: tuple[NDArray[np.float64], float] | None = None
+        # rows and roundings depend on the polytope alone: computed once per method
+        self._rows: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._roundings: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]] | None] = {}
 
     @property
     def d(self) -> int:
@@ -154,7 +157,12 @@ class Polytope:
         Returns:
             ``g`` of shape ``(m + k, d)`` and ``h`` of shape ``(m + k,)``.
         """
-        return geometry.system_rows(self.a, self.b, self.lo, self.hi)
+        if self._rows is None:
+            g, h = geometry.system_rows(self.a, self.b, self.lo, self.hi)
+            g.setflags(write=False)
+            h.setflags(write=False)
+            self._rows = (g, h)
+        return self._rows
 
     def chebyshev_center(self) -> tuple[NDArray[np.float64], float]:
         """Centre and radius of the largest ball inside the polytope (HiGHS LP).
@@ -201,6 +209,13 @@ class Polytope:
         log barrier there (the Dikin ellipsoid, inside the polytope, which it
         contains after scaling by the number of rows).
         """
+        if method not in self._roundings:
+            self._roundings[method] = self._compute_rounding(method)
+        return self._roundings[method]
+
+    def _compute_rounding(
+        self, method: Method
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
         g, h = self.rows()
         x0, _ = self.chebyshev_center()
         c = _analytic_center(g, h, x0)
