@@ -958,7 +958,7 @@ class SqliteStorage(Storage):
 
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
         with self._write(write) as db:
-            exp = self._experiment_row(db, observation.experiment_id)
+            exp = self._experiment_and_incumbent(db, observation.experiment_id)
             result = self._insert_observation(db, exp, observation)
             self._record(db, write, result)
         return result
@@ -969,40 +969,68 @@ class SqliteStorage(Storage):
         with self._write(write) as db:
             results = []
             for observation in observations:
-                exp = self._experiment_row(db, observation.experiment_id)
+                exp = self._experiment_and_incumbent(db, observation.experiment_id)
                 results.append(self._insert_observation(db, exp, observation))
             self._record(db, write, results)
         return results
 
+    def _experiment_and_incumbent(self, db: sqlite3.Connection, experiment_id: str) -> sqlite3.Row:
+        """The experiment's row with its best observation's columns (``best_*``, NULL
+        without one) in one statement: what every observation write ranks against."""
+        row = db.execute(
+            "SELECT e.*, o.suggestion_id AS best_suggestion_id, o.assignments AS best_assignments,"
+            " o.metric_values AS best_metric_values, o.failed AS best_failed,"
+            " o.metadata AS best_metadata, o.create_time AS best_create_time"
+            " FROM experiments e LEFT JOIN observations o ON o.id = e.best_observation_id"
+            " WHERE e.id = ?",
+            (_int_id(experiment_id, "experiment"),),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return row
+
     def _insert_observation(
         self, db: sqlite3.Connection, exp: sqlite3.Row, observation: Observation
     ) -> Observation:
-        """Stores one observation, closes its suggestion, keeps the progress columns."""
+        """Stores one observation, closes its suggestion, keeps the progress columns.
+        ``exp`` is from ``_experiment_and_incumbent``, read in this write's savepoint:
+        its incumbent is current."""
         suggestion_id = None
         if observation.suggestion_id is not None:
             key = _int_id(observation.suggestion_id, "suggestion")
-            s = db.execute(
-                "SELECT state FROM suggestions WHERE id = ? AND experiment_id = ?",
-                (key, exp["id"]),
-            ).fetchone()
-            if s is None:
-                raise NotFound(
-                    f"suggestion {observation.suggestion_id!r} not found in experiment"
-                    f" {observation.experiment_id!r}"
-                )
-            if s["state"] != SuggestionState.OPEN.value:
+            closed = db.execute(
+                "UPDATE suggestions SET state = 'closed'"
+                " WHERE id = ? AND experiment_id = ? AND state = ?",
+                (key, exp["id"], SuggestionState.OPEN.value),
+            )
+            if closed.rowcount == 0:
+                found = db.execute(
+                    "SELECT 1 FROM suggestions WHERE id = ? AND experiment_id = ?",
+                    (key, exp["id"]),
+                ).fetchone()
+                if found is None:
+                    raise NotFound(
+                        f"suggestion {observation.suggestion_id!r} not found in experiment"
+                        f" {observation.experiment_id!r}"
+                    )
                 raise FailedPrecondition(
                     f"suggestion {observation.suggestion_id!r} is closed: it already has"
                     " an observation"
                 )
             suggestion_id = key
-            db.execute("UPDATE suggestions SET state = 'closed' WHERE id = ?", (suggestion_id,))
-        # ``exp`` was read in this write's savepoint: its incumbent is current
         best_id = exp["best_observation_id"]
         incumbent = None
         if best_id is not None:
-            incumbent = self._observation(
-                db.execute("SELECT * FROM observations WHERE id = ?", (best_id,)).fetchone()
+            sid = exp["best_suggestion_id"]
+            incumbent = Observation(
+                id=str(best_id),
+                experiment_id=str(exp["id"]),
+                suggestion_id=None if sid is None else str(sid),
+                assignments=json.loads(exp["best_assignments"]),
+                values=codec.values_from_json(exp["best_metric_values"]),
+                failed=bool(exp["best_failed"]),
+                metadata=json.loads(exp["best_metadata"]),
+                create_time=_time(exp["best_create_time"]),
             )
         now = _now()
         assignments = codec.dumps(observation.assignments)
@@ -1339,7 +1367,7 @@ class SqliteStorage(Storage):
             run, observation = change(self._run(row))
             observation_key = row["observation_id"]
             if observation is not None:
-                exp = self._experiment_row(db, observation.experiment_id)
+                exp = self._experiment_and_incumbent(db, observation.experiment_id)
                 observation_key = int(self._insert_observation(db, exp, observation).id)
             complete = row["complete_time"]
             if run.finished and complete is None:
