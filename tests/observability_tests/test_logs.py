@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import grpc
 import pytest
 
+from optserve.observability import request_id_of
 from optserve.v1 import service_pb2 as pb
 
 from ..service_tests.helpers import experiment
@@ -97,3 +99,14 @@ def test_text_logs_without_access_lines_by_default(tmp_path):
     assert not any(line.startswith("{") for line in lines)
     assert not any("optserve.access" in line for line in lines)
     assert any(" WARNING optserve.server: authentication is off" in line for line in lines)
+
+
+def test_generated_request_ids_are_unique_across_threads():
+    def batch(_: int) -> list[str]:
+        return [request_id_of([("x-request-id", "not allowed: spaces")]) for _ in range(2500)]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = [i for got in pool.map(batch, range(4)) for i in got]
+    assert len(set(ids)) == len(ids) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert request_id_of([("x-request-id", "mine-1")]) == "mine-1"
