@@ -290,8 +290,8 @@ class Application:
         if exp.type is ExperimentType.RANDOM and len(points) < count:
             return _random_draw(exp, points, count, alive), [q.id for q in queued]
         if exp.type is ExperimentType.GRID and len(points) < count:
-            # a grid needs the visited points only, not the observations' values
-            taken = self.storage.taken_assignments(exp.id)
+            # a grid needs the visited points' indices only, not the observations
+            taken = self.storage.taken_grid_points(exp.id)
             points += next_grid_points(exp, taken, count - len(points))
         elif len(points) < count:
             observations, pending = self.storage.load_history(exp.id)

@@ -308,7 +308,9 @@ def test_a_read_experiment_follows_writes_and_lease_expiries(storage):
     assert listed.progress.best_observation.assignments == {"x": 0.6}
 
 
-def test_taken_assignments_are_those_of_observations_and_live_suggestions(storage):
+def test_taken_grid_points_are_unindexed_outside_grid_experiments(storage):
+    """Rows of other types keep no grid index: every observation and live suggestion
+    is read back as assignments."""
     exp = storage.create_experiment(_experiment())
     (_gone,) = _expire(storage, exp.id)
     observed, deleted, _kept = storage.create_suggestions(
@@ -319,13 +321,18 @@ def test_taken_assignments_are_those_of_observations_and_live_suggestions(storag
     )
     storage.create_observation(Observation("", exp.id, None, {"x": 0.8}, [], failed=True))
     storage.delete_suggestion(exp.id, deleted.id)
-    taken = storage.taken_assignments(exp.id)
+    taken = storage.taken_grid_points(exp.id)
     observations, pending = storage.load_history(exp.id)
     expected = [o.assignments for o in observations] + [s.assignments for s in pending]
-    assert sorted(t["x"] for t in taken) == sorted(t["x"] for t in expected) == [0.4, 0.7, 0.8]
-    assert storage.taken_assignments(storage.create_experiment(_experiment()).id) == []
+    assert taken.indices == []
+    assert sorted(t["x"] for t in taken.unindexed) == sorted(t["x"] for t in expected)
+    assert sorted(t["x"] for t in expected) == [0.4, 0.7, 0.8]
+    empty = storage.taken_grid_points(storage.create_experiment(_experiment()).id)
+    assert (empty.indices, empty.unindexed) == ([], [])
     with pytest.raises(NotFound):
-        storage.taken_assignments("no-such-experiment")
+        storage.taken_grid_points("no-such-experiment")
+    with pytest.raises(NotFound):
+        storage.taken_grid_points("12345")
 
 
 def test_expired_suggestion_still_takes_its_observation(storage):

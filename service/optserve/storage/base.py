@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ..domain.grid import TakenPoints
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -179,12 +180,19 @@ class Storage(abc.ABC):
     def load_history(self, experiment_id: str) -> tuple[list[Observation], list[Suggestion]]:
         """All observations (creation order) and open suggestions, in one snapshot."""
 
-    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
-        """The assignments of every observation and open suggestion, in one snapshot
-        (the points a grid experiment has visited); backends may read less than
-        ``load_history``."""
+    def taken_grid_points(self, experiment_id: str) -> TakenPoints:
+        """The points of a grid experiment its observations and open suggestions have
+        taken, in one snapshot: the grid indices stored with them (sorted, distinct,
+        without OFF_GRID) and the assignments of the rows stored without one. Raises
+        NotFound.
+
+        Observations and suggestions of a GRID experiment are stored with their point's
+        index in the grid (``domain.grid``), OFF_GRID when they are not a point of it;
+        those of other types, and rows of before, without. This default reads every
+        row's assignments; backends read the indices."""
         observations, pending = self.load_history(experiment_id)
-        return [o.assignments for o in observations] + [s.assignments for s in pending]
+        taken = [o.assignments for o in observations] + [s.assignments for s in pending]
+        return TakenPoints(unindexed=taken)
 
     @abc.abstractmethod
     def count_suggestions(self, experiment_id: str) -> int:

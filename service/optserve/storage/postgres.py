@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain import best, ids
 from ..domain.errors import AlreadyExists, Cancelled, FailedPrecondition, NotFound, Unavailable
+from ..domain.grid import Grid, TakenPoints, grid_of
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -213,6 +214,9 @@ class PostgresStorage(Storage):
         # Parsed definitions by experiment key, with the text they were parsed from: a
         # write sends that text along and the database checks it is still current.
         self._definitions: dict[int, tuple[str, Experiment]] = {}
+        # Grids by experiment key (None: not a GRID experiment); type and parameters
+        # never change, so an entry stays true whatever the definition's other fields.
+        self._grids: dict[int, Grid | None] = {}
         self._process_locks = KeyedLocks()
         self._records = itertools.count(1)
         try:
@@ -670,6 +674,36 @@ class PostgresStorage(Storage):
         self._definitions[key] = (text, definition)
         return definition
 
+    def _grid(self, key: int, definition: Experiment) -> Grid | None:
+        """The grid of the experiment ``key`` whose definition is ``definition``."""
+        try:
+            return self._grids[key]
+        except KeyError:
+            pass
+        if len(self._grids) >= DEFINITION_CACHE_SIZE:
+            self._grids.clear()
+        found = self._grids[key] = grid_of(definition)
+        return found
+
+    def _grid_of_key(self, conn: Conn, key: int) -> Grid | None:
+        """The grid of the experiment ``key``, its definition read when this replica
+        has none (None also when there is no such experiment)."""
+        if key in self._grids:
+            return self._grids[key]
+        cached = self._definitions.get(key)
+        if cached is not None:
+            return self._grid(key, cached[1])
+        row = conn.execute("SELECT id, definition FROM experiments WHERE id = %s", (key,))
+        found = row.fetchone()
+        return None if found is None else self._grid(key, self._definition(found))
+
+    @staticmethod
+    def _grid_indices(grid: Grid | None, encoded: list[str]) -> list[int | None]:
+        """The grid index of each of the JSON assignments ``encoded``, as they read back."""
+        if grid is None:
+            return [None] * len(encoded)
+        return [grid.index(json.loads(e)) for e in encoded]
+
     def _refresh_best(self, conn: Conn, exp_row: Row) -> None:
         """Recomputes the best observation from the whole history (after an update or
         delete that may dethrone it, or a change of metric thresholds)."""
@@ -836,20 +870,38 @@ class PostgresStorage(Storage):
         pending = [self._suggestion(r) for r in rows if r["kind"] == "s"]
         return observations, pending
 
-    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
-        # one snapshot, as load_history, but only the assignments: nothing else to decode
+    def taken_grid_points(self, experiment_id: str) -> TakenPoints:
+        # One statement, one snapshot: the experiment's row first (index -2: to tell
+        # "not found" from "empty"), then the indices sorted and distinct, then the
+        # assignments of the rows without one (NULL sorts last); only those are parsed.
         rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT 'e' AS kind, NULL AS assignments FROM experiments WHERE id = %s"
-                " UNION ALL SELECT 'o', assignments FROM observations WHERE experiment_id = %s"
-                " UNION ALL SELECT 's', assignments FROM suggestions"
-                f" WHERE experiment_id = %s AND {_LIVE} ORDER BY kind",
-                (self._experiment_key(experiment_id),) * 3,
-            ).fetchall()
+            lambda conn: (
+                conn.cursor(row_factory=tuple_row)
+                .execute(
+                    "SELECT -2::bigint, NULL FROM experiments WHERE id = %(e)s"
+                    " UNION SELECT grid_index, NULL FROM observations"
+                    " WHERE experiment_id = %(e)s AND grid_index >= 0"
+                    " UNION SELECT grid_index, NULL FROM suggestions"
+                    f" WHERE experiment_id = %(e)s AND grid_index >= 0 AND {_LIVE}"
+                    " UNION ALL SELECT NULL, assignments FROM observations"
+                    " WHERE experiment_id = %(e)s AND grid_index IS NULL"
+                    " UNION ALL SELECT NULL, assignments FROM suggestions"
+                    f" WHERE experiment_id = %(e)s AND grid_index IS NULL AND {_LIVE}"
+                    " ORDER BY 1",
+                    {"e": self._experiment_key(experiment_id)},
+                )
+                .fetchall()
+            )
         )
-        if not rows or rows[0]["kind"] != "e":
+        if not rows or rows[0][0] != -2:
             raise NotFound(f"experiment {experiment_id!r} not found")
-        return [json.loads(r["assignments"]) for r in rows[1:]]
+        end = len(rows)
+        while end > 1 and rows[end - 1][0] is None:
+            end -= 1
+        return TakenPoints(
+            indices=[r[0] for r in rows[1:end]],
+            unindexed=[json.loads(r[1]) for r in rows[end:]],
+        )
 
     def _remember_held(self, conn: Conn, row: Row) -> None:
         """Under the experiment's lock, keeps its suggestion count and whether it has a
@@ -940,24 +992,28 @@ class PostgresStorage(Storage):
         metadata: dict[str, Any],
         lease_seconds: int,
     ) -> list[Suggestion]:
+        key = self._experiment_key(experiment_id)
+        encoded = [codec.dumps(a) for a in assignments]
+        indices = self._grid_indices(self._grid_of_key(conn, key), encoded)
         # One statement: the row lock, the next sequence numbers and the inserts.
         rows = conn.execute(
             "WITH e AS (UPDATE experiments SET suggestion_count = suggestion_count + %s"
             " WHERE id = %s RETURNING id, suggestion_count - %s AS first)"
             " INSERT INTO suggestions (experiment_id, sequence, assignments, state, metadata,"
-            " create_time, lease_seconds, expire_time)"
+            " create_time, lease_seconds, expire_time, grid_index)"
             f" SELECT e.id, e.first + t.k - 1, t.a, 'open', %s, {NOW}, %s,"
-            f" {NOW} + make_interval(secs => %s)"
-            " FROM e, unnest(%s::text[]) WITH ORDINALITY AS t (a, k)"
+            f" {NOW} + make_interval(secs => %s), t.g"
+            " FROM e, unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS t (a, g, k)"
             f" RETURNING {SUGGESTION_COLUMNS}",
             (
                 len(assignments),
-                self._experiment_key(experiment_id),
+                key,
                 len(assignments),
                 codec.dumps(metadata),
                 lease_seconds,
                 lease_seconds,
-                [codec.dumps(a) for a in assignments],
+                encoded,
+                indices,
             ),
         ).fetchall()
         if not rows:
@@ -1101,8 +1157,11 @@ class PostgresStorage(Storage):
             return self._write(write, locked)
         text, definition = cached
 
+        grid = self._grid(key, definition)
+
         def one(conn: Conn) -> Observation | None:
-            return self._observe(conn, key, text, _standing(definition, observation), observation)
+            score = _standing(definition, observation)
+            return self._observe(conn, key, text, score, grid, observation)
 
         if write.request is None:
             made = self._single(write, one)
@@ -1111,7 +1170,13 @@ class PostgresStorage(Storage):
         return self._write(write, lambda conn: one(conn) or locked(conn))
 
     def _observe(
-        self, conn: Conn, key: int, definition: str, score: float | None, observation: Observation
+        self,
+        conn: Conn,
+        key: int,
+        definition: str,
+        score: float | None,
+        grid: Grid | None,
+        observation: Observation,
     ) -> Observation | None:
         """Stores one observation in one statement, as ``_insert_observation`` does after
         ``_lock_experiment``: the statement takes the experiment's row lock first, closes
@@ -1138,15 +1203,16 @@ class PostgresStorage(Storage):
             "%(score)s::float8 IS NOT NULL AND (x.best_observation_id IS NULL"
             " OR %(score)s::float8 > x.best_score)"
         )
+        assignments = codec.dumps(observation.assignments)
         row = conn.execute(
             "WITH e AS (SELECT id, definition = %(definition)s AND (best_observation_id IS NULL"
             " OR best_score_of = best_observation_id) AS fresh FROM experiments"
             " WHERE id = %(experiment)s FOR NO KEY UPDATE),"
             f" c AS ({closing}),"
             " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-            " metric_values, failed, metadata, create_time)"
+            " metric_values, failed, metadata, create_time, grid_index)"
             " SELECT %(experiment)s, c.id, %(assignments)s, %(values)s, %(failed)s,"
-            f" %(metadata)s, {NOW} FROM c RETURNING *),"
+            f" %(metadata)s, {NOW}, %(grid)s::bigint FROM c RETURNING *),"
             " u AS (UPDATE experiments x SET observation_count = x.observation_count + 1,"
             " failed_count = x.failed_count + %(failures)s,"
             f" best_observation_id = CASE WHEN {crowned} THEN o.id"
@@ -1159,7 +1225,8 @@ class PostgresStorage(Storage):
                 **args,
                 "definition": definition,
                 "experiment": key,
-                "assignments": codec.dumps(observation.assignments),
+                "assignments": assignments,
+                "grid": self._grid_indices(grid, [assignments])[0],
                 "values": codec.values_to_json(observation.values),
                 "failed": observation.failed,
                 "metadata": codec.dumps(observation.metadata),
@@ -1220,11 +1287,13 @@ class PostgresStorage(Storage):
         The experiment's row lock, taken first, gives observations of one experiment ids
         in commit order, and makes ``incumbent`` the one every other writer sees.
         """
+        assignments = codec.dumps(observation.assignments)
         values = (
-            codec.dumps(observation.assignments),
+            assignments,
             codec.values_to_json(observation.values),
             observation.failed,
             codec.dumps(observation.metadata),
+            self._grid_indices(self._grid(exp["id"], self._definition(exp)), [assignments])[0],
         )
         if observation.suggestion_id is None:
             closing, args = "SELECT NULL::bigint AS id", tuple[object, ...]()
@@ -1241,8 +1310,8 @@ class PostgresStorage(Storage):
         row = conn.execute(
             f"WITH c AS ({closing}),"
             " o AS (INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-            " metric_values, failed, metadata, create_time)"
-            f" SELECT %s, c.id, %s, %s, %s, %s, {NOW} FROM c RETURNING *),"
+            " metric_values, failed, metadata, create_time, grid_index)"
+            f" SELECT %s, c.id, %s, %s, %s, %s, {NOW}, %s::bigint FROM c RETURNING *),"
             " u AS (UPDATE experiments SET observation_count = observation_count + 1,"
             " failed_count = failed_count + %s, best_observation_id = CASE WHEN %s"
             " THEN (SELECT id FROM o) ELSE best_observation_id END, best_score = %s,"

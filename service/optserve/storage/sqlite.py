@@ -23,6 +23,7 @@ from ..domain.errors import (
     InvalidArgument,
     NotFound,
 )
+from ..domain.grid import Grid, TakenPoints, grid_of
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -185,6 +186,15 @@ MIGRATIONS = [
         WHERE s.id = observations.suggestion_id AND s.assignments != '{}'
     );
     """,
+    # A GRID experiment's rows keep their point's index in the grid (domain.grid),
+    # -1 off the grid; NULL for other types and rows of before. The next grid points
+    # are found from these integers. Suggestions need no index of their own: the
+    # live ones are found by suggestions_by_expiry, which skips the closed bulk.
+    """
+    ALTER TABLE observations ADD COLUMN grid_index INTEGER;
+    ALTER TABLE suggestions ADD COLUMN grid_index INTEGER;
+    CREATE INDEX observations_by_grid_index ON observations (experiment_id, grid_index);
+    """,
 ]
 # Migrations whose materialized values need Python to compute, by version reached.
 BACKFILLS = {3: "_backfill_best"}
@@ -260,6 +270,7 @@ class SqliteStorage(Storage):
         self._committed = 0  # number of the last batch whose COMMIT finished
         self._commit_errors: dict[int, BaseException] = {}
         self._parsed: dict[str, Experiment] = {}  # see _metrics_of
+        self._grids: dict[str, Grid | None] = {}  # see _grid_of
         # get_definition's answers by experiment, valid while _epoch is unchanged:
         # this process owns the file, and every write that changes a definition
         # (update, delete) moves the epoch on once it has committed.
@@ -525,6 +536,19 @@ class SqliteStorage(Storage):
             found = self._parsed[text] = codec.definition_from_json(text, id="", name="")
         return found
 
+    def _grid_of(self, row: sqlite3.Row) -> Grid | None:
+        """The grid of the experiment of ``row`` (None unless GRID), made once per
+        definition text."""
+        text = row["definition"]
+        try:
+            return self._grids[text]
+        except KeyError:
+            pass
+        if len(self._grids) >= MAX_PARSED:
+            self._grids.clear()
+        found = self._grids[text] = grid_of(self._metrics_of(row))
+        return found
+
     def _definition(self, row: sqlite3.Row) -> Experiment:
         return codec.definition_from_json(row["definition"], id=str(row["id"]), name="")
 
@@ -723,16 +747,32 @@ class SqliteStorage(Storage):
             ]
         return observations, pending
 
-    def taken_assignments(self, experiment_id: str) -> list[Assignments]:
-        # only the assignments: no values, metadata or times to decode
+    def taken_grid_points(self, experiment_id: str) -> TakenPoints:
+        # The indices, sorted and distinct, after the assignments of the rows without
+        # one (NULL sorts first); only those are parsed.
         with self._read() as db:
             key = self._experiment_row(db, experiment_id)["id"]
-            rows = db.execute(
-                "SELECT assignments FROM observations WHERE experiment_id = ?1 UNION ALL"
-                f" SELECT assignments FROM suggestions WHERE experiment_id = ?1 AND {_LIVE_AT_2}",
+            cursor = db.cursor()
+            cursor.row_factory = None  # plain tuples: thousands of rows
+            rows = cursor.execute(
+                "SELECT grid_index, NULL FROM observations"
+                " WHERE experiment_id = ?1 AND grid_index >= 0"
+                " UNION SELECT grid_index, NULL FROM suggestions"
+                f" WHERE experiment_id = ?1 AND grid_index >= 0 AND {_LIVE_AT_2}"
+                " UNION ALL SELECT NULL, assignments FROM observations"
+                " WHERE experiment_id = ?1 AND grid_index IS NULL"
+                " UNION ALL SELECT NULL, assignments FROM suggestions"
+                f" WHERE experiment_id = ?1 AND grid_index IS NULL AND {_LIVE_AT_2}"
+                " ORDER BY 1",
                 (key, _now()),
             ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        unindexed = 0
+        while unindexed < len(rows) and rows[unindexed][0] is None:
+            unindexed += 1
+        return TakenPoints(
+            indices=[r[0] for r in rows[unindexed:]],
+            unindexed=[json.loads(r[1]) for r in rows[:unindexed]],
+        )
 
     def count_suggestions(self, experiment_id: str) -> int:
         row = self._one(
@@ -782,8 +822,8 @@ class SqliteStorage(Storage):
             self._record(db, write, result)
         return result
 
-    @staticmethod
     def _insert_suggestions(
+        self,
         db: sqlite3.Connection,
         row: sqlite3.Row,
         assignments: list[Assignments],
@@ -795,13 +835,15 @@ class SqliteStorage(Storage):
         read in this transaction)."""
         first = row["suggestion_count"]
         encoded_metadata = codec.dumps(metadata)
+        grid = self._grid_of(row)
         made = []
         for k, a in enumerate(assignments):
             encoded = codec.dumps(a)
+            decoded = json.loads(encoded)  # the point as it reads back
             cur = db.execute(
                 "INSERT INTO suggestions (experiment_id, sequence, assignments, state,"
-                " metadata, create_time, lease_seconds, expire_time)"
-                " VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
+                " metadata, create_time, lease_seconds, expire_time, grid_index)"
+                " VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?)",
                 (
                     row["id"],
                     first + k,
@@ -810,6 +852,7 @@ class SqliteStorage(Storage):
                     now,
                     lease_seconds,
                     now + lease_seconds,
+                    None if grid is None else grid.index(decoded),
                 ),
             )
             assert cur.lastrowid is not None
@@ -817,7 +860,7 @@ class SqliteStorage(Storage):
                 Suggestion(
                     id=str(cur.lastrowid),
                     experiment_id=str(row["id"]),
-                    assignments=json.loads(encoded),
+                    assignments=decoded,
                     state=SuggestionState.OPEN,
                     metadata=json.loads(encoded_metadata),
                     create_time=_time(now),
@@ -1034,12 +1077,24 @@ class SqliteStorage(Storage):
             )
         now = _now()
         assignments = codec.dumps(observation.assignments)
+        decoded = json.loads(assignments)  # the point as it reads back
         values = codec.values_to_json(observation.values)
         metadata = codec.dumps(observation.metadata)
+        grid = self._grid_of(exp)
         cur = db.execute(
             "INSERT INTO observations (experiment_id, suggestion_id, assignments,"
-            " metric_values, failed, metadata, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (exp["id"], suggestion_id, assignments, values, int(observation.failed), metadata, now),
+            " metric_values, failed, metadata, create_time, grid_index)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                exp["id"],
+                suggestion_id,
+                assignments,
+                values,
+                int(observation.failed),
+                metadata,
+                now,
+                None if grid is None else grid.index(decoded),
+            ),
         )
         assert cur.lastrowid is not None
         # as a read would return it, without reading it back
@@ -1047,7 +1102,7 @@ class SqliteStorage(Storage):
             id=str(cur.lastrowid),
             experiment_id=str(exp["id"]),
             suggestion_id=None if suggestion_id is None else str(suggestion_id),
-            assignments=json.loads(assignments),
+            assignments=decoded,
             values=codec.values_from_json(values),
             failed=bool(observation.failed),
             metadata=json.loads(metadata),
