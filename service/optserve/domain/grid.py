@@ -10,6 +10,7 @@ stored once stays true.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .model import Assignments, Experiment, ExperimentType, Value
@@ -63,10 +64,27 @@ class TakenPoints:
     """What a grid experiment has visited (observations and live suggestions).
 
     ``indices``: the grid indices of the rows that have one, sorted and distinct
-    (OFF_GRID left out). ``unindexed``: the assignments of the rows stored without an
-    index (written before indices were kept, or by a server of before during an
-    upgrade), to be indexed when read.
+    (OFF_GRID left out); a ``range(n)`` when they are the product's first n points.
+    ``unindexed``: the assignments of the rows stored without an index (written
+    before indices were kept, or by a server of before during an upgrade), to be
+    indexed when read.
     """
 
-    indices: list[int] = field(default_factory=list)
+    indices: Sequence[int] = field(default_factory=list)
     unindexed: list[Assignments] = field(default_factory=list)
+
+
+def union(indices: Sequence[int], more: Iterable[int]) -> Sequence[int]:
+    """The sorted, distinct union of the sorted, distinct ``indices`` and ``more``
+    (OFF_GRID left out); a range from 0 stays one while ``more`` extends it."""
+    extra = sorted({i for i in more if i >= 0})
+    if not extra:
+        return indices
+    if isinstance(indices, range) and indices.start == 0 and indices.step == 1:
+        stop = indices.stop
+        for i in extra:
+            if i == stop:
+                stop += 1
+        if extra[-1] < stop:
+            return range(stop)
+    return sorted(set(indices).union(extra))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 
 from ..domain.errors import FailedPrecondition
-from ..domain.grid import OFF_GRID, Grid, TakenPoints
+from ..domain.grid import Grid, TakenPoints, union
 from ..domain.model import Assignments, Experiment, ExperimentType
 from .base import Optimizer, SuggestRequest, register
 
@@ -27,8 +27,7 @@ def next_points(exp: Experiment, taken: TakenPoints, count: int) -> list[Assignm
     grid = Grid(exp)
     indices = taken.indices
     if taken.unindexed:
-        extra = {grid.index(a) for a in taken.unindexed} - {OFF_GRID}
-        indices = sorted(extra.union(indices))
+        indices = union(indices, (grid.index(a) for a in taken.unindexed))
     free: list[int] = []
     for k in range(count):
         # the first i whose taken index has more than k free indices below it

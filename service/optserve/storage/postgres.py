@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain import best, ids
 from ..domain.errors import AlreadyExists, Cancelled, FailedPrecondition, NotFound, Unavailable
-from ..domain.grid import Grid, TakenPoints, grid_of
+from ..domain.grid import Grid, TakenPoints, grid_of, union
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -871,37 +871,49 @@ class PostgresStorage(Storage):
         return observations, pending
 
     def taken_grid_points(self, experiment_id: str) -> TakenPoints:
-        # One statement, one snapshot: the experiment's row first (index -2: to tell
-        # "not found" from "empty"), then the indices sorted and distinct, then the
-        # assignments of the rows without one (NULL sorts last); only those are parsed.
+        # One statement, one snapshot: the observations' distinct indices as one row
+        # (their count, the largest, and the sorted array, made only when they are not
+        # the product's first points), which exists only with the experiment; then the
+        # live suggestions (few) and the observations without an index, whose
+        # assignments are parsed.
+        distinct = (
+            "SELECT DISTINCT grid_index FROM observations"
+            " WHERE experiment_id = %(e)s AND grid_index >= 0"
+        )
         rows = self._read(
             lambda conn: (
                 conn.cursor(row_factory=tuple_row)
                 .execute(
-                    "SELECT -2::bigint, NULL FROM experiments WHERE id = %(e)s"
-                    " UNION SELECT grid_index, NULL FROM observations"
-                    " WHERE experiment_id = %(e)s AND grid_index >= 0"
-                    " UNION SELECT grid_index, NULL FROM suggestions"
-                    f" WHERE experiment_id = %(e)s AND grid_index >= 0 AND {_LIVE}"
-                    " UNION ALL SELECT NULL, assignments FROM observations"
-                    " WHERE experiment_id = %(e)s AND grid_index IS NULL"
-                    " UNION ALL SELECT NULL, assignments FROM suggestions"
-                    f" WHERE experiment_id = %(e)s AND grid_index IS NULL AND {_LIVE}"
-                    " ORDER BY 1",
+                    "SELECT 0, o.c, o.m, CASE WHEN o.c = o.m + 1 THEN NULL ELSE"
+                    f" (SELECT array_agg(grid_index ORDER BY grid_index) FROM ({distinct}) d) END,"
+                    " NULL FROM experiments e, LATERAL (SELECT count(*) AS c, max(grid_index) AS m"
+                    f" FROM ({distinct}) d) o WHERE e.id = %(e)s"
+                    " UNION ALL SELECT 1, grid_index, NULL, NULL,"
+                    " CASE WHEN grid_index IS NULL THEN assignments END FROM suggestions"
+                    f" WHERE experiment_id = %(e)s AND {_LIVE}"
+                    " UNION ALL SELECT 2, NULL, NULL, NULL, assignments FROM observations"
+                    " WHERE experiment_id = %(e)s AND grid_index IS NULL",
                     {"e": self._experiment_key(experiment_id)},
                 )
                 .fetchall()
             )
         )
-        if not rows or rows[0][0] != -2:
+        if not any(r[0] == 0 for r in rows):
             raise NotFound(f"experiment {experiment_id!r} not found")
-        end = len(rows)
-        while end > 1 and rows[end - 1][0] is None:
-            end -= 1
-        return TakenPoints(
-            indices=[r[0] for r in rows[1:end]],
-            unindexed=[json.loads(r[1]) for r in rows[end:]],
-        )
+        indices: Sequence[int] = []
+        more: list[int] = []
+        unindexed = []
+        for kind, index, largest, array, text in rows:
+            if kind == 0:
+                if index and index == largest + 1:  # distinct, within [0, largest]
+                    indices = range(index)
+                elif index:
+                    indices = array
+            elif index is not None:
+                more.append(index)
+            else:
+                unindexed.append(json.loads(text))
+        return TakenPoints(union(indices, more), unindexed)
 
     def _remember_held(self, conn: Conn, row: Row) -> None:
         """Under the experiment's lock, keeps its suggestion count and whether it has a

@@ -23,7 +23,7 @@ from ..domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from ..domain.grid import Grid, TakenPoints, grid_of
+from ..domain.grid import Grid, TakenPoints, grid_of, union
 from ..domain.model import (
     Assignments,
     Experiment,
@@ -748,31 +748,43 @@ class SqliteStorage(Storage):
         return observations, pending
 
     def taken_grid_points(self, experiment_id: str) -> TakenPoints:
-        # The indices, sorted and distinct, after the assignments of the rows without
-        # one (NULL sorts first); only those are parsed.
+        # One statement: the observations' distinct indices as one row (their count,
+        # the largest, and the list as text, made only when they are not the product's
+        # first points: no Python object per row), then the live suggestions (few) and
+        # the observations without an index, whose assignments are parsed.
         with self._read() as db:
             key = self._experiment_row(db, experiment_id)["id"]
             cursor = db.cursor()
-            cursor.row_factory = None  # plain tuples: thousands of rows
+            cursor.row_factory = None
+            distinct = (
+                "SELECT grid_index AS g FROM observations"
+                " WHERE experiment_id = ?1 AND grid_index >= 0 GROUP BY grid_index"
+            )
             rows = cursor.execute(
-                "SELECT grid_index, NULL FROM observations"
-                " WHERE experiment_id = ?1 AND grid_index >= 0"
-                " UNION SELECT grid_index, NULL FROM suggestions"
-                f" WHERE experiment_id = ?1 AND grid_index >= 0 AND {_LIVE_AT_2}"
-                " UNION ALL SELECT NULL, assignments FROM observations"
-                " WHERE experiment_id = ?1 AND grid_index IS NULL"
-                " UNION ALL SELECT NULL, assignments FROM suggestions"
-                f" WHERE experiment_id = ?1 AND grid_index IS NULL AND {_LIVE_AT_2}"
-                " ORDER BY 1",
+                "SELECT 0, c, m, CASE WHEN c = m + 1 THEN NULL ELSE"
+                f" (SELECT group_concat(g) FROM ({distinct})) END"
+                f" FROM (SELECT count(*) AS c, max(g) AS m FROM ({distinct}))"
+                " UNION ALL SELECT 1, grid_index, NULL,"
+                " CASE WHEN grid_index IS NULL THEN assignments END FROM suggestions"
+                f" WHERE experiment_id = ?1 AND {_LIVE_AT_2}"
+                " UNION ALL SELECT 2, NULL, NULL, assignments FROM observations"
+                " WHERE experiment_id = ?1 AND grid_index IS NULL",
                 (key, _now()),
             ).fetchall()
-        unindexed = 0
-        while unindexed < len(rows) and rows[unindexed][0] is None:
-            unindexed += 1
-        return TakenPoints(
-            indices=[r[0] for r in rows[unindexed:]],
-            unindexed=[json.loads(r[1]) for r in rows[:unindexed]],
-        )
+        indices: Sequence[int] = []
+        more: list[int] = []
+        unindexed = []
+        for kind, index, largest, text in rows:
+            if kind == 0:
+                if index and index == largest + 1:  # distinct, within [0, largest]
+                    indices = range(index)
+                elif index:
+                    indices = sorted(map(int, text.split(",")))
+            elif index is not None:
+                more.append(index)
+            else:
+                unindexed.append(json.loads(text))
+        return TakenPoints(union(indices, more), unindexed)
 
     def count_suggestions(self, experiment_id: str) -> int:
         row = self._one(
