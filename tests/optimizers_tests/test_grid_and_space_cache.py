@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from optserve.domain.errors import FailedPrecondition
-from optserve.domain.grid import OFF_GRID, Grid, TakenPoints
+from optserve.domain.grid import OFF_GRID, Grid, TakenPoints, union
 from optserve.domain.model import (
     Bounds,
     ConstraintTerm,
@@ -98,6 +98,21 @@ def test_a_point_has_its_index_in_the_product_order():
     assert grid.index({"x": 0.3, "n": True, "c": "a"}) == grid.index({"x": 0.3, "n": 1, "c": "a"})
     for off in ({"x": 0.25, "n": 1, "c": "a"}, {"x": 0.1, "n": 1}, {"x": [0.1], "n": 1, "c": "a"}):
         assert grid.index(off) == OFF_GRID
+
+
+def test_taken_indices_are_merged_sorted_and_distinct():
+    rng = random.Random(5)
+    for _ in range(300):
+        first = rng.sample(range(30), rng.randrange(30))
+        more = [rng.randrange(-1, 35) for _ in range(rng.randrange(6))]
+        expected = sorted({*first, *more} - {OFF_GRID})
+        assert list(union(sorted(first), more)) == expected
+        prefix = range(rng.randrange(20))
+        merged = union(prefix, more)
+        assert list(merged) == sorted({*prefix, *more} - {OFF_GRID})
+        # still a range while the extra indices extend the prefix without a hole
+        contiguous = list(merged) == list(range(len(merged)))
+        assert isinstance(merged, range) == contiguous
 
 
 def test_a_point_visited_no_more_is_offered_again():
