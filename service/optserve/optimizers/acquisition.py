@@ -293,11 +293,12 @@ def local_penalty(
         return None
     mean, var = gp.predict(pending)
     std = np.sqrt(var)
-    scale = gp.lengthscales
-    scaled_pending = pending / scale
+    # distances in the kernel's inputs (the arc kernel's, in a conditional space)
+    scale = gp.feature_lengthscales
+    scaled_pending = gp.features(pending) / scale
 
     def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        scaled = rows / scale
+        scaled = gp.features(rows) / scale
         total = np.zeros(len(rows))
         for start in range(0, len(pending), PENDING_BLOCK):
             block = scaled_pending[start : start + PENDING_BLOCK]
@@ -313,10 +314,14 @@ def local_penalty(
 
 
 def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:
-    """The largest norm of the posterior mean's gradient at ``rows``, in length scales."""
+    """The largest norm of the posterior mean's gradient at ``rows``, in length scales.
+
+    ``rows`` are the kernel's inputs (like ``gp.x_train``, or ``gp.features``
+    of encoded rows), and the gradient is in them.
+    """
     if len(rows) == 0:
         return 0.0
-    ell, s = gp.lengthscales, gp.outputscale
+    ell, s = gp.feature_lengthscales, gp.outputscale
     best = 0.0
     train, alpha = gp.x_train, gp.alpha
     for start in range(0, len(rows), 256):

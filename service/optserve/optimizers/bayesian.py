@@ -162,6 +162,7 @@ class _ScaledBatch:
         self.history = call_models.history
         self.done = self.history.done
         self.hyper = call_models.subset_hyperparameters()
+        self.input_map = call_models.input_map
         self.model: models.SubsetModel | None = None
         self.incumbents: dict[tuple[bytes, str], float | None] = {}
         self.pool: maximizer.CandidatePool | None = None
@@ -184,7 +185,7 @@ class _ScaledBatch:
         data = self.history.training(rng)
         # 2. models (the training subset and the constraint models are the batch's)
         if self.model is None:
-            self.model = models.SubsetModel(self.hyper, data)
+            self.model = models.SubsetModel(self.hyper, data, self.input_map)
             self.constraint_models = models.constraint_models(
                 exp,
                 [self.done[i] for i in self.model.done_rows],

@@ -113,7 +113,7 @@ def scorer_of(gp: GaussianProcess) -> _sampler.GpScorer:
         np.ascontiguousarray(gp.x_train, dtype=np.float64),
         np.ascontiguousarray(gp.alpha, dtype=np.float64),
         np.ascontiguousarray(gp.chol, dtype=np.float64),
-        np.ascontiguousarray(gp.lengthscales, dtype=np.float64),
+        np.ascontiguousarray(gp.feature_lengthscales, dtype=np.float64),
         float(gp.outputscale),
         float(gp.y_mean),
         float(gp.y_std),

@@ -291,7 +291,7 @@ class CandidatePool:
         constraint_terms: NDArray[np.float64],
         capacity: int,
     ) -> None:
-        n, dim = gp.x_train.shape
+        n, dim = len(gp.x_train), len(gp.lengthscales)  # rows are encoded (before any input map)
         capacity = max(capacity, len(rows))
         self.size = 0
         self._rows = np.empty((capacity, dim))
@@ -316,7 +316,7 @@ class CandidatePool:
         rows = rows[: len(self._rows) - self.size]
         if len(rows) == 0:
             return
-        kx = matern52(gp.x_train, rows, gp.lengthscales, gp.outputscale)
+        kx = matern52(gp.x_train, gp.features(rows), gp.feature_lengthscales, gp.outputscale)
         v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
         part = slice(self.size, self.size + len(rows))
         self._rows[part] = rows
@@ -338,7 +338,10 @@ class CandidatePool:
             hyper = believing.hyperparameters
             assert hyper is not None
             cross = matern52(
-                believing.x_train[n:], self.rows, hyper.lengthscales, hyper.outputscale
+                believing.x_train[n:],
+                believing.features(self.rows),
+                believing.feature_lengthscales,
+                hyper.outputscale,
             )
             w = solve_triangular(
                 believing.chol[n:, n:],

@@ -7,6 +7,10 @@ failed) the GP of the objective is exact and refitted at every suggestion.
 Beyond, it is an exact GP on a training subset of ``SUBSET_SIZE``
 observations (``gp/subset.py``: the incumbents' neighbourhoods and a
 space-filling cover), its hyperparameters refitted at each checkpoint only.
+
+In a conditional search space every GP sees a conditional numeric parameter
+through the arc kernel (``gp/inputs.py``): where the parameter is inactive it
+is equally far from all of its values instead of sitting at one of them.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain.encoding import Encoder
-from ..domain.model import Experiment, Observation
+from ..domain.model import Experiment, Observation, Parameter
 from . import hyperfit, training
 from .feasible import space_key
 from .gp import GaussianProcess, Hyperparameters, subset
+from .gp.inputs import ArcColumn, InputMap
 from .initial_design import initial_design_size
 from .training import History, TrainingData, sign
 
@@ -46,6 +51,7 @@ class Models:
     def __init__(self, history: History) -> None:
         self.history = history
         self.experiment = history.experiment
+        self.input_map = input_map(self.experiment)
         self.chain = hyperfit.Chain(
             chain_key(self.experiment),
             history,
@@ -74,13 +80,17 @@ class Models:
             if size in chain.fitted:
                 return chain.fitted[size]
             if hyper is not None:
-                return GaussianProcess().condition(data.x, data.y, hyper, data.noise)
+                return GaussianProcess(input_map=self.input_map).condition(
+                    data.x, data.y, hyper, data.noise
+                )
             start = None
         else:
             # Scalarized per suggestion: warm-started from the chain's fit (fixed weights).
             parent = chain.parent(size)
             start = None if parent is None else chain.hyperparameters(parent)
-        return GaussianProcess().fit(data.x, data.y, data.noise, warm_start=start, rng=fit_rng)
+        return GaussianProcess(input_map=self.input_map).fit(
+            data.x, data.y, data.noise, warm_start=start, rng=fit_rng
+        )
 
     def subset_hyperparameters(self) -> Hyperparameters:
         """Above the exact size: the last checkpoint's hyperparameters."""
@@ -92,8 +102,11 @@ class SubsetModel:
     """Above the exact size: the training subset (chosen once per call, on its
     first scalarization) and the exact GP on it per output vector."""
 
-    def __init__(self, hyper: Hyperparameters, data: TrainingData) -> None:
+    def __init__(
+        self, hyper: Hyperparameters, data: TrainingData, arc: InputMap | None = None
+    ) -> None:
         self.hyper = hyper
+        self.input_map = arc
         self.rows = subset.select(data.x, data.y, good_rows(data), SUBSET_SIZE, hyper.lengthscales)
         self.done_rows = self.rows[self.rows < data.n_done]
         self._gps: dict[bytes, GaussianProcess] = {}
@@ -103,7 +116,7 @@ class SubsetModel:
         rows = self.rows
         key = data.y[rows].tobytes()
         if key not in self._gps:
-            self._gps[key] = GaussianProcess().condition(
+            self._gps[key] = GaussianProcess(input_map=self.input_map).condition(
                 data.x[rows],
                 data.y[rows],
                 self.hyper,
@@ -114,7 +127,7 @@ class SubsetModel:
 
 def chain_key(exp: Experiment) -> bytes:
     """What the chain's fits depend on besides the history."""
-    settings = (
+    settings: tuple[object, ...] = (
         space_key(exp),
         exp.metrics,
         initial_design_size(exp),
@@ -124,6 +137,9 @@ def chain_key(exp: Experiment) -> bytes:
         training.WARP_OUTPUTS,
         training.WARP_SKEW,
     )
+    arc = input_map(exp)
+    if arc is not None:  # (keys of other experiments unchanged)
+        settings += (arc.key(),)
     return hashlib.blake2b(repr(settings).encode(), digest_size=16).digest()
 
 
@@ -140,13 +156,14 @@ def chain_fit(history: History, size: int, start: Hyperparameters | None) -> Gau
     prefix = history.prefix(size)
     data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
     x, y, noise = data.x, data.y, data.noise
-    model = GaussianProcess()
+    arc = input_map(exp)
+    model = GaussianProcess(input_map=arc)
     if len(x) > EXACT_MAX_POINTS:
         rows = subset.select(
             x, y, good_rows(data), SUBSET_SIZE, None if start is None else start.lengthscales
         )
         x, y, noise = x[rows], y[rows], None if noise is None else noise[rows]
-        model = GaussianProcess(max_fit_points=SUBSET_FIT_POINTS)
+        model = GaussianProcess(max_fit_points=SUBSET_FIT_POINTS, input_map=arc)
     return model.fit(x, y, noise, warm_start=start, rng=np.random.default_rng([exp.seed, size]))
 
 
@@ -171,6 +188,7 @@ def constraint_models(
     from the priors' medians and the noisy start only (no random starts).
     """
     models = []
+    arc = input_map(exp)
     for metric in exp.constraint_metrics:
         rows = [o for o in done if o.value_of(metric.name) is not None]
         if len(rows) < 2 or metric.threshold is None:
@@ -178,9 +196,9 @@ def constraint_models(
         signed = sign(metric)
         y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
         model = (
-            GaussianProcess(n_random_starts=1)
+            GaussianProcess(n_random_starts=1, input_map=arc)
             if fit_points is None
-            else GaussianProcess(max_fit_points=fit_points, n_random_starts=0)
+            else GaussianProcess(max_fit_points=fit_points, n_random_starts=0, input_map=arc)
         )
         gp = model.fit(
             encoder.encode([o.assignments for o in rows]),
@@ -192,3 +210,35 @@ def constraint_models(
         margin = CONSTRAINT_MARGIN * float(np.std(y))
         models.append((gp, signed * metric.threshold + margin))
     return models
+
+
+def input_map(exp: Experiment) -> InputMap | None:
+    """The arc kernel's map of the experiment's conditional numeric parameters
+    (None where there is none: the GP sees the encoded rows themselves)."""
+    if not exp.conditionals:
+        return None
+    encoder = Encoder(exp)
+    arcs = [
+        ArcColumn(encoder.slices[p.name].start, _condition_columns(exp, encoder, p))
+        for p in exp.parameters
+        if p.is_numeric and not _always_active(exp, p)
+    ]
+    return InputMap(encoder.dim, arcs) if arcs else None
+
+
+def _always_active(exp: Experiment, p: Parameter) -> bool:
+    values = {k.name: set(k.values) for k in exp.conditionals}
+    return all(values.get(name, set()) <= set(allowed) for name, allowed in p.conditions.items())
+
+
+def _condition_columns(
+    exp: Experiment, encoder: Encoder, p: Parameter
+) -> tuple[tuple[int, ...], ...]:
+    """Per condition of ``p``, the one-hot columns of its allowed values."""
+    out = []
+    for k in exp.conditionals:
+        if k.name in p.conditions:
+            start = encoder.slices[k.name].start
+            allowed = set(p.conditions[k.name])
+            out.append(tuple(start + i for i, v in enumerate(k.values) if v in allowed))
+    return tuple(out)

@@ -24,13 +24,24 @@ def log_ei_and_grad(
     Args:
         gp: a fitted GP (its ``x_train``, ``alpha``, ``chol``, length scales,
             output scale and standardization are used as documented there).
-        x: (D,) the point, in the unit cube.
+        x: (D,) the point, in the unit cube (an encoded row: the GP's input
+            map, if any, is applied and the gradient pulled back through it).
         incumbent: the value to improve on, in original units.
 
     Returns:
         (log EI, d log EI / dx of shape (D,)).
     """
-    ell = gp.lengthscales
+    if gp.input_map is not None:
+        value, grad = _log_ei_and_grad(gp, gp.input_map(x[None, :])[0], incumbent)
+        return value, gp.input_map.pull_back(x, grad)
+    return _log_ei_and_grad(gp, x, incumbent)
+
+
+def _log_ei_and_grad(
+    gp: GaussianProcess, x: NDArray[np.float64], incumbent: float
+) -> tuple[float, NDArray[np.float64]]:
+    """``log_ei_and_grad`` in the kernel's inputs (``x`` like a row of ``gp.x_train``)."""
+    ell = gp.feature_lengthscales
     s = gp.outputscale
     diff = x[None, :] - gp.x_train  # (n, D)
     r = np.sqrt(np.maximum(((diff / ell) ** 2).sum(axis=1), 0.0))

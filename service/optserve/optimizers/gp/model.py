@@ -30,6 +30,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 from scipy.linalg import lapack, solve_triangular
 
+from .inputs import InputMap
+
 __all__ = [
     "GaussianProcess",
     "Hyperparameters",
@@ -239,7 +241,13 @@ class _Evidence:
     and one inverse.
     """
 
-    def __init__(self, x: FloatArray, y: FloatArray, extra_noise: FloatArray) -> None:
+    def __init__(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        extra_noise: FloatArray,
+        input_map: InputMap | None = None,
+    ) -> None:
         n = x.shape[0]
         self.n = n
         self.y = y
@@ -247,6 +255,9 @@ class _Evidence:
         self.rows, self.cols = np.tril_indices(n, -1)
         self.flat = self.rows * n + self.cols
         self.sq = (x[self.rows] - x[self.cols]) ** 2  # (P, D)
+        if input_map is not None:
+            # x holds the map's inputs: squares per length scale (the pairs' add up)
+            self.sq = input_map.group_squares(self.sq)
 
     def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
         theta = np.asarray(log_params, dtype=np.float64)
@@ -347,10 +358,17 @@ class GaussianProcess:
     ``var`` is the variance of the latent function (observation noise
     excluded).
 
+    With an ``input_map`` (the arc kernel of a conditional search space,
+    ``inputs.InputMap``), every method still takes encoded rows and maps them;
+    ``x_train`` holds the mapped inputs and a compiled scorer uses
+    ``features(xc)`` and ``feature_lengthscales`` in place of ``xc`` and
+    ``lengthscales`` above.
+
     Attributes:
         hyperparameters: the fitted :class:`Hyperparameters` (standardized
             units); pass it as ``warm_start`` to the next fit.
-        x_train: (n, D) training inputs (rows with non-finite values dropped).
+        x_train: (n, D) training inputs (rows with non-finite values dropped),
+            mapped by the input map when there is one ((n, F), F = ``input_map.features``).
         y_mean: the constant mean, in original units.
         y_std: the standardization scale, in original units (1 when the
             outputs are constant).
@@ -362,7 +380,14 @@ class GaussianProcess:
         jitter: the diagonal jitter that made the factorization succeed.
     """
 
-    def __init__(self, *, max_fit_points: int = 500, maxiter: int = 60, n_random_starts: int = 2):
+    def __init__(
+        self,
+        *,
+        max_fit_points: int = 500,
+        maxiter: int = 60,
+        n_random_starts: int = 2,
+        input_map: InputMap | None = None,
+    ):
         """Configures the fit.
 
         Args:
@@ -375,10 +400,13 @@ class GaussianProcess:
                 addition to the priors' medians (none when warm-started).
                 Each start runs L-BFGS-B until the relative decrease falls
                 below 1e-6 or the projected gradient below 1e-3.
+            input_map: maps encoded rows to the kernel's inputs (None: the
+                rows themselves); length scales stay one per encoded column.
         """
         self.max_fit_points = max_fit_points
         self.maxiter = maxiter
         self.n_random_starts = n_random_starts
+        self.input_map = input_map
         self.hyperparameters: Hyperparameters | None = None
         self.x_train: FloatArray = np.zeros((0, 0))
         self.y_mean = 0.0
@@ -396,6 +424,19 @@ class GaussianProcess:
     def outputscale(self) -> float:
         """Fitted latent variance, in standardized units."""
         return self._fitted().outputscale
+
+    @property
+    def feature_lengthscales(self) -> FloatArray:
+        """The length scales of the kernel's inputs (of ``x_train``'s columns)."""
+        return self._ell(self._fitted())
+
+    def features(self, x: FloatArray) -> FloatArray:
+        """The kernel's inputs of encoded rows (the rows themselves without an input map)."""
+        return x if self.input_map is None else self.input_map(x)
+
+    def _ell(self, hyper: Hyperparameters) -> FloatArray:
+        m = self.input_map
+        return hyper.lengthscales if m is None else m.lengthscales(hyper.lengthscales)
 
     def _fitted(self) -> Hyperparameters:
         if self.hyperparameters is None:
@@ -441,9 +482,10 @@ class GaussianProcess:
             warm_start = None
         fallback = warm_start if warm_start is not None else Hyperparameters.default(dim)
         hyper = fallback
+        xs = self.features(xs)
         if xs.shape[0] > 0:
             rng = rng if rng is not None else np.random.default_rng(0)
-            hyper = self._optimize(xs, ys, noise, warm_start, rng) or fallback
+            hyper = self._optimize(xs, ys, noise, warm_start, rng, dim) or fallback
         self._set_posterior(xs, ys, noise, hyper, fallback)
         return self
 
@@ -466,9 +508,12 @@ class GaussianProcess:
             self.
         """
         xs, ys, noise = self._prepare(x, y, known_noise)
-        if hyperparameters.dim != xs.shape[1]:
-            raise ValueError(f"hyperparameters for D={hyperparameters.dim}, x has D={xs.shape[1]}")
-        self._set_posterior(xs, ys, noise, hyperparameters, Hyperparameters.default(xs.shape[1]))
+        dim = xs.shape[1]
+        if hyperparameters.dim != dim:
+            raise ValueError(f"hyperparameters for D={hyperparameters.dim}, x has D={dim}")
+        self._set_posterior(
+            self.features(xs), ys, noise, hyperparameters, Hyperparameters.default(dim)
+        )
         return self
 
     def believe(self, points: ArrayLike) -> GaussianProcess:
@@ -490,10 +535,12 @@ class GaussianProcess:
         n, k = self.x_train.shape[0], xp.shape[0]
         if k == 0 or n == 0:
             return self
+        xp = self.features(xp)
+        ell = self._ell(hyper)
         with np.errstate(all="ignore"):
-            cross = matern52(self.x_train, xp, hyper.lengthscales, hyper.outputscale)
+            cross = matern52(self.x_train, xp, ell, hyper.outputscale)
             b = solve_triangular(self.chol, cross, lower=True, check_finite=False)
-            schur = matern52(xp, xp, hyper.lengthscales, hyper.outputscale) - b.T @ b
+            schur = matern52(xp, xp, ell, hyper.outputscale) - b.T @ b
             factored = _cholesky(
                 schur, hyper.outputscale + hyper.noise + self.jitter - np.einsum("ij,ij->j", b, b)
             )
@@ -507,6 +554,7 @@ class GaussianProcess:
             max_fit_points=self.max_fit_points,
             maxiter=self.maxiter,
             n_random_starts=self.n_random_starts,
+            input_map=self.input_map,
         )
         out.hyperparameters = hyper
         out.x_train = np.vstack([self.x_train, xp])
@@ -526,13 +574,14 @@ class GaussianProcess:
             (k,) the mean of :meth:`predict`, up to rounding.
         """
         hyper = self._fitted()
-        xq = np.asarray(xc, dtype=np.float64).reshape(-1, hyper.dim)
+        xq = self.features(np.asarray(xc, dtype=np.float64).reshape(-1, hyper.dim))
+        ell = self._ell(hyper)
         mean = np.zeros(xq.shape[0])
         block = max(1, _BLOCK_ELEMENTS // max(self.x_train.shape[0], 1))
         if self.x_train.shape[0] > 0:
             for start in range(0, xq.shape[0], block):
                 part = slice(start, start + block)
-                kx = matern52(self.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+                kx = matern52(self.x_train, xq[part], ell, hyper.outputscale)
                 mean[part] = kx.T @ self.alpha
         return self.y_mean + self.y_std * mean
 
@@ -550,6 +599,8 @@ class GaussianProcess:
         xq = np.asarray(xc, dtype=np.float64)
         if xq.ndim != 2 or xq.shape[1] != hyper.dim:
             raise ValueError(f"expected candidates of shape (k, {hyper.dim}), got {xq.shape}")
+        xq = self.features(xq)
+        ell = self._ell(hyper)
         count = xq.shape[0]
         n = self.x_train.shape[0]
         mean = np.zeros(count)
@@ -558,7 +609,7 @@ class GaussianProcess:
         if n > 0:
             for start in range(0, count, block):
                 part = slice(start, start + block)
-                kx = matern52(self.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+                kx = matern52(self.x_train, xq[part], ell, hyper.outputscale)
                 mean[part] = kx.T @ self.alpha
                 v = solve_triangular(self.chol, kx, lower=True, check_finite=False)
                 var[part] -= np.einsum("ij,ij->j", v, v)
@@ -589,11 +640,13 @@ class GaussianProcess:
         noise: FloatArray,
         warm_start: Hyperparameters | None,
         rng: np.random.Generator,
+        dim: int,
     ) -> Hyperparameters | None:
-        """Best MAP hyperparameters over the starts, or None if every start failed."""
-        n, dim = x.shape
+        """Best MAP hyperparameters over the starts, or None if every start failed
+        (``x``: the kernel's inputs; ``dim``: the number of length scales)."""
+        n, width = x.shape
         # The fit keeps (n^2 / 2, D) pairwise differences: bound their memory too.
-        cap = min(self.max_fit_points, max(2, int(math.sqrt(2 * _MAX_PAIR_ELEMENTS / dim))))
+        cap = min(self.max_fit_points, max(2, int(math.sqrt(2 * _MAX_PAIR_ELEMENTS / width))))
         if n > cap:
             subset = np.sort(rng.choice(n, size=cap, replace=False))
             x, y, noise = x[subset], y[subset], noise[subset]
@@ -609,7 +662,7 @@ class GaussianProcess:
             starts.append(_noisy_start(dim))
             for _ in range(self.n_random_starts):
                 starts.append(rng.normal(_prior_medians(dim), _prior_sigmas(dim)))
-        evidence = _Evidence(x, y, noise)
+        evidence = _Evidence(x, y, noise, self.input_map)
 
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
             lml, g_lml = evidence(theta)
@@ -648,20 +701,21 @@ class GaussianProcess:
         hyper: Hyperparameters,
         fallback: Hyperparameters,
     ) -> None:
-        """Factors the covariance and stores the posterior's factors."""
+        """Factors the covariance and stores the posterior's factors (``x``: the
+        kernel's inputs)."""
         n = x.shape[0]
         if n == 0:
             self.hyperparameters = hyper
             self.x_train, self.chol, self.alpha, self.jitter = x, np.zeros((0, 0)), np.zeros(0), 0.0
             return
         with np.errstate(all="ignore"):
-            for candidate in (hyper, fallback, Hyperparameters.default(x.shape[1])):
-                k = matern52(x, x, candidate.lengthscales, candidate.outputscale)
+            for candidate in (hyper, fallback, Hyperparameters.default(hyper.dim)):
+                k = matern52(x, x, self._ell(candidate), candidate.outputscale)
                 factored = _cholesky(k, candidate.outputscale + candidate.noise + noise)
                 if factored is not None:
                     break
             else:  # only reachable with non-finite hyperparameters everywhere
-                candidate = Hyperparameters.default(x.shape[1])
+                candidate = Hyperparameters.default(hyper.dim)
                 factored = (np.diag(np.sqrt(candidate.outputscale + 1.0 + noise)), 1.0)
             chol, jitter = factored
             alpha = lapack.dpotrs(chol, y, lower=1)[0]

@@ -6,6 +6,8 @@ factors and an incumbent, and scores candidate rows by the compiled kernel
 blocked forward substitution without the GIL) or, with ``backend="numpy"``,
 by ``gp.predict`` followed by :func:`~.acquisition.log_expected_improvement`,
 the reference the kernel is tested against and the benchmark's baseline.
+Candidates are encoded rows; the GP's input map (if any) is applied before
+the compiled kernel sees them.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class AcquisitionScorer:
                 np.ascontiguousarray(gp.x_train, dtype=np.float64),
                 np.ascontiguousarray(gp.alpha, dtype=np.float64),
                 np.ascontiguousarray(gp.chol, dtype=np.float64),
-                np.ascontiguousarray(gp.lengthscales, dtype=np.float64),
+                np.ascontiguousarray(gp.feature_lengthscales, dtype=np.float64),
                 float(gp.outputscale),
                 float(gp.y_mean),
                 float(gp.y_std),
@@ -98,7 +100,7 @@ class AcquisitionScorer:
         xq = self._rows(rows)
         if self._compiled is None:
             return self.gp.predict(xq)
-        return self._compiled.posterior(xq)
+        return self._compiled.posterior(self._features(xq))
 
     def log_ei(self, rows: ArrayLike) -> FloatArray:
         """Log expected improvement over the incumbent.
@@ -116,4 +118,10 @@ class AcquisitionScorer:
         if self._compiled is None:
             mean, var = self.gp.predict(xq)
             return log_expected_improvement(mean, np.sqrt(var), self.incumbent)
-        return self._compiled.log_ei(xq, self.incumbent)
+        return self._compiled.log_ei(self._features(xq), self.incumbent)
+
+    def _features(self, xq: FloatArray) -> FloatArray:
+        """The compiled kernel's inputs: the GP's input map applied (C-contiguous)."""
+        if self.gp.input_map is None:
+            return xq
+        return np.ascontiguousarray(self.gp.features(xq))

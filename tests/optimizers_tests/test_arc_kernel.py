@@ -1,0 +1,195 @@
+"""The arc kernel's input map of conditional numeric parameters (``gp/inputs.py``)
+and its use wherever the optimizer meets the GP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optserve.domain.model import (
+    Bounds,
+    Conditional,
+    Experiment,
+    Metric,
+    Objective,
+    Parameter,
+    ParameterType,
+)
+from optserve.optimizers import acquisition as acq
+from optserve.optimizers import maximizer, models
+from optserve.optimizers.feasible import feasible_space
+from optserve.optimizers.gp import GaussianProcess, Hyperparameters
+from optserve.optimizers.gp.gradient import log_ei_and_grad
+from optserve.optimizers.gp.model import _Evidence, log_marginal_likelihood_and_grad
+from optserve.optimizers.gp.scoring import AcquisitionScorer
+
+
+def _layers(conditionals: bool = True) -> Experiment:
+    """lr global; units_i and dropout_i active for i <= depth."""
+    allowed = {1: ["1", "2", "3"], 2: ["2", "3"], 3: ["3"]}
+    params = [Parameter("lr", ParameterType.DOUBLE, Bounds(-5.0, -1.0))]
+    for i in (1, 2, 3):
+        conditions = {"depth": allowed[i]} if conditionals else {}
+        params.append(
+            Parameter(f"units_{i}", ParameterType.INT, Bounds(8, 256), conditions=conditions)
+        )
+        params.append(
+            Parameter(f"drop_{i}", ParameterType.DOUBLE, Bounds(0.0, 0.5), conditions=conditions)
+        )
+    return Experiment(
+        id="arc",
+        name="arc",
+        parameters=params,
+        conditionals=[Conditional("depth", ["1", "2", "3"])] if conditionals else [],
+        metrics=[Metric("loss", Objective.MINIMIZE)],
+        observation_budget=50,
+        seed=3,
+    )
+
+
+EXP = _layers()
+SPACE = feasible_space(EXP)
+ENC = SPACE.encoder
+ARC = models.input_map(EXP)
+
+
+def _loss(rows: np.ndarray) -> np.ndarray:
+    return -((rows[:, :7] - 0.3) ** 2).sum(axis=1) + rows[:, ENC.slices["depth"].start + 2]
+
+
+def _fitted(n: int = 40, seed: int = 0) -> tuple[GaussianProcess, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = SPACE.draw_rows(n, rng)
+    y = _loss(x)
+    return GaussianProcess(maxiter=20, input_map=ARC).fit(x, y, rng=rng), x, y
+
+
+def _row(depth: str, **values: float) -> np.ndarray:
+    point: dict[str, object] = {"depth": depth, "lr": -3.0}
+    for i in range(1, int(depth) + 1):
+        point[f"units_{i}"] = 64
+        point[f"drop_{i}"] = 0.2
+    point.update(values)
+    return ENC.encode([point])[0]
+
+
+def test_only_parameters_inactive_somewhere_are_mapped():
+    assert ARC is not None
+    mapped = sorted(int(c) for c in ARC.columns)
+    want = sorted(ENC.slices[n].start for n in ("units_2", "drop_2", "units_3", "drop_3"))
+    assert mapped == want  # units_1 and drop_1 are active in every branch
+    assert models.input_map(_layers(conditionals=False)) is None
+
+
+def test_an_inactive_point_is_equally_correlated_with_every_active_value():
+    hyper = Hyperparameters(np.full(ENC.dim, 1.0), outputscale=1.0, noise=1e-6)
+    two_layers = _row("2")[None, :]
+    gp = GaussianProcess(input_map=ARC).condition(two_layers, np.array([1.0]), hyper)
+    units = [8, 40, 132, 200, 256]  # 132 is the inactive placeholder's value (0.5)
+    rows = np.array([_row("3", units_3=u) for u in units])
+    _, var = gp.predict(rows)
+    np.testing.assert_allclose(var, var[0], rtol=1e-12)
+    # without the map the placeholder pins units_3 at the middle of its range
+    _, plain = GaussianProcess().condition(two_layers, np.array([1.0]), hyper).predict(rows)
+    assert plain[2] < plain[0] - 1e-3
+
+
+def test_active_values_keep_their_order_and_small_steps_their_length():
+    rows = np.array([_row("3", drop_3=d) for d in (0.0, 0.1, 0.25, 0.5)])
+    z = ARC(rows)
+    dist = np.linalg.norm(z - z[0], axis=1)
+    assert np.all(np.diff(dist) > 0)
+    col = ENC.slices["drop_3"].start
+    a, b = _row("3", drop_3=0.2), _row("3", drop_3=0.2001)
+    step = np.linalg.norm(ARC(b[None, :]) - ARC(a[None, :]))
+    assert step == pytest.approx(abs(b[col] - a[col]), rel=1e-3)
+
+
+def test_a_pair_shares_its_length_scale_in_the_fit():
+    _, x, y = _fitted(12)
+    theta = np.log(np.concatenate([np.linspace(0.3, 1.2, ENC.dim), [1.0, 1e-2]]))
+    ys = (y - y.mean()) / y.std()
+
+    value, grad = _Evidence(ARC(x), ys, np.zeros(len(y)), ARC)(theta)
+    # the same likelihood as a kernel on the inputs with each pair's scale repeated
+    expanded = np.concatenate([np.log(ARC.lengthscales(np.exp(theta[:-2]))), theta[-2:]])
+    plain, _ = log_marginal_likelihood_and_grad(expanded, ARC(x), ys)
+    assert value == pytest.approx(plain, rel=1e-10)
+    h = 1e-6
+    for d in range(len(theta)):
+        e = np.zeros_like(theta)
+        e[d] = h
+        numeric = (
+            _Evidence(ARC(x), ys, np.zeros(len(y)), ARC)(theta + e)[0]
+            - _Evidence(ARC(x), ys, np.zeros(len(y)), ARC)(theta - e)[0]
+        ) / (2 * h)
+        assert grad[d] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+def test_the_fit_keeps_one_length_scale_per_encoded_column():
+    gp, x, _ = _fitted()
+    assert gp.hyperparameters is not None and gp.hyperparameters.dim == ENC.dim
+    assert gp.x_train.shape == (len(x), ENC.dim + 4)
+    np.testing.assert_array_equal(gp.feature_lengthscales[ENC.dim :], gp.lengthscales[ARC.columns])
+
+
+def test_compiled_scorer_mean_and_believer_agree_with_predict():
+    gp, _, y = _fitted()
+    rows = SPACE.draw_rows(300, np.random.default_rng(1))
+    mean, var = gp.predict(rows)
+    np.testing.assert_allclose(gp.mean(rows), mean, rtol=1e-12, atol=1e-12)
+    incumbent = float(y.max())
+    rust = AcquisitionScorer(gp, incumbent)
+    reference = AcquisitionScorer(gp, incumbent, backend="numpy")
+    np.testing.assert_allclose(rust.log_ei(rows), reference.log_ei(rows), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(rust.predict(rows)[1], var, rtol=1e-8, atol=1e-12)
+    # believing a point shrinks the variance there, as if it were observed
+    believing = gp.believe(rows[:3])
+    assert np.all(believing.predict(rows[:3])[1] < 0.5 * var[:3])
+
+
+def test_log_ei_gradient_matches_finite_differences_through_the_map():
+    gp, _, y = _fitted()
+    incumbent = float(y.max())
+    rows = [_row("3", units_3=40, drop_3=0.33), _row("2", drop_2=0.1), _row("1")]
+    for row in rows:
+        value, grad = log_ei_and_grad(gp, row, incumbent)
+        assert value == pytest.approx(
+            float(AcquisitionScorer(gp, incumbent, backend="numpy").log_ei(row[None, :])[0]),
+            rel=1e-9,
+        )
+        h = 1e-6
+        for c in range(7):
+            e = np.zeros_like(row)
+            e[c] = h
+            numeric = (
+                log_ei_and_grad(gp, row + e, incumbent)[0]
+                - log_ei_and_grad(gp, row - e, incumbent)[0]
+            ) / (2 * h)
+            assert grad[c] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+    # an inactive coordinate does not move log EI
+    assert log_ei_and_grad(gp, rows[2], incumbent)[1][ENC.slices["drop_3"].start] == 0.0
+
+
+def test_the_pool_is_rescored_as_the_believing_gp_predicts():
+    gp, _, _ = _fitted()
+    rng = np.random.default_rng(2)
+    rows = SPACE.draw_rows(60, rng)
+    pool = maximizer.CandidatePool(gp, rows, np.zeros(60), capacity=60)
+    believing = gp.believe(SPACE.draw_rows(4, rng))
+    mean, var = pool.posterior(gp, believing)
+    want_mean, want_var = believing.predict(rows)
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(var, want_var, rtol=1e-7, atol=1e-12)
+
+
+def test_the_local_penalty_measures_distance_in_the_kernels_inputs():
+    gp, _, y = _fitted()
+    pending = _row("2")[None, :]
+    penalty = acq.local_penalty(pending, gp, float(y.max()))
+    assert penalty is not None
+    # a pending point without units_3 is as far from every units_3 of the other branch
+    rows = np.array([_row("3", units_3=u) for u in (8, 132, 256)])
+    values = penalty(rows)
+    np.testing.assert_allclose(values, values[0], rtol=1e-12)
+    assert penalty(pending)[0] < values[0]
