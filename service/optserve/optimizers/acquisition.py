@@ -26,6 +26,7 @@ from ..domain.model import Experiment, Observation
 from .base import SuggestRequest
 from .gp import GaussianProcess
 from .gp.acquisition import log_expected_improvement
+from .gp.fantasy import Fantasies
 from .gp.scoring import AcquisitionScorer
 from .models import ConstraintModel
 from .priors import UnitPrior, log_density
@@ -36,6 +37,12 @@ BACKEND: Literal["rust", "numpy"] = "rust"
 PENDING_RADIUS = 0.5
 # Pending points handled at once by the pending penalty (bounds its memory).
 PENDING_BLOCK = 256
+# joint draws of the pending outcomes EI is averaged over (Snoek et al. 2012)
+FANTASIES = 16
+# whether the local penalty of pending points stays on top of the fantasies
+FANTASY_LOCAL_PENALTY = True
+# whether the final stretch maximizes the fantasies' EI instead of the believer's UCB
+FANTASY_FINAL = False
 # the last fraction of a budget exploits: mean + kappa * std
 EXPLOIT_FRACTION = 0.1
 EXPLOIT_KAPPA = 0.5
@@ -82,10 +89,13 @@ class Acquisition:
         taken: set[bytes],
         branch: dict[str, int] | None,
         priors: tuple[list[UnitPrior], float] | None = None,
+        fantasies: Fantasies | None = None,
     ) -> None:
         self.model = model
+        # EI averaged over the pending outcomes, in place of the believer's EI
+        self.fantasies = fantasies
         self.incumbent = incumbent
-        self.exploit = exploit
+        self.exploit = exploit and not (fantasies is not None and FANTASY_FINAL)
         self.scorer = (
             None if incumbent is None else AcquisitionScorer(model, incumbent, backend=BACKEND)
         )
@@ -96,12 +106,12 @@ class Acquisition:
         self.taken = taken
         self.branch = branch
         # the final stretch's upper confidence bound is not a log acquisition: no prior
-        self.priors = None if exploit else priors
+        self.priors = None if self.exploit else priors
 
     @property
     def plain(self) -> bool:
         """Whether the acquisition is log EI alone (what the compiled maximizer maximizes)."""
-        return self.pending_penalty is None and self.polishable
+        return self.pending_penalty is None and self.fantasies is None and self.polishable
 
     @property
     def polishable(self) -> bool:
@@ -117,6 +127,8 @@ class Acquisition:
             # the last suggestions of a budget refine the best region (upper confidence bound)
             mean, var = self.scorer.predict(rows)
             value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+        elif self.fantasies is not None:
+            value = self.fantasies.log_ei(rows)
         else:
             value = self.scorer.log_ei(rows)
         return self.finish(rows, value)
@@ -261,13 +273,61 @@ def believed_incumbent(
     """
     if incumbent is None or len(pending) == 0:
         return incumbent
+    rows = eligible_pending(pending, encoder, branch, constraint_models)
+    if len(rows) == 0:
+        return incumbent
+    return max(incumbent, float(np.max(gp.mean(rows))))
+
+
+def eligible_pending(
+    pending: NDArray[np.float64],
+    encoder: Encoder,
+    branch: dict[str, int] | None,
+    constraint_models: list[ConstraintModel],
+) -> NDArray[np.float64]:
+    """The pending rows that may become the incumbent: in the branch, and expected
+    by the constraint models to meet every constraint metric."""
     rows = pending[in_branch(encoder, pending, branch)]
     for model, threshold in constraint_models:
         if len(rows):
             rows = rows[model.predict(rows)[0] >= threshold]
-    if len(rows) == 0:
-        return incumbent
-    return max(incumbent, float(np.max(gp.mean(rows))))
+    return rows
+
+
+def pending_fantasies(
+    gp: GaussianProcess,
+    believing: GaussianProcess,
+    incumbent: float | None,
+    pending: NDArray[np.float64],
+    encoder: Encoder,
+    branch: dict[str, int] | None,
+    constraint_models: list[ConstraintModel],
+    rng: np.random.Generator,
+) -> Fantasies | None:
+    """EI integrated over the pending points' unknown outcomes (Snoek et al. 2012,
+    section 3.3): ``FANTASIES`` joint draws of the outcomes from the posterior of
+    ``gp`` (drawn from ``rng``, so the suggestion stays reproducible), the model
+    conditioned on each (``believing`` shares its factor), each fantasy with its
+    own incumbent: the best of ``incumbent`` (before believing) and its own
+    values at the eligible pending points.
+
+    Unlike the kriging believer, which puts every pending outcome at its mean,
+    the average keeps the chance that a pending point disappoints, so the
+    region around it keeps some of its value.
+
+    Returns:
+        None without an incumbent or pending points, or where believing failed.
+    """
+    observed = len(gp.x_train)
+    if incumbent is None or len(pending) == 0 or len(believing.x_train) == observed:
+        return None
+    fantasies = Fantasies(
+        believing, observed, rng.standard_normal((len(believing.x_train) - observed, FANTASIES))
+    )
+    fantasies.set_incumbents(
+        incumbent, eligible_pending(pending, encoder, branch, constraint_models)
+    )
+    return fantasies
 
 
 def local_penalty(

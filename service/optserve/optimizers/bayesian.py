@@ -107,9 +107,15 @@ def _suggest_one(
     # Pending points: open suggestions, and the earlier points of this batch.
     pending = [s.assignments for s in request.pending] + request.chosen
     x_pending = encoder.encode(pending) if pending else np.empty((0, encoder.dim))
-    gp_pending, incumbent, pending_penalty = acq.with_pending(
+    gp_pending, believed, pending_penalty = acq.with_pending(
         gp, incumbent, x_pending, encoder, branch, constraint_models
     )
+    fantasies = acq.pending_fantasies(
+        gp, gp_pending, incumbent, x_pending, encoder, branch, constraint_models, rng
+    )
+    incumbent = believed
+    if fantasies is not None and not acq.FANTASY_LOCAL_PENALTY:
+        pending_penalty = None
     # 3. acquisition
     acquisition = acq.Acquisition(
         gp_pending,
@@ -122,6 +128,7 @@ def _suggest_one(
         acq.key_set(np.vstack([x, x_pending])),
         branch,
         _priors(encoder, len(done)),
+        fantasies,
     )
     # 4. maximizer: the compiled one where the acquisition is log EI alone
     best = maximizer.best_rows(x_done, y_done, feasible)
@@ -129,7 +136,11 @@ def _suggest_one(
     if point is not None:
         return point
     rows = maximizer.candidates(space, best, rng)
-    polish = (gp_pending, incumbent) if incumbent is not None and acquisition.polishable else None
+    polish = (
+        (fantasies or gp_pending, incumbent)
+        if incumbent is not None and acquisition.polishable
+        else None
+    )
     point, _, _ = maximizer.maximize(
         space, acquisition, rows, acquisition(rows), maximizer.REFINE_STARTS, rng, polish
     )

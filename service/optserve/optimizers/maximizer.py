@@ -27,6 +27,7 @@ from ..domain.model import Assignments, ParameterType
 from . import compiled_maximizer
 from .feasible import FeasibleSpace
 from .gp import GaussianProcess, gradient
+from .gp.fantasy import Fantasies
 from .gp.model import matern52
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def maximize(
     scores: NDArray[np.float64],
     starts: int,
     rng: np.random.Generator,
-    polish_with: tuple[GaussianProcess, float] | None,
+    polish_with: tuple[GaussianProcess | Fantasies, float] | None,
 ) -> tuple[Assignments, NDArray[np.float64], NDArray[np.float64]]:
     """The best feasible point: a local search from the ``starts`` best of
     ``rows`` (scored ``scores``), then a gradient polish of log EI under
@@ -144,7 +145,7 @@ def refine(
 
 def polish_best(
     space: FeasibleSpace,
-    gp: GaussianProcess,
+    gp: GaussianProcess | Fantasies,
     incumbent: float,
     starts: NDArray[np.float64],
     values: NDArray[np.float64],
@@ -179,7 +180,10 @@ def pick(
 
 
 def polish(
-    space: FeasibleSpace, gp: GaussianProcess, incumbent: float, row: NDArray[np.float64]
+    space: FeasibleSpace,
+    gp: GaussianProcess | Fantasies,
+    incumbent: float,
+    row: NDArray[np.float64],
 ) -> NDArray[np.float64] | None:
     """Gradient ascent of log EI over the active continuous coordinates of ``row``,
     the others held fixed; linear constraints on doubles are kept (SLSQP).
@@ -202,7 +206,10 @@ def polish(
 
     def objective(u: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         base[cols] = u
-        value, grad = gradient.log_ei_and_grad(gp, base, incumbent)
+        if isinstance(gp, Fantasies):  # EI averaged over pending outcomes: own incumbents
+            value, grad = gp.log_ei_and_grad(base)
+        else:
+            value, grad = gradient.log_ei_and_grad(gp, base, incumbent)
         return -value, -grad[cols]
 
     bounds = [(0.0, 1.0)] * len(cols)

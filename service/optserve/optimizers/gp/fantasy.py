@@ -1,0 +1,133 @@
+"""Expected improvement integrated over the unknown outcomes of pending points.
+
+Snoek, Larochelle & Adams (2012), "Practical Bayesian Optimization of Machine
+Learning Algorithms", section 3.3: while points are under evaluation, the
+acquisition of a candidate is its expected improvement averaged over the
+pending outcomes, estimated by Monte Carlo over S joint draws ("fantasies")
+of those outcomes from the GP's predictive distribution, the GP conditioned on
+each draw with the same hyperparameters.
+
+Only the targets differ between fantasies, so they share one factor: with
+``L`` the Cholesky factor of the GP extended by the pending rows (``believe``,
+whose lower-right block ``L_S`` factors the pending outcomes' predictive
+covariance, noise included) and the pending outcomes drawn as
+``y_P = mu_P + L_S z`` (``z ~ N(0, I)``), the whitened targets are ``[w; z]``,
+so the posterior of fantasy ``j`` at ``x`` has the believer's variance and the
+mean ``mu(x) + v_P(x) . z_j`` with ``v = L^-1 k(X, x)`` (``v_P`` its pending
+rows). Scoring candidates costs one variance and S dot products of length k.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg import solve_triangular
+from scipy.special import log_ndtr, logsumexp
+
+from .acquisition import log_expected_improvement, log_h
+from .model import GaussianProcess, matern52
+
+__all__ = ["Fantasies"]
+
+FloatArray = NDArray[np.float64]
+
+_SQRT5 = math.sqrt(5.0)
+# Candidates scored at once (bounds the (n + k, block) buffers).
+_BLOCK = 2048
+_VAR_FLOOR = 1e-12
+
+
+class Fantasies:
+    """A GP conditioned on S joint draws of its pending points' outcomes.
+
+    Args:
+        believing: the GP extended by the pending rows (``GaussianProcess.believe``):
+            its last ``len(believing.x_train) - observed`` training rows are pending.
+        observed: how many training rows are observations.
+        draws: (k, S) standard normal draws, one column per fantasy.
+    """
+
+    def __init__(self, believing: GaussianProcess, observed: int, draws: FloatArray) -> None:
+        hyper = believing.hyperparameters
+        if hyper is None:
+            raise RuntimeError("the GaussianProcess has not been fitted")
+        pending = len(believing.x_train) - observed
+        if draws.ndim != 2 or draws.shape[0] != pending:
+            raise ValueError(f"expected draws of shape ({pending}, S), got {draws.shape}")
+        self.gp = believing
+        self.observed = observed
+        self.draws = np.ascontiguousarray(draws, dtype=np.float64)
+        self.incumbents = np.zeros(draws.shape[1])
+
+    @property
+    def samples(self) -> int:
+        return int(self.draws.shape[1])
+
+    def posterior(self, rows: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Each fantasy's posterior mean, (m, S), and the shared variance, (m,),
+        in original units."""
+        gp = self.gp
+        hyper = gp.hyperparameters
+        assert hyper is not None
+        xq = np.asarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+        means = np.empty((len(xq), self.samples))
+        var = np.empty(len(xq))
+        n = self.observed
+        for start in range(0, len(xq), _BLOCK):
+            part = slice(start, start + _BLOCK)
+            kx = matern52(gp.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+            v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
+            means[part] = (kx.T @ gp.alpha)[:, None] + v[n:].T @ self.draws
+            var[part] = hyper.outputscale - np.einsum("ij,ij->j", v, v)
+        np.maximum(var, _VAR_FLOOR, out=var)
+        return gp.y_mean + gp.y_std * means, gp.y_std**2 * var
+
+    def set_incumbents(self, incumbent: float, eligible: FloatArray) -> None:
+        """Each fantasy's incumbent: the best of ``incumbent`` and that fantasy's
+        posterior mean at the ``eligible`` pending rows."""
+        self.incumbents = np.full(self.samples, float(incumbent))
+        if len(eligible):
+            means, _ = self.posterior(eligible)
+            self.incumbents = np.maximum(self.incumbents, means.max(axis=0))
+
+    def log_ei(self, rows: FloatArray) -> FloatArray:
+        """``log((1/S) sum_j EI_j(x))``, each fantasy over its own incumbent."""
+        means, var = self.posterior(rows)
+        per = log_expected_improvement(means, np.sqrt(var)[:, None], self.incumbents[None, :])
+        return logsumexp(per, axis=1) - math.log(self.samples)
+
+    def log_ei_and_grad(self, x: FloatArray) -> tuple[float, FloatArray]:
+        """:meth:`log_ei` at one point (D,) and its gradient in ``x``."""
+        gp = self.gp
+        hyper = gp.hyperparameters
+        assert hyper is not None
+        ell, s, n = hyper.lengthscales, hyper.outputscale, self.observed
+        diff = x[None, :] - gp.x_train
+        r = np.sqrt(np.maximum(((diff / ell) ** 2).sum(axis=1), 0.0))
+        e = np.exp(-_SQRT5 * r)
+        k = s * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
+        # smooth at r = 0: the r of dr/dx cancels the r of dk/dr
+        dk = (-s * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e)[:, None] * diff / (ell * ell)
+        v = solve_triangular(gp.chol, k, lower=True, check_finite=False)
+        dv = solve_triangular(gp.chol, dk, lower=True, check_finite=False)  # (N, D)
+        mean = gp.y_mean + gp.y_std * (float(k @ gp.alpha) + v[n:] @ self.draws)  # (S,)
+        dmean = gp.y_std * ((gp.alpha @ dk)[None, :] + self.draws.T @ dv[n:])  # (S, D)
+        var_std = s - float(v @ v)
+        if var_std > _VAR_FLOOR:
+            dvar = gp.y_std**2 * (-2.0 * (v @ dv))
+        else:
+            var_std, dvar = _VAR_FLOOR, np.zeros_like(x)
+        std = math.sqrt(gp.y_std**2 * var_std)
+        dstd = dvar / (2.0 * std)
+        z = (mean - self.incumbents) / std
+        lh = log_h(z)
+        # d log h / dz = Phi(z) / h(z), in logs for stability far below the incumbent
+        dlogh = np.exp(log_ndtr(z) - lh)
+        dz = (dmean - z[:, None] * dstd[None, :]) / std
+        per = lh + math.log(std)
+        per_grad = dlogh[:, None] * dz + (dstd / std)[None, :]
+        total = float(logsumexp(per)) - math.log(self.samples)
+        weights = np.exp(per - logsumexp(per))
+        return total, weights @ per_grad
