@@ -4,8 +4,9 @@ Log expected improvement over the incumbent (an upper confidence bound in the
 last tenth of a budget), plus the log probability that every constraint
 metric holds, plus local penalties: near pending points (``with_pending``:
 kriging believer and local penalization, so that concurrent suggestions
-spread out) and, with ``num_solutions > 1``, near every current solution but
-the one this suggestion refines, plus the parameters' log prior density
+spread out; EI is averaged over draws of the pending outcomes,
+``pending_fantasies``) and, with ``num_solutions > 1``, near every current
+solution but the one this suggestion refines, plus the parameters' log prior density
 times a weight that decays with the observations (piBO). Observed and
 pending points are excluded, and a suggestion focused on one branch of a
 conditional experiment excludes the other branches.
@@ -39,10 +40,6 @@ PENDING_RADIUS = 0.5
 PENDING_BLOCK = 256
 # joint draws of the pending outcomes EI is averaged over (Snoek et al. 2012)
 FANTASIES = 16
-# whether the local penalty of pending points stays on top of the fantasies
-FANTASY_LOCAL_PENALTY = True
-# whether the final stretch maximizes the fantasies' EI instead of the believer's UCB
-FANTASY_FINAL = False
 # the last fraction of a budget exploits: mean + kappa * std
 EXPLOIT_FRACTION = 0.1
 EXPLOIT_KAPPA = 0.5
@@ -75,6 +72,8 @@ class Acquisition:
         branch: the branch the suggestion focuses on, if any.
         priors: the parameters' priors and the exponent of their density
             (``prior_exponent``), or None.
+        fantasies: the model conditioned on draws of the pending outcomes
+            (``pending_fantasies``): EI is their average; None scores under ``model``.
     """
 
     def __init__(
@@ -95,7 +94,7 @@ class Acquisition:
         # EI averaged over the pending outcomes, in place of the believer's EI
         self.fantasies = fantasies
         self.incumbent = incumbent
-        self.exploit = exploit and not (fantasies is not None and FANTASY_FINAL)
+        self.exploit = exploit
         self.scorer = (
             None if incumbent is None else AcquisitionScorer(model, incumbent, backend=BACKEND)
         )
@@ -106,7 +105,7 @@ class Acquisition:
         self.taken = taken
         self.branch = branch
         # the final stretch's upper confidence bound is not a log acquisition: no prior
-        self.priors = None if self.exploit else priors
+        self.priors = None if exploit else priors
 
     @property
     def plain(self) -> bool:

@@ -15,8 +15,10 @@ through four stages, each in its own module:
 3. acquisition (``acquisition``): log expected improvement, weighted by the
    probability that every constraint metric holds and by the parameters'
    priors (decaying, piBO), with a local penalty near other solutions.
-   Pending points (open suggestions, earlier points of the batch) are
-   believed at the posterior mean (kriging believer, incumbent included) and
+   Pending points (open suggestions, earlier points of the batch) enter as
+   16 joint draws of their outcomes, EI averaged over the GP conditioned on
+   each (Snoek et al. 2012; above the exact size, and for the final stretch's
+   bound, believed at the posterior mean: kriging believer), and are
    locally penalized with a Lipschitz estimate (Gonzalez et al. 2016), so
    that concurrent suggestions spread where the model is unsure and refine
    next to each other where it is sure; every suggestion maximizes this
@@ -114,8 +116,6 @@ def _suggest_one(
         gp, gp_pending, incumbent, x_pending, encoder, branch, constraint_models, rng
     )
     incumbent = believed
-    if fantasies is not None and not acq.FANTASY_LOCAL_PENALTY:
-        pending_penalty = None
     # 3. acquisition
     acquisition = acq.Acquisition(
         gp_pending,
