@@ -8,7 +8,8 @@ import pytest
 from scipy.special import logsumexp
 
 from optserve.domain.encoding import Encoder
-from optserve.domain.model import Bounds, Experiment, Metric, Parameter, ParameterType
+from optserve.domain.model import Bounds, Experiment, Metric, Parameter, ParameterType, Suggestion
+from optserve.optimizers import SuggestRequest
 from optserve.optimizers import acquisition as acq
 from optserve.optimizers.gp import GaussianProcess, log_expected_improvement
 from optserve.optimizers.gp.fantasy import Fantasies
@@ -183,3 +184,17 @@ def test_the_gradient_matches_finite_differences():
             for e in np.eye(2)
         ]
         np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_the_final_stretch_starts_earlier_by_the_points_in_flight():
+    exp = Experiment(EXP.id, EXP.name, EXP.parameters, EXP.metrics, observation_budget=80)
+
+    def request(observed: int, pending: int) -> SuggestRequest:
+        open_ = [Suggestion(f"p{i}", exp.id, {"a": 0.5, "b": 0.5}) for i in range(pending)]
+        return SuggestRequest(exp, [None] * observed, open_, 1, observed + pending)  # type: ignore[list-item]
+
+    # one worker: the last 8 suggestions of 80
+    assert not acq.final_stretch(request(71, 0), 0) and acq.final_stretch(request(72, 0), 0)
+    # 7 open: 7 suggestions earlier (the 66th onwards), counting the batch's earlier points too
+    assert not acq.final_stretch(request(57, 7), 0) and acq.final_stretch(request(58, 7), 0)
+    assert not acq.final_stretch(request(57, 3), 4) and acq.final_stretch(request(58, 3), 4)

@@ -449,12 +449,20 @@ def in_branch(
 
 
 def final_stretch(request: SuggestRequest, offset: int) -> bool:
-    """Whether this suggestion falls in the last part of the observation budget."""
+    """Whether this suggestion falls in the last part of the observation budget.
+
+    The part is lengthened by the points in flight (pending, and earlier points
+    of the batch): an outcome is seen only that many suggestions later, so
+    with q workers the stretch starts q - 1 earlier for its later points to
+    refine on its earlier ones, as one worker's do. With nothing pending it is
+    the last ``EXPLOIT_FRACTION`` of the budget.
+    """
     budget = request.experiment.observation_budget
     if not budget or EXPLOIT_FRACTION <= 0:
         return False
-    used = len(request.observations) + len(request.pending) + offset
-    return budget - used <= max(1, round(EXPLOIT_FRACTION * budget))
+    in_flight = len(request.pending) + offset
+    used = len(request.observations) + in_flight
+    return budget - used <= max(1, round(EXPLOIT_FRACTION * budget)) + in_flight
 
 
 def key_set(rows: NDArray[np.float64]) -> set[bytes]:
