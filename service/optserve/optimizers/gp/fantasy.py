@@ -79,13 +79,14 @@ class Fantasies:
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        xq = np.asarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+        xq = gp.features(np.asarray(rows, dtype=np.float64).reshape(-1, hyper.dim))
+        ell = gp.feature_lengthscales
         means = np.empty((len(xq), self.samples))
         var = np.empty(len(xq))
         n = self.observed
         for start in range(0, len(xq), _BLOCK):
             part = slice(start, start + _BLOCK)
-            kx = matern52(gp.x_train, xq[part], hyper.lengthscales, hyper.outputscale)
+            kx = matern52(gp.x_train, xq[part], ell, hyper.outputscale)
             v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
             means[part] = (kx.T @ gp.alpha)[:, None] + v[n:].T @ self.draws
             var[part] = hyper.outputscale - np.einsum("ij,ij->j", v, v)
@@ -108,10 +109,17 @@ class Fantasies:
 
     def log_ei_and_grad(self, x: FloatArray) -> tuple[float, FloatArray]:
         """:meth:`log_ei` at one point (D,) and its gradient in ``x``."""
+        m = self.gp.input_map
+        if m is not None:  # in the kernel's inputs, then back through the map
+            value, grad = self._log_ei_and_grad(m(x[None, :])[0])
+            return value, m.pull_back(x, grad)
+        return self._log_ei_and_grad(x)
+
+    def _log_ei_and_grad(self, x: FloatArray) -> tuple[float, FloatArray]:
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        ell, s, n = hyper.lengthscales, hyper.outputscale, self.observed
+        ell, s, n = gp.feature_lengthscales, hyper.outputscale, self.observed
         diff = x[None, :] - gp.x_train
         r = np.sqrt(np.maximum(((diff / ell) ** 2).sum(axis=1), 0.0))
         e = np.exp(-_SQRT5 * r)
