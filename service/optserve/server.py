@@ -35,6 +35,8 @@ SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].fu
 TOKEN_SERVICE_NAME = token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name
 # What health reports on: the whole server ("") and each optserve service.
 HEALTH_NAMES = ("", SERVICE_NAME, TOKEN_SERVICE_NAME)
+# How often the serving main thread wakes to run a signal handler (see serve).
+SIGNAL_POLL_SECONDS = 0.2
 
 
 class StartupError(Exception):
@@ -361,7 +363,11 @@ def serve(
         http.start()
         print(f"optserve http listening on {host}:{http.port}", flush=True)
     print(f"optserve listening on {host}:{bound}", flush=True)
-    stop.wait()
+    # Wake up now and then: a signal the kernel delivers to one of grpc's threads
+    # does not interrupt the main thread's wait, and Python runs the handler only
+    # once the main thread runs again.
+    while not stop.wait(SIGNAL_POLL_SECONDS):
+        pass
     health_servicer.enter_graceful_shutdown()
     if http is not None:
         http.begin_stop()

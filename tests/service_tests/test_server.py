@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import threading
 from collections import Counter
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -131,6 +134,31 @@ def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path):
         assert count >= 100 * answered and count % 100 == 0
     finally:
         assert restarted.stop() == 0
+
+
+def _signal_thread(pid: int, tid: int, sig: int) -> None:
+    """Sends ``sig`` to one thread of another process (tgkill)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def test_sigterm_delivered_to_another_thread_than_the_main_one_still_stops_the_server(tmp_path):
+    """The kernel hands a process's signal to any thread that does not block it, often
+    one of grpc's; the serving main thread must still notice and drain."""
+    server = start_server(tmp_path / "signal.db")
+    pid = server.process.pid
+    sigterm_bit = 1 << (signal.SIGTERM - 1)
+    others = []
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        if tid != pid and not blocked & sigterm_bit:
+            others.append(tid)
+    assert others, "every other thread blocks SIGTERM"
+    _signal_thread(pid, others[0], signal.SIGTERM)
+    # signal 0 sends nothing more: stop() only waits (and shows every stack if it hangs)
+    assert server.stop(0, timeout=30) == 0
 
 
 def test_health_and_reflection(server):
