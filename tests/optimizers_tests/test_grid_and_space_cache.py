@@ -26,6 +26,8 @@ from optserve.domain.validation import grid_values
 from optserve.optimizers.feasible import feasible_space, space_key
 from optserve.optimizers.grid import next_points
 
+from ..grid_reference import rescan
+
 
 def _grid_experiment() -> Experiment:
     return Experiment(
@@ -39,19 +41,6 @@ def _grid_experiment() -> Experiment:
             Parameter("c", ParameterType.CATEGORICAL, categorical_values=["a", "b"]),
         ],
     )
-
-
-def _scan(exp: Experiment, taken: list[dict], count: int) -> list[dict]:
-    """The grid's first definition: rescan the product, skipping visited tuples."""
-    names = [p.name for p in exp.parameters]
-    seen = {tuple(t.get(n) for n in names) for t in taken}
-    out = []
-    for combo in itertools.product(*(grid_values(p) for p in exp.parameters)):
-        if combo not in seen:
-            out.append(dict(zip(names, combo, strict=True)))
-            if len(out) == count:
-                return out
-    raise FailedPrecondition("exhausted")
 
 
 def test_grid_points_follow_the_product_order_around_visited_points():
@@ -82,7 +71,7 @@ def test_grid_points_follow_the_product_order_around_visited_points():
                 with pytest.raises(FailedPrecondition, match=f"has {free} unvisited"):
                     next_points(exp, given, count)
             else:
-                assert next_points(exp, given, count) == _scan(exp, taken, count)
+                assert next_points(exp, given, count) == rescan(exp, taken, count)
 
 
 def test_a_point_has_its_index_in_the_product_order():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import random
 import sqlite3
 import time
@@ -31,10 +30,11 @@ from optserve.domain.model import (
     SuggestionState,
 )
 from optserve.domain.runs import RunState, RunValue, TrainingRun
-from optserve.domain.validation import grid_values
 from optserve.optimizers.grid import next_points
 from optserve.storage import SqliteStorage, Storage, codec
 from optserve.storage.sqlite import MIGRATIONS
+
+from ..grid_reference import rescan
 
 LEASE = 3600
 # SQL that runs on the backend's own database, beside the storage
@@ -79,24 +79,11 @@ def _grid_experiment(name: str = "grid") -> Experiment:
     )
 
 
-def _rescan(exp: Experiment, taken: list[dict], count: int) -> list[dict]:
-    """The grid's first definition: the product rescanned, skipping visited tuples."""
-    names = [p.name for p in exp.parameters]
-    seen = {tuple(t.get(n) for n in names) for t in taken}
-    out = []
-    for combo in itertools.product(*(grid_values(p) for p in exp.parameters)):
-        if combo not in seen:
-            out.append(dict(zip(names, combo, strict=True)))
-            if len(out) == count:
-                return out
-    raise FailedPrecondition("exhausted")
-
-
 def _expected(storage: Storage, exp: Experiment, count: int) -> list[dict] | None:
     observations, pending = storage.load_history(exp.id)
     taken = [o.assignments for o in observations] + [s.assignments for s in pending]
     try:
-        return _rescan(exp, taken, count)
+        return rescan(exp, taken, count)
     except FailedPrecondition:
         return None
 

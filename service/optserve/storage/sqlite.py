@@ -604,7 +604,7 @@ class SqliteStorage(Storage):
         if cached is not None:
             return cached
         with self._read() as db:
-            return self._view(db, self._experiment_row(db, experiment_id), committed)
+            return self._fresh_view(db, self._experiment_row(db, experiment_id), committed)
 
     def _cached_view(self, key: int, committed: int) -> Experiment | None:
         cached = self._views.get(key)
@@ -616,8 +616,9 @@ class SqliteStorage(Storage):
         """The experiment of ``row`` read in a transaction that began after ``committed``
         write groups had committed, from the cache when none has committed since."""
         cached = self._cached_view(row["id"], committed)
-        if cached is not None:
-            return cached
+        return cached if cached is not None else self._fresh_view(db, row, committed)
+
+    def _fresh_view(self, db: sqlite3.Connection, row: sqlite3.Row, committed: int) -> Experiment:
         exp, until = self._experiment_until(db, row)
         if len(self._views) >= MAX_PARSED:
             self._views.clear()
@@ -998,17 +999,18 @@ class SqliteStorage(Storage):
     # -------------------------------------------------------------- observations
 
     @staticmethod
-    def _observation(row: sqlite3.Row) -> Observation:
-        sid = row["suggestion_id"]
+    def _observation(row: sqlite3.Row, prefix: str = "") -> Observation:
+        """The observation of ``row``'s columns, named ``prefix`` + the column's name."""
+        sid = row[prefix + "suggestion_id"]
         return Observation(
-            id=str(row["id"]),
-            experiment_id=str(row["experiment_id"]),
+            id=str(row[prefix + "id"]),
+            experiment_id=str(row[prefix + "experiment_id"]),
             suggestion_id=None if sid is None else str(sid),
-            assignments=json.loads(row["assignments"]),
-            values=codec.values_from_json(row["metric_values"]),
-            failed=bool(row["failed"]),
-            metadata=json.loads(row["metadata"]),
-            create_time=_time(row["create_time"]),
+            assignments=json.loads(row[prefix + "assignments"]),
+            values=codec.values_from_json(row[prefix + "metric_values"]),
+            failed=bool(row[prefix + "failed"]),
+            metadata=json.loads(row[prefix + "metadata"]),
+            create_time=_time(row[prefix + "create_time"]),
         )
 
     def create_observation(self, observation: Observation, write: Write = PLAIN) -> Observation:
@@ -1033,7 +1035,8 @@ class SqliteStorage(Storage):
         """The experiment's row with its best observation's columns (``best_*``, NULL
         without one) in one statement: what every observation write ranks against."""
         row = db.execute(
-            "SELECT e.*, o.suggestion_id AS best_suggestion_id, o.assignments AS best_assignments,"
+            "SELECT e.*, o.id AS best_id, o.experiment_id AS best_experiment_id,"
+            " o.suggestion_id AS best_suggestion_id, o.assignments AS best_assignments,"
             " o.metric_values AS best_metric_values, o.failed AS best_failed,"
             " o.metadata AS best_metadata, o.create_time AS best_create_time"
             " FROM experiments e LEFT JOIN observations o ON o.id = e.best_observation_id"
@@ -1074,19 +1077,7 @@ class SqliteStorage(Storage):
                 )
             suggestion_id = key
         best_id = exp["best_observation_id"]
-        incumbent = None
-        if best_id is not None:
-            sid = exp["best_suggestion_id"]
-            incumbent = Observation(
-                id=str(best_id),
-                experiment_id=str(exp["id"]),
-                suggestion_id=None if sid is None else str(sid),
-                assignments=json.loads(exp["best_assignments"]),
-                values=codec.values_from_json(exp["best_metric_values"]),
-                failed=bool(exp["best_failed"]),
-                metadata=json.loads(exp["best_metadata"]),
-                create_time=_time(exp["best_create_time"]),
-            )
+        incumbent = None if best_id is None else self._observation(exp, "best_")
         now = _now()
         assignments = codec.dumps(observation.assignments)
         decoded = json.loads(assignments)  # the point as it reads back
