@@ -8,20 +8,16 @@ import pytest
 from scipy.special import logsumexp
 
 from optserve.domain.encoding import Encoder
-from optserve.domain.model import Bounds, Experiment, Metric, Parameter, ParameterType, Suggestion
+from optserve.domain.model import Experiment, Suggestion
 from optserve.optimizers import SuggestRequest
 from optserve.optimizers import acquisition as acq
 from optserve.optimizers.gp import GaussianProcess, log_expected_improvement
 from optserve.optimizers.gp.fantasy import Fantasies
 from optserve.optimizers.gp.model import matern52
 
-EXP = Experiment(
-    id="fantasies",
-    name="fantasies",
-    parameters=[Parameter(n, ParameterType.DOUBLE, Bounds(0, 1)) for n in ("a", "b")],
-    metrics=[Metric("v")],
-    seed=1,
-)
+from .spaces import unit_square
+
+EXP = unit_square("fantasies")
 ENCODER = Encoder(EXP)
 
 

@@ -8,24 +8,15 @@ import numpy as np
 
 from optserve.domain.encoding import Encoder
 from optserve.domain.model import (
-    Bounds,
-    Experiment,
-    Metric,
     MetricValue,
     Observation,
-    Parameter,
     Suggestion,
 )
-from optserve.domain.model import ParameterType as T
 from optserve.optimizers import SuggestRequest, maximizer, suggest
 
-EXP = Experiment(
-    id="open",
-    name="open",
-    parameters=[Parameter(n, T.DOUBLE, Bounds(0, 1)) for n in ("a", "b")],
-    metrics=[Metric("v")],
-    seed=1,
-)
+from .spaces import unit_square
+
+EXP = unit_square("open")
 ENCODER = Encoder(EXP)
 
 

@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 
 from optserve.domain.encoding import Encoder
-from optserve.domain.model import Bounds, Experiment, Metric, Parameter, ParameterType
 from optserve.optimizers import acquisition as acq
 from optserve.optimizers.gp import GaussianProcess, log_expected_improvement
 
-EXP = Experiment(
-    id="pending",
-    name="pending",
-    parameters=[Parameter(n, ParameterType.DOUBLE, Bounds(0, 1)) for n in ("a", "b")],
-    metrics=[Metric("v")],
-    seed=1,
-)
+from .spaces import unit_square
+
+EXP = unit_square("pending")
 ENCODER = Encoder(EXP)
 
 
