@@ -117,3 +117,20 @@ def test_an_edited_observation_is_not_served_from_the_cache():
     warm = suggest(SuggestRequest(exp, edited, [], 1, 60))
     hyperfit.clear_cache()
     assert suggest(SuggestRequest(exp, edited, [], 1, 60)) == warm
+
+
+def test_the_number_of_blas_threads_does_not_change_the_suggestions(tmp_path):
+    """A multi-threaded BLAS sums in another order than a single-threaded one:
+    without a fixed thread count, a machine with more cores (or a server
+    started with other thread settings) would suggest other points."""
+    points = []
+    for threads in ("1", "2"):
+        server = start_server(
+            tmp_path / f"threads{threads}.db",
+            env={"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+        )
+        try:
+            points.append(_loop(server.stub(), STEPS)[1])
+        finally:
+            assert server.stop() == 0
+    assert points[0] == points[1]
