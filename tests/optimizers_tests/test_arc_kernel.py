@@ -18,10 +18,15 @@ from optserve.domain.model import (
 from optserve.optimizers import acquisition as acq
 from optserve.optimizers import maximizer, models
 from optserve.optimizers.feasible import feasible_space
-from optserve.optimizers.gp import GaussianProcess, Hyperparameters, log_expected_improvement
+from optserve.optimizers.gp import (
+    GaussianProcess,
+    Hyperparameters,
+    inputs,
+    log_expected_improvement,
+)
 from optserve.optimizers.gp.fantasy import Fantasies
 from optserve.optimizers.gp.gradient import log_ei_and_grad
-from optserve.optimizers.gp.model import _Evidence, log_marginal_likelihood_and_grad
+from optserve.optimizers.gp.model import _Evidence, covariance
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
 
@@ -106,16 +111,23 @@ def test_active_values_keep_their_order_and_small_steps_their_length():
     assert step == pytest.approx(abs(b[col] - a[col]), rel=1e-3)
 
 
-def test_a_pair_shares_its_length_scale_in_the_fit():
+def _lml(k: np.ndarray, y: np.ndarray) -> float:
+    chol = np.linalg.cholesky(k)
+    alpha = np.linalg.solve(k, y)
+    return float(-0.5 * y @ alpha - np.log(np.diag(chol)).sum() - 0.5 * len(y) * np.log(2 * np.pi))
+
+
+def test_the_fit_maximizes_the_likelihood_of_the_mixture_kernel():
+    """The fit's likelihood is that of ``covariance`` (the mixture, a pair's two
+    inputs sharing one length scale), and its gradient matches finite differences."""
     _, x, y = _fitted(12)
-    theta = np.log(np.concatenate([np.linspace(0.3, 1.2, ENC.dim), [1.0, 1e-2]]))
+    theta = np.log(np.concatenate([np.linspace(0.3, 1.2, ENC.dim), [1.3, 1e-2]]))
     ys = (y - y.mean()) / y.std()
 
     value, grad = _Evidence(ARC(x), ys, np.zeros(len(y)), ARC)(theta)
-    # the same likelihood as a kernel on the inputs with each pair's scale repeated
-    expanded = np.concatenate([np.log(ARC.lengthscales(np.exp(theta[:-2]))), theta[-2:]])
-    plain, _ = log_marginal_likelihood_and_grad(expanded, ARC(x), ys)
-    assert value == pytest.approx(plain, rel=1e-10)
+    ell = ARC.lengthscales(np.exp(theta[:-2]))
+    k = covariance(ARC(x), ARC(x), ell, 1.3, ARC) + 1e-2 * np.eye(len(y))
+    assert value == pytest.approx(_lml(k, ys), rel=1e-10)
     h = 1e-6
     for d in range(len(theta)):
         e = np.zeros_like(theta)
@@ -127,6 +139,60 @@ def test_a_pair_shares_its_length_scale_in_the_fit():
         assert grad[d] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
 
 
+def test_the_mixture_is_a_covariance_with_the_outputscale_on_its_diagonal():
+    rows = SPACE.draw_rows(80, np.random.default_rng(3))
+    ell = ARC.lengthscales(np.linspace(0.2, 0.9, ENC.dim))
+    k = covariance(ARC(rows), ARC(rows), ell, 1.7, ARC)
+    np.testing.assert_allclose(np.diag(k), 1.7, rtol=1e-12)
+    np.testing.assert_allclose(k, k.T, rtol=1e-12, atol=1e-14)
+    assert np.linalg.eigvalsh(k).min() > -1e-10
+    # the additive half is spread over the active groups: shallow points too
+    scales = ARC.scales(ARC(rows))
+    np.testing.assert_allclose((scales**2).sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_what_the_branches_share_carries_into_a_deeper_branch(monkeypatch):
+    """Many 2-layer points and a few 3-layer ones of a loss whose best units_1
+    is the same in both: the mixture's posterior mean in the 3-layer branch has
+    its best units_1 near where the 2-layer points put it; under the product
+    kernel alone (``PRODUCT_WEIGHT = 1``) it is at the bound, far from the few
+    deep points, as on the benchmark's conditional problem."""
+    rng = np.random.default_rng(11)
+    best_units = 200
+
+    def loss(units_1: float, drop_2: float, units_3: float | None) -> float:
+        deeper = 0.0 if units_3 is None else -0.2 + ((units_3 - 40) / 100) ** 2
+        return ((units_1 - best_units) / 80) ** 2 + (drop_2 - 0.2) ** 2 + deeper
+
+    points, values = [], []
+    for _ in range(30):
+        u1, d2 = float(rng.uniform(8, 256)), float(rng.uniform(0, 0.5))
+        points.append(_row("2", units_1=round(u1), drop_2=d2))
+        values.append(-loss(round(u1), d2, None))
+    for u1 in (20, 60, 110):  # three deep points, far from the best units_1
+        u3 = float(rng.uniform(8, 256))
+        points.append(_row("3", units_1=u1, units_3=round(u3)))
+        values.append(-loss(u1, 0.2, round(u3)))
+    x, y = np.array(points), np.array(values)
+    hyper = GaussianProcess(input_map=ARC).fit(x, y, rng=np.random.default_rng(0)).hyperparameters
+    assert hyper is not None
+    grid = np.arange(8, 257, 8)
+    probe = np.array([_row("3", units_1=int(u), drop_2=0.2, units_3=40) for u in grid])
+
+    def best_units_1() -> float:
+        gp = GaussianProcess(input_map=ARC).condition(x, y, hyper)
+        return float(grid[int(np.argmax(gp.mean(probe)))])
+
+    mixture = best_units_1()
+    monkeypatch.setattr(inputs, "PRODUCT_WEIGHT", 1.0)
+    product = best_units_1()
+    # the product kernel ends at the bound, away from the deep points it knows;
+    # the mixture stays inside, nearer the best the shallow points found
+    assert product == grid[-1]
+    assert grid[0] < mixture < grid[-1]
+    assert abs(mixture - best_units) < abs(product - best_units)
+
+
 def test_the_fit_keeps_one_length_scale_per_encoded_column():
     gp, x, _ = _fitted()
     assert gp.hyperparameters is not None and gp.hyperparameters.dim == ENC.dim
@@ -134,16 +200,19 @@ def test_the_fit_keeps_one_length_scale_per_encoded_column():
     np.testing.assert_array_equal(gp.feature_lengthscales[ENC.dim :], gp.lengthscales[ARC.columns])
 
 
-def test_compiled_scorer_mean_and_believer_agree_with_predict():
+def test_the_scorer_mean_and_believer_agree_with_predict():
     gp, _, y = _fitted()
     rows = SPACE.draw_rows(300, np.random.default_rng(1))
     mean, var = gp.predict(rows)
     np.testing.assert_allclose(gp.mean(rows), mean, rtol=1e-12, atol=1e-12)
     incumbent = float(y.max())
-    rust = AcquisitionScorer(gp, incumbent)
-    reference = AcquisitionScorer(gp, incumbent, backend="numpy")
-    np.testing.assert_allclose(rust.log_ei(rows), reference.log_ei(rows), rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(rust.predict(rows)[1], var, rtol=1e-8, atol=1e-12)
+    # the compiled kernel has no mixture: asked for, NumPy scores
+    scorer = AcquisitionScorer(gp, incumbent)
+    assert scorer.compiled is None and scorer.backend == "numpy"
+    np.testing.assert_allclose(
+        scorer.log_ei(rows), log_expected_improvement(mean, np.sqrt(var), incumbent), rtol=1e-12
+    )
+    np.testing.assert_allclose(scorer.predict(rows)[1], var, rtol=1e-12)
     # believing a point shrinks the variance there, as if it were observed
     believing = gp.believe(rows[:3])
     assert np.all(believing.predict(rows[:3])[1] < 0.5 * var[:3])
@@ -182,6 +251,24 @@ def test_the_pool_is_rescored_as_the_believing_gp_predicts():
     want_mean, want_var = believing.predict(rows)
     np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(var, want_var, rtol=1e-7, atol=1e-12)
+
+
+def test_the_mean_gradient_bound_is_the_mixtures_gradient():
+    """The Lipschitz estimate of the local penalty is the largest norm, in length
+    scales, of the posterior mean's gradient in the kernel's inputs."""
+    gp, _, _ = _fitted()
+    rows = gp.features(SPACE.draw_rows(20, np.random.default_rng(8)))
+    ell, h = gp.feature_lengthscales, 1e-6
+
+    def mean(z: np.ndarray) -> float:
+        k = covariance(gp.x_train, z[None, :], ell, gp.outputscale, ARC)[:, 0]
+        return gp.y_mean + gp.y_std * float(k @ gp.alpha)
+
+    norms = []
+    for z in rows:
+        grad = np.array([(mean(z + h * e) - mean(z - h * e)) / (2 * h) for e in np.eye(len(z))])
+        norms.append(float(np.linalg.norm(grad * ell)))
+    assert acq.mean_gradient_norm(gp, rows) == pytest.approx(max(norms), rel=1e-5)
 
 
 def test_the_local_penalty_measures_distance_in_the_kernels_inputs():

@@ -382,17 +382,36 @@ def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:
         return 0.0
     ell, s = gp.feature_lengthscales, gp.outputscale
     best = 0.0
-    train, alpha = gp.x_train, gp.alpha
+    train, alpha, mixture = gp.x_train, gp.alpha, gp.input_map
+    # the kernel's Matern terms: over every input, then (a conditional space's
+    # mixture) over each additive group's inputs, each scaled per point
+    terms: list[NDArray[np.int64] | None] = [None]
+    train_scales = None
+    if mixture is not None:
+        terms += list(mixture.group_inputs)
+        train_scales = mixture.scales(train)
     for start in range(0, len(rows), 256):
         x = rows[start : start + 256]
-        # Matern-5/2: dk/dr * dr/dx, smooth at r = 0
-        a, b = x / ell, train / ell
-        d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * (a @ b.T)
-        r5 = np.sqrt(5.0 * np.maximum(d2, 0.0))
-        c = -s * 5.0 / 3.0 * (1.0 + r5) * np.exp(-r5)  # (m, n)
-        ca = c * alpha[None, :]
-        # d mean / d(x / ell) = y_std * sum_i ca_i (x - x_i) / ell
-        grad = (x * ca.sum(1)[:, None] - ca @ train) / ell
+        grad = np.zeros_like(x)
+        for t, cols in enumerate(terms):
+            if cols is None:
+                xs, ts, ls = x, train, ell
+            else:
+                xs, ts, ls = x[:, cols], train[:, cols], ell[cols]
+            # Matern-5/2: dk/dr * dr/dx, smooth at r = 0
+            a, b = xs / ls, ts / ls
+            d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * (a @ b.T)
+            r5 = np.sqrt(5.0 * np.maximum(d2, 0.0))
+            c = -s * 5.0 / 3.0 * (1.0 + r5) * np.exp(-r5)  # (m, n)
+            if mixture is not None and train_scales is not None:
+                c *= np.outer(mixture.scales(x)[:, t], train_scales[:, t])
+            ca = c * alpha[None, :]
+            # d mean / d(x / ell) = y_std * sum_i ca_i (x - x_i) / ell
+            part = (xs * ca.sum(1)[:, None] - ca @ ts) / ls
+            if cols is None:
+                grad += part
+            else:
+                grad[:, cols] += part
         best = max(best, float(np.max(np.sqrt((grad**2).sum(1)))) * gp.y_std)
     return best
 

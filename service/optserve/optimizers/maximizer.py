@@ -28,7 +28,7 @@ from . import compiled_maximizer
 from .feasible import FeasibleSpace
 from .gp import GaussianProcess, gradient
 from .gp.fantasy import Fantasies
-from .gp.model import matern52
+from .gp.model import covariance
 
 if TYPE_CHECKING:
     from .acquisition import Acquisition
@@ -323,7 +323,9 @@ class CandidatePool:
         rows = rows[: len(self._rows) - self.size]
         if len(rows) == 0:
             return
-        kx = matern52(gp.x_train, gp.features(rows), gp.feature_lengthscales, gp.outputscale)
+        kx = covariance(
+            gp.x_train, gp.features(rows), gp.feature_lengthscales, gp.outputscale, gp.input_map
+        )
         v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
         part = slice(self.size, self.size + len(rows))
         self._rows[part] = rows
@@ -344,11 +346,12 @@ class CandidatePool:
         if len(believing.x_train) > n:
             hyper = believing.hyperparameters
             assert hyper is not None
-            cross = matern52(
+            cross = covariance(
                 believing.x_train[n:],
                 believing.features(self.rows),
                 believing.feature_lengthscales,
                 hyper.outputscale,
+                believing.input_map,
             )
             w = solve_triangular(
                 believing.chol[n:, n:],

@@ -10,7 +10,9 @@ space-filling cover), its hyperparameters refitted at each checkpoint only.
 
 In a conditional search space every GP sees a conditional numeric parameter
 through the arc kernel (``gp/inputs.py``): where the parameter is inactive it
-is equally far from all of its values instead of sitting at one of them.
+is equally far from all of its values instead of sitting at one of them; and
+half of the kernel is additive over the groups of parameters active together,
+so that what the branches share carries from one branch into another.
 """
 
 from __future__ import annotations
@@ -213,8 +215,9 @@ def constraint_models(
 
 
 def input_map(exp: Experiment) -> InputMap | None:
-    """The arc kernel's map of the experiment's conditional numeric parameters
-    (None where there is none: the GP sees the encoded rows themselves)."""
+    """The arc kernel's map of the experiment's conditional numeric parameters,
+    with the groups of its additive half (None where there is none: the GP sees
+    the encoded rows themselves, under the product kernel alone)."""
     if not exp.conditionals:
         return None
     encoder = Encoder(exp)
@@ -223,7 +226,12 @@ def input_map(exp: Experiment) -> InputMap | None:
         for p in exp.parameters
         if p.is_numeric and not _always_active(exp, p)
     ]
-    return InputMap(encoder.dim, arcs) if arcs else None
+    shared = [
+        encoder.slices[p.name].start
+        for p in exp.parameters
+        if p.is_numeric and _always_active(exp, p)
+    ]
+    return InputMap(encoder.dim, arcs, shared) if arcs else None
 
 
 def _always_active(exp: Experiment, p: Parameter) -> bool:

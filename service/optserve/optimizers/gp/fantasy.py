@@ -27,13 +27,12 @@ from scipy.linalg import lapack, solve_triangular
 from scipy.special import log_ndtr
 
 from .acquisition import log_expected_improvement, log_h
-from .model import GaussianProcess, matern52
+from .model import GaussianProcess, covariance, covariance_and_grad
 
 __all__ = ["Fantasies"]
 
 FloatArray = NDArray[np.float64]
 
-_SQRT5 = math.sqrt(5.0)
 # Candidates scored at once (bounds the (n + k, block) buffers).
 _BLOCK = 2048
 _VAR_FLOOR = 1e-12
@@ -86,7 +85,7 @@ class Fantasies:
         n = self.observed
         for start in range(0, len(xq), _BLOCK):
             part = slice(start, start + _BLOCK)
-            kx = matern52(gp.x_train, xq[part], ell, hyper.outputscale)
+            kx = covariance(gp.x_train, xq[part], ell, hyper.outputscale, gp.input_map)
             v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
             means[part] = (kx.T @ gp.alpha)[:, None] + v[n:].T @ self.draws
             var[part] = hyper.outputscale - np.einsum("ij,ij->j", v, v)
@@ -119,13 +118,8 @@ class Fantasies:
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        ell, s, n = gp.feature_lengthscales, hyper.outputscale, self.observed
-        diff = x[None, :] - gp.x_train
-        r = np.sqrt(np.maximum(((diff / ell) ** 2).sum(axis=1), 0.0))
-        e = np.exp(-_SQRT5 * r)
-        k = s * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
-        # smooth at r = 0: the r of dr/dx cancels the r of dk/dr
-        dk = (-s * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e)[:, None] * diff / (ell * ell)
+        s, n = hyper.outputscale, self.observed
+        k, dk = covariance_and_grad(x, gp.x_train, gp.feature_lengthscales, s, gp.input_map)
         # one solve for the value's and the gradient's right-hand sides (LAPACK directly:
         # the polish calls this a few dozen times per suggestion)
         solved, _ = lapack.dtrtrs(gp.chol, np.column_stack([k, dk]), lower=1)

@@ -11,9 +11,7 @@ from scipy.linalg import cho_solve
 from scipy.special import log_ndtr
 
 from .acquisition import log_h
-from .model import GaussianProcess
-
-SQRT5 = math.sqrt(5.0)
+from .model import GaussianProcess, covariance_and_grad
 
 
 def log_ei_and_grad(
@@ -41,14 +39,8 @@ def _log_ei_and_grad(
     gp: GaussianProcess, x: NDArray[np.float64], incumbent: float
 ) -> tuple[float, NDArray[np.float64]]:
     """``log_ei_and_grad`` in the kernel's inputs (``x`` like a row of ``gp.x_train``)."""
-    ell = gp.feature_lengthscales
     s = gp.outputscale
-    diff = x[None, :] - gp.x_train  # (n, D)
-    r = np.sqrt(np.maximum(((diff / ell) ** 2).sum(axis=1), 0.0))
-    e = np.exp(-SQRT5 * r)
-    k = s * (1.0 + SQRT5 * r + 5.0 / 3.0 * r * r) * e
-    # d k / d x: the r in dr/dx cancels against the r in dk/dr, so it is smooth at r = 0
-    dk = (-s * 5.0 / 3.0 * (1.0 + SQRT5 * r) * e)[:, None] * diff / (ell * ell)  # (n, D)
+    k, dk = covariance_and_grad(x, gp.x_train, gp.feature_lengthscales, s, gp.input_map)
     mean = gp.y_mean + gp.y_std * float(k @ gp.alpha)
     dmean = gp.y_std * (gp.alpha @ dk)
     w = cho_solve((gp.chol, True), k)

@@ -35,6 +35,8 @@ from .inputs import InputMap
 __all__ = [
     "GaussianProcess",
     "Hyperparameters",
+    "covariance",
+    "covariance_and_grad",
     "log_marginal_likelihood_and_grad",
     "log_posterior_and_grad",
     "log_prior_and_grad",
@@ -170,6 +172,78 @@ def matern52(
     return k
 
 
+def covariance(
+    x1: FloatArray,
+    x2: FloatArray,
+    lengthscales: FloatArray,
+    outputscale: float,
+    input_map: InputMap | None = None,
+) -> FloatArray:
+    """The GP's covariance between two sets of its inputs: the Matérn kernel,
+    or on a conditional space the mixture of ``input_map``'s product and
+    additive kernels (``inputs``).
+
+    Args:
+        x1: (n1, F) inputs (mapped by ``input_map`` where there is one).
+        x2: (n2, F) inputs.
+        lengthscales: (F,) length scales of the inputs.
+        outputscale: the kernel's variance at distance zero.
+        input_map: the map the inputs come from, or None.
+
+    Returns:
+        (n1, n2) covariances.
+    """
+    k = matern52(x1, x2, lengthscales, outputscale)
+    if input_map is None:
+        return k
+    s1, s2 = input_map.scales(x1), input_map.scales(x2)
+    k *= np.outer(s1[:, 0], s2[:, 0])
+    for g, cols in enumerate(input_map.group_inputs, start=1):
+        part = matern52(x1[:, cols], x2[:, cols], lengthscales[cols], outputscale)
+        k += np.outer(s1[:, g], s2[:, g]) * part
+    return k
+
+
+def _matern52_and_grad(
+    diff: FloatArray, lengthscales: FloatArray, outputscale: float
+) -> tuple[FloatArray, FloatArray]:
+    """Matérn-5/2 at differences ``diff`` (n, F) from a point, and its gradient in the point."""
+    r = np.sqrt(np.maximum(((diff / lengthscales) ** 2).sum(axis=1), 0.0))
+    e = np.exp(-_SQRT5 * r)
+    k = outputscale * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
+    # the r in dr/dx cancels against the r in dk/dr, so it is smooth at r = 0
+    dk = (-outputscale * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e)[:, None]
+    dk = dk * diff / (lengthscales * lengthscales)
+    return k, dk
+
+
+def covariance_and_grad(
+    x: FloatArray,
+    x_train: FloatArray,
+    lengthscales: FloatArray,
+    outputscale: float,
+    input_map: InputMap | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """The covariances ``(n,)`` of one input ``x`` (F,) with ``x_train`` (n, F),
+    and their gradient ``(n, F)`` in ``x`` (the mixture's per-point scales are
+    constant within a branch, so only the Matérn terms vary)."""
+    k, dk = _matern52_and_grad(x[None, :] - x_train, lengthscales, outputscale)
+    if input_map is None:
+        return k, dk
+    sx, st = input_map.scales(x[None, :])[0], input_map.scales(x_train)
+    weight = sx[0] * st[:, 0]
+    k, dk = k * weight, dk * weight[:, None]
+    for g, cols in enumerate(input_map.group_inputs, start=1):
+        if sx[g] == 0.0:
+            continue
+        diff = x[None, cols] - x_train[:, cols]
+        kg, dkg = _matern52_and_grad(diff, lengthscales[cols], outputscale)
+        weight = sx[g] * st[:, g]
+        k += weight * kg
+        dk[:, cols] += weight[:, None] * dkg
+    return k, dk
+
+
 def _prior_medians(dim: int) -> FloatArray:
     log_l = _LENGTHSCALE_LOG_MEDIAN + _LENGTHSCALE_DIM_POWER * math.log(max(dim, 1))
     return np.concatenate([np.full(dim, log_l), [_OUTPUTSCALE_LOG_MEDIAN, _NOISE_LOG_MEDIAN]])
@@ -255,9 +329,16 @@ class _Evidence:
         self.rows, self.cols = np.tril_indices(n, -1)
         self.flat = self.rows * n + self.cols
         self.sq = (x[self.rows] - x[self.cols]) ** 2  # (P, D)
+        # the kernel's terms: (encoded columns, or None for all; per-pair weight)
+        self.terms: list[tuple[NDArray[np.int64] | None, FloatArray | None]] = [(None, None)]
         if input_map is not None:
             # x holds the map's inputs: squares per length scale (the pairs' add up)
             self.sq = input_map.group_squares(self.sq)
+            scales = input_map.scales(x)
+            pair = scales[self.rows] * scales[self.cols]  # (P, 1 + G)
+            self.terms = [(None, pair[:, 0])] + [
+                (cols, pair[:, g]) for g, cols in enumerate(input_map.group_columns, start=1)
+            ]
 
     def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
         theta = np.asarray(log_params, dtype=np.float64)
@@ -267,9 +348,19 @@ class _Evidence:
         noise = math.exp(theta[dim + 1])
         n = self.n
 
-        u = np.sqrt(5.0 * (self.sq @ inv_l2))
-        e = np.exp(-u)
-        kf = s * (1.0 + u + u * u / 3.0) * e
+        kf = np.zeros(len(self.rows))
+        # per term: dk/d log l_d = a * dx_d^2 / l_d^2 on its columns
+        slopes = []
+        for cols, weight in self.terms:
+            sq = self.sq if cols is None else self.sq[:, cols]
+            u = np.sqrt(5.0 * (sq @ (inv_l2 if cols is None else inv_l2[cols])))
+            e = np.exp(-u)
+            term = s * (1.0 + u + u * u / 3.0) * e
+            a = (5.0 / 3.0) * s * (1.0 + u) * e
+            if weight is not None:
+                term, a = term * weight, a * weight
+            kf += term
+            slopes.append(a)
         k = np.zeros((n, n))
         k.ravel()[self.flat] = kf
         factored = _cholesky(k, s + noise + self.extra_noise)
@@ -284,9 +375,13 @@ class _Evidence:
         # d lml / d theta = 1/2 tr(W dK/dtheta), W = alpha alpha^T - K^-1.
         w_pairs = alpha[self.rows] * alpha[self.cols] - k_inv.ravel()[self.flat]
         w_diag_sum = float(alpha @ alpha - np.trace(k_inv))
-        a = (5.0 / 3.0) * s * (1.0 + u) * e  # dk/d log l_d = a * dx_d^2 / l_d^2
         grad = np.empty_like(theta)
-        grad[:dim] = (self.sq.T @ (w_pairs * a)) * inv_l2
+        grad[:dim] = 0.0
+        for (cols, _), a in zip(self.terms, slopes, strict=True):
+            if cols is None:
+                grad[:dim] += (self.sq.T @ (w_pairs * a)) * inv_l2
+            else:
+                grad[cols] += (self.sq[:, cols].T @ (w_pairs * a)) * inv_l2[cols]
         grad[dim] = float(w_pairs @ kf) + 0.5 * s * w_diag_sum
         grad[dim + 1] = 0.5 * noise * w_diag_sum
         return lml, grad
@@ -360,9 +455,8 @@ class GaussianProcess:
 
     With an ``input_map`` (the arc kernel of a conditional search space,
     ``inputs.InputMap``), every method still takes encoded rows and maps them;
-    ``x_train`` holds the mapped inputs and a compiled scorer uses
-    ``features(xc)`` and ``feature_lengthscales`` in place of ``xc`` and
-    ``lengthscales`` above.
+    ``x_train`` holds the mapped inputs, and the kernel is the map's mixture
+    (``covariance``) in place of ``matern52``, which no compiled scorer has.
 
     Attributes:
         hyperparameters: the fitted :class:`Hyperparameters` (standardized
@@ -538,9 +632,9 @@ class GaussianProcess:
         xp = self.features(xp)
         ell = self._ell(hyper)
         with np.errstate(all="ignore"):
-            cross = matern52(self.x_train, xp, ell, hyper.outputscale)
+            cross = covariance(self.x_train, xp, ell, hyper.outputscale, self.input_map)
             b = solve_triangular(self.chol, cross, lower=True, check_finite=False)
-            schur = matern52(xp, xp, ell, hyper.outputscale) - b.T @ b
+            schur = covariance(xp, xp, ell, hyper.outputscale, self.input_map) - b.T @ b
             factored = _cholesky(
                 schur, hyper.outputscale + hyper.noise + self.jitter - np.einsum("ij,ij->j", b, b)
             )
@@ -581,7 +675,7 @@ class GaussianProcess:
         if self.x_train.shape[0] > 0:
             for start in range(0, xq.shape[0], block):
                 part = slice(start, start + block)
-                kx = matern52(self.x_train, xq[part], ell, hyper.outputscale)
+                kx = covariance(self.x_train, xq[part], ell, hyper.outputscale, self.input_map)
                 mean[part] = kx.T @ self.alpha
         return self.y_mean + self.y_std * mean
 
@@ -609,7 +703,7 @@ class GaussianProcess:
         if n > 0:
             for start in range(0, count, block):
                 part = slice(start, start + block)
-                kx = matern52(self.x_train, xq[part], ell, hyper.outputscale)
+                kx = covariance(self.x_train, xq[part], ell, hyper.outputscale, self.input_map)
                 mean[part] = kx.T @ self.alpha
                 v = solve_triangular(self.chol, kx, lower=True, check_finite=False)
                 var[part] -= np.einsum("ij,ij->j", v, v)
@@ -710,7 +804,7 @@ class GaussianProcess:
             return
         with np.errstate(all="ignore"):
             for candidate in (hyper, fallback, Hyperparameters.default(hyper.dim)):
-                k = matern52(x, x, self._ell(candidate), candidate.outputscale)
+                k = covariance(x, x, self._ell(candidate), candidate.outputscale, self.input_map)
                 factored = _cholesky(k, candidate.outputscale + candidate.noise + noise)
                 if factored is not None:
                     break

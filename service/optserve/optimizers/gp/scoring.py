@@ -6,8 +6,9 @@ factors and an incumbent, and scores candidate rows by the compiled kernel
 blocked forward substitution without the GIL) or, with ``backend="numpy"``,
 by ``gp.predict`` followed by :func:`~.acquisition.log_expected_improvement`,
 the reference the kernel is tested against and the benchmark's baseline.
-Candidates are encoded rows; the GP's input map (if any) is applied before
-the compiled kernel sees them.
+Candidates are encoded rows. A GP with an input map (a conditional space,
+whose kernel is a mixture the compiled kernel does not have) is scored by
+NumPy whichever backend is asked for.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class AcquisitionScorer:
             raise ValueError(f"incumbent must be finite, got {incumbent}")
         self.gp = gp
         self.incumbent = float(incumbent)
+        # the compiled kernel is the Matern kernel alone, not a conditional space's mixture
+        if gp.input_map is not None:
+            backend = "numpy"
         self.backend: Backend = backend
         self.dim = gp.hyperparameters.dim
         self._compiled = (
@@ -100,7 +104,7 @@ class AcquisitionScorer:
         xq = self._rows(rows)
         if self._compiled is None:
             return self.gp.predict(xq)
-        return self._compiled.posterior(self._features(xq))
+        return self._compiled.posterior(xq)
 
     def log_ei(self, rows: ArrayLike) -> FloatArray:
         """Log expected improvement over the incumbent.
@@ -118,10 +122,4 @@ class AcquisitionScorer:
         if self._compiled is None:
             mean, var = self.gp.predict(xq)
             return log_expected_improvement(mean, np.sqrt(var), self.incumbent)
-        return self._compiled.log_ei(self._features(xq), self.incumbent)
-
-    def _features(self, xq: FloatArray) -> FloatArray:
-        """The compiled kernel's inputs: the GP's input map applied (C-contiguous)."""
-        if self.gp.input_map is None:
-            return xq
-        return np.ascontiguousarray(self.gp.features(xq))
+        return self._compiled.log_ei(xq, self.incumbent)
