@@ -312,3 +312,35 @@ def test_fantasies_of_pending_points_score_and_climb_through_the_map():
                 drawn.log_ei((row + e)[None, :])[0] - drawn.log_ei((row - e)[None, :])[0]
             ) / (2 * h)
             assert grad[j] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+def test_a_branch_without_numeric_parameters_keeps_a_valid_kernel():
+    """Every numeric parameter conditional, one branch with none active: there the
+    product kernel takes the whole variance; the kernel stays a covariance and
+    a GP fits and predicts in every branch."""
+    exp = Experiment(
+        id="bare",
+        name="bare",
+        parameters=[
+            Parameter("a", ParameterType.DOUBLE, Bounds(0.0, 1.0), conditions={"k": ["x"]}),
+            Parameter("b", ParameterType.DOUBLE, Bounds(0.0, 1.0), conditions={"k": ["y"]}),
+        ],
+        conditionals=[Conditional("k", ["x", "y", "z"])],
+        metrics=[Metric("v")],
+        seed=1,
+    )
+    imap = models.input_map(exp)
+    assert imap is not None and imap.shared == ()
+    space = feasible_space(exp)
+    rows = space.draw_rows(60, np.random.default_rng(4))
+    inputs_ = imap(rows)
+    scales = imap.scales(inputs_)
+    bare = rows[:, space.encoder.slices["k"].start + 2] > 0.5
+    assert bare.any() and np.all(scales[bare, 0] == 1.0) and np.all(scales[bare, 1:] == 0.0)
+    k = covariance(inputs_, inputs_, imap.lengthscales(np.full(space.encoder.dim, 0.4)), 1.0, imap)
+    np.testing.assert_allclose(np.diag(k), 1.0, rtol=1e-12)
+    assert np.linalg.eigvalsh(k).min() > -1e-10
+    y = np.where(bare, 0.5, -((rows[:, 0] - 0.3) ** 2))
+    gp = GaussianProcess(input_map=imap).fit(rows, y, rng=np.random.default_rng(0))
+    mean, var = gp.predict(rows)
+    assert np.all(np.isfinite(mean)) and np.all(var > 0)
