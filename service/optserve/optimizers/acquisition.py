@@ -393,6 +393,7 @@ def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:
     for start in range(0, len(rows), 256):
         x = rows[start : start + 256]
         grad = np.zeros_like(x)
+        x_scales = mixture.scales(x) if mixture is not None else None
         for t, cols in enumerate(terms):
             if cols is None:
                 xs, ts, ls = x, train, ell
@@ -403,8 +404,8 @@ def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:
             d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * (a @ b.T)
             r5 = np.sqrt(5.0 * np.maximum(d2, 0.0))
             c = -s * 5.0 / 3.0 * (1.0 + r5) * np.exp(-r5)  # (m, n)
-            if mixture is not None and train_scales is not None:
-                c *= np.outer(mixture.scales(x)[:, t], train_scales[:, t])
+            if x_scales is not None and train_scales is not None:
+                c *= np.outer(x_scales[:, t], train_scales[:, t])
             ca = c * alpha[None, :]
             # d mean / d(x / ell) = y_std * sum_i ca_i (x - x_i) / ell
             part = (xs * ca.sum(1)[:, None] - ca @ ts) / ls

@@ -10,8 +10,9 @@ through four stages, each in its own module:
    scalarized per suggestion by a random augmented Chebyshev weight (ParEGO);
 2. models (``models``): a Gaussian process on the unit-cube encoding (on a
    conditional space, a mixture of product and additive kernels,
-   ``gp.inputs``), exact up to 500 observations and on a training subset of 500 of them beyond, its
-   hyperparameters from a chain of fits that depends on the history alone;
+   ``gp.inputs``), exact up to 500 observations and on a training subset of
+   500 of them beyond, its hyperparameters from a chain of fits that depends
+   on the history alone;
    one GP per constraint metric;
 3. acquisition (``acquisition``): log expected improvement, weighted by the
    probability that every constraint metric holds and by the parameters'
