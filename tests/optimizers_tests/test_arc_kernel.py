@@ -3,8 +3,6 @@ and its use wherever the optimizer meets the GP."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -28,7 +26,7 @@ from optserve.optimizers.gp import (
 )
 from optserve.optimizers.gp.fantasy import Fantasies
 from optserve.optimizers.gp.gradient import log_ei_and_grad
-from optserve.optimizers.gp.model import _Evidence, covariance, log_prior_and_grad
+from optserve.optimizers.gp.model import _Evidence, covariance
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
 
@@ -153,11 +151,11 @@ def test_the_mixture_is_a_covariance_with_the_outputscale_on_its_diagonal():
     np.testing.assert_allclose((scales**2).sum(axis=1), 1.0, rtol=1e-12)
 
 
-def test_what_the_branches_share_carries_into_a_deeper_branch():
+def test_what_the_branches_share_carries_into_a_deeper_branch(monkeypatch):
     """Many 2-layer points and a few 3-layer ones of a loss whose best units_1
     is the same in both: the mixture's posterior mean in the 3-layer branch has
     its best units_1 near where the 2-layer points put it; under the product
-    kernel alone (a product weight of 1) it is at the bound, far from the few
+    kernel alone (``PRODUCT_WEIGHT = 1``) it is at the bound, far from the few
     deep points, as on the benchmark's conditional problem."""
     rng = np.random.default_rng(11)
     best_units = 200
@@ -181,14 +179,13 @@ def test_what_the_branches_share_carries_into_a_deeper_branch():
     grid = np.arange(8, 257, 8)
     probe = np.array([_row("3", units_1=int(u), drop_2=0.2, units_3=40) for u in grid])
 
-    def best_units_1(weight: float | None) -> float:
-        fixed = dataclasses.replace(hyper, mixture_weight=weight)
-        gp = GaussianProcess(input_map=ARC).condition(x, y, fixed)
+    def best_units_1() -> float:
+        gp = GaussianProcess(input_map=ARC).condition(x, y, hyper)
         return float(grid[int(np.argmax(gp.mean(probe)))])
 
-    assert hyper.mixture_weight in inputs.PRODUCT_WEIGHTS
-    mixture = best_units_1(hyper.mixture_weight)
-    product = best_units_1(1.0)
+    mixture = best_units_1()
+    monkeypatch.setattr(inputs, "PRODUCT_WEIGHT", 1.0)
+    product = best_units_1()
     # the product kernel ends at the bound, away from the deep points it knows;
     # the mixture stays inside, nearer the best the shallow points found
     assert product == grid[-1]
@@ -264,7 +261,7 @@ def test_the_mean_gradient_bound_is_the_mixtures_gradient():
     ell, h = gp.feature_lengthscales, 1e-6
 
     def mean(z: np.ndarray) -> float:
-        k = covariance(gp.x_train, z[None, :], ell, gp.outputscale, gp.input_map)[:, 0]
+        k = covariance(gp.x_train, z[None, :], ell, gp.outputscale, ARC)[:, 0]
         return gp.y_mean + gp.y_std * float(k @ gp.alpha)
 
     norms = []
@@ -347,30 +344,3 @@ def test_a_branch_without_numeric_parameters_keeps_a_valid_kernel():
     gp = GaussianProcess(input_map=imap).fit(rows, y, rng=np.random.default_rng(0))
     mean, var = gp.predict(rows)
     assert np.all(np.isfinite(mean)) and np.all(var > 0)
-
-
-def test_the_fit_picks_the_mixture_weight_with_the_highest_posterior():
-    """Each of ``PRODUCT_WEIGHTS`` is fitted; the GP keeps the best one, predicts
-    under it, and a GP conditioned on those hyperparameters predicts the same."""
-    gp, x, y = _fitted(30)
-    hyper = gp.hyperparameters
-    assert hyper is not None and hyper.mixture_weight in inputs.PRODUCT_WEIGHTS
-    assert gp.input_map is not None and gp.input_map.weight == hyper.mixture_weight
-    ys = (y - y.mean()) / y.std()
-
-    def log_posterior(h: Hyperparameters) -> float:
-        theta = h.to_log_params()
-        evidence = _Evidence(ARC(x), ys, np.zeros(len(y)), ARC.with_weight(h.mixture_weight))
-        return evidence(theta)[0] + log_prior_and_grad(theta)[0]
-
-    chosen = log_posterior(hyper)
-    for weight in inputs.PRODUCT_WEIGHTS:
-        other = GaussianProcess(maxiter=20, input_map=ARC.with_weight(weight))
-        refit = other._optimize(
-            ARC(x), ys, np.zeros(len(y)), None, np.random.default_rng(0), ENC.dim
-        )
-        assert refit[0] is not None
-        assert chosen >= log_posterior(dataclasses.replace(refit[0], mixture_weight=weight)) - 1e-6
-    rows = SPACE.draw_rows(20, np.random.default_rng(9))
-    again = GaussianProcess(input_map=ARC).condition(x, y, hyper)
-    np.testing.assert_allclose(again.predict(rows)[1], gp.predict(rows)[1], rtol=1e-10)

@@ -28,22 +28,19 @@ point of a deeper one, every parameter only the deeper branch has takes a
 factor below one, so what the branches share (the best values of their common
 parameters) barely carries into a branch that has few points yet. The kernel
 on a conditional space is therefore a mixture (the product-and-sum mixture of
-CoCaBO, Ru et al. 2020): a share of its variance is the product kernel over
-every input, the rest an additive kernel over groups of parameters that are active
+CoCaBO, Ru et al. 2020): half of its variance is the product kernel over every
+input, half an additive kernel over groups of parameters that are active
 together (Add-Tree, Ma & Blaschko 2020): the always-active numeric parameters,
 then the conditional ones grouped by their conditions. A group counts only
-where it is active, and each point spreads the additive share over its active
-groups (so ``k(x, x)`` is the outputscale everywhere and the additive share
-transfers between branches in proportion to what they have in common). The
-share is chosen by each fit among ``PRODUCT_WEIGHTS``, as CoCaBO fits its
-weight: the one whose fitted hyperparameters have the highest posterior density.
+where it is active, and each point spreads the additive half over its active
+groups (so ``k(x, x)`` is the outputscale everywhere and the additive half's
+share transfers between branches in proportion to what they have in common).
 Every term is a Matérn kernel on its inputs with the same length scales,
 scaled per point: a sum of such terms is a valid kernel.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,17 +48,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ARC_RADIUS", "ARC_RHO", "PRODUCT_WEIGHT", "PRODUCT_WEIGHTS", "ArcColumn", "InputMap"]
+__all__ = ["ARC_RADIUS", "ARC_RHO", "PRODUCT_WEIGHT", "ArcColumn", "InputMap"]
 
 FloatArray = NDArray[np.float64]
 
 ARC_RHO = 1.0
 ARC_RADIUS = 1.0 / (math.pi * ARC_RHO)
 _ANGLE = math.pi * ARC_RHO
-# the product kernel's share of the variance where a point has an active group:
-# each fit takes the one of these with the highest posterior density (CoCaBO
-# fits its mixture weight by the likelihood too); PRODUCT_WEIGHT before a fit
-PRODUCT_WEIGHTS = (0.25, 0.5, 0.75)
+# the product kernel's share of the variance where a point has an active group
 PRODUCT_WEIGHT = 0.5
 
 
@@ -93,7 +87,6 @@ class InputMap:
         self.dim = dim
         self.arcs = tuple(arcs)
         self.shared = tuple(int(c) for c in shared)
-        self.weight = PRODUCT_WEIGHT
         self.columns = np.array([a.column for a in self.arcs], dtype=np.int64)
         # the encoded column each input's length scale comes from
         self.groups = np.concatenate([np.arange(dim), self.columns])
@@ -122,18 +115,12 @@ class InputMap:
 
     def key(self) -> tuple[object, ...]:
         """What the map and the kernel's mixture depend on (for cache keys)."""
-        return ("arc", ARC_RHO, self.dim, self.arcs, "mix", PRODUCT_WEIGHTS, self.shared)
-
-    def with_weight(self, weight: float) -> InputMap:
-        """This map with the product kernel's share ``weight``."""
-        out = copy.copy(self)
-        out.weight = float(weight)
-        return out
+        return ("arc", ARC_RHO, self.dim, self.arcs, "mix", PRODUCT_WEIGHT, self.shared)
 
     def scales(self, inputs: FloatArray) -> FloatArray:
         """(n, 1 + G) per point of the GP's inputs: the scale of the product
         kernel, then of each additive group's kernel. The squares sum to one:
-        ``weight`` and the rest shared by the active groups, or the
+        ``PRODUCT_WEIGHT`` and the rest shared by the active groups, or the
         product alone where no group is active."""
         inputs = np.asarray(inputs, dtype=np.float64).reshape(-1, self.features)
         active = np.ones((len(inputs), len(self._probes)))
@@ -143,8 +130,8 @@ class InputMap:
                 active[:, g] = radius2 > 0.25 * ARC_RADIUS**2
         count = active.sum(axis=1)
         out = np.empty((len(inputs), 1 + len(self._probes)))
-        out[:, 0] = np.where(count > 0, math.sqrt(self.weight), 1.0)
-        out[:, 1:] = active * np.sqrt((1.0 - self.weight) / np.maximum(count, 1.0))[:, None]
+        out[:, 0] = np.where(count > 0, math.sqrt(PRODUCT_WEIGHT), 1.0)
+        out[:, 1:] = active * np.sqrt((1.0 - PRODUCT_WEIGHT) / np.maximum(count, 1.0))[:, None]
         return out
 
     def active(self, rows: FloatArray) -> FloatArray:

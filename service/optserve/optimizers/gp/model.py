@@ -21,7 +21,6 @@ The log-parameter vector used throughout is
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Self
@@ -31,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 from scipy.linalg import lapack, solve_triangular
 
-from .inputs import PRODUCT_WEIGHTS, InputMap
+from .inputs import InputMap
 
 __all__ = [
     "GaussianProcess",
@@ -91,15 +90,11 @@ class Hyperparameters:
             of the ``[0, 1]`` encoding.
         outputscale: prior variance of the latent function (standardized units).
         noise: homoscedastic observation noise variance (standardized units).
-        mixture_weight: on a conditional space, the product kernel's share of
-            the mixture (``inputs``) the fit chose; None elsewhere. Not part of
-            the log-parameter vector: each fit picks it from ``PRODUCT_WEIGHTS``.
     """
 
     lengthscales: FloatArray
     outputscale: float
     noise: float
-    mixture_weight: float | None = None
 
     def __post_init__(self) -> None:
         lengthscales = np.array(self.lengthscales, dtype=np.float64).reshape(-1)
@@ -584,41 +579,9 @@ class GaussianProcess:
         xs = self.features(xs)
         if xs.shape[0] > 0:
             rng = rng if rng is not None else np.random.default_rng(0)
-            if self.input_map is None:
-                hyper = self._optimize(xs, ys, noise, warm_start, rng, dim)[0] or fallback
-            else:
-                hyper = self._optimize_mixture(xs, ys, noise, warm_start, rng, dim) or fallback
-        self._use_weight(hyper)
+            hyper = self._optimize(xs, ys, noise, warm_start, rng, dim) or fallback
         self._set_posterior(xs, ys, noise, hyper, fallback)
         return self
-
-    def _optimize_mixture(
-        self,
-        x: FloatArray,
-        y: FloatArray,
-        noise: FloatArray,
-        warm_start: Hyperparameters | None,
-        rng: np.random.Generator,
-        dim: int,
-    ) -> Hyperparameters | None:
-        """The MAP fit under each of ``PRODUCT_WEIGHTS`` (the same starts and
-        subset for each), with the weight whose fit has the highest posterior."""
-        assert self.input_map is not None
-        base = self.input_map
-        seed = int(rng.integers(2**63))
-        best: tuple[float, Hyperparameters] | None = None
-        for weight in PRODUCT_WEIGHTS:
-            self.input_map = base.with_weight(weight)
-            hyper, value = self._optimize(x, y, noise, warm_start, np.random.default_rng(seed), dim)
-            if hyper is not None and (best is None or value < best[0]):
-                best = (value, dataclasses.replace(hyper, mixture_weight=weight))
-        self.input_map = base
-        return None if best is None else best[1]
-
-    def _use_weight(self, hyper: Hyperparameters) -> None:
-        """Sets the input map's mixture weight to the one ``hyper`` was fitted with."""
-        if self.input_map is not None and hyper.mixture_weight is not None:
-            self.input_map = self.input_map.with_weight(hyper.mixture_weight)
 
     def condition(
         self,
@@ -642,7 +605,6 @@ class GaussianProcess:
         dim = xs.shape[1]
         if hyperparameters.dim != dim:
             raise ValueError(f"hyperparameters for D={hyperparameters.dim}, x has D={dim}")
-        self._use_weight(hyperparameters)
         self._set_posterior(
             self.features(xs), ys, noise, hyperparameters, Hyperparameters.default(dim)
         )
@@ -773,10 +735,9 @@ class GaussianProcess:
         warm_start: Hyperparameters | None,
         rng: np.random.Generator,
         dim: int,
-    ) -> tuple[Hyperparameters | None, float]:
-        """Best MAP hyperparameters over the starts and their negative log
-        posterior, or None if every start failed (``x``: the kernel's inputs;
-        ``dim``: the number of length scales)."""
+    ) -> Hyperparameters | None:
+        """Best MAP hyperparameters over the starts, or None if every start failed
+        (``x``: the kernel's inputs; ``dim``: the number of length scales)."""
         n, width = x.shape
         # The fit keeps (n^2 / 2, D) pairwise differences: bound their memory too.
         cap = min(self.max_fit_points, max(2, int(math.sqrt(2 * _MAX_PAIR_ELEMENTS / width))))
@@ -824,7 +785,7 @@ class GaussianProcess:
                 value = float(result.fun)
                 if value < _BAD_OBJECTIVE and value < best_value and np.all(np.isfinite(result.x)):
                     best, best_value = np.clip(result.x, lo, hi), value
-        return (None if best is None else Hyperparameters.from_log_params(best)), best_value
+        return None if best is None else Hyperparameters.from_log_params(best)
 
     def _set_posterior(
         self,
