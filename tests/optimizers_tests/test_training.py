@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from optserve.domain.encoding import Encoder
 from optserve.domain.model import (
@@ -82,6 +83,26 @@ def test_a_long_bad_tail_is_warped_a_long_good_tail_is_not():
     # huge values: the skewness is measured without overflow, so the decisions stand
     assert not np.allclose(training.warp(bad * 1e150), bad * 1e150)
     np.testing.assert_array_equal(training.warp(good * 1e150), good * 1e150)
+
+
+def test_the_warp_exponent_is_scipys_maximum_likelihood_estimate():
+    rng = np.random.default_rng(3)
+    samples = [
+        -np.exp(rng.normal(0.0, 1.5, 65)),  # a long bad tail, as the warp sees
+        -rng.pareto(1.5, 200),
+        rng.normal(size=12),
+        rng.exponential(size=7),
+    ]
+    for y in samples:
+        z = (y - np.median(y)) / np.std(y)
+        expected = stats.yeojohnson_normmax(z)
+        assert abs(training.yeo_johnson_lambda(z) - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+def test_a_warp_without_a_finite_spread_leaves_the_values_alone():
+    # the standard deviation overflows: scaled, every value would read 0
+    y = np.array([-1e300, 0.0, 1.0, 2.0, 3.0, 2.5])
+    np.testing.assert_array_equal(training.warp(y), y)
 
 
 def test_two_metrics_are_scalarized_by_the_generator_with_thresholds():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import optimize, stats
 
 from ..domain.best import satisfies_constraints
 from ..domain.encoding import Encoder
@@ -221,20 +221,48 @@ def warp(y: NDArray[np.float64]) -> NDArray[np.float64]:
 def warp_map(y: NDArray[np.float64]) -> tuple[NDArray[np.float64], Callable[[float], float]]:
     """``warp(y)`` and the same map for other values (thresholds): ``y`` itself
     and the identity when the values are left alone."""
-    if len(y) < 4 or np.ptp(y) <= 0:
+    with np.errstate(over="ignore", invalid="ignore"):  # spreads beyond 1e308: inf
+        spread, scale = float(np.ptp(y)), float(np.std(y))
+    if len(y) < 4 or spread <= 0:
         return y, _identity
     # skewness is scale-free: measured on centred, scaled values it cannot overflow
     centred = y - np.median(y)
     if stats.skew(centred / np.max(np.abs(centred))) > WARP_SKEW:
         return y, _identity
-    median, scale = float(np.median(y)), float(np.std(y))
+    median = float(np.median(y))
+    if not 0.0 < scale < np.inf:  # the spread overflows: scaled, every value would read 0
+        return y, _identity
+    z = (y - median) / scale
     try:
-        warped, lmbda = stats.yeojohnson((y - median) / scale)
+        lmbda = yeo_johnson_lambda(z)
+        warped = stats.yeojohnson(z, lmbda)
     except (ValueError, FloatingPointError):
         return y, _identity
     if not np.all(np.isfinite(warped)):
         return y, _identity
     return warped, lambda v: float(stats.yeojohnson(np.array([(v - median) / scale]), lmbda)[0])
+
+
+def yeo_johnson_lambda(z: NDArray[np.float64]) -> float:
+    """The maximum-likelihood Yeo-Johnson exponent of ``z`` (as
+    ``scipy.stats.yeojohnson_normmax``: Brent's method from the bracket
+    (-2, 2)). The log-likelihood is written out because SciPy's evaluates the
+    variance in log space, for overflow that standardized outputs cannot
+    reach, at about 20 times the cost: 7 ms of a suggestion at 65 points.
+    """
+    log_jacobian = float(np.sum(np.sign(z) * np.log1p(np.abs(z))))
+
+    def negative_log_likelihood(lmbda: float) -> float:
+        variance = float(np.var(stats.yeojohnson(z, lmbda)))
+        if not variance > 0.0 or not np.isfinite(variance):
+            return np.inf
+        return 0.5 * len(z) * np.log(variance) - (lmbda - 1.0) * log_jacobian
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = optimize.minimize_scalar(negative_log_likelihood, bracket=(-2.0, 2.0))
+    if not np.isfinite(result.x):
+        raise ValueError("no finite Yeo-Johnson exponent")
+    return float(result.x)
 
 
 def _identity(v: float) -> float:
