@@ -18,6 +18,12 @@
 //! and of `L` is contiguous. On x86-64 CPUs with AVX2 and FMA the same code
 //! is compiled a second time for them and chosen at run time.
 //!
+//! On a conditional search space the kernel is a mixture (`Mixture`, the
+//! Python `gp.inputs`): the Matérn kernel over every input plus one over each
+//! additive group's inputs, each scaled per point, `k(x, x') = s * sum_g
+//! c_g(x) c_g(x') matern(x_g, x'_g)`; the candidates then come as the GP's
+//! inputs with their scales `c`.
+//!
 //! Log expected improvement follows Ament et al. (NeurIPS 2023) in the same
 //! three regimes as the Python `log_expected_improvement`.
 
@@ -169,6 +175,45 @@ pub struct PreparedGp {
     /// (n, n) lower Cholesky factor, row-major.
     pub(crate) chol: Vec<f64>,
     pub(crate) inv_diag: Vec<f64>,
+    /// The kernel's mixture on a conditional space (None: Matérn alone).
+    pub(crate) mixture: Option<Mixture>,
+}
+
+/// The mixture kernel of a conditional space: the product term over every
+/// input, then one Matérn term per additive group, each scaled per point.
+#[derive(Debug, Clone)]
+pub struct Mixture {
+    /// Per additive group, the inputs (columns) it reads.
+    groups: Vec<Vec<usize>>,
+    /// (n, 1 + G) per training point: the product term's scale, then each group's.
+    train_scales: Vec<f64>,
+}
+
+impl Mixture {
+    fn width(&self) -> usize {
+        self.groups.len() + 1
+    }
+}
+
+fn check_scales(
+    arg: &'static str,
+    scales: &MatrixRef<'_>,
+    rows: usize,
+    width: usize,
+) -> Result<()> {
+    if scales.rows != rows || scales.cols != width {
+        return Err(Error::input(
+            arg,
+            format!(
+                "shape ({}, {}), expected ({rows}, {width}): a scale per point and term",
+                scales.rows, scales.cols
+            ),
+        ));
+    }
+    if !scales.data.iter().all(|v| v.is_finite() && *v >= 0.0) {
+        return Err(Error::input(arg, "must be finite and >= 0"));
+    }
+    Ok(())
 }
 
 impl PreparedGp {
@@ -196,7 +241,45 @@ impl PreparedGp {
             alpha: gp.alpha.to_vec(),
             chol: gp.chol.data.to_vec(),
             inv_diag,
+            mixture: None,
         })
+    }
+
+    /// This GP under a mixture kernel: `groups` lists each additive group's
+    /// inputs, `train_scales` (n, 1 + G) the training points' scales.
+    pub fn with_mixture(
+        mut self,
+        groups: Vec<Vec<usize>>,
+        train_scales: &MatrixRef<'_>,
+    ) -> Result<Self> {
+        for group in &groups {
+            if group.is_empty() || group.iter().any(|&j| j >= self.d) {
+                return Err(Error::input(
+                    "groups",
+                    format!("each must list inputs among 0..{}", self.d),
+                ));
+            }
+            let mut sorted = group.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != group.len() {
+                return Err(Error::input(
+                    "groups",
+                    "an input is listed twice in a group",
+                ));
+            }
+        }
+        check_scales("train_scales", train_scales, self.n, groups.len() + 1)?;
+        self.mixture = Some(Mixture {
+            groups,
+            train_scales: train_scales.data.to_vec(),
+        });
+        Ok(self)
+    }
+
+    /// Whether the kernel is a mixture (candidates then need their scales).
+    pub fn is_mixture(&self) -> bool {
+        self.mixture.is_some()
     }
 
     /// The input dimension `D`.
@@ -220,13 +303,44 @@ impl PreparedGp {
         Ok(())
     }
 
+    fn check_scales(
+        &self,
+        candidates: &MatrixRef<'_>,
+        scales: Option<&MatrixRef<'_>>,
+    ) -> Result<()> {
+        match (&self.mixture, scales) {
+            (None, None) => Ok(()),
+            (Some(mix), Some(scales)) => {
+                check_scales("scales", scales, candidates.rows, mix.width())
+            }
+            (Some(_), None) => Err(Error::input(
+                "scales",
+                "required: the kernel is a mixture, scaled per candidate",
+            )),
+            (None, Some(_)) => Err(Error::input(
+                "scales",
+                "given, but the kernel is not a mixture",
+            )),
+        }
+    }
+
     /// Posterior mean and variance (original units) of each candidate row.
     pub fn posterior(&self, candidates: &MatrixRef<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.posterior_scaled(candidates, None)
+    }
+
+    /// [`Self::posterior`], with the candidates' scales (n, 1 + G) under a mixture kernel.
+    pub fn posterior_scaled(
+        &self,
+        candidates: &MatrixRef<'_>,
+        scales: Option<&MatrixRef<'_>>,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
         self.check_candidates(candidates)?;
+        self.check_scales(candidates, scales)?;
         let count = candidates.rows;
         let mut mean = vec![0.0; count];
         let mut var = vec![0.0; count];
-        self.standardized(candidates, &mut mean, &mut var);
+        self.standardized(candidates, scales, &mut mean, &mut var);
         for (m, v) in mean.iter_mut().zip(var.iter_mut()) {
             *m = self.y_mean + self.y_std * *m;
             *v *= self.y_std * self.y_std;
@@ -237,14 +351,25 @@ impl PreparedGp {
     /// Log expected improvement over `incumbent` (maximization, original
     /// units) of each candidate row.
     pub fn log_ei(&self, candidates: &MatrixRef<'_>, incumbent: f64) -> Result<Vec<f64>> {
+        self.log_ei_scaled(candidates, None, incumbent)
+    }
+
+    /// [`Self::log_ei`], with the candidates' scales (n, 1 + G) under a mixture kernel.
+    pub fn log_ei_scaled(
+        &self,
+        candidates: &MatrixRef<'_>,
+        scales: Option<&MatrixRef<'_>>,
+        incumbent: f64,
+    ) -> Result<Vec<f64>> {
         self.check_candidates(candidates)?;
+        self.check_scales(candidates, scales)?;
         if !incumbent.is_finite() {
             return Err(Error::input("incumbent", "must be finite"));
         }
         let count = candidates.rows;
         let mut mean = vec![0.0; count];
         let mut var = vec![0.0; count];
-        self.standardized(candidates, &mut mean, &mut var);
+        self.standardized(candidates, scales, &mut mean, &mut var);
         for (m, v) in mean.iter_mut().zip(&var) {
             let m_orig = self.y_mean + self.y_std * *m;
             let sd = self.y_std * v.sqrt();
@@ -253,8 +378,15 @@ impl PreparedGp {
         Ok(mean)
     }
 
-    /// Mean `k^T alpha` and floored variance of the standardized GP.
-    fn standardized(&self, candidates: &MatrixRef<'_>, mean: &mut [f64], var: &mut [f64]) {
+    /// Mean `k^T alpha` and floored variance of the standardized GP (`scales`:
+    /// checked against the mixture).
+    fn standardized(
+        &self,
+        candidates: &MatrixRef<'_>,
+        scales: Option<&MatrixRef<'_>>,
+        mean: &mut [f64],
+        var: &mut [f64],
+    ) {
         let s = self.s;
         if self.n == 0 {
             mean.fill(0.0);
@@ -271,17 +403,22 @@ impl PreparedGp {
             inv_diag: &self.inv_diag,
             s,
         };
+        let mixed = self
+            .mixture
+            .as_ref()
+            .zip(scales)
+            .map(|(mix, sc)| (mix, sc.data));
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU supports the features `blocks_avx2` is compiled for.
-                unsafe { blocks_avx2(&work, candidates.data, mean, var) };
+                unsafe { blocks_avx2(&work, mixed, candidates.data, mean, var) };
                 return;
             }
         }
-        blocks::<false>(&work, candidates.data, mean, var);
+        blocks::<false>(&work, mixed, candidates.data, mean, var);
     }
 }
 
@@ -315,10 +452,19 @@ struct Work<'a> {
     s: f64,
 }
 
+/// A mixture kernel and the candidates' scales (n, 1 + G), row-major.
+type Mixed<'a> = Option<(&'a Mixture, &'a [f64])>;
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn blocks_avx2(w: &Work<'_>, candidates: &[f64], mean: &mut [f64], var: &mut [f64]) {
-    blocks::<true>(w, candidates, mean, var);
+unsafe fn blocks_avx2(
+    w: &Work<'_>,
+    mixed: Mixed<'_>,
+    candidates: &[f64],
+    mean: &mut [f64],
+    var: &mut [f64],
+) {
+    blocks::<true>(w, mixed, candidates, mean, var);
 }
 
 #[inline(always)]
@@ -373,10 +519,19 @@ fn exp_neg<const FMA: bool>(u: f64) -> f64 {
 }
 
 #[inline(always)]
-fn blocks<const FMA: bool>(w: &Work<'_>, candidates: &[f64], mean: &mut [f64], var: &mut [f64]) {
+fn blocks<const FMA: bool>(
+    w: &Work<'_>,
+    mixed: Mixed<'_>,
+    candidates: &[f64],
+    mean: &mut [f64],
+    var: &mut [f64],
+) {
     let (n, d) = (w.n, w.d);
     let mut panel = vec![0.0; n * BLOCK];
     let mut ct = vec![0.0; d * BLOCK];
+    let width_g = mixed.map_or(0, |(mix, _)| mix.width());
+    let mut sc = vec![0.0; width_g * BLOCK];
+    let mut sq = vec![0.0; if mixed.is_some() { d * BLOCK } else { 0 }];
     let count = mean.len();
     let mut start = 0;
     while start < count {
@@ -389,8 +544,16 @@ fn blocks<const FMA: bool>(w: &Work<'_>, candidates: &[f64], mean: &mut [f64], v
             for j in 0..d {
                 ct[j * BLOCK + t] = c[j] * w.inv_l[j];
             }
+            if let Some((_, scales)) = mixed {
+                for g in 0..width_g {
+                    sc[g * BLOCK + t] = scales[row * width_g + g];
+                }
+            }
         }
-        let m = build_panel::<FMA>(w, &ct, &mut panel);
+        let m = match mixed {
+            None => build_panel::<FMA>(w, &ct, &mut panel),
+            Some((mix, _)) => build_mixture_panel::<FMA>(w, mix, &ct, &sc, &mut sq, &mut panel),
+        };
         let v = solve_panel::<FMA>(w, &mut panel);
         mean[start..start + width].copy_from_slice(&m[..width]);
         for (out, sum) in var[start..start + width].iter_mut().zip(&v) {
@@ -424,6 +587,78 @@ fn build_panel<const FMA: bool>(w: &Work<'_>, ct: &[f64], panel: &mut [f64]) -> 
             let k = w.s * (poly * exp_neg::<FMA>(u));
             row[t] = k;
             mean[t] = fmadd::<FMA>(a, k, mean[t]);
+        }
+    }
+    mean
+}
+
+/// Matérn-5/2 at squared scaled distances `r2`, in place (unit variance).
+#[inline(always)]
+fn matern_block<const FMA: bool>(r2: &mut [f64; BLOCK]) {
+    for v in r2.iter_mut() {
+        let u = (5.0 * *v).sqrt();
+        *v = fmadd::<FMA>(u * u, 1.0 / 3.0, u + 1.0) * exp_neg::<FMA>(u);
+    }
+}
+
+/// `build_panel` under a mixture kernel: `sc` (1 + G, BLOCK) holds the
+/// candidates' scales, `sq` is scratch for (D, BLOCK) squared differences. A
+/// term whose scale is 0 at a training point (an inactive group) is skipped.
+#[inline(always)]
+fn build_mixture_panel<const FMA: bool>(
+    w: &Work<'_>,
+    mix: &Mixture,
+    ct: &[f64],
+    sc: &[f64],
+    sq: &mut [f64],
+    panel: &mut [f64],
+) -> [f64; BLOCK] {
+    let (d, width) = (w.d, mix.width());
+    let columns = ct.as_chunks::<BLOCK>().0;
+    let scales = sc.as_chunks::<BLOCK>().0;
+    let squares = sq.as_chunks_mut::<BLOCK>().0;
+    let mut mean = [0.0; BLOCK];
+    for (((xi, row), &a), st) in
+        w.xs.chunks_exact(d)
+            .zip(panel.as_chunks_mut::<BLOCK>().0)
+            .zip(w.alpha)
+            .zip(mix.train_scales.chunks_exact(width))
+    {
+        // squared differences per input, and the product term over all of them
+        let mut r2 = [0.0; BLOCK];
+        for ((&x, c), out) in xi.iter().zip(columns).zip(squares.iter_mut()) {
+            for t in 0..BLOCK {
+                let diff = x - c[t];
+                out[t] = diff * diff;
+                r2[t] += out[t];
+            }
+        }
+        let mut k = [0.0; BLOCK];
+        if st[0] != 0.0 {
+            matern_block::<FMA>(&mut r2);
+            for t in 0..BLOCK {
+                k[t] = st[0] * scales[0][t] * r2[t];
+            }
+        }
+        for ((group, &scale), cand) in mix.groups.iter().zip(&st[1..]).zip(&scales[1..]) {
+            if scale == 0.0 {
+                continue;
+            }
+            let mut r2 = [0.0; BLOCK];
+            for &j in group {
+                let part = &squares[j];
+                for t in 0..BLOCK {
+                    r2[t] += part[t];
+                }
+            }
+            matern_block::<FMA>(&mut r2);
+            for t in 0..BLOCK {
+                k[t] = fmadd::<FMA>(scale * cand[t], r2[t], k[t]);
+            }
+        }
+        for t in 0..BLOCK {
+            row[t] = w.s * k[t];
+            mean[t] = fmadd::<FMA>(a, row[t], mean[t]);
         }
     }
     mean
@@ -803,6 +1038,105 @@ mod tests {
                 let want = log_expected_improvement(rm[t], rv[t].sqrt(), 1.0);
                 assert!((scores[t] - want).abs() <= 1e-10 * (1.0 + want.abs()));
             }
+        }
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn a_mixture_kernel_matches_its_dense_reference() {
+        let mut rng = Lcg(5);
+        let (n, d, k) = (23, 5, 37);
+        let groups = vec![vec![0, 1], vec![2, 4], vec![3]];
+        let width = groups.len() + 1;
+        let x: Vec<f64> = (0..n * d).map(|_| rng.next()).collect();
+        let alpha: Vec<f64> = (0..n).map(|_| rng.next() - 0.5).collect();
+        let chol = random_chol(n, &mut rng);
+        let ls: Vec<f64> = (0..d).map(|_| 0.2 + rng.next()).collect();
+        let xc: Vec<f64> = (0..k * d).map(|_| rng.next()).collect();
+        // scales per point; some groups inactive (0)
+        let mut scales = |rows: usize| -> Vec<f64> {
+            (0..rows * width)
+                .map(|i| if i % 5 == 3 { 0.0 } else { rng.next() })
+                .collect()
+        };
+        let (st, sc) = (scales(n), scales(k));
+        let (s, y_mean, y_std) = (1.3, 0.4, 2.0);
+        let gp = GpFactors {
+            x_train: MatrixRef::new("x", &x, n, d).unwrap(),
+            alpha: &alpha,
+            chol: MatrixRef::new("chol", &chol, n, n).unwrap(),
+            lengthscales: &ls,
+            outputscale: s,
+            y_mean,
+            y_std,
+        };
+        let prepared = PreparedGp::new(&gp)
+            .unwrap()
+            .with_mixture(
+                groups.clone(),
+                &MatrixRef::new("st", &st, n, width).unwrap(),
+            )
+            .unwrap();
+        let cand = MatrixRef::new("c", &xc, k, d).unwrap();
+        let scales_c = MatrixRef::new("sc", &sc, k, width).unwrap();
+        let (m, v) = prepared.posterior_scaled(&cand, Some(&scales_c)).unwrap();
+        let matern = |a: &[f64], b: &[f64], cols: &[usize]| {
+            let r2: f64 = cols.iter().map(|&j| ((a[j] - b[j]) / ls[j]).powi(2)).sum();
+            let u = (5.0 * r2).sqrt();
+            (1.0 + u + u * u / 3.0) * (-u).exp()
+        };
+        let all: Vec<usize> = (0..d).collect();
+        for t in 0..k {
+            let c = &xc[t * d..(t + 1) * d];
+            let kv: Vec<f64> = (0..n)
+                .map(|i| {
+                    let xi = &x[i * d..(i + 1) * d];
+                    let mut sum = st[i * width] * sc[t * width] * matern(xi, c, &all);
+                    for (g, cols) in groups.iter().enumerate() {
+                        sum += st[i * width + g + 1] * sc[t * width + g + 1] * matern(xi, c, cols);
+                    }
+                    s * sum
+                })
+                .collect();
+            let mut w = vec![0.0; n];
+            for i in 0..n {
+                let mut acc = kv[i];
+                for j in 0..i {
+                    acc -= chol[i * n + j] * w[j];
+                }
+                w[i] = acc / chol[i * n + i];
+            }
+            let rm = y_mean + y_std * kv.iter().zip(&alpha).map(|(a, b)| a * b).sum::<f64>();
+            let rv = y_std * y_std * (s - w.iter().map(|x| x * x).sum::<f64>()).max(VAR_FLOOR);
+            assert!((m[t] - rm).abs() <= 1e-12 * (1.0 + rm.abs()), "mean {t}");
+            assert!((v[t] - rv).abs() <= 1e-12 * (1.0 + rv.abs()), "var {t}");
+        }
+        let scores = prepared.log_ei_scaled(&cand, Some(&scales_c), 1.0).unwrap();
+        for t in 0..k {
+            let want = log_expected_improvement(m[t], v[t].sqrt(), 1.0);
+            assert!((scores[t] - want).abs() <= 1e-12 * (1.0 + want.abs()));
+        }
+        // the scales are required, checked, and refused without a mixture
+        assert!(prepared.posterior(&cand).is_err());
+        let short = MatrixRef::new("sc", &sc[..(k - 1) * width], k - 1, width).unwrap();
+        assert!(prepared.posterior_scaled(&cand, Some(&short)).is_err());
+        let negative: Vec<f64> = sc.iter().map(|v| -v - 1.0).collect();
+        let negative = MatrixRef::new("sc", &negative, k, width).unwrap();
+        assert!(prepared.posterior_scaled(&cand, Some(&negative)).is_err());
+        let plain = PreparedGp::new(&gp).unwrap();
+        assert!(plain.posterior_scaled(&cand, Some(&scales_c)).is_err());
+        let st_short = MatrixRef::new("st", &st[..width], 1, width).unwrap();
+        assert!(PreparedGp::new(&gp)
+            .unwrap()
+            .with_mixture(groups, &st_short)
+            .is_err());
+        for bad in [vec![vec![]], vec![vec![d]], vec![vec![1, 1]]] {
+            let bad_width =
+                MatrixRef::new("st", &st[..n * (bad.len() + 1)], n, bad.len() + 1).unwrap();
+            assert!(PreparedGp::new(&gp)
+                .unwrap()
+                .with_mixture(bad, &bad_width)
+                .is_err());
         }
     }
 

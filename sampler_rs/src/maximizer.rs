@@ -629,6 +629,12 @@ pub fn maximize_log_ei(
     settings: &Settings,
 ) -> Result<Option<Outcome>> {
     let dim = space.dim();
+    if gp.is_mixture() {
+        return Err(Error::input(
+            "gp",
+            "has a mixture kernel, whose candidates need their inputs mapped and scaled",
+        ));
+    }
     if gp.d != dim {
         return Err(Error::input(
             "space",

@@ -252,7 +252,7 @@ struct GpScorer {
 #[pymethods]
 impl GpScorer {
     #[new]
-    #[pyo3(signature = (x_train, alpha, chol, lengthscales, outputscale, y_mean, y_std))]
+    #[pyo3(signature = (x_train, alpha, chol, lengthscales, outputscale, y_mean, y_std, groups=None, train_scales=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         x_train: PyReadonlyArray2<'_, f64>,
@@ -262,6 +262,8 @@ impl GpScorer {
         outputscale: f64,
         y_mean: f64,
         y_std: f64,
+        groups: Option<Vec<Vec<usize>>>,
+        train_scales: Option<PyReadonlyArray2<'_, f64>>,
     ) -> PyResult<Self> {
         let owned = OwnedFactors {
             x_train: matrix_c(&x_train),
@@ -276,6 +278,20 @@ impl GpScorer {
             .view()
             .and_then(|view| PreparedGp::new(&view))
             .map_err(to_py_err)?;
+        let gp = match (groups, train_scales) {
+            (None, None) => gp,
+            (Some(groups), Some(scales)) => {
+                let (data, rows, cols) = matrix_c(&scales);
+                MatrixRef::new("train_scales", &data, rows, cols)
+                    .and_then(|scales| gp.with_mixture(groups, &scales))
+                    .map_err(to_py_err)?
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "groups and train_scales: give both (a mixture kernel) or neither",
+                ))
+            }
+        };
         Ok(GpScorer { gp })
     }
 
@@ -285,31 +301,55 @@ impl GpScorer {
         self.gp.dim()
     }
 
-    /// Posterior mean and variance at `candidates`, as `gp_posterior`.
+    /// Posterior mean and variance at `candidates`, as `gp_posterior`
+    /// (`scales`: the candidates' scales under a mixture kernel).
+    #[pyo3(signature = (candidates, scales=None))]
     fn posterior<'py>(
         &self,
         py: Python<'py>,
         candidates: PyReadonlyArray2<'py, f64>,
+        scales: Option<PyReadonlyArray2<'py, f64>>,
     ) -> PyResult<MeanVar<'py>> {
         let (c, k, d) = matrix_c(&candidates);
+        let sc = scales.as_ref().map(matrix_c);
         let gp = &self.gp;
         let (mean, var) = py
-            .detach(move || gp.posterior(&MatrixRef::new("candidates", &c, k, d)?))
+            .detach(move || {
+                let scales = sc
+                    .as_ref()
+                    .map(|(data, rows, cols)| MatrixRef::new("scales", data, *rows, *cols))
+                    .transpose()?;
+                gp.posterior_scaled(&MatrixRef::new("candidates", &c, k, d)?, scales.as_ref())
+            })
             .map_err(to_py_err)?;
         Ok((PyArray1::from_vec(py, mean), PyArray1::from_vec(py, var)))
     }
 
-    /// Log expected improvement over `incumbent` at `candidates`, as `score_log_ei`.
+    /// Log expected improvement over `incumbent` at `candidates`, as
+    /// `score_log_ei` (`scales`: the candidates' scales under a mixture kernel).
+    #[pyo3(signature = (candidates, incumbent, scales=None))]
     fn log_ei<'py>(
         &self,
         py: Python<'py>,
         candidates: PyReadonlyArray2<'py, f64>,
         incumbent: f64,
+        scales: Option<PyReadonlyArray2<'py, f64>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let (c, k, d) = matrix_c(&candidates);
+        let sc = scales.as_ref().map(matrix_c);
         let gp = &self.gp;
         let out = py
-            .detach(move || gp.log_ei(&MatrixRef::new("candidates", &c, k, d)?, incumbent))
+            .detach(move || {
+                let scales = sc
+                    .as_ref()
+                    .map(|(data, rows, cols)| MatrixRef::new("scales", data, *rows, *cols))
+                    .transpose()?;
+                gp.log_ei_scaled(
+                    &MatrixRef::new("candidates", &c, k, d)?,
+                    scales.as_ref(),
+                    incumbent,
+                )
+            })
             .map_err(to_py_err)?;
         Ok(PyArray1::from_vec(py, out))
     }

@@ -169,9 +169,17 @@ class GpScorer:
         outputscale: Prior variance in standardized units, ``> 0``.
         y_mean: Constant mean, original units.
         y_std: Standardization scale, original units, ``> 0``.
+        groups: Under a mixture kernel (a conditional space,
+            ``optserve.optimizers.gp.inputs``): each additive group's inputs;
+            the kernel is then ``outputscale * sum_g c_g(x) c_g(x') matern(x_g,
+            x'_g)`` over the product term (every input) and the groups.
+        train_scales: With ``groups``: the training points' scales ``c``, shape
+            ``(n, 1 + G)``, finite and ``>= 0``.
 
     Raises:
-        ValueError: As :func:`gp_posterior`.
+        ValueError: As :func:`gp_posterior`; a group empty, out of range or
+            listing an input twice; ``train_scales`` of the wrong shape or
+            negative; one of ``groups`` and ``train_scales`` without the other.
     """
 
     def __new__(
@@ -183,28 +191,36 @@ class GpScorer:
         outputscale: float,
         y_mean: float,
         y_std: float,
+        groups: list[list[int]] | None = None,
+        train_scales: NDArray[np.float64] | None = None,
     ) -> GpScorer: ...
     @property
     def dim(self) -> int:
         """The input dimension ``D``."""
 
     def posterior(
-        self, candidates: NDArray[np.float64]
+        self, candidates: NDArray[np.float64], scales: NDArray[np.float64] | None = None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Posterior mean and variance at ``candidates`` (shape ``(k, D)``), as
-        :func:`gp_posterior`.
+        :func:`gp_posterior`; under a mixture kernel ``scales`` are the
+        candidates' scales, shape ``(k, 1 + G)`` (required there, refused elsewhere).
 
         Raises:
-            ValueError: Wrong number of columns, NaN or infinity.
+            ValueError: Wrong number of columns, NaN or infinity, ``scales``
+                missing, of the wrong shape or negative.
         """
 
-    def log_ei(self, candidates: NDArray[np.float64], incumbent: float) -> NDArray[np.float64]:
+    def log_ei(
+        self,
+        candidates: NDArray[np.float64],
+        incumbent: float,
+        scales: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
         """Log expected improvement over ``incumbent`` at ``candidates``, as
-        :func:`score_log_ei`.
+        :func:`score_log_ei`; ``scales`` as in :meth:`posterior`.
 
         Raises:
-            ValueError: Wrong number of columns, NaN or infinity, a non-finite
-                ``incumbent``.
+            ValueError: As :meth:`posterior`, a non-finite ``incumbent``.
         """
 
 class SearchSpace:

@@ -187,3 +187,44 @@ def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
     bad[0, 0] = 0.0
     with pytest.raises(ValueError, match="chol"):
         _sampler.GpScorer(gp.x_train, gp.alpha, bad, *factors[3:])
+
+
+def test_a_mixture_scorer_checks_its_groups_and_scales() -> None:
+    gp, _ = _fitted(15, 20, 3)
+    factors = (
+        gp.x_train,
+        gp.alpha,
+        np.ascontiguousarray(gp.chol),
+        gp.lengthscales,
+        gp.outputscale,
+        gp.y_mean,
+        gp.y_std,
+    )
+    groups = [[0], [1, 2]]
+    train_scales = np.full((20, 3), 1.0 / np.sqrt(3.0))
+    scorer = _sampler.GpScorer(*factors, groups=groups, train_scales=train_scales)
+    rows = np.random.default_rng(16).random((7, 3))
+    scales = np.full((7, 3), 1.0 / np.sqrt(3.0))
+    mean, var = scorer.posterior(rows, scales)
+    assert mean.shape == var.shape == (7,) and np.all(var > 0)
+    assert scorer.log_ei(rows, 0.0, scales).shape == (7,)
+    for bad in (None, scales[:-1], -scales, np.full((7, 2), 0.5)):
+        with pytest.raises(ValueError):
+            scorer.log_ei(rows, 0.0, bad)
+    with pytest.raises(ValueError):  # scales without a mixture
+        _sampler.GpScorer(*factors).posterior(rows, scales)
+    for kwargs in (
+        {"groups": groups},
+        {"train_scales": train_scales},
+        {"groups": [[0], [3]], "train_scales": train_scales},
+        {"groups": [[]], "train_scales": train_scales[:, :2]},
+        {"groups": [[1, 1]], "train_scales": train_scales[:, :2]},
+        {"groups": groups, "train_scales": train_scales[:-1]},
+        {"groups": groups, "train_scales": np.full((20, 3), np.nan)},
+    ):
+        with pytest.raises(ValueError):
+            _sampler.GpScorer(*factors, **kwargs)
+    # the compiled maximizer refuses a mixture: it could not map its candidates
+    space = _sampler.SearchSpace([None, None, None], [])
+    with pytest.raises(ValueError, match="mixture"):
+        _sampler.maximize_log_ei(scorer, 0.0, space, np.zeros((0, 3)), seed=1)

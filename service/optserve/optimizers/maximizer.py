@@ -82,6 +82,7 @@ def maximize_log_ei(
     NumPy maximizer then runs)."""
     if (
         BACKEND != "rust"
+        or not compiled_maximizer.applies(space.experiment)
         or acquisition.incumbent is None
         or acquisition.exploit
         or not acquisition.plain

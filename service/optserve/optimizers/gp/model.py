@@ -456,7 +456,8 @@ class GaussianProcess:
     With an ``input_map`` (the arc kernel of a conditional search space,
     ``inputs.InputMap``), every method still takes encoded rows and maps them;
     ``x_train`` holds the mapped inputs, and the kernel is the map's mixture
-    (``covariance``) in place of ``matern52``, which no compiled scorer has.
+    (``covariance``) in place of ``matern52`` (the compiled scorer takes its
+    groups and each point's scales, ``scoring``).
 
     Attributes:
         hyperparameters: the fitted :class:`Hyperparameters` (standardized

@@ -6,9 +6,9 @@ factors and an incumbent, and scores candidate rows by the compiled kernel
 blocked forward substitution without the GIL) or, with ``backend="numpy"``,
 by ``gp.predict`` followed by :func:`~.acquisition.log_expected_improvement`,
 the reference the kernel is tested against and the benchmark's baseline.
-Candidates are encoded rows. A GP with an input map (a conditional space,
-whose kernel is a mixture the compiled kernel does not have) is scored by
-NumPy whichever backend is asked for.
+Candidates are encoded rows. Under a GP with an input map (a conditional
+space) they are mapped to the GP's inputs here, and the compiled kernel gets
+the mixture's groups and each point's scales.
 """
 
 from __future__ import annotations
@@ -57,13 +57,17 @@ class AcquisitionScorer:
             raise ValueError(f"incumbent must be finite, got {incumbent}")
         self.gp = gp
         self.incumbent = float(incumbent)
-        # the compiled kernel is the Matern kernel alone, not a conditional space's mixture
-        if gp.input_map is not None:
-            backend = "numpy"
         self.backend: Backend = backend
         self.dim = gp.hyperparameters.dim
-        self._compiled = (
-            _sampler.GpScorer(
+        self._compiled: _sampler.GpScorer | None = None
+        if backend == "rust":
+            mixture: dict[str, object] = {}
+            if gp.input_map is not None:
+                mixture = {
+                    "groups": [[int(j) for j in g] for g in gp.input_map.group_inputs],
+                    "train_scales": np.ascontiguousarray(gp.input_map.scales(gp.x_train)),
+                }
+            self._compiled = _sampler.GpScorer(
                 np.ascontiguousarray(gp.x_train, dtype=np.float64),
                 np.ascontiguousarray(gp.alpha, dtype=np.float64),
                 np.ascontiguousarray(gp.chol, dtype=np.float64),
@@ -71,15 +75,23 @@ class AcquisitionScorer:
                 float(gp.outputscale),
                 float(gp.y_mean),
                 float(gp.y_std),
+                **mixture,  # type: ignore[arg-type]
             )
-            if backend == "rust"
-            else None
-        )
 
     @property
     def compiled(self) -> _sampler.GpScorer | None:
-        """The compiled kernel's copy of the factors (None with ``backend="numpy"``)."""
-        return self._compiled
+        """The compiled kernel's copy of the factors (None with ``backend="numpy"``),
+        for the compiled maximizer: None as well under a mixture kernel, whose
+        candidates the maximizer could not map."""
+        return None if self.gp.input_map is not None else self._compiled
+
+    def _inputs(self, xq: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        """The GP's inputs of encoded rows, and their scales under a mixture kernel."""
+        m = self.gp.input_map
+        if m is None:
+            return xq, None
+        inputs = np.ascontiguousarray(m(xq))
+        return inputs, np.ascontiguousarray(m.scales(inputs))
 
     def _rows(self, rows: ArrayLike) -> FloatArray:
         xq = np.ascontiguousarray(rows, dtype=np.float64)
@@ -104,7 +116,7 @@ class AcquisitionScorer:
         xq = self._rows(rows)
         if self._compiled is None:
             return self.gp.predict(xq)
-        return self._compiled.posterior(xq)
+        return self._compiled.posterior(*self._inputs(xq))
 
     def log_ei(self, rows: ArrayLike) -> FloatArray:
         """Log expected improvement over the incumbent.
@@ -122,4 +134,5 @@ class AcquisitionScorer:
         if self._compiled is None:
             mean, var = self.gp.predict(xq)
             return log_expected_improvement(mean, np.sqrt(var), self.incumbent)
-        return self._compiled.log_ei(xq, self.incumbent)
+        inputs, scales = self._inputs(xq)
+        return self._compiled.log_ei(inputs, self.incumbent, scales)
