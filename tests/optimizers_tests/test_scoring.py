@@ -156,9 +156,9 @@ def test_the_kernel_rejects_inconsistent_factors() -> None:
         _sampler.score_log_ei(rows, **args, incumbent=float("inf"))
 
 
-def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
-    gp, _ = _fitted(9, 60, 4)
-    factors = (
+def _factors(gp: GaussianProcess) -> tuple[Any, ...]:
+    """The positional arguments of ``_sampler.GpScorer`` for ``gp``."""
+    return (
         gp.x_train,
         gp.alpha,
         np.ascontiguousarray(gp.chol),
@@ -167,6 +167,11 @@ def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
         gp.y_mean,
         gp.y_std,
     )
+
+
+def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
+    gp, _ = _fitted(9, 60, 4)
+    factors = _factors(gp)
     scorer = _sampler.GpScorer(*factors)
     assert scorer.dim == 4
     rng = np.random.default_rng(10)
@@ -191,15 +196,7 @@ def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
 
 def test_a_mixture_scorer_checks_its_groups_and_scales() -> None:
     gp, _ = _fitted(15, 20, 3)
-    factors = (
-        gp.x_train,
-        gp.alpha,
-        np.ascontiguousarray(gp.chol),
-        gp.lengthscales,
-        gp.outputscale,
-        gp.y_mean,
-        gp.y_std,
-    )
+    factors = _factors(gp)
     groups = [[0], [1, 2]]
     train_scales = np.full((20, 3), 1.0 / np.sqrt(3.0))
     scorer = _sampler.GpScorer(*factors, groups=groups, train_scales=train_scales)
