@@ -165,3 +165,17 @@ def test_a_missing_parameter_takes_its_default_value_where_active():
         ]
     )
     np.testing.assert_array_equal(history.x, want)
+
+
+def test_values_near_the_largest_double_are_scaled_exactly_and_in_order():
+    y = np.array([1.7e308, -1.7e308, 3.0, -2.5e-300, 1e200, np.nan])
+    scale = training.outcome_scale(y)
+    assert scale < 1.0 and np.log2(scale) == int(np.log2(scale))  # a power of two
+    scaled = y[:5] * scale
+    assert np.max(np.abs(scaled)) <= 2.0**training.OUTCOME_EXPONENT
+    np.testing.assert_array_equal(np.argsort(scaled[:3]), np.argsort(y[:3]))
+    np.testing.assert_array_equal(scaled / scale, np.where(scaled == 0.0, 0.0, y[:5]))
+    with np.errstate(over="raise", invalid="raise"):  # the models' arithmetic stays finite
+        assert np.isfinite(np.std(scaled)) and np.isfinite(np.sum(scaled**2))
+    assert training.outcome_scale(np.array([1e77, -3.0])) == 1.0
+    assert training.outcome_scale(np.array([np.nan])) == 1.0

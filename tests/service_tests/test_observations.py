@@ -367,3 +367,32 @@ def test_bad_page_token(stub):
         "page_token",
         "token",
     )
+
+
+@pytest.mark.parametrize(
+    ("metrics", "extra"),
+    [
+        ([opt("m")], {}),
+        ([opt("m"), opt("n", objective="METRIC_OBJECTIVE_MINIMIZE")], {"observationBudget": 30}),
+        ([opt("m")], {"numSolutions": 3, "observationBudget": 30}),
+        ([opt("m"), constraint("k", threshold=0.5)], {"observationBudget": 30}),
+    ],
+    ids=["one-metric", "two-metrics", "three-solutions", "constraint-metric"],
+)
+def test_the_largest_finite_values_keep_the_model_suggesting(stub, metrics, extra):
+    """Values near the largest double are accepted and must not break the model:
+    its sums, squares and predictions in those units would overflow."""
+    exp = create(stub, parameters=[double("x"), double("y")], metrics=metrics, **extra)
+    names = [m["name"] for m in metrics]
+    extremes = [1.7e308, -1.7e308, 1e308, 5e307]
+    for i in range(16):
+        (s,) = suggest(stub, exp.id)
+        value = extremes[i % 4] if i >= 10 else float(i)
+        observe(
+            stub, exp.id, suggestionId=s.id, values=[{"name": n, "value": value} for n in names]
+        )
+    for _ in range(3):
+        (s,) = suggest(stub, exp.id)
+        a = {k: v.double_value for k, v in s.assignments.items()}
+        assert 0.0 <= a["x"] <= 1.0 and 0.0 <= a["y"] <= 1.0
+        observe(stub, exp.id, suggestionId=s.id, values=[{"name": n, "value": 1.0} for n in names])

@@ -197,6 +197,8 @@ def constraint_models(
             continue
         signed = sign(metric)
         y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
+        scale = training.outcome_scale(y)  # values near the largest double: scaled down
+        y *= scale
         model = (
             GaussianProcess(n_random_starts=1, input_map=arc)
             if fit_points is None
@@ -210,7 +212,7 @@ def constraint_models(
         # A small safety margin: the constrained optimum usually lies on the
         # boundary, and suggestions should land on its feasible side.
         margin = CONSTRAINT_MARGIN * float(np.std(y))
-        models.append((gp, signed * metric.threshold + margin))
+        models.append((gp, signed * metric.threshold * scale + margin))
     return models
 
 

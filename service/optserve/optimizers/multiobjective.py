@@ -252,9 +252,12 @@ def suggest(request: SuggestRequest, space: FeasibleSpace, history: History) -> 
     observed = np.column_stack([d.y_done for _, d, _ in fitted])
     feasible = data.feasible
     thresholds: list[float | None] = []
-    for (_, _, transform), metric in zip(fitted, exp.optimized_metrics, strict=True):
+    for j, ((_, _, transform), metric) in enumerate(
+        zip(fitted, exp.optimized_metrics, strict=True)
+    ):
         t = metric.threshold
-        thresholds.append(None if t is None else float(transform(training.sign(metric) * t)))
+        signed = None if t is None else training.sign(metric) * t * history.scales[j]
+        thresholds.append(None if signed is None else float(transform(signed)))
     front = pareto_front(observed[feasible]) if feasible.any() else None
     ref = None if front is None else reference_point(front, thresholds)
     done = history.done

@@ -4,11 +4,15 @@
 Failed observations take the worst observed value, which makes their region
 unattractive. Two optimized metrics are scalarized by a random augmented
 Chebyshev weight (ParEGO), drawn from the suggestion's generator. Long bad
-tails are warped away (Yeo-Johnson) unless the noise is known.
+tails are warped away (Yeo-Johnson) unless the noise is known. A metric whose
+values come near the largest double is scaled down by a power of two
+(``outcome_scale``), exactly and in order, so that the models' sums, squares
+and predictions stay finite.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +28,9 @@ WARP_OUTPUTS = True
 # warp only when the bad tail is long (skewness below this)
 WARP_SKEW = -1.0
 CHEBYSHEV_RHO = 0.05
+# A metric's values are scaled so that the largest magnitude is at most
+# 2 ** OUTCOME_EXPONENT (about 1e77): squares and sums of them stay finite.
+OUTCOME_EXPONENT = 256
 
 
 def sign(metric: Metric) -> float:
@@ -86,6 +93,9 @@ class History:
         for row in np.flatnonzero(self.usable):
             o = observations[row]
             self.values[row] = [sign(m) * float(o.value_of(m.name) or 0.0) for m in metrics]
+        # per metric, the power of two its values (and thresholds) are scaled by
+        self.scales = np.array([outcome_scale(self.values[:, j]) for j in range(len(metrics))])
+        self.values *= self.scales
         # stddev of the single optimized metric, where reported
         self.stddev = np.full(len(observations), np.nan)
         self.has_stddev = np.zeros(len(observations), dtype=bool)
@@ -93,7 +103,7 @@ class History:
             for i, o in enumerate(observations):
                 s = next((v.stddev for v in o.values if v.name == names[0]), None)
                 if s is not None:
-                    self.stddev[i], self.has_stddev[i] = s, True
+                    self.stddev[i], self.has_stddev[i] = s * self.scales[0], True
         self.feasible = np.array(
             [
                 bool(u) and satisfies_constraints(exp, o)
@@ -120,6 +130,7 @@ class History:
         out.observations = self.observations[:size]
         for name in ("failed", "usable", "x", "values", "stddev", "has_stddev", "feasible"):
             setattr(out, name, getattr(self, name)[:size])
+        out.scales = self.scales
         out._single = None
         return out
 
@@ -153,7 +164,7 @@ class History:
     def _training(self, rng: np.random.Generator) -> TrainingData:
         exp = self.experiment
         done = self.usable
-        y_done = objective(exp, self.values[done], rng)
+        y_done = objective(exp, self.values[done], rng, self.scales)
         noise = self._known_noise()
         if WARP_OUTPUTS and noise is None:
             y_done = warp(y_done)
@@ -174,21 +185,40 @@ class History:
 
 
 def objective(
-    exp: Experiment, values: NDArray[np.float64], rng: np.random.Generator
+    exp: Experiment,
+    values: NDArray[np.float64],
+    rng: np.random.Generator,
+    scales: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """The scalar to maximize for each row of signed optimized values."""
+    """The scalar to maximize for each row of signed optimized values (scaled by
+    ``scales``, per metric, as ``History.values`` are)."""
     metrics = exp.optimized_metrics
     if len(metrics) == 1:
         return values[:, 0]
+    scales = np.ones(len(metrics)) if scales is None else scales
     lo, hi = values.min(axis=0), values.max(axis=0)
     # A threshold bounds the region of interest: values short of it score below zero.
     for j, m in enumerate(metrics):
-        if m.threshold is not None and sign(m) * m.threshold < hi[j]:
-            lo[j] = max(lo[j], sign(m) * m.threshold)
+        if m.threshold is None:
+            continue
+        threshold = sign(m) * m.threshold * scales[j]
+        if threshold < hi[j]:
+            lo[j] = max(lo[j], threshold)
     scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
     weights = rng.dirichlet(np.ones(len(metrics)))
     weighted = scaled * weights
     return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+
+
+def outcome_scale(values: NDArray[np.float64]) -> float:
+    """The power of two that brings the largest finite magnitude of ``values`` to
+    at most ``2 ** OUTCOME_EXPONENT`` (1.0 when it is there already): scaling by
+    it is exact and keeps the order, and the models standardize anyway."""
+    finite = np.abs(values[np.isfinite(values)])
+    top = float(finite.max()) if finite.size else 0.0
+    if top <= 2.0**OUTCOME_EXPONENT:
+        return 1.0
+    return math.ldexp(1.0, OUTCOME_EXPONENT - math.frexp(top)[1])
 
 
 def with_defaults(exp: Experiment, assignments: Assignments) -> Assignments:
