@@ -298,3 +298,43 @@ def test_list_pagination(stub):
         if not token:
             break
     assert listed == made[::-1]
+
+
+@pytest.mark.parametrize("weight", [1e-300, 5e-324])
+@pytest.mark.parametrize("kind", ["double", "int"])
+@pytest.mark.parametrize("strategy", ["EXPERIMENT_TYPE_RANDOM", "EXPERIMENT_TYPE_OFFLINE"])
+def test_constraints_with_tiny_weights_are_kept(stub, weight, kind, strategy):
+    """w a + w b <= w with w = 1e-300 is a + b <= 1: its terms are far below the
+    feasibility rule's tolerance, and their squares underflow; it must be enforced
+    all the same, and a vacuous or an empty one told apart."""
+    params = [double("a"), double("b")] if kind == "double" else [integer("a"), integer("b")]
+    terms = [{"name": "a", "weight": weight}, {"name": "b", "weight": weight}]
+
+    def make(kind_of: str, threshold: float):
+        return create(
+            stub,
+            parameters=params,
+            linearConstraints=[
+                {
+                    "type": f"LINEAR_CONSTRAINT_TYPE_{kind_of}",
+                    "threshold": threshold,
+                    "terms": terms,
+                }
+            ],
+            type=strategy,
+            observationBudget=30,
+        )
+
+    exp = make("LESS_THAN", weight)
+    for i in range(14):
+        (s,) = suggest(stub, exp.id)
+        a = plain(s.assignments)
+        assert a["a"] + a["b"] <= 1.0 + 1e-12, (i, a)
+        assert weight * a["a"] + weight * a["b"] <= weight
+        observe(stub, exp.id, suggestionId=s.id, values=[{"name": "value", "value": a["a"]}])
+    vacuous = make("LESS_THAN", 1e10)  # w (a + b) never reaches 1e10
+    assert len(suggest(stub, vacuous.id, 3)) == 3
+    with pytest.raises(grpc.RpcError) as info:
+        make("GREATER_THAN", 1e10)  # nor can it exceed it
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert any(f.endswith("linear_constraints") for f, _ in violations(info.value))

@@ -21,8 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linprog
 
+from .model import ParameterType
+
 if TYPE_CHECKING:
-    from .model import Assignments, Experiment, LinearConstraint, ParameterType
+    from .model import Assignments, Experiment, LinearConstraint
+
+_INT = ParameterType.INT
 
 __all__ = [
     "TOLERANCE",
@@ -30,6 +34,7 @@ __all__ = [
     "constraint_system",
     "holds",
     "holds_exactly",
+    "in_reach",
     "inscribed_radius",
     "rows_hold",
     "system_rows",
@@ -99,7 +104,38 @@ def constraint_system(
     bounds = [exp.parameter(n).bounds for n in names]  # type: ignore[union-attr]
     lo = np.array([bd.min for bd in bounds])  # type: ignore[union-attr]
     hi = np.array([bd.max for bd in bounds])  # type: ignore[union-attr]
+    if names and kind is _INT:
+        a, b = _int_rows_in_reach(a, b, lo, hi)
     return names, a, b, lo, hi
+
+
+def _int_rows_in_reach(
+    a: NDArray[np.float64], b: Vector, lo: Vector, hi: Vector
+) -> tuple[NDArray[np.float64], Vector]:
+    """The int rows, each as ``in_reach`` scales it (double rows become unit rows
+    in ``unit_system`` wherever they are used)."""
+    for r in range(a.shape[0]):
+        a[r], b[r] = in_reach(a[r], float(b[r]), lo, hi)
+    return a, b
+
+
+def in_reach(weights: Vector, bound: float, lo: Vector, hi: Vector) -> tuple[Vector, float]:
+    """``weights . x <= bound`` divided by the largest magnitude its terms reach
+    within the bounds, when that is below 1 (weights like 1e-300): the rule's
+    tolerance, ``TOLERANCE * max(1, terms)``, would otherwise exceed every term
+    and ignore the constraint. Other constraints are returned as they are.
+
+    A right-hand side that overflows holds everywhere (+inf) or nowhere (-inf)
+    and is kept so at a finite value beyond the terms' sum."""
+    reach = np.abs(weights) * np.maximum(1.0, np.maximum(np.abs(lo), np.abs(hi)))
+    peak = float(reach.max()) if reach.size else 0.0
+    if not 0.0 < peak < 1.0:
+        return weights, bound
+    with np.errstate(over="ignore"):
+        scaled, rhs = weights / peak, bound / peak
+    if math.isinf(rhs):
+        rhs = math.copysign(1.0 + len(weights), rhs)
+    return scaled, rhs
 
 
 def _kind(exp: Experiment, lc: LinearConstraint) -> ParameterType | None:
@@ -118,7 +154,23 @@ def unit_system(
     width = hi - lo
     scaled_a, scaled_b = a * width, b - a @ lo
     norms = np.linalg.norm(scaled_a, axis=1)
-    return scaled_a / norms[:, None], scaled_b / norms
+    # Weights like 1e-300 underflow (their squares, or their products with the
+    # widths) to a zero norm: such rows are divided by their largest weight first.
+    small = ~(norms >= 1e-150)
+    if small.any():
+        peak = np.max(np.abs(a[small]), axis=1)
+        rows = a[small] / peak[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled_a[small] = rows * width
+            scaled_b[small] = b[small] / peak - rows @ lo
+        norms[small] = np.linalg.norm(scaled_a[small], axis=1)
+    unit_a, unit_b = scaled_a / norms[:, None], scaled_b / norms
+    # A unit row over [0, 1]^d takes values within +-sqrt(d): a right-hand side
+    # that overflowed above holds everywhere (+inf) or nowhere (-inf), and stays
+    # so at a finite value beyond that.
+    limit = 1.0 + math.sqrt(a.shape[1])
+    unit_b[unit_b == np.inf], unit_b[unit_b == -np.inf] = limit, -limit
+    return unit_a, unit_b
 
 
 def system_rows(

@@ -42,11 +42,20 @@ class FeasibleSpace:
         self.encoder = Encoder(exp)
         self.vectors = VectorSpace(self.encoder)
         self._params = {p.name: p for p in exp.parameters}
-        # constraints as rows over parameter values: A v <= b
+        # constraints as rows over parameter values: A v <= b (scaled, where their
+        # terms are tiny, to the magnitude the feasibility rule can tell apart)
         self._lhs = []
         for lc in exp.linear_constraints:
             weights, rhs = lc.as_less_equal()
-            self._lhs.append((weights, rhs))
+            names = list(weights)
+            bounds = [self._params[n].bounds for n in names]
+            scaled, rhs = geometry.in_reach(
+                np.array([weights[n] for n in names]),
+                rhs,
+                np.array([bd.min if bd else 0.0 for bd in bounds]),
+                np.array([bd.max if bd else 0.0 for bd in bounds]),
+            )
+            self._lhs.append((dict(zip(names, scaled.tolist(), strict=True)), rhs))
 
     def draw_rows(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         """``n`` uniform feasible draws, encoded: shape (n, D)."""
