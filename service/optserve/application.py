@@ -598,6 +598,7 @@ class Application:
         for path in paths:
             setattr(updated, path, getattr(patch, path))
         validation.validate_observation_values(exp, updated.failed, updated.values, "observation")
+        validation.validate_metadata(updated.metadata, "observation.metadata")
         return self._idempotent(
             call,
             "UpdateObservation",

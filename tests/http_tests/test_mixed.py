@@ -3,6 +3,7 @@ stops with the gRPC one."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 
@@ -128,3 +129,62 @@ def test_http_stops_with_grpc_on_sigterm(tmp_path) -> None:
     assert server.stop(signal.SIGTERM) == 0
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
         pass
+
+
+def test_numbers_and_nesting_http_cannot_hand_back_to_grpc_are_refused(
+    http_server: HttpServer,
+) -> None:
+    """What an HTTP write stores must read back over gRPC: a JSON integer beyond
+    the largest double, 1e400 (infinity to a JSON parser) in metadata or a run's
+    documents, and nesting protobuf cannot decode are 400s, and nothing is stored."""
+    stub = http_server.stub()
+    api = Api(http_server.url)
+    big = "1" + "0" * 400
+
+    def raw(method: str, path: str, text: str) -> tuple[int, str]:
+        response = api.session.request(
+            method, f"{api.url}/v1/{path}", data=text, headers=api.headers, timeout=60
+        )
+        return response.status_code, response.json()["message"]
+
+    exp = api.ok("POST", "experiments", simple_experiment(name="numbers"))
+    observations = f"experiments/{exp['id']}/observations"
+    point = '"assignments": {"x": 0.5, "y": 0.5}'
+    for body in (
+        f'{{{point}, "value": 1, "metadata": {{"n": {big}}}}}',
+        f'{{{point}, "value": {big}}}',
+        f'{{"assignments": {{"x": {big}, "y": 0.5}}, "value": 1}}',
+    ):
+        status, message = raw("POST", observations, body)
+        assert status == 400 and "exceeds the largest double" in message
+    status, message = raw(
+        "POST", observations, f'{{{point}, "value": 1, "metadata": {{"n": 1e400}}}}'
+    )
+    assert status == 400 and 'observation.metadata["n"]' in message and "finite" in message
+    kept = api.ok("POST", observations, {"assignments": {"x": 0.5, "y": 0.5}, "value": 1})
+    status, message = raw("PUT", f"{observations}/{kept['id']}", '{"metadata": {"n": -1e400}}')
+    assert status == 400 and "finite" in message
+    deep = "[" * 40 + "]" * 40
+    status, message = raw("POST", "experiments", f'{{"name": "deep", "metadata": {{"n": {deep}}}}}')
+    assert status == 400 and "levels deep" in message
+    status, message = raw("POST", "experiments", '{"m": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert status == 400 and "levels deep" in message
+
+    project = api.ok("POST", "clients/1/projects", {"id": "numbers", "name": "numbers"})
+    run = api.ok("POST", f"clients/1/projects/{project['id']}/training_runs", {"name": "r"})
+    for body in ('{"logs": {"x": 1e400}}', '{"tags": [1e400]}', f'{{"logs": {{"x": {big}}}}}'):
+        status, message = raw("MERGE", f"training_runs/{run['id']}", body)
+        assert status == 400, message
+    nested = "[" * 29 + "1" + "]" * 29  # as deep as a body may go
+    api.ok("MERGE", f"training_runs/{run['id']}", {"logs": {"x": json.loads(nested)}})
+
+    # every read of what was stored works over gRPC
+    got = stub.GetExperiment(pb.GetExperimentRequest(id=exp["id"])).experiment
+    assert got.progress.observation_count == 1
+    assert (
+        len(stub.ListObservations(pb.ListObservationsRequest(experiment_id=exp["id"])).observations)
+        == 1
+    )
+    stub.ListExperiments(pb.ListExperimentsRequest())
+    stub.GetTrainingRun(pb.GetTrainingRunRequest(id=run["id"]))
+    stub.ListTrainingRuns(pb.ListTrainingRunsRequest(project=project["id"]))

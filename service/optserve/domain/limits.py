@@ -85,6 +85,10 @@ MAX_RUN_VALUES = 100
 MAX_RUN_EXTRAS_BYTES = 256 * 1024
 # Body of one HTTP request (a batch of 2,500 observations with metadata fits).
 MAX_HTTP_BODY_BYTES = 16 * 1024 * 1024
+# Nesting of an HTTP JSON body: protobuf's decoders stop at 100 levels, and a
+# stored Struct takes two of them per JSON level, so deeper data stored over HTTP
+# could not be read back over gRPC.
+MAX_JSON_DEPTH = 32
 
 # ---------------------------------------------------------------- leases, retries, tokens
 

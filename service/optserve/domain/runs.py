@@ -20,6 +20,7 @@ from .errors import FieldViolation, InvalidArgument
 from .limits import (
     MAX_CATEGORICAL_VALUE_LENGTH,
     MAX_CHECKPOINTS_PER_RUN,
+    MAX_JSON_DEPTH,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
     MAX_PROJECT_LENGTH,
@@ -236,6 +237,8 @@ def _run_violations(run: TrainingRun) -> list[FieldViolation]:
                         f"at most {MAX_RUN_LOG_LENGTH} characters",
                     )
                 )
+    for key, value in run.extras.items():
+        bad += _document_violations(value, key)
     size = len(json.dumps(run.extras, separators=(",", ":")).encode())
     if size > MAX_RUN_EXTRAS_BYTES:
         bad.append(
@@ -245,6 +248,24 @@ def _run_violations(run: TrainingRun) -> list[FieldViolation]:
                 f" {MAX_RUN_EXTRAS_BYTES} bytes as JSON (got {size})",
             )
         )
+    return bad
+
+
+def _document_violations(doc: object, path: str) -> list[FieldViolation]:
+    """A free-form document's numbers are finite and its arrays and objects nest at
+    most ``MAX_JSON_DEPTH`` deep (what both transports can carry back)."""
+    bad: list[FieldViolation] = []
+    stack: list[tuple[object, str, int]] = [(doc, path, 1)]
+    while stack and len(bad) < MAX_REPORTED_VIOLATIONS:
+        node, where, level = stack.pop()
+        if isinstance(node, dict | list):
+            if level > MAX_JSON_DEPTH:
+                bad.append(FieldViolation(where, f"nests at most {MAX_JSON_DEPTH} levels deep"))
+                continue
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((child, f"{where}[{key!r}]", level + 1) for key, child in items)
+        elif isinstance(node, float) and not math.isfinite(node):
+            bad.append(FieldViolation(where, "a number must be finite"))
     return bad
 
 

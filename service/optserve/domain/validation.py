@@ -706,3 +706,4 @@ def validate_observation(exp: Experiment, obs: Observation, prefix: str = "obser
             )
         validate_assignments(exp, obs.assignments, f"{prefix}.assignments")
     validate_observation_values(exp, obs.failed, obs.values, prefix)
+    validate_metadata(obs.metadata, f"{prefix}.metadata")

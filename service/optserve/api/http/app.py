@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...application import Application, Call
-from ...domain.limits import MAX_HTTP_BODY_BYTES
+from ...domain.limits import MAX_HTTP_BODY_BYTES, MAX_JSON_DEPTH
 from ...domain.tenancy import ANONYMOUS, Principal
 from ..auth import BEARER, Authenticator
 from . import errors
@@ -62,6 +63,27 @@ Handler = Callable[[Ctx], Any]
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_int(text: str) -> int:
+    """A JSON integer, refused beyond the largest double (every number is one
+    downstream, and float() of a larger int raises)."""
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise ValueError(f"the number {text[:24]}... exceeds the largest double")
+    return value
+
+
+def _depth(doc: Any) -> int:
+    """How deep arrays and objects nest in ``doc`` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _json_response(status: int, content: Any) -> Response:
@@ -182,12 +204,17 @@ async def _read_body(request: Request) -> bytes:
 def _decode(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
+    too_deep = f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
     try:
-        doc = json.loads(raw, parse_constant=_reject_constant)
+        doc = json.loads(raw, parse_constant=_reject_constant, parse_int=_finite_int)
+    except RecursionError:
+        raise errors.HttpError(400, too_deep) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise errors.HttpError(400, f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(doc, dict):
         raise errors.HttpError(400, "the body must be a JSON object")
+    if _depth(doc) > MAX_JSON_DEPTH:
+        raise errors.HttpError(400, too_deep)
     return doc
 
 
