@@ -33,11 +33,13 @@ from .domain.limits import (
     DEFAULT_SUGGESTION_LEASE_SECONDS,
     MAX_OBSERVATIONS_PER_BATCH,
     MAX_PAGE_SIZE,
+    MAX_PROJECT_LENGTH,
     MAX_QUEUED_SUGGESTIONS,
     MAX_SUGGESTION_LEASE_SECONDS,
     MAX_SUGGESTIONS_PER_CALL,
     MAX_TOKEN_NAME_LENGTH,
     MAX_TOKEN_PROJECTS,
+    PROJECT_PATTERN,
     REQUEST_ID_PATTERN,
 )
 from .domain.model import (
@@ -81,6 +83,7 @@ IMMUTABLE_EXPERIMENT_FIELDS = {
 MUTABLE_OBSERVATION_FIELDS = {"values", "failed", "metadata"}
 # Suggestion leases: an open suggestion neither observed nor renewed this long expires.
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+_PROJECT_NAME = re.compile(PROJECT_PATTERN)
 IMPORTANCE_CACHE_SIZE = 64
 
 
@@ -1111,3 +1114,14 @@ def _validate_token(token: Token) -> None:
         )
     if len(token.projects) > MAX_TOKEN_PROJECTS:
         raise InvalidArgument.single("token.projects", f"at most {MAX_TOKEN_PROJECTS} projects")
+    for i, project in enumerate(token.projects):
+        if project == tenancy.ALL_PROJECTS:
+            continue
+        if not 0 < len(project) <= MAX_PROJECT_LENGTH or not _PROJECT_NAME.fullmatch(project):
+            raise InvalidArgument.single(
+                f"token.projects[{i}]",
+                f"a project name has 1 to {MAX_PROJECT_LENGTH} characters of "
+                f'{PROJECT_PATTERN[:-1]} (or "*" for every project)',
+            )
+    if len(set(token.projects)) != len(token.projects):
+        raise InvalidArgument.single("token.projects", "a project is listed twice")

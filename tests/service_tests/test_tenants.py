@@ -175,6 +175,11 @@ def test_only_admins_manage_tokens_and_revocation_is_immediate(admin):
             token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["a"], name="n" * 101),
             "token.name",
         ),
+        # projects are named as experiments' are; each once
+        (token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["a", "A/B"]), "projects[1]"),
+        (token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=[""]), "projects[0]"),
+        (token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["p" * 101]), "projects[0]"),
+        (token_pb2.Token(role=token_pb2.TOKEN_ROLE_WRITE, projects=["a", "a"]), "twice"),
     ],
 )
 def test_token_requests_are_validated(admin, token, field):
