@@ -329,7 +329,7 @@ class Application:
         with self.storage.experiment_lock(experiment_id):
             exp = self._active(experiment_id, call.principal)
             _check_not_runs_only(exp)
-            validation.validate_assignments(exp, assignments, "assignments")
+            assignments = validation.validate_assignments(exp, assignments, "assignments")
             lease = lease or exp.suggestion_lease_seconds or DEFAULT_SUGGESTION_LEASE_SECONDS
             made = self._idempotent(
                 call,
@@ -388,7 +388,7 @@ class Application:
         if replayed is not None:
             return replayed.result  # type: ignore[return-value]
         exp = self._active(experiment_id, call.principal)
-        validation.validate_assignments(exp, assignments, "assignments")
+        assignments = validation.validate_assignments(exp, assignments, "assignments")
         with self.storage.experiment_lock(experiment_id):
             if len(self.storage.list_queued_suggestions(experiment_id)) >= MAX_QUEUED_SUGGESTIONS:
                 raise InvalidArgument.single(

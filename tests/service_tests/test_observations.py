@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, json_format
 
 from optserve.v1 import experiment_pb2, observation_pb2
 from optserve.v1 import service_pb2 as pb
+from optserve.v1 import suggestion_pb2 as su
 
 from .helpers import categorical, create, double, integer, observe, suggest, violations
 from .test_experiment_validation import constraint, lc, opt, store
@@ -396,3 +397,26 @@ def test_the_largest_finite_values_keep_the_model_suggesting(stub, metrics, extr
         a = {k: v.double_value for k, v in s.assignments.items()}
         assert 0.0 <= a["x"] <= 1.0 and 0.0 <= a["y"] <= 1.0
         observe(stub, exp.id, suggestionId=s.id, values=[{"name": n, "value": 1.0} for n in names])
+
+
+def test_an_int_given_as_an_integral_double_is_stored_as_an_int(stub, plain_exp):
+    for make in (
+        lambda a: observe(stub, plain_exp.id, assignments=a, values=[{"name": "m", "value": 1}]),
+        lambda a: stub.CreateSuggestions(
+            pb.CreateSuggestionsRequest(
+                experiment_id=plain_exp.id,
+                assignments=json_format.ParseDict({"assignments": a}, su.Suggestion()).assignments,
+            )
+        ).suggestions[0],
+    ):
+        made = make({"x": {"doubleValue": 0.5}, "i": {"doubleValue": 3.0}})
+        assert made.assignments["i"].WhichOneof("kind") == "int_value"
+        assert made.assignments["i"].int_value == 3
+    error = _error(
+        observe,
+        stub,
+        plain_exp.id,
+        assignments={"x": {"doubleValue": 0.5}, "i": {"doubleValue": 3.5}},
+        values=[{"name": "m", "value": 1}],
+    )
+    _invalid(error, 'assignments["i"]', "integer")

@@ -620,8 +620,12 @@ def grid_size(exp: Experiment) -> int:
 # ---------------------------------------------------------------- observations
 
 
-def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str) -> None:
+def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str) -> Assignments:
     """Checks explicit assignments against types, bounds, grids and constraints.
+
+    Returns:
+        The assignments with an int parameter's integral float (3.0) as an int,
+        as every suggestion gives it.
 
     Raises:
         InvalidArgument: naming each offending assignment.
@@ -661,6 +665,11 @@ def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str)
             op = "<=" if lc.type is ConstraintType.LESS_THAN else ">="
             c.add("", f"violates linear_constraints[{i}] (sum of terms {op} {lc.threshold:g})")
     c.raise_if_any()
+    ints = {p.name for p in exp.parameters if p.type is ParameterType.INT}
+    return {
+        name: int(v) if name in ints and isinstance(v, float) else v
+        for name, v in assignments.items()
+    }
 
 
 def validate_observation_values(
@@ -704,6 +713,6 @@ def validate_observation(exp: Experiment, obs: Observation, prefix: str = "obser
             raise InvalidArgument.single(
                 f"{prefix}.suggestion_id", "required: a suggestion_id or explicit assignments"
             )
-        validate_assignments(exp, obs.assignments, f"{prefix}.assignments")
+        obs.assignments = validate_assignments(exp, obs.assignments, f"{prefix}.assignments")
     validate_observation_values(exp, obs.failed, obs.values, prefix)
     validate_metadata(obs.metadata, f"{prefix}.metadata")
