@@ -89,6 +89,14 @@ def test_calls_without_a_valid_token_are_refused_but_health_is_open(tenants, adm
     )
     me = admin.call("GetCallerToken", token_pb2.GetCallerTokenRequest()).token
     assert me.id == "bootstrap" and me.role == token_pb2.TOKEN_ROLE_ADMIN
+    # the scheme is case-insensitive, as over HTTP; the secret is not
+    for scheme in ("bearer", "BEARER"):
+        metadata = [("authorization", f"{scheme} {BOOTSTRAP}")]
+        stub.ListExperiments(pb.ListExperimentsRequest(), metadata=metadata)
+    for header in (f"Bearer {BOOTSTRAP.upper()}", f"Basic {BOOTSTRAP}", "Bearer", "Bearer "):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListExperiments(pb.ListExperimentsRequest(), metadata=[("authorization", header)])
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_a_token_never_sees_another_projects_experiments(admin):

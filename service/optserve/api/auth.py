@@ -59,13 +59,15 @@ class Authenticator:
         """The caller for an ``authorization`` header value; None when refused."""
         if not self.enabled:
             return ANONYMOUS
+        # the scheme is case-insensitive (RFC 9110), the secret is not
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != BEARER.strip().lower() or not secret:
+            return None
         if self._bootstrap is not None and hmac.compare_digest(
-            authorization.encode(), self._bootstrap
+            f"{BEARER}{secret}".encode(), self._bootstrap
         ):
             return Principal(BOOTSTRAP_ID, Role.ADMIN)
-        if not authorization.startswith(BEARER):
-            return None
-        token = self._storage.token_by_hash(tenancy.secret_hash(authorization[len(BEARER) :]))
+        token = self._storage.token_by_hash(tenancy.secret_hash(secret))
         return None if token is None else Principal.of(token)
 
 
