@@ -338,3 +338,24 @@ def test_constraints_with_tiny_weights_are_kept(stub, weight, kind, strategy):
         make("GREATER_THAN", 1e10)  # nor can it exceed it
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert any(f.endswith("linear_constraints") for f, _ in violations(info.value))
+
+
+def test_update_suggestion_changes_metadata_only(stub):
+    exp = create(stub)
+    (s,) = suggest(stub, exp.id)
+    moved = su.Suggestion(id=s.id)
+    moved.assignments["x"].double_value = 0.25
+    moved.metadata.update({"worker": "a"})
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateSuggestion(pb.UpdateSuggestionRequest(experiment_id=exp.id, suggestion=moved))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert ("suggestion.assignments", "only metadata can change (as over HTTP)") in violations(
+        caught.value
+    )
+    tagged = su.Suggestion(id=s.id)
+    tagged.metadata.update({"worker": "a"})
+    done = stub.UpdateSuggestion(
+        pb.UpdateSuggestionRequest(experiment_id=exp.id, suggestion=tagged)
+    )
+    assert done.suggestion.assignments == s.assignments
+    assert done.suggestion.metadata["worker"] == "a"

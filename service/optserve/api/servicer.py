@@ -266,6 +266,11 @@ class OptimizationServicer(service_pb2_grpc.OptimizationServiceServicer):
 
     @handle_errors
     def UpdateSuggestion(self, request, context):
+        for field, _ in request.suggestion.ListFields():
+            if field.name not in ("id", "metadata"):
+                raise InvalidArgument.single(
+                    f"suggestion.{field.name}", "only metadata can change (as over HTTP)"
+                )
         s = self.app.update_suggestion_metadata(
             _require_id(request.experiment_id, "experiment_id"),
             _require_id(request.suggestion.id, "suggestion.id"),
