@@ -359,3 +359,30 @@ def test_update_suggestion_changes_metadata_only(stub):
     )
     assert done.suggestion.assignments == s.assignments
     assert done.suggestion.metadata["worker"] == "a"
+
+
+@pytest.mark.parametrize("strategy", ["EXPERIMENT_TYPE_RANDOM", "EXPERIMENT_TYPE_OFFLINE"])
+def test_int_points_hold_in_a_clients_floating_point_sum(stub, strategy):
+    """0.1 a + 0.2 b <= 0.3 admits (1, 1) and (3, 0) within the tolerance, but a
+    client summing 0.1 + 0.2 gets 0.30000000000000004: they are not suggested."""
+    exp = create(
+        stub,
+        parameters=[integer("a"), integer("b")],
+        linearConstraints=[
+            {
+                "type": "LINEAR_CONSTRAINT_TYPE_LESS_THAN",
+                "threshold": 0.3,
+                "terms": [{"name": "a", "weight": 0.1}, {"name": "b", "weight": 0.2}],
+            }
+        ],
+        type=strategy,
+        observationBudget=30,
+    )
+    seen = set()
+    for _ in range(24):
+        (s,) = suggest(stub, exp.id)
+        a = plain(s.assignments)
+        assert 0.1 * a["a"] + 0.2 * a["b"] <= 0.3, a
+        seen.add((a["a"], a["b"]))
+        observe(stub, exp.id, suggestionId=s.id, values=[{"name": "value", "value": a["a"]}])
+    assert seen <= {(0, 0), (1, 0), (2, 0), (0, 1)} and len(seen) >= 3

@@ -56,6 +56,18 @@ class FeasibleSpace:
                 np.array([bd.max if bd else 0.0 for bd in bounds]),
             )
             self._lhs.append((dict(zip(names, scaled.tolist(), strict=True)), rhs))
+        # Int constraints whose weights or threshold are not integers: an int point
+        # on their boundary can exceed it in a client's floating-point sum
+        # (0.1 + 0.2 > 0.3), which the rule's tolerance lets through; such points
+        # are refused (doubles are moved inward instead: ``exact``).
+        self._inexact_ints = [
+            lc
+            for lc in exp.linear_constraints
+            if lc.terms[0].name in self.int_names
+            and not all(
+                float(v).is_integer() for v in [lc.threshold, *(t.weight for t in lc.terms)]
+            )
+        ]
 
     def draw_rows(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         """``n`` uniform feasible draws, encoded: shape (n, D)."""
@@ -83,12 +95,39 @@ class FeasibleSpace:
                     self._params[name], xs[:, j]
                 )
         if self.ints is not None:
-            zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            zs = self._int_draws(n, rng)
             for j, name in enumerate(self.int_names):
                 rows[:, enc.slices[name].start] = self.vectors.encode_values(
                     self._params[name], zs[:, j].astype(np.float64)
                 )
         return self.vectors.canonical(rows)
+
+    def _int_draws(self, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+        """``n`` uniform draws of the constrained ints, those a client's sum refuses
+        drawn again (a few rounds; a set with no such point keeps what it has)."""
+        assert self.ints is not None
+        zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+        for _ in range(_INT_REDRAWS if self._inexact_ints else 0):
+            bad = ~self._ints_exact(zs)
+            if not bad.any():
+                break
+            more = self.ints.sample(int(bad.sum()), seed=int(rng.integers(2**63)), n_chains=1)
+            zs[bad] = more
+        return zs
+
+    def _ints_exact(self, zs: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each row of constrained int values meets every inexact int
+        constraint in a client's floating-point sums (``holds_exactly``)."""
+        column = {name: j for j, name in enumerate(self.int_names)}
+        return np.array(
+            [
+                geometry.holds_exactly(
+                    self._inexact_ints, {name: int(z[j]) for name, j in column.items()}
+                )
+                for z in zs
+            ],
+            dtype=bool,
+        )
 
     def encoded_double_constraints(
         self, cols: NDArray[np.int64]
@@ -118,13 +157,19 @@ class FeasibleSpace:
         return np.array(rows).reshape(len(rows), len(cols)), np.array(rhs)
 
     def feasible_mask(self, rows: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Rows (canonical) whose values satisfy every linear constraint."""
+        """Rows (canonical) whose values satisfy every linear constraint (the
+        inexact int ones in a client's sums too)."""
         ok = np.ones(len(rows), dtype=bool)
         for weights, rhs in self._lhs:
             terms = np.stack(
                 [w * self.vectors.values(rows, self._params[name]) for name, w in weights.items()]
             )
             ok &= geometry.within(terms.sum(axis=0) - rhs, np.abs(terms).max(axis=0))
+        if self._inexact_ints and ok.any():
+            zs = np.column_stack(
+                [self.vectors.values(rows[ok], self._params[n]) for n in self.int_names]
+            ).astype(np.int64)
+            ok[ok] = self._ints_exact(zs)
         return ok
 
     def draw(self, n: int, rng: np.random.Generator) -> list[Assignments]:
@@ -162,9 +207,15 @@ class FeasibleSpace:
         return np.clip(lo + us * width, lo, lo + width)
 
     def is_feasible(self, assignments: Assignments) -> bool:
-        """Whether every linear constraint holds (bounds and types are the encoder's job)."""
-        return all(geometry.holds(lc, assignments) for lc in self.experiment.linear_constraints)
+        """Whether every linear constraint holds (bounds and types are the encoder's
+        job), the inexact int ones in a client's sums too."""
+        return all(
+            geometry.holds(lc, assignments) for lc in self.experiment.linear_constraints
+        ) and geometry.holds_exactly(self._inexact_ints, assignments)
 
+
+# rounds of redrawing the int draws a client's sums refuse
+_INT_REDRAWS = 20
 
 _CACHE: OrderedDict[tuple[str, int, str], FeasibleSpace] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
