@@ -6,6 +6,7 @@ import functools
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -45,7 +46,9 @@ class RateLimitedLog:
         self._next = 0.0
         self._suppressed = 0
 
-    def log(self, level: int, message: str, *args: Any, exc_info: bool = False) -> bool:
+    def log(
+        self, level: int, message: str, *args: Any, exc_info: bool | BaseException = False
+    ) -> bool:
         """Logs unless one was logged less than ``interval`` ago; True if logged."""
         with self._lock:
             now = time.monotonic()
@@ -61,8 +64,22 @@ class RateLimitedLog:
         return True
 
 
-# One limiter per method: a flood of one bug does not hide the first report of another.
-_unexpected: dict[str, RateLimitedLog] = {}
+# One limiter per failure (where it was served, the exception's type, the line that
+# raised it): a flood of one bug does not hide the first report of another.
+_unexpected: dict[tuple[str, str, str], RateLimitedLog] = {}
+_unexpected_lock = threading.Lock()
+
+
+def log_unexpected(logger: logging.Logger, where: str, error: BaseException) -> None:
+    """Logs an unexpected error with its traceback, rate-limited per failure."""
+    frames = traceback.extract_tb(error.__traceback__)
+    raised = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    key = (where, type(error).__name__, raised)
+    with _unexpected_lock:
+        limiter = _unexpected.setdefault(key, RateLimitedLog(logger))
+    limiter.log(logging.ERROR, "unexpected error in %s", where, exc_info=error)
+
+
 _storage_down = RateLimitedLog(log)
 
 _CODES = {
@@ -117,8 +134,7 @@ def handle_errors(method: F) -> F:
                     logging.WARNING, "%s: storage unavailable: %s", method.__name__, error
                 )
                 context.abort_with_status(to_status(down))
-            limiter = _unexpected.setdefault(method.__name__, RateLimitedLog(log))
-            limiter.log(logging.ERROR, "unexpected error in %s", method.__name__, exc_info=True)
+            log_unexpected(log, method.__name__, error)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper  # type: ignore[return-value]

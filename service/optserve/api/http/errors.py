@@ -17,10 +17,9 @@ from ...domain.errors import (
     Unimplemented,
 )
 from ...storage.errors import unavailable
-from ..errors import RateLimitedLog
+from ..errors import RateLimitedLog, log_unexpected
 
 log = logging.getLogger(__name__)
-_unexpected = RateLimitedLog(log)
 _storage_down = RateLimitedLog(log)
 
 # SigOpt answers every validation error and state conflict with 400.
@@ -60,5 +59,5 @@ def of(error: Exception, where: str) -> tuple[int, dict[str, object]]:
     if down is not None:  # a database that is down or busy: the client may retry
         _storage_down.log(logging.WARNING, "%s: storage unavailable: %s", where, error)
         return 503, body(503, str(down))
-    _unexpected.log(logging.ERROR, "unexpected error in %s", where, exc_info=True)
+    log_unexpected(log, where, error)
     return 500, body(500, "internal error; see the server log")
