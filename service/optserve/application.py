@@ -124,11 +124,9 @@ class Application:
 
     def __init__(self, storage: Storage, pool: SuggestPool | None = None) -> None:
         self.storage = storage
-        # importances by (experiment, observation count, last observation): GP fits are
-        # costly; an observation's changed values show with the next observation
-        self._importances: OrderedDict[tuple[Any, ...], dict[str, dict[str, float] | None]] = (
-            OrderedDict()
-        )
+        # importances by (experiment, metric, the points they are computed from): GP
+        # fits are costly, and any change of a value makes another key
+        self._importances: OrderedDict[tuple[Any, ...], dict[str, float] | None] = OrderedDict()
         self._importances_lock = threading.Lock()
         # model-based suggestions are computed there when given (see suggest_pool.py)
         self.pool = pool
@@ -650,29 +648,31 @@ class Application:
         exp = self.storage.get_experiment(experiment_id)
         self._check_reach(call.principal, exp.project, experiment_id)
         names = [p.name for p in exp.parameters]
-        if len(names) == 1:
+        if len(names) == 1:  # the one parameter explains all the model can
             return {m.name: {names[0]: 1.0} for m in exp.metrics}
-        last = exp.progress.last_observation
-        key = (experiment_id, exp.progress.observation_count, last.id if last else None)
+        observations, _ = self.storage.load_history(experiment_id)
+        return {
+            metric.name: self._metric_importances(exp, metric.name, names, observations)
+            for metric in exp.metrics
+        }
+
+    def _metric_importances(
+        self, exp: Experiment, metric: str, names: list[str], observations: list[Observation]
+    ) -> dict[str, float] | None:
+        points = [
+            (o.assignments, v)
+            for o in observations
+            if not o.failed and (v := o.value_of(metric)) is not None
+        ]
+        if len(points) < importance.MIN_POINTS:
+            return None
+        key = (exp.id, metric, importance.points_key(points))
         with self._importances_lock:
             if key in self._importances:
                 self._importances.move_to_end(key)
                 return self._importances[key]
-        observations, _ = self.storage.load_history(experiment_id)
-        out: dict[str, dict[str, float] | None] = {}
-        for metric in exp.metrics:
-            points = [
-                (o.assignments, v)
-                for o in observations
-                if not o.failed and (v := o.value_of(metric.name)) is not None
-            ]
-            if len(points) < importance.MIN_POINTS:
-                out[metric.name] = None
-                continue
-            scores = dict(
-                importance.importances(exp, [a for a, _ in points], [v for _, v in points])
-            )
-            out[metric.name] = {n: scores[n] for n in names}
+        scores = dict(importance.importances(exp, [a for a, _ in points], [v for _, v in points]))
+        out = {n: scores[n] for n in names}
         with self._importances_lock:
             self._importances[key] = out
             while len(self._importances) > IMPORTANCE_CACHE_SIZE:

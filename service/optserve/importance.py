@@ -9,6 +9,7 @@ conditional counts its largest one-hot column. The scores are normalized to sum 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,13 @@ from .domain.model import Assignments, Experiment
 from .optimizers.gp.model import GaussianProcess
 
 MIN_POINTS = 3
+
+
+def points_key(points: Sequence[tuple[Assignments, float]]) -> bytes:
+    """Identifies the data importances are computed from (a cache key that changes
+    with any value, added, updated or deleted)."""
+    text = repr([(sorted(a.items()), float(v)) for a, v in points])
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def importances(

@@ -527,3 +527,32 @@ def test_metric_importances(api: Api, conn: Connection) -> None:
     assert api.ok("GET", f"experiments/{one.id}/metric_importances")["data"][0]["importances"] == {
         "x": 1
     }
+
+
+def test_importances_follow_updated_values(api: Api, conn: Connection) -> None:
+    """The importance caches are keyed by the data: an update changes the answer."""
+    exp = conn.experiments().create(**simple_experiment(metrics=["f"]))
+    rows = [(0.1, 0.9), (0.3, 0.2), (0.5, 0.6), (0.7, 0.1), (0.9, 0.4), (0.2, 0.5)]
+    made = [
+        api.ok(
+            "POST",
+            f"experiments/{exp.id}/observations",
+            {"assignments": {"x": x, "y": y}, "value": 5 * x},
+        )
+        for x, y in rows
+    ]
+    path = f"experiments/{exp.id}/metric_importances"
+    before = api.ok("GET", path)["data"][0]["importances"]
+    dashboard = f"{api.url}/dashboard/api/experiments/{exp.id}/importance"
+    page_before = api.session.get(dashboard, headers=api.headers, timeout=60).json()
+    view = f"{api.url}/dashboard/api/experiments/{exp.id}"
+    version = api.session.get(view, headers=api.headers, timeout=60).json()["version"]
+    assert before["x"] > before["y"]
+    for (_, y), o in zip(rows, made, strict=True):  # now y decides
+        api.ok("PUT", f"experiments/{exp.id}/observations/{o['id']}", {"value": 5 * y})
+    after = api.ok("GET", path)["data"][0]["importances"]
+    assert after["y"] > after["x"]
+    page_after = api.session.get(dashboard, headers=api.headers, timeout=60).json()
+    assert page_after != page_before
+    # the experiment page's version changes too, so an open page redraws
+    assert api.session.get(view, headers=api.headers, timeout=60).json()["version"] != version

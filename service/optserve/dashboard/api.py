@@ -6,6 +6,7 @@ Application's calls block on SQLite).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -35,7 +36,7 @@ from ..domain.model import (
 STATIC = Path(__file__).parent / "static"
 # The list page shows this many experiments, newest first.
 MAX_LISTED = 1000
-# Fits of the importance GP kept, by (experiment, metric, observation count).
+# Fits of the importance GP kept, by (experiment, metric, the points they fit).
 IMPORTANCE_CACHE = 64
 _STATUS = {InvalidArgument: 400, PermissionDenied: 403, NotFound: 404}
 
@@ -65,7 +66,7 @@ class DashboardApi:
         self.app = app
         self.authenticator = authenticator
         self._lock = threading.Lock()
-        self._importance: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._importance: OrderedDict[tuple[str, str, bytes], Any] = OrderedDict()
 
     # -------------------------------------------------------------- endpoints
 
@@ -130,9 +131,10 @@ class DashboardApi:
             "open_suggestions": [_suggestion(s) for s in suggestions],
             "best": [o.id for o in best],
             "best_explanation": explanation,
-            # changes whenever anything shown changes
+            # changes whenever anything shown changes (an observation's values too)
             "version": f"{progress.observation_count}:{len(suggestions)}:{last}:"
-            f"{exp.update_time.isoformat() if exp.update_time else ''}:{exp.state.value}",
+            f"{exp.update_time.isoformat() if exp.update_time else ''}:{exp.state.value}:"
+            f"{_shown_digest(observations, suggestions)}",
         }
 
     @staticmethod
@@ -151,11 +153,6 @@ class DashboardApi:
         chosen = exp.metric(metric) if metric else (exp.optimized_metrics or exp.metrics)[0]
         if chosen is None:
             raise InvalidArgument.single("metric", f"{metric!r} is not a metric of the experiment")
-        key = (experiment_id, chosen.name, exp.progress.observation_count)
-        with self._lock:
-            if key in self._importance:
-                self._importance.move_to_end(key)
-                return self._importance[key]
         observations = self._pages(
             lambda size, token: self.app.list_observations(experiment_id, size, token, call)
         )
@@ -164,6 +161,11 @@ class DashboardApi:
             for o in observations
             if not o.failed and (v := o.value_of(chosen.name)) is not None
         ]
+        key = (experiment_id, chosen.name, importance.points_key(points))
+        with self._lock:
+            if key in self._importance:
+                self._importance.move_to_end(key)
+                return self._importance[key]
         scores: list[tuple[str, float]] | None = None
         if len(points) >= importance.MIN_POINTS:
             scores = importance.importances(exp, [a for a, _ in points], [v for _, v in points])
@@ -181,6 +183,13 @@ class DashboardApi:
 
 
 # ---------------------------------------------------------------- JSON shapes
+
+
+def _shown_digest(observations: list[Observation], suggestions: list[Suggestion]) -> str:
+    """A short digest of the observations and open suggestions a page shows."""
+    shown = [_observation(o) for o in observations], [_suggestion(s) for s in suggestions]
+    text = json.dumps(shown, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _summary(e: Experiment) -> dict[str, Any]:
