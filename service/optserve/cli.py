@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -119,7 +120,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         " experiments use several cores; 0 computes them in the server's threads"
         " (default: one per core)",
     )
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
     serve.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -176,6 +182,17 @@ def _run_serve(args: argparse.Namespace) -> None:
     from .server import StartupError, TlsFiles, serve
     from .storage.preflight import PreflightError
 
+    for flag, port in (
+        ("--port", args.port),
+        ("--http-port", args.http_port),
+        ("--metrics-port", args.metrics_port),
+    ):
+        if port is not None and not 0 <= port <= 65535:
+            raise SetupError(f"{flag} must be a port, 0 to 65535 (0 picks a free one)")
+    if not 0.0 <= args.grace < math.inf:
+        raise SetupError("--grace must be a number of seconds, 0 or more")
+    if not 0.0 < args.storage_check_interval < math.inf:
+        raise SetupError("--storage-check-interval must be a number of seconds above 0")
     token = _token(args)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SetupError("--tls-cert and --tls-key go together")

@@ -7,6 +7,7 @@ They talk to a server over gRPC only, never to its database file.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -177,6 +178,8 @@ class Client:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.target: str = args.target
+        if not 0.0 < args.timeout < math.inf:
+            raise CommandError("--timeout must be a number of seconds above 0")
         self.timeout: float = args.timeout
         if (args.tls_cert is None) != (args.tls_key is None):
             raise CommandError("--tls-cert and --tls-key (OPTSERVE_TLS_CERT, _KEY) go together")

@@ -124,6 +124,8 @@ def _plot(args: argparse.Namespace) -> None:
         raise CommandError(f"-o {args.output}: the file name ends in one of {', '.join(FORMATS)}")
     if not (0 < args.width <= 50 and 0 < args.height <= 50 and 10 <= args.dpi <= 600):
         raise CommandError("--width and --height are 0-50 inches, --dpi 10-600")
+    if min(args.width, args.height) * args.dpi < 50:
+        raise CommandError("--width and --height times --dpi must come to 50 pixels or more")
     if args.kind == "pareto" and args.metric:
         raise CommandError("--metric is not for pareto: it plots the two optimized metrics")
     client = Client(args)

@@ -176,10 +176,13 @@ def create_server(
     if not authenticator.enabled:
         log.warning("authentication is off: no bootstrap token and no stored tokens")
     address = f"{host}:{port}"
-    if credentials is None:
-        bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, credentials)
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError as error:  # grpc's "Failed to bind to address ..."
+        raise OSError(f"cannot listen on {address}: {str(error).split(';')[0]}") from None
     if bound == 0:
         raise OSError(f"cannot listen on {address}")
     return server, bound, health_servicer
@@ -312,19 +315,22 @@ def serve(
         pool = SuggestPool(suggest_workers)  # started by its first call
     app = Application(storage, pool)
     authenticator = Authenticator(storage, token)
-    server, bound, health_servicer = create_server(
-        storage,
-        host,
-        port,
-        max_workers,
-        token=token,
-        open_reflection=open_reflection,
-        stopping=stopping,
-        credentials=credentials,
-        tracker=tracker,
-        app=app,
-        authenticator=authenticator,
-    )
+    try:
+        server, bound, health_servicer = create_server(
+            storage,
+            host,
+            port,
+            max_workers,
+            token=token,
+            open_reflection=open_reflection,
+            stopping=stopping,
+            credentials=credentials,
+            tracker=tracker,
+            app=app,
+            authenticator=authenticator,
+        )
+    except OSError as error:
+        raise StartupError(str(error)) from None
     http = None
     if http_port is not None:
         from . import dashboard
@@ -338,9 +344,13 @@ def serve(
         # /metrics and the dashboard (at /) beside SigOpt's /v1 routes, all counted
         extra = [observability.metrics_route(), *dashboard.routes(app, authenticator)]
         web = build_app(app, authenticator, stopping, extra_routes=extra)
-        http = HttpServer(
-            observability.HttpMetricsMiddleware(web), host, http_port, grace, tls=http_tls
-        )
+        try:
+            http = HttpServer(
+                observability.HttpMetricsMiddleware(web), host, http_port, grace, tls=http_tls
+            )
+        except (OSError, OverflowError) as error:
+            server.stop(None)
+            raise StartupError(f"cannot serve HTTP on {host}:{http_port}: {error}") from None
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_storage,
