@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from optserve.v1 import service_pb2 as pb
 
-from ..service_tests.helpers import observe
+from ..service_tests.helpers import create, double, observe
 from .conftest import start_dashboard
 
 
@@ -154,3 +154,45 @@ def test_a_server_with_tokens_asks_for_one(tmp_path, page):
         assert len(refused) == len(page.errors) == 2
     finally:
         assert server.stop() == 0
+
+
+def test_names_of_object_members_and_updated_values_show_as_data(dashboard, page):
+    """Parameters and metrics named like JavaScript's object members show their own
+    values ("-" when absent), and an updated observation redraws the open page."""
+    stub = dashboard.stub()
+    exp = create(
+        stub,
+        name="object members",
+        type="EXPERIMENT_TYPE_RANDOM",
+        parameters=[double("__proto__"), double("constructor")],
+        metrics=[
+            {"name": "toString"},
+            {"name": "valueOf", "strategy": "METRIC_STRATEGY_STORE"},
+        ],
+    )
+    made = []
+    for i in range(4):
+        (s,) = stub.CreateSuggestions(
+            pb.CreateSuggestionsRequest(experiment_id=exp.id, count=1)
+        ).suggestions
+        made.append(
+            observe(stub, exp.id, suggestionId=s.id, values=[{"name": "toString", "value": i}])
+        )
+    page.page.goto(f"{dashboard.url}#/experiments/{exp.id}")
+    page.wait_rows("observations", 4)
+    text = page.page.locator("#observations").inner_text()
+    assert "function" not in text and "[object Object]" not in text, text
+    page.page.select_option("#metric", "valueOf")
+    page.page.select_option("#metric", "toString")
+    stub.UpdateObservation(
+        pb.UpdateObservationRequest(
+            experiment_id=exp.id,
+            observation={"id": made[0].id, "values": [{"name": "toString", "value": 1234.5}]},
+            update_mask={"paths": ["values"]},
+        )
+    )
+    page.page.wait_for_function(
+        "() => document.querySelector('#observations').innerText.includes('1234.5')",
+        timeout=20_000,
+    )
+    assert page.errors == []

@@ -161,7 +161,7 @@ function showExperiment(id) {
   const app = document.getElementById("app");
   app.replaceChildren(el("p", { class: "muted" }, "loading..."));
   poll(async () => {
-    const data = await getJSON(`/dashboard/api/experiments/${id}`);
+    const data = ownKeysOnly(await getJSON(`/dashboard/api/experiments/${id}`));
     if (data.version === view.version) return;
     const first = view.data === null;
     view.version = data.version;
@@ -169,6 +169,17 @@ function showExperiment(id) {
     if (first) layout(data);
     render(data);
   });
+}
+
+// Values and assignments by user-chosen names: as objects without a prototype, a
+// name like "toString" or "__proto__" finds only what the data holds.
+function ownKeysOnly(data) {
+  const bare = (o) => Object.assign(Object.create(null), o);
+  for (const o of [...data.observations, ...data.open_suggestions]) {
+    if (o.values) o.values = bare(o.values);
+    if (o.assignments) o.assignments = bare(o.assignments);
+  }
+  return data;
 }
 
 function layout(data) {
@@ -297,7 +308,7 @@ function renderParallel(exp, observations, metric) {
 
 async function renderImportance(exp, metric) {
   const note = document.getElementById("importance-note");
-  const key = `${exp.id}:${metric.name}:${exp.observations}`;
+  const key = `${exp.id}:${metric.name}:${view.data.version}`;
   if (view.importanceKey === key) return;
   view.importanceKey = key;
   if (!note.textContent) note.textContent = "Fitting a Gaussian process to the observations...";
