@@ -306,7 +306,11 @@ def _archive(args: argparse.Namespace) -> None:
         if args.undo
         else experiment_pb2.EXPERIMENT_STATE_ARCHIVED
     )
-    reply = Client(args).call(
+    client = Client(args)
+    if client.experiment(args.experiment).state == experiment_pb2.EXPERIMENT_STATE_DELETED:
+        # archiving (or its undo) would quietly restore it
+        raise CommandError(f"experiment {args.experiment} is deleted; archive does not apply")
+    reply = client.call(
         "UpdateExperiment",
         pb.UpdateExperimentRequest(
             experiment=experiment_pb2.Experiment(id=args.experiment, state=state),

@@ -78,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument("experiment", help="experiment id")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default, or -: stdout)")
 
     imports = subcommand(
         actions,
@@ -205,7 +205,7 @@ def _export(args: argparse.Namespace) -> None:
         export_csv(exp, observations, buffer)
     else:
         buffer.write(json.dumps(export_json(observations), indent=2, ensure_ascii=False) + "\n")
-    if args.output is None:
+    if args.output is None or str(args.output) == "-":
         sys.stdout.write(buffer.getvalue())
         return
     try:

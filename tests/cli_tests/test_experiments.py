@@ -7,6 +7,7 @@ import re
 import unicodedata
 
 import pytest
+from google.protobuf import field_mask_pb2
 
 from optserve.v1 import experiment_pb2
 from optserve.v1 import service_pb2 as pb
@@ -128,6 +129,19 @@ def test_archive_and_undo(cli_server, cli_stub):
     assert get(cli_stub, exp.id).state == experiment_pb2.EXPERIMENT_STATE_ARCHIVED
     ok(run_cli(cli_server.target, "experiments", "archive", exp.id, "--undo"))
     assert get(cli_stub, exp.id).state == experiment_pb2.EXPERIMENT_STATE_ACTIVE
+    # a soft-deleted experiment is not quietly restored by archive or its undo
+    cli_stub.UpdateExperiment(
+        pb.UpdateExperimentRequest(
+            experiment=experiment_pb2.Experiment(
+                id=exp.id, state=experiment_pb2.EXPERIMENT_STATE_DELETED
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["state"]),
+        )
+    )
+    for extra in ([], ["--undo"]):
+        refused = run_cli(cli_server.target, "experiments", "archive", exp.id, *extra)
+        assert refused.returncode == 1 and "is deleted" in refused.stderr
+    assert get(cli_stub, exp.id).state == experiment_pb2.EXPERIMENT_STATE_DELETED
 
 
 def test_delete_needs_confirmation(cli_server, cli_stub):

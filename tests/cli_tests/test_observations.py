@@ -39,6 +39,8 @@ def content(obs) -> tuple:
 def test_csv_export_holds_every_observation_exactly(cli_server, cli_stub, experiments):
     exp = experiments.mixed
     out = ok(run_cli(cli_server.target, "observations", "export", exp.id))
+    # "-o -" is stdout as well
+    assert ok(run_cli(cli_server.target, "observations", "export", exp.id, "-o", "-")) == out
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == [
         "id",
