@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["OptimizationService"].full_name
 TOKEN_SERVICE_NAME = token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name
 # What health reports on: the whole server ("") and each optserve service.
-HEALTH_NAMES = ("", SERVICE_NAME, TOKEN_SERVICE_NAME)
+# The overall status ("") last: whoever watches it and sees a change finds the
+# services' statuses changed already.
+HEALTH_NAMES = (SERVICE_NAME, TOKEN_SERVICE_NAME, "")
 # How often the serving main thread wakes to run a signal handler (see serve).
 SIGNAL_POLL_SECONDS = 0.2
 
