@@ -351,10 +351,13 @@ def parse_row(
         value = obs.values.add(name=metric)
         try:
             value.value = float(text)
-            if metric in stddevs:
-                value.value_stddev = float(stddevs[metric])
         except ValueError as error:
             errors.append(f"line {line}, column {metric}: {error}")
+        if metric in stddevs:
+            try:
+                value.value_stddev = float(stddevs[metric])
+            except ValueError as error:
+                errors.append(f"line {line}, column stddev:{metric}: {error}")
     if columns.failed is not None:
         flag = cells[columns.failed].strip().lower()
         if flag in TRUE:

@@ -260,3 +260,18 @@ def test_archived_experiments_import_nothing(cli_server, cli_stub, tmp_path):
     assert result.stderr.strip() == (
         f"optserve: experiment {target.id} is archived: it accepts no new observations"
     )
+
+
+def test_a_bad_stddev_cell_is_reported_in_its_own_column(cli_server, cli_stub):
+    target = create(
+        cli_stub,
+        name="stddev cells",
+        parameters=[{"name": "a", "type": "PARAMETER_TYPE_DOUBLE", "bounds": {"min": 0, "max": 1}}],
+        metrics=[{"name": "m"}],
+    )
+    text = "a,m,stddev:m\n0.5,1,abc\n0.25,xyz,0.1\n"
+    result = run_cli(cli_server.target, "observations", "import", target.id, "-", stdin=text)
+    assert result.returncode != 0
+    assert "line 2, column stddev:m:" in result.stderr and "'abc'" in result.stderr
+    assert "line 3, column m:" in result.stderr and "'xyz'" in result.stderr
+    assert list_observations(cli_stub, target.id) == []
