@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from optserve.v1 import service_pb2 as pb
 
-from ..service_tests.helpers import create, double, observe
+from ..service_tests.helpers import create, double, observe, suggest
 from .conftest import start_dashboard
 
 
@@ -172,9 +172,7 @@ def test_names_of_object_members_and_updated_values_show_as_data(dashboard, page
     )
     made = []
     for i in range(4):
-        (s,) = stub.CreateSuggestions(
-            pb.CreateSuggestionsRequest(experiment_id=exp.id, count=1)
-        ).suggestions
+        (s,) = suggest(stub, exp.id)
         made.append(
             observe(stub, exp.id, suggestionId=s.id, values=[{"name": "toString", "value": i}])
         )

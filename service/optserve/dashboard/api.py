@@ -125,16 +125,17 @@ class DashboardApi:
         best, explanation = self.app.best_assignments(experiment_id, call)
         progress = exp.progress
         last = observations[-1].id if observations else ""
+        shown = [_observation(o) for o in observations], [_suggestion(s) for s in suggestions]
         return {
             "experiment": _summary(exp) | _definition(exp),
-            "observations": [_observation(o) for o in observations],
-            "open_suggestions": [_suggestion(s) for s in suggestions],
+            "observations": shown[0],
+            "open_suggestions": shown[1],
             "best": [o.id for o in best],
             "best_explanation": explanation,
             # changes whenever anything shown changes (an observation's values too)
             "version": f"{progress.observation_count}:{len(suggestions)}:{last}:"
             f"{exp.update_time.isoformat() if exp.update_time else ''}:{exp.state.value}:"
-            f"{_shown_digest(observations, suggestions)}",
+            f"{_digest(shown)}",
         }
 
     @staticmethod
@@ -185,9 +186,8 @@ class DashboardApi:
 # ---------------------------------------------------------------- JSON shapes
 
 
-def _shown_digest(observations: list[Observation], suggestions: list[Suggestion]) -> str:
-    """A short digest of the observations and open suggestions a page shows."""
-    shown = [_observation(o) for o in observations], [_suggestion(s) for s in suggestions]
+def _digest(shown: object) -> str:
+    """A short digest of what a page shows (its JSON shapes)."""
     text = json.dumps(shown, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
