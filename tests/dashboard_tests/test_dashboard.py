@@ -194,3 +194,35 @@ def test_names_of_object_members_and_updated_values_show_as_data(dashboard, page
         timeout=20_000,
     )
     assert page.errors == []
+
+
+def test_the_page_runs_under_its_content_security_policy(dashboard, experiments, page):
+    response = page.page.goto(f"{dashboard.url}#/experiments/{experiments.single.id}")
+    assert response is not None
+    headers = response.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    page.page.wait_for_selector("#observations tbody tr")
+    # a chart's tooltip (markup with inline styles) shows without a violation
+    page.page.evaluate(
+        """() => echarts.getInstanceByDom(document.getElementById('chart-history'))
+             .dispatchAction({type: 'showTip', seriesIndex: 0, dataIndex: 0})"""
+    )
+    page.page.wait_for_function(
+        """() => [...document.querySelectorAll('#chart-history div')]
+             .some(d => d.style.display !== 'none' && d.innerText.includes('observation'))""",
+        timeout=10_000,
+    )
+    assert page.errors == []
+    # while a script injected into the page does not run
+    ran = page.page.evaluate(
+        """() => { const s = document.createElement('script');
+                   s.textContent = 'window.injected = true';
+                   document.body.appendChild(s);
+                   return window.injected === true; }"""
+    )
+    assert ran is False
+    assert any("Content Security Policy" in e for e in page.errors)

@@ -457,6 +457,16 @@ def test_wire_errors(api: Api, http_server: HttpServer) -> None:
         assert response.status_code == 400, raw
 
 
+def test_every_response_carries_the_security_headers(api: Api, http_server: HttpServer) -> None:
+    for path, status in (("/v1/experiments", 200), ("/v1/nothing", 404), ("/", 200)):
+        response = api.session.get(f"{http_server.url}{path}", headers=api.headers, timeout=30)
+        assert response.status_code == status, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+
+
 def test_objects_have_the_keys_of_sigopts_server(api: Api) -> None:
     """Each object has the keys SigOpt's server gives it, no more (no legacy value or
     task without tasks), no fewer."""
