@@ -1102,6 +1102,8 @@ def _fingerprint(call: Call, *args: Any) -> str:
 def _validate_token(token: Token) -> None:
     if len(token.name) > MAX_TOKEN_NAME_LENGTH:
         raise InvalidArgument.single("token.name", f"at most {MAX_TOKEN_NAME_LENGTH} characters")
+    if validation.has_control(token.name):
+        raise InvalidArgument.single("token.name", f"a token name {validation.NO_CONTROL}")
     if token.role is Role.ADMIN:
         if token.projects:
             raise InvalidArgument.single(

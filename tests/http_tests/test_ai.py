@@ -327,3 +327,16 @@ def test_runs_report_their_assignments_and_a_grid_visits_each_point(api: Api) ->
     # each run's observation carries the run's assignments, which the optimizer learns from
     observations = api.ok("GET", f"experiments/{exp['id']}/observations")["data"]
     assert [o["assignments"] for o in observations] == runs
+
+
+def test_project_and_run_names_hold_no_control_characters(api: Api) -> None:
+    """Refused by name, as experiment names are (PostgreSQL text cannot hold NUL)."""
+    pid = f"p-{uuid.uuid4().hex[:10]}"
+    message = api.error(400, "POST", "clients/1/projects", {"id": pid, "name": "a\x00b"})
+    assert "name" in message and "control characters" in message
+    api.error(404, "GET", f"clients/1/projects/{pid}")
+    exp = _aiexperiment(api, _project(api))
+    message = api.error(
+        400, "POST", f"aiexperiments/{exp['id']}/training_runs", {"name": "r\x1b[2J"}
+    )
+    assert "name" in message and "control characters" in message

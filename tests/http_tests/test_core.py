@@ -566,3 +566,32 @@ def test_importances_follow_updated_values(api: Api, conn: Connection) -> None:
     assert page_after != page_before
     # the experiment page's version changes too, so an open page redraws
     assert api.session.get(view, headers=api.headers, timeout=60).json()["version"] != version
+
+
+def test_a_lone_surrogate_is_refused_and_nothing_is_written(
+    api: Api, http_server: HttpServer
+) -> None:
+    """JSON's "\\ud800" escape decodes to a string no encoder takes: once a 500 after
+    validation, now a 400 at decoding, in values, keys and nested documents alike."""
+    before = api.ok("GET", "experiments")["count"]
+    for raw in (
+        b'{"name": "a \\ud800", "parameters": []}',
+        b'{"name": "e", "metadata": {"\\udfff": 1}}',
+        b'{"name": "e", "metadata": {"k": ["x", {"y": "\\udc00z"}]}}',
+    ):
+        response = api.session.post(
+            f"{http_server.url}/v1/experiments", data=raw, headers=api.headers, timeout=30
+        )
+        assert response.status_code == 400, raw
+        assert "surrogate" in response.json()["message"]
+    assert api.ok("GET", "experiments")["count"] == before
+    # a surrogate pair is one character, and welcome
+    made = api.ok(
+        "POST",
+        "experiments",
+        {
+            "name": "smile \U0001f600",
+            "parameters": [{"name": "x", "type": "double", "bounds": {"min": 0, "max": 1}}],
+        },
+    )
+    assert made["name"] == "smile \U0001f600"

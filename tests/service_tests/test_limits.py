@@ -493,3 +493,22 @@ def test_server_memory_stays_under_a_gigabyte(own_server, lstub, worst):
     status = Path(f"/proc/{own_server.process.pid}/status").read_text()
     peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
     assert peak_kb < 1024 * 1024, f"peak RSS {peak_kb} kB"
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x1b", "\n", "\x7f", "\x9b"])
+def test_names_and_categorical_values_hold_no_control_characters(lstub, character):
+    """PostgreSQL text cannot hold NUL, and names are printed by terminals (an escape
+    sequence in one would drive an operator's terminal): both are refused by name."""
+    found = _refused(lstub, experiment(name=f"a{character}b"))
+    assert found == [
+        (
+            "experiment.name",
+            "the experiment name may not contain control characters (U+0000-U+001F, U+007F-U+009F)",
+        )
+    ]
+    found = _refused(lstub, experiment(parameters=[double(f"x{character}")]))
+    assert [f for f, _ in found] == ["experiment.parameters[0].name"], found
+    found = _refused(lstub, experiment(parameters=[categorical("c", ["a", f"b{character}"])]))
+    assert [f for f, _ in found] == ["experiment.parameters[0].categorical_values"], found
+    # printable names beyond ASCII stay welcome
+    assert _create(lstub, experiment(name="Lernrate \u00fc\u00e9 \u2603 \U0001f600")).id

@@ -183,6 +183,10 @@ def test_only_admins_manage_tokens_and_revocation_is_immediate(admin):
             token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["a"], name="n" * 101),
             "token.name",
         ),
+        (
+            token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["a"], name="ci\x00bot"),
+            "token.name",
+        ),
         # projects are named as experiments' are; each once
         (token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=["a", "A/B"]), "projects[1]"),
         (token_pb2.Token(role=token_pb2.TOKEN_ROLE_READ, projects=[""]), "projects[0]"),

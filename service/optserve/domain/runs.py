@@ -30,7 +30,13 @@ from .limits import (
     PROJECT_PATTERN,
 )
 from .model import Assignments, Experiment, MetricValue, Observation
-from .validation import MAX_REPORTED_VIOLATIONS, map_key, metadata_violations
+from .validation import (
+    MAX_REPORTED_VIOLATIONS,
+    NO_CONTROL,
+    has_control,
+    map_key,
+    metadata_violations,
+)
 
 _PROJECT = re.compile(PROJECT_PATTERN)
 
@@ -204,6 +210,8 @@ def _run_violations(run: TrainingRun) -> list[FieldViolation]:
     bad = []
     if len(run.name) > MAX_NAME_LENGTH:
         bad.append(FieldViolation("name", f"at most {MAX_NAME_LENGTH} characters"))
+    elif has_control(run.name):
+        bad.append(FieldViolation("name", f"a run name {NO_CONTROL}"))
     bad += metadata_violations(run.metadata, "metadata")
     bad += _check_values(run.values, "values")
     if len(run.assignments) > MAX_PARAMETERS * 2:
@@ -290,6 +298,8 @@ def validate_project(project: Project) -> None:
         bad.append(FieldViolation("name", "required: a project name"))
     elif len(project.name) > MAX_NAME_LENGTH:
         bad.append(FieldViolation("name", f"at most {MAX_NAME_LENGTH} characters"))
+    elif has_control(project.name):
+        bad.append(FieldViolation("name", f"a project name {NO_CONTROL}"))
     bad += metadata_violations(project.metadata, "metadata")
     if bad:
         raise InvalidArgument(bad)

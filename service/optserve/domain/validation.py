@@ -104,11 +104,25 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# Names are printed by terminals, logs and pages (an escape sequence in one would
+# drive an operator's terminal), and PostgreSQL text cannot hold NUL: names and
+# categorical values hold no control characters.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+NO_CONTROL = "may not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character."""
+    return _CONTROL.search(text) is not None
+
+
 def _check_name(c: _Collector, path: str, name: str, what: str) -> None:
     if not name:
         c.add(path, f"a {what} name is required")
     elif len(name) > MAX_NAME_LENGTH:
         c.add(path, f"a name has at most {MAX_NAME_LENGTH} characters (got {len(name)})")
+    elif has_control(name):
+        c.add(path, f"the {what} name {NO_CONTROL}")
 
 
 def _too_many(c: _Collector, path: str, items: list, limit: int, what: str) -> bool:
@@ -126,6 +140,8 @@ def _check_strings(c: _Collector, path: str, values: list[str], what: str) -> No
         c.add(path, f"{what} have at most {MAX_CATEGORICAL_VALUE_LENGTH} characters each")
     if len(set(values)) != len(values):
         c.add(path, f"{what} must be unique")
+    if any(has_control(v) for v in values):
+        c.add(path, f"{what} {NO_CONTROL}")
 
 
 # ---------------------------------------------------------------- metadata

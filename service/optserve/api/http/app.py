@@ -77,14 +77,23 @@ def _finite_int(text: str) -> int:
 
 
 def _depth(doc: Any) -> int:
-    """How deep arrays and objects nest in ``doc`` (iteratively: no recursion limit)."""
+    """How deep arrays and objects nest in ``doc`` (iteratively: no recursion limit).
+
+    Raises:
+        UnicodeEncodeError: a string or key holds a lone surrogate (JSON's ``\\ud800``
+            escapes decode to one, and no later encoder accepts it).
+    """
     deepest, stack = 0, [(doc, 1)]
     while stack:
         node, level = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
-        if isinstance(node, dict | list):
+        if isinstance(node, str):
+            node.encode()
+        elif isinstance(node, dict | list):
             deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+            if isinstance(node, dict):
+                stack.extend((key, level) for key in node)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
     return deepest
 
 
@@ -215,7 +224,12 @@ def _decode(raw: bytes) -> dict[str, Any]:
         raise errors.HttpError(400, f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(doc, dict):
         raise errors.HttpError(400, "the body must be a JSON object")
-    if _depth(doc) > MAX_JSON_DEPTH:
+    try:
+        depth = _depth(doc)
+    except UnicodeEncodeError:
+        lone = "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        raise errors.HttpError(400, lone) from None
+    if depth > MAX_JSON_DEPTH:
         raise errors.HttpError(400, too_deep)
     return doc
 
