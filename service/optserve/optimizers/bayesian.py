@@ -16,7 +16,11 @@ through four stages, each in its own module:
    one GP per constraint metric;
 3. acquisition (``acquisition``): log expected improvement, weighted by the
    probability that every constraint metric holds and by the parameters'
-   priors (decaying, piBO), with a local penalty near other solutions.
+   priors (decaying, piBO), with a local penalty near other solutions. Where
+   the fitted noise is material (up to the exact size) it is noisy EI
+   (Letham et al. 2019): EI averaged over 16 joint draws of the latent values
+   at the observations that may be the best (and of the pending outcomes),
+   each draw its own incumbent.
    Pending points (open suggestions, earlier points of the batch) enter as
    16 joint draws of their outcomes, EI averaged over the GP conditioned on
    each (Snoek et al. 2012; above the exact size, and for the final stretch's
@@ -114,9 +118,17 @@ def _suggest_one(
     gp_pending, believed, pending_penalty = acq.with_pending(
         gp, incumbent, x_pending, encoder, branch, constraint_models
     )
-    fantasies = acq.pending_fantasies(
-        gp, gp_pending, incumbent, x_pending, encoder, branch, constraint_models, rng
-    )
+    # Noisy outcomes: EI over draws of the best observations' latent values and of
+    # the pending outcomes; else EI over the best mean, draws of the pending outcomes.
+    fantasies = None
+    if incumbent is not None:
+        fantasies = acq.noisy_fantasies(
+            gp, gp_pending, x_pending, x_done[feasible], encoder, branch, constraint_models, rng
+        )
+    if fantasies is None:
+        fantasies = acq.pending_fantasies(
+            gp, gp_pending, incumbent, x_pending, encoder, branch, constraint_models, rng
+        )
     incumbent = believed
     # 3. acquisition
     acquisition = acq.Acquisition(

@@ -33,6 +33,7 @@ from scipy.linalg import lapack, solve_triangular
 from .inputs import InputMap
 
 __all__ = [
+    "NOISE_PRIOR_MEDIAN",
     "GaussianProcess",
     "Hyperparameters",
     "covariance",
@@ -55,7 +56,8 @@ _LENGTHSCALE_LOG_SIGMA = 1.0
 _LENGTHSCALE_DIM_POWER = 0.25
 _OUTPUTSCALE_LOG_MEDIAN = 0.0
 _OUTPUTSCALE_LOG_SIGMA = 1.0
-_NOISE_LOG_MEDIAN = math.log(1e-3)
+NOISE_PRIOR_MEDIAN = 1e-3
+_NOISE_LOG_MEDIAN = math.log(NOISE_PRIOR_MEDIAN)
 _NOISE_LOG_SIGMA = 2.0
 _NOISY_START_LOG_NOISE = math.log(0.1)
 
@@ -611,7 +613,7 @@ class GaussianProcess:
         )
         return self
 
-    def believe(self, points: ArrayLike) -> GaussianProcess:
+    def believe(self, points: ArrayLike, noiseless: bool = False) -> GaussianProcess:
         """This posterior conditioned on its own mean at ``points`` (kriging believer).
 
         The mean is unchanged everywhere (the weights gain zeros for the new
@@ -621,6 +623,8 @@ class GaussianProcess:
 
         Args:
             points: (k, D) points under evaluation.
+            noiseless: condition on the latent values at ``points`` rather than
+                on noisy outcomes there (noisy EI's baseline).
 
         Returns:
             A new GP (this one when ``points`` is empty or the extension fails).
@@ -637,7 +641,11 @@ class GaussianProcess:
             b = solve_triangular(self.chol, cross, lower=True, check_finite=False)
             schur = covariance(xp, xp, ell, hyper.outputscale, self.input_map) - b.T @ b
             factored = _cholesky(
-                schur, hyper.outputscale + hyper.noise + self.jitter - np.einsum("ij,ij->j", b, b)
+                schur,
+                hyper.outputscale
+                + (0.0 if noiseless else hyper.noise)
+                + self.jitter
+                - np.einsum("ij,ij->j", b, b),
             )
         if factored is None or not np.all(np.isfinite(b)):
             return self
