@@ -45,9 +45,9 @@ FANTASIES = 16
 # (the outcomes' variance being 1): then the data, not the prior, say the
 # outcomes are noisy. Below, few points leave the noise at the prior's pull, or
 # the fit sits at its floor on exact data, and an incumbent drawn with that noise
-# would only make the search wander (measured: at 1e-4 the first suggestions of
-# noise-free problems explored more, and a noise-free constrained problem lost
-# its fine steps).
+# would only make the search wander (measured: without this gate a noise-free
+# constrained problem lost its fine steps; at 1e-4 the first suggestions on a
+# noise-free rising function went to the wrong corner).
 NEI_MIN_NOISE = NOISE_PRIOR_MEDIAN
 # noisy EI's baseline: at most this many observed points, those whose posterior
 # mean + NEI_WIDTH sd reaches the best mean - NEI_WIDTH sd (the others cannot be the best)
