@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from optserve.domain.encoding import Encoder
 from optserve.domain.model import MetricValue, Observation
 from optserve.optimizers import SuggestRequest, hyperfit, suggest
 from optserve.optimizers import acquisition as acq
@@ -15,7 +14,6 @@ from optserve.optimizers.gp.model import matern52
 from .spaces import unit_square
 
 EXP = unit_square("noisy-ei")
-ENCODER = Encoder(EXP)
 NOISE_SD = 0.2
 
 
@@ -37,9 +35,7 @@ def _exact_gp() -> GaussianProcess:
 
 
 def _fantasies(gp: GaussianProcess, seed: int = 3):
-    return acq.noisy_fantasies(
-        gp, gp, np.empty((0, 2)), gp.x_train, ENCODER, None, [], np.random.default_rng(seed)
-    )
+    return acq.noisy_fantasies(gp, gp.x_train, np.random.default_rng(seed))
 
 
 def test_a_noisy_fit_gets_noisy_ei_and_an_exact_one_keeps_ei():

@@ -125,17 +125,18 @@ class DashboardApi:
         best, explanation = self.app.best_assignments(experiment_id, call)
         progress = exp.progress
         last = observations[-1].id if observations else ""
-        shown = [_observation(o) for o in observations], [_suggestion(s) for s in suggestions]
+        shown_observations = [_observation(o) for o in observations]
+        shown_suggestions = [_suggestion(s) for s in suggestions]
         return {
             "experiment": _summary(exp) | _definition(exp),
-            "observations": shown[0],
-            "open_suggestions": shown[1],
+            "observations": shown_observations,
+            "open_suggestions": shown_suggestions,
             "best": [o.id for o in best],
             "best_explanation": explanation,
             # changes whenever anything shown changes (an observation's values too)
             "version": f"{progress.observation_count}:{len(suggestions)}:{last}:"
             f"{exp.update_time.isoformat() if exp.update_time else ''}:{exp.state.value}:"
-            f"{_digest(shown)}",
+            f"{_digest((shown_observations, shown_suggestions))}",
         }
 
     @staticmethod

@@ -343,21 +343,12 @@ def pending_fantasies(
 
 
 def noisy_fantasies(
-    gp: GaussianProcess,
-    believing: GaussianProcess,
-    pending: NDArray[np.float64],
-    baseline: NDArray[np.float64],
-    encoder: Encoder,
-    branch: dict[str, int] | None,
-    constraint_models: list[ConstraintModel],
-    rng: np.random.Generator,
+    gp: GaussianProcess, baseline: NDArray[np.float64], rng: np.random.Generator
 ) -> Fantasies | None:
     """Noisy expected improvement (Letham et al. 2019, what Ax's qLogNEI computes):
     EI averaged over ``FANTASIES`` joint draws of the latent values at the observed
-    points that may be the best (``baseline``, rows of ``gp``'s data) and of the
-    pending outcomes, the model conditioned on each draw (the baseline without
-    noise), each draw's incumbent its best value at the baseline and at the
-    eligible pending points.
+    points that may be the best (``baseline``, rows of ``gp``'s data), the model
+    conditioned on each draw without noise, each draw's incumbent its best value.
 
     Under noise the best observation is uncertain: EI over the best posterior mean
     takes that mean as known, and then neither samples again near a best point
@@ -366,7 +357,7 @@ def noisy_fantasies(
 
     Returns:
         None where the fitted noise is below ``NEI_MIN_NOISE`` or there is no
-        baseline (EI over the believed incumbent applies), or where conditioning
+        baseline (EI over the best posterior mean applies), or where conditioning
         failed.
     """
     hyper = gp.hyperparameters
@@ -378,15 +369,12 @@ def noisy_fantasies(
     keep = np.argsort(-mean)[:NEI_BASELINE]
     keep = keep[mean[keep] + NEI_WIDTH * sd[keep] >= np.max(mean - NEI_WIDTH * sd)]
     rows = baseline[keep]
-    extended = believing.believe(rows, noiseless=True)
+    extended = gp.believe(rows, noiseless=True)
     observed = len(gp.x_train)
-    if len(extended.x_train) != len(believing.x_train) + len(rows):
+    if len(extended.x_train) != observed + len(rows):
         return None
-    fantasies = Fantasies(
-        extended, observed, rng.standard_normal((len(extended.x_train) - observed, FANTASIES))
-    )
-    eligible = eligible_pending(pending, encoder, branch, constraint_models)
-    fantasies.set_incumbents(-np.inf, np.vstack([eligible, rows]))
+    fantasies = Fantasies(extended, observed, rng.standard_normal((len(rows), FANTASIES)))
+    fantasies.set_incumbents(-np.inf, rows)
     return fantasies
 
 

@@ -124,9 +124,7 @@ def _suggest_one(
     # drawing the baseline too measured worse with 8 open: hartmann6 5 better of 20.)
     fantasies = None
     if incumbent is not None and len(x_pending) == 0:
-        fantasies = acq.noisy_fantasies(
-            gp, gp_pending, x_pending, x_done[feasible], encoder, branch, constraint_models, rng
-        )
+        fantasies = acq.noisy_fantasies(gp, x_done[feasible], rng)
     if fantasies is None:
         fantasies = acq.pending_fantasies(
             gp, gp_pending, incumbent, x_pending, encoder, branch, constraint_models, rng
