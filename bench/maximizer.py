@@ -69,6 +69,7 @@ from optserve.optimizers import acquisition as acq
 from optserve.optimizers import compiled_maximizer, maximizer, suggest
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess
+from optserve.optimizers.gp.scoring import compiled_scorer
 
 TOLERANCE = 1e-6
 
@@ -128,7 +129,7 @@ def one_maximizer(space: FeasibleSpace, history: list[Observation], r: int) -> d
     out["numpy_feasible"] = space.is_feasible(point)
     t0 = time.perf_counter()
     found = compiled_maximizer.maximize_log_ei(
-        space, compiled_maximizer.scorer_of(gp), incumbent, best, np.random.default_rng(r)
+        space, compiled_scorer(gp), incumbent, best, np.random.default_rng(r)
     )
     out["rust_ms"] = 1e3 * (time.perf_counter() - t0)
     if found is None:

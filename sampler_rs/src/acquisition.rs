@@ -10,9 +10,15 @@
 //! var  = y_std^2 * max(outputscale - sum(v * v, axis=0), 1e-12)
 //! ```
 //!
+//! A prepared GP may carry S weight vectors in place of `alpha`
+//! ([`PreparedGp::with_means`]): S posterior means that share one variance,
+//! as the GP conditioned on S draws of outcomes at some of its training rows
+//! (pending points, or the latent values of noisy observations) has them.
+//! Log EI is then averaged over the S means, each over its own incumbent.
+//!
 //! Candidates are processed in blocks of `BLOCK` columns: the (n, BLOCK)
-//! cross-covariance panel is built in one pass (the mean accumulated on the
-//! way), then solved in place by a row-oriented forward substitution whose
+//! cross-covariance panel is built in one pass, its means read off it, then
+//! solved in place by a row-oriented forward substitution whose
 //! inner loop updates `ROWS` rows of the panel at once from each solved row,
 //! so that the accumulators stay in registers and every load of the panel
 //! and of `L` is contiguous. On x86-64 CPUs with AVX2 and FMA the same code
@@ -171,7 +177,10 @@ pub struct PreparedGp {
     /// (n, d) training inputs divided by the length scales.
     pub(crate) xs: Vec<f64>,
     pub(crate) inv_l: Vec<f64>,
+    /// (n, means) weights of the posterior means, row-major (one: `K^-1 y_s`).
     pub(crate) alpha: Vec<f64>,
+    /// How many posterior means share the variance.
+    pub(crate) means: usize,
     /// (n, n) lower Cholesky factor, row-major.
     pub(crate) chol: Vec<f64>,
     pub(crate) inv_diag: Vec<f64>,
@@ -239,10 +248,54 @@ impl PreparedGp {
             xs,
             inv_l,
             alpha: gp.alpha.to_vec(),
+            means: 1,
             chol: gp.chol.data.to_vec(),
             inv_diag,
             mixture: None,
         })
+    }
+
+    /// This GP with S posterior means sharing its variance: `weights` (n, S)
+    /// replace `alpha`, mean `j` being `y_mean + y_std * k^T weights[:, j]`.
+    pub fn with_means(mut self, weights: &MatrixRef<'_>) -> Result<Self> {
+        if weights.rows != self.n || weights.cols == 0 {
+            return Err(Error::input(
+                "weights",
+                format!(
+                    "shape ({}, {}), expected ({}, S) with S >= 1",
+                    weights.rows, weights.cols, self.n
+                ),
+            ));
+        }
+        if !all_finite(weights.data) {
+            return Err(Error::input("weights", "contain NaN or infinity"));
+        }
+        self.alpha = weights.data.to_vec();
+        self.means = weights.cols;
+        Ok(self)
+    }
+
+    /// How many posterior means share the variance (1 unless [`Self::with_means`]).
+    pub fn means(&self) -> usize {
+        self.means
+    }
+
+    /// Checks `incumbents`: one per posterior mean, finite.
+    pub(crate) fn check_incumbents(&self, incumbents: &[f64]) -> Result<()> {
+        if incumbents.len() != self.means {
+            return Err(Error::input(
+                "incumbent",
+                format!(
+                    "{} given, the GP has {} posterior means",
+                    incumbents.len(),
+                    self.means
+                ),
+            ));
+        }
+        if !all_finite(incumbents) {
+            return Err(Error::input("incumbent", "must be finite"));
+        }
+        Ok(())
     }
 
     /// This GP under a mixture kernel: `groups` lists each additive group's
@@ -324,7 +377,8 @@ impl PreparedGp {
         }
     }
 
-    /// Posterior mean and variance (original units) of each candidate row.
+    /// Posterior means and variance (original units) of each candidate row:
+    /// means (count, S) row-major, variance (count,).
     pub fn posterior(&self, candidates: &MatrixRef<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
         self.posterior_scaled(candidates, None)
     }
@@ -338,20 +392,23 @@ impl PreparedGp {
         self.check_candidates(candidates)?;
         self.check_scales(candidates, scales)?;
         let count = candidates.rows;
-        let mut mean = vec![0.0; count];
+        let mut mean = vec![0.0; count * self.means];
         let mut var = vec![0.0; count];
         self.standardized(candidates, scales, &mut mean, &mut var);
-        for (m, v) in mean.iter_mut().zip(var.iter_mut()) {
+        for m in mean.iter_mut() {
             *m = self.y_mean + self.y_std * *m;
+        }
+        for v in var.iter_mut() {
             *v *= self.y_std * self.y_std;
         }
         Ok((mean, var))
     }
 
-    /// Log expected improvement over `incumbent` (maximization, original
-    /// units) of each candidate row.
-    pub fn log_ei(&self, candidates: &MatrixRef<'_>, incumbent: f64) -> Result<Vec<f64>> {
-        self.log_ei_scaled(candidates, None, incumbent)
+    /// Log expected improvement (maximization, original units) of each
+    /// candidate row, averaged over the posterior means, mean `j` over
+    /// `incumbents[j]`.
+    pub fn log_ei(&self, candidates: &MatrixRef<'_>, incumbents: &[f64]) -> Result<Vec<f64>> {
+        self.log_ei_scaled(candidates, None, incumbents)
     }
 
     /// [`Self::log_ei`], with the candidates' scales (n, 1 + G) under a mixture kernel.
@@ -359,27 +416,27 @@ impl PreparedGp {
         &self,
         candidates: &MatrixRef<'_>,
         scales: Option<&MatrixRef<'_>>,
-        incumbent: f64,
+        incumbents: &[f64],
     ) -> Result<Vec<f64>> {
         self.check_candidates(candidates)?;
         self.check_scales(candidates, scales)?;
-        if !incumbent.is_finite() {
-            return Err(Error::input("incumbent", "must be finite"));
-        }
+        self.check_incumbents(incumbents)?;
         let count = candidates.rows;
-        let mut mean = vec![0.0; count];
+        let mut mean = vec![0.0; count * self.means];
         let mut var = vec![0.0; count];
         self.standardized(candidates, scales, &mut mean, &mut var);
-        for (m, v) in mean.iter_mut().zip(&var) {
-            let m_orig = self.y_mean + self.y_std * *m;
-            let sd = self.y_std * v.sqrt();
-            *m = log_expected_improvement(m_orig, sd, incumbent);
+        for m in mean.iter_mut() {
+            *m = self.y_mean + self.y_std * *m;
         }
-        Ok(mean)
+        Ok(mean
+            .chunks_exact(self.means)
+            .zip(&var)
+            .map(|(m, v)| log_mean_ei(m, self.y_std * v.sqrt(), incumbents))
+            .collect())
     }
 
-    /// Mean `k^T alpha` and floored variance of the standardized GP (`scales`:
-    /// checked against the mixture).
+    /// Means `k^T alpha` (count, S) and floored variance of the standardized
+    /// GP (`scales`: checked against the mixture).
     fn standardized(
         &self,
         candidates: &MatrixRef<'_>,
@@ -399,6 +456,7 @@ impl PreparedGp {
             n: self.n,
             inv_l: &self.inv_l,
             alpha: &self.alpha,
+            means: self.means,
             chol: &self.chol,
             inv_diag: &self.inv_diag,
             s,
@@ -436,8 +494,37 @@ pub fn score_log_ei(
     candidates: &MatrixRef<'_>,
     incumbent: f64,
 ) -> Result<Vec<f64>> {
-    PreparedGp::new(gp)?.log_ei(candidates, incumbent)
+    PreparedGp::new(gp)?.log_ei(candidates, &[incumbent])
 }
+
+/// `log((1/S) sum_j EI_j)`: log EI averaged over S posterior means `means`
+/// sharing the stddev `std`, mean `j` over `incumbents[j]` (one mean: its log EI).
+pub fn log_mean_ei(means: &[f64], std: f64, incumbents: &[f64]) -> f64 {
+    if let ([mean], [best]) = (means, incumbents) {
+        return log_expected_improvement(*mean, std, *best);
+    }
+    let mut top = f64::NEG_INFINITY;
+    let mut values = [0.0; MEANS_ON_STACK];
+    let mut heap = Vec::new();
+    let per: &mut [f64] = if means.len() <= MEANS_ON_STACK {
+        &mut values[..means.len()]
+    } else {
+        heap.resize(means.len(), 0.0);
+        &mut heap
+    };
+    for ((p, &m), &b) in per.iter_mut().zip(means).zip(incumbents) {
+        *p = log_expected_improvement(m, std, b);
+        top = top.max(*p);
+    }
+    if !top.is_finite() {
+        return top;
+    }
+    let sum: f64 = per.iter().map(|p| (p - top).exp()).sum();
+    top + sum.ln() - (means.len() as f64).ln()
+}
+
+/// Posterior means whose log EI values `log_mean_ei` keeps on the stack.
+const MEANS_ON_STACK: usize = 32;
 
 /// Everything the block loop reads, prepared once per GP.
 struct Work<'a> {
@@ -446,7 +533,9 @@ struct Work<'a> {
     d: usize,
     n: usize,
     inv_l: &'a [f64],
+    /// (n, means) weights of the posterior means.
     alpha: &'a [f64],
+    means: usize,
     chol: &'a [f64],
     inv_diag: &'a [f64],
     s: f64,
@@ -532,7 +621,8 @@ fn blocks<const FMA: bool>(
     let width_g = mixed.map_or(0, |(mix, _)| mix.width());
     let mut sc = vec![0.0; width_g * BLOCK];
     let mut sq = vec![0.0; if mixed.is_some() { d * BLOCK } else { 0 }];
-    let count = mean.len();
+    let mut means = vec![0.0; w.means * BLOCK];
+    let count = var.len();
     let mut start = 0;
     while start < count {
         let width = BLOCK.min(count - start);
@@ -550,12 +640,18 @@ fn blocks<const FMA: bool>(
                 }
             }
         }
-        let m = match mixed {
+        match mixed {
             None => build_panel::<FMA>(w, &ct, &mut panel),
             Some((mix, _)) => build_mixture_panel::<FMA>(w, mix, &ct, &sc, &mut sq, &mut panel),
-        };
+        }
+        panel_means::<FMA>(w, &panel, &mut means);
         let v = solve_panel::<FMA>(w, &mut panel);
-        mean[start..start + width].copy_from_slice(&m[..width]);
+        let s = w.means;
+        for (j, column) in means.chunks_exact(BLOCK).enumerate() {
+            for (t, &m) in column[..width].iter().enumerate() {
+                mean[(start + t) * s + j] = m;
+            }
+        }
         for (out, sum) in var[start..start + width].iter_mut().zip(&v) {
             *out = (w.s - sum).max(VAR_FLOOR);
         }
@@ -563,17 +659,30 @@ fn blocks<const FMA: bool>(
     }
 }
 
-/// Fills the (n, BLOCK) panel with `k(x_train[i], candidate[t])` and returns
-/// `sum_i alpha[i] k[i, t]`.
+/// `means` (S, BLOCK): `sum_i alpha[i, j] panel[i, t]`, the panel holding `k`.
 #[inline(always)]
-fn build_panel<const FMA: bool>(w: &Work<'_>, ct: &[f64], panel: &mut [f64]) -> [f64; BLOCK] {
-    let d = w.d;
-    let mut mean = [0.0; BLOCK];
-    for ((xi, row), &a) in
-        w.xs.chunks_exact(d)
-            .zip(panel.as_chunks_mut::<BLOCK>().0)
-            .zip(w.alpha)
+fn panel_means<const FMA: bool>(w: &Work<'_>, panel: &[f64], means: &mut [f64]) {
+    means.fill(0.0);
+    let columns = means.as_chunks_mut::<BLOCK>().0;
+    for (row, weights) in panel
+        .as_chunks::<BLOCK>()
+        .0
+        .iter()
+        .zip(w.alpha.chunks_exact(w.means))
     {
+        for (out, &a) in columns.iter_mut().zip(weights) {
+            for t in 0..BLOCK {
+                out[t] = fmadd::<FMA>(a, row[t], out[t]);
+            }
+        }
+    }
+}
+
+/// Fills the (n, BLOCK) panel with `k(x_train[i], candidate[t])`.
+#[inline(always)]
+fn build_panel<const FMA: bool>(w: &Work<'_>, ct: &[f64], panel: &mut [f64]) {
+    let d = w.d;
+    for (xi, row) in w.xs.chunks_exact(d).zip(panel.as_chunks_mut::<BLOCK>().0) {
         let mut r2 = [0.0; BLOCK];
         for (&x, c) in xi.iter().zip(ct.as_chunks::<BLOCK>().0) {
             for t in 0..BLOCK {
@@ -584,12 +693,9 @@ fn build_panel<const FMA: bool>(w: &Work<'_>, ct: &[f64], panel: &mut [f64]) -> 
         for t in 0..BLOCK {
             let u = (5.0 * r2[t]).sqrt();
             let poly = fmadd::<FMA>(u * u, 1.0 / 3.0, u + 1.0);
-            let k = w.s * (poly * exp_neg::<FMA>(u));
-            row[t] = k;
-            mean[t] = fmadd::<FMA>(a, k, mean[t]);
+            row[t] = w.s * (poly * exp_neg::<FMA>(u));
         }
     }
-    mean
 }
 
 /// Matérn-5/2 at squared scaled distances `r2`, in place (unit variance).
@@ -612,16 +718,14 @@ fn build_mixture_panel<const FMA: bool>(
     sc: &[f64],
     sq: &mut [f64],
     panel: &mut [f64],
-) -> [f64; BLOCK] {
+) {
     let (d, width) = (w.d, mix.width());
     let columns = ct.as_chunks::<BLOCK>().0;
     let scales = sc.as_chunks::<BLOCK>().0;
     let squares = sq.as_chunks_mut::<BLOCK>().0;
-    let mut mean = [0.0; BLOCK];
-    for (((xi, row), &a), st) in
+    for ((xi, row), st) in
         w.xs.chunks_exact(d)
             .zip(panel.as_chunks_mut::<BLOCK>().0)
-            .zip(w.alpha)
             .zip(mix.train_scales.chunks_exact(width))
     {
         // squared differences per input, and the product term over all of them
@@ -658,10 +762,8 @@ fn build_mixture_panel<const FMA: bool>(
         }
         for t in 0..BLOCK {
             row[t] = w.s * k[t];
-            mean[t] = fmadd::<FMA>(a, row[t], mean[t]);
         }
     }
-    mean
 }
 
 /// Overwrites the panel by `L^-1 panel` and returns its column sums of squares.
@@ -1111,7 +1213,9 @@ mod tests {
             assert!((m[t] - rm).abs() <= 1e-12 * (1.0 + rm.abs()), "mean {t}");
             assert!((v[t] - rv).abs() <= 1e-12 * (1.0 + rv.abs()), "var {t}");
         }
-        let scores = prepared.log_ei_scaled(&cand, Some(&scales_c), 1.0).unwrap();
+        let scores = prepared
+            .log_ei_scaled(&cand, Some(&scales_c), &[1.0])
+            .unwrap();
         for t in 0..k {
             let want = log_expected_improvement(m[t], v[t].sqrt(), 1.0);
             assert!((scores[t] - want).abs() <= 1e-12 * (1.0 + want.abs()));
@@ -1166,13 +1270,13 @@ mod tests {
                 posterior(&gp, &cand).unwrap()
             );
             assert_eq!(
-                prepared.log_ei(&cand, 0.5).unwrap(),
+                prepared.log_ei(&cand, &[0.5]).unwrap(),
                 score_log_ei(&gp, &cand, 0.5).unwrap()
             );
         }
         let wrong = [0.1, 0.2, 0.3];
         assert!(prepared
-            .log_ei(&MatrixRef::new("c", &wrong, 1, 3).unwrap(), 0.0)
+            .log_ei(&MatrixRef::new("c", &wrong, 1, 3).unwrap(), &[0.0])
             .is_err());
     }
 

@@ -7,7 +7,9 @@
 //! 1. candidates: uniform feasible draws (hit-and-run on the constrained
 //!    doubles, the integer lattice of the constrained ints, uniform draws of
 //!    the other columns) and feasible perturbations of the incumbents;
-//! 2. scoring: log EI under the GP (`PreparedGp`), observed points excluded;
+//! 2. scoring: log EI under the GP (`PreparedGp`; averaged over its
+//!    posterior means where it has several, each over its own incumbent:
+//!    noisy EI), observed points excluded;
 //! 3. a local search with shrinking steps from the best few, feasible
 //!    points only;
 //! 4. a gradient polish of log EI over the continuous columns of the best
@@ -20,8 +22,7 @@
 use std::collections::HashSet;
 
 use crate::acquisition::{
-    erfc, log_erfc_times_x_plus_x2, log_expected_improvement, log_h, MatrixRef, PreparedGp,
-    VAR_FLOOR,
+    erfc, log_erfc_times_x_plus_x2, log_h, log_mean_ei, MatrixRef, PreparedGp, VAR_FLOOR,
 };
 use crate::error::{Error, Result};
 use crate::hit_and_run::{hit_and_run, Method, RunOptions};
@@ -473,10 +474,11 @@ pub struct Outcome {
     pub scored: usize,
 }
 
-/// Log EI of rows under a GP, observed points (`taken`) at -inf.
+/// Log EI of rows under a GP (one incumbent per posterior mean), observed
+/// points (`taken`) at -inf.
 struct Objective<'a> {
     gp: &'a PreparedGp,
-    incumbent: f64,
+    incumbents: &'a [f64],
     taken: HashSet<Vec<i64>>,
     scored: usize,
     threads: usize,
@@ -497,14 +499,14 @@ impl Objective<'_> {
         let dim = self.gp.d;
         let k = rows.len() / dim;
         self.scored += k;
-        let (gp, incumbent) = (self.gp, self.incumbent);
+        let (gp, incumbents) = (self.gp, self.incumbents);
         let threads = if k * gp.n * gp.n / 2 < PARALLEL_WORK {
             1
         } else {
             self.threads.min(k)
         };
         let mut values = if threads <= 1 {
-            gp.log_ei(&MatrixRef::new("candidates", rows, k, dim)?, incumbent)?
+            gp.log_ei(&MatrixRef::new("candidates", rows, k, dim)?, incumbents)?
         } else {
             // each candidate's score is independent: equal results on any split
             let per = k.div_ceil(threads);
@@ -515,7 +517,7 @@ impl Objective<'_> {
                         scope.spawn(move || {
                             gp.log_ei(
                                 &MatrixRef::new("candidates", part, part.len() / dim, dim)?,
-                                incumbent,
+                                incumbents,
                             )
                         })
                     })
@@ -545,7 +547,8 @@ impl Objective<'_> {
     /// `top(&self.score(rows)?, k)` with their scores, but scoring exactly only
     /// the rows whose upper bound reaches the k-th best: the posterior
     /// variance is at most that given the most correlated training point
-    /// alone, `s - max_j k_j^2 / K_jj`, and log EI grows with the variance.
+    /// alone, `s - max_j k_j^2 / K_jj`, and log EI (each mean's, so their
+    /// average too) grows with the variance.
     fn top_pruned(&mut self, rows: &[f64], k: usize) -> Result<(Vec<usize>, Vec<f64>)> {
         let gp = self.gp;
         let (n, dim) = (gp.n, gp.d);
@@ -564,22 +567,33 @@ impl Objective<'_> {
             .collect();
         let mut bound = Vec::with_capacity(count);
         let mut xs_x = vec![0.0; dim];
+        let mut means = vec![0.0; gp.means];
         for row in rows.chunks_exact(dim) {
             for ((o, x), il) in xs_x.iter_mut().zip(row).zip(&gp.inv_l) {
                 *o = x * il;
             }
-            let (mut mean_s, mut reduce) = (0.0, 0.0f64);
-            for ((t, alpha), kd) in gp.xs.chunks_exact(dim).zip(&gp.alpha).zip(&k_diag) {
+            means.fill(0.0);
+            let mut reduce = 0.0f64;
+            for ((t, alpha), kd) in gp
+                .xs
+                .chunks_exact(dim)
+                .zip(gp.alpha.chunks_exact(gp.means))
+                .zip(&k_diag)
+            {
                 let r2: f64 = xs_x.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
                 let u = SQRT5 * r2.sqrt();
                 let kv = gp.s * (1.0 + u + u * u / 3.0) * (-u).exp();
-                mean_s += kv * alpha;
+                for (m, a) in means.iter_mut().zip(alpha) {
+                    *m += kv * a;
+                }
                 reduce = reduce.max(kv * kv / kd);
             }
             // a margin over the round-off of the exact variance and mean
             let var_s = (gp.s - reduce).max(VAR_FLOOR) + 1e-9 * gp.s;
-            let mean = gp.y_mean + gp.y_std * mean_s;
-            let value = log_expected_improvement(mean, gp.y_std * var_s.sqrt(), self.incumbent);
+            for m in means.iter_mut() {
+                *m = gp.y_mean + gp.y_std * *m;
+            }
+            let value = log_mean_ei(&means, gp.y_std * var_s.sqrt(), self.incumbents);
             bound.push(value + 1e-9 * (1.0 + value.abs()));
         }
         let order = top(&bound, count);
@@ -616,16 +630,17 @@ fn top(values: &[f64], k: usize) -> Vec<usize> {
     order
 }
 
-/// The best feasible point of log EI over `incumbent` under `gp`.
+/// The best feasible point of log EI under `gp`, over `incumbents` (one per
+/// posterior mean of `gp`, log EI averaged over them).
 ///
-/// `incumbents` (row-major, `D` columns) are the best observations, whose
+/// `best_rows` (row-major, `D` columns) are the best observations, whose
 /// perturbations join the uniform draws. Returns None when no scored point
 /// has a finite value (every one is an observed point).
 pub fn maximize_log_ei(
     gp: &PreparedGp,
-    incumbent: f64,
-    space: &Space,
     incumbents: &[f64],
+    space: &Space,
+    best_rows: &[f64],
     settings: &Settings,
 ) -> Result<Option<Outcome>> {
     let dim = space.dim();
@@ -641,19 +656,17 @@ pub fn maximize_log_ei(
             format!("has {dim} columns, the GP has D = {}", gp.d),
         ));
     }
-    if !incumbents.len().is_multiple_of(dim) || incumbents.iter().any(|v| !v.is_finite()) {
+    if !best_rows.len().is_multiple_of(dim) || best_rows.iter().any(|v| !v.is_finite()) {
         return Err(Error::input(
-            "incumbents",
+            "best_rows",
             format!("must be finite rows of {dim} columns"),
         ));
     }
-    if !incumbent.is_finite() {
-        return Err(Error::input("incumbent", "must be finite"));
-    }
+    gp.check_incumbents(incumbents)?;
     let mut rng = ChainRng::streams(settings.seed, 1).remove(0);
     let mut objective = Objective {
         gp,
-        incumbent,
+        incumbents,
         taken: gp.xs_rows().map(|row| row_key(&row)).collect(),
         scored: 0,
         threads: match settings.threads {
@@ -663,7 +676,7 @@ pub fn maximize_log_ei(
     };
     // 1. candidates
     let mut rows = space.draw(settings.global, &mut rng)?;
-    let mut bases = incumbents.to_vec();
+    let mut bases = best_rows.to_vec();
     for row in bases.chunks_exact_mut(dim) {
         space.canonical(row);
     }
@@ -712,7 +725,7 @@ pub fn maximize_log_ei(
                 continue;
             }
             let row = &starts[i * dim..(i + 1) * dim];
-            if let Some(polished) = polish(gp, incumbent, space, row, settings.polish_iterations) {
+            if let Some(polished) = polish(gp, incumbents, space, row, settings.polish_iterations) {
                 let value = objective.score(&polished)?[0];
                 if value > start_values[i] {
                     starts[i * dim..(i + 1) * dim].copy_from_slice(&polished);
@@ -776,34 +789,43 @@ struct GradWork {
     k: Vec<f64>,
     c: Vec<f64>,
     v: Vec<f64>,
+    /// (S,) means and (S, D) their gradients, standardized units.
+    mean: Vec<f64>,
     dmean: Vec<f64>,
     dvar: Vec<f64>,
+    /// (S,) each mean's log EI, and (S, D) its gradient.
+    per: Vec<f64>,
+    per_grad: Vec<f64>,
 }
 
 impl GradWork {
-    fn new(n: usize, d: usize) -> Self {
+    fn new(n: usize, d: usize, means: usize) -> Self {
         GradWork {
             k: vec![0.0; n],
             c: vec![0.0; n],
             v: vec![0.0; n],
-            dmean: vec![0.0; d],
+            mean: vec![0.0; means],
+            dmean: vec![0.0; means * d],
             dvar: vec![0.0; d],
+            per: vec![0.0; means],
+            per_grad: vec![0.0; means * d],
         }
     }
 }
 
 /// Log EI at one point `x` (D,) and its gradient in `grad`, as the Python
-/// `optserve.optimizers.gp.gradient.log_ei_and_grad`.
+/// `optserve.optimizers.gp.gradient.log_ei_and_grad` (one posterior mean) and
+/// `Fantasies.log_ei_and_grad` (several).
 fn log_ei_and_grad(
     gp: &PreparedGp,
-    incumbent: f64,
+    incumbents: &[f64],
     x: &[f64],
     grad: &mut [f64],
     w: &mut GradWork,
 ) -> f64 {
-    let (n, d, s) = (gp.n, gp.d, gp.s);
+    let (n, d, s, means) = (gp.n, gp.d, gp.s, gp.means);
     let xs_x: Vec<f64> = x.iter().zip(&gp.inv_l).map(|(a, b)| a * b).collect();
-    let mut mean_s = 0.0;
+    w.mean.fill(0.0);
     for i in 0..n {
         let row = &gp.xs[i * d..(i + 1) * d];
         let mut r2 = 0.0;
@@ -816,7 +838,9 @@ fn log_ei_and_grad(
         w.k[i] = s * (1.0 + u + u * u / 3.0) * e;
         // dk/dx_j = c_i (x_j - x_ij) / l_j^2: the r of dr/dx cancels the r of dk/dr
         w.c[i] = -s * 5.0 / 3.0 * (1.0 + u) * e;
-        mean_s += w.k[i] * gp.alpha[i];
+        for (m, a) in w.mean.iter_mut().zip(&gp.alpha[i * means..(i + 1) * means]) {
+            *m += w.k[i] * a;
+        }
     }
     // v = L^-1 k, then v <- L^-T v = K^-1 k
     let l = &gp.chol;
@@ -833,33 +857,71 @@ fn log_ei_and_grad(
     }
     w.dmean.fill(0.0);
     w.dvar.fill(0.0);
+    let mut t = vec![0.0; d];
     for i in 0..n {
         let row = &gp.xs[i * d..(i + 1) * d];
-        let (am, av) = (gp.alpha[i] * w.c[i], w.v[i] * w.c[i]);
-        for j in 0..d {
-            let t = (xs_x[j] - row[j]) * gp.inv_l[j];
-            w.dmean[j] += am * t;
-            w.dvar[j] += av * t;
+        for (((tj, x), r), il) in t.iter_mut().zip(&xs_x).zip(row).zip(&gp.inv_l) {
+            *tj = (x - r) * il;
+        }
+        let av = w.v[i] * w.c[i];
+        for (dv, tj) in w.dvar.iter_mut().zip(&t) {
+            *dv += av * tj;
+        }
+        let alpha = &gp.alpha[i * means..(i + 1) * means];
+        for (dm, a) in w.dmean.chunks_exact_mut(d).zip(alpha) {
+            let am = a * w.c[i];
+            for (g, tj) in dm.iter_mut().zip(&t) {
+                *g += am * tj;
+            }
         }
     }
     let floored = var_s_raw <= VAR_FLOOR;
     let var_s = var_s_raw.max(VAR_FLOOR);
     let y_std = gp.y_std;
-    let mean = gp.y_mean + y_std * mean_s;
     let std = y_std * var_s.sqrt();
-    let z = (mean - incumbent) / std;
-    let lh = log_h(z);
-    let dlogh = (log_ndtr(z) - lh).exp();
-    for ((gj, dmean), dvar) in grad.iter_mut().zip(&w.dmean).zip(&w.dvar) {
-        let dm = y_std * dmean;
-        let dstd = if floored {
-            0.0
-        } else {
-            y_std * y_std * (-2.0 * dvar) / (2.0 * std)
-        };
-        *gj = dlogh * (dm - z * dstd) / std + dstd / std;
+    let dstd: Vec<f64> = w
+        .dvar
+        .iter()
+        .map(|dvar| {
+            if floored {
+                0.0
+            } else {
+                y_std * y_std * (-2.0 * dvar) / (2.0 * std)
+            }
+        })
+        .collect();
+    for ((((per, pg), &mean_s), dmean), &incumbent) in w
+        .per
+        .iter_mut()
+        .zip(w.per_grad.chunks_exact_mut(d))
+        .zip(&w.mean)
+        .zip(w.dmean.chunks_exact(d))
+        .zip(incumbents)
+    {
+        let mean = gp.y_mean + y_std * mean_s;
+        let z = (mean - incumbent) / std;
+        let lh = log_h(z);
+        let dlogh = (log_ndtr(z) - lh).exp();
+        for ((gj, dm), ds) in pg.iter_mut().zip(dmean).zip(&dstd) {
+            *gj = dlogh * (y_std * dm - z * ds) / std + ds / std;
+        }
+        *per = lh + std.ln();
     }
-    lh + std.ln()
+    if means == 1 {
+        grad.copy_from_slice(&w.per_grad);
+        return w.per[0];
+    }
+    // the average of the means' EI: its log, and the gradient as a softmax of theirs
+    let top = w.per.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = w.per.iter().map(|p| (p - top).exp()).sum();
+    grad.fill(0.0);
+    for (p, pg) in w.per.iter().zip(w.per_grad.chunks_exact(d)) {
+        let weight = (p - top).exp() / sum;
+        for (g, v) in grad.iter_mut().zip(pg) {
+            *g += weight * v;
+        }
+    }
+    top + sum.ln() - (means as f64).ln()
 }
 
 /// The linear constraints the polish keeps, over the free columns:
@@ -988,7 +1050,7 @@ const ACTIVE_TOL: f64 = 1e-10;
 /// Returns the polished canonical row when it moved and is feasible.
 fn polish(
     gp: &PreparedGp,
-    incumbent: f64,
+    incumbents: &[f64],
     space: &Space,
     row: &[f64],
     iterations: usize,
@@ -1002,13 +1064,13 @@ fn polish(
     if (0..cons.rhs.len()).any(|j| cons.slack(j, &u) < -FEAS_TOL) {
         return None;
     }
-    let mut work = GradWork::new(gp.n, d);
+    let mut work = GradWork::new(gp.n, d, gp.means);
     let mut full_grad = vec![0.0; d];
     let eval = |u: &[f64], x: &mut [f64], g: &mut [f64], fg: &mut [f64], w: &mut GradWork| {
         for (&c, &v) in free.iter().zip(u) {
             x[c] = v;
         }
-        let f = log_ei_and_grad(gp, incumbent, x, fg, w);
+        let f = log_ei_and_grad(gp, incumbents, x, fg, w);
         for (gi, &c) in g.iter_mut().zip(free) {
             *gi = fg[c];
         }
@@ -1324,14 +1386,14 @@ mod tests {
         let ls = [0.3, 0.5, 0.8];
         let gp = fitted(30, &ls, branin_like, 3);
         let mut rng = Lcg(5);
-        let mut w = GradWork::new(gp.n, gp.d);
+        let mut w = GradWork::new(gp.n, gp.d, 1);
         for incumbent in [best_y(&gp), best_y(&gp) + 3.0, best_y(&gp) - 1.0] {
             for _ in 0..20 {
                 let x: Vec<f64> = (0..3).map(|_| rng.next()).collect();
                 let mut g = vec![0.0; 3];
-                let f = log_ei_and_grad(&gp, incumbent, &x, &mut g, &mut w);
+                let f = log_ei_and_grad(&gp, &[incumbent], &x, &mut g, &mut w);
                 let scored = gp
-                    .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), incumbent)
+                    .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), &[incumbent])
                     .unwrap()[0];
                 assert!((f - scored).abs() <= 1e-9 * (1.0 + f.abs()), "{f} {scored}");
                 for j in 0..3 {
@@ -1340,8 +1402,8 @@ mod tests {
                     xp[j] += h;
                     xm[j] -= h;
                     let mut scratch = vec![0.0; 3];
-                    let fd = (log_ei_and_grad(&gp, incumbent, &xp, &mut scratch, &mut w)
-                        - log_ei_and_grad(&gp, incumbent, &xm, &mut scratch, &mut w))
+                    let fd = (log_ei_and_grad(&gp, &[incumbent], &xp, &mut scratch, &mut w)
+                        - log_ei_and_grad(&gp, &[incumbent], &xm, &mut scratch, &mut w))
                         / (2.0 * h);
                     assert!(
                         (fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()),
@@ -1349,6 +1411,108 @@ mod tests {
                         g[j]
                     );
                 }
+            }
+        }
+    }
+
+    /// `gp` with `s` posterior means: its `alpha` plus random weights.
+    fn with_random_means(gp: &PreparedGp, s: usize, seed: u64) -> PreparedGp {
+        let mut rng = Lcg(seed);
+        let weights: Vec<f64> = gp
+            .alpha
+            .iter()
+            .flat_map(|&a| {
+                (0..s)
+                    .map(|_| a + 0.3 * (rng.next() - 0.5))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>();
+        gp.clone()
+            .with_means(&MatrixRef::new("w", &weights, gp.n, s).unwrap())
+            .unwrap()
+    }
+
+    /// The GP whose only mean is mean `j` of `gp`.
+    fn one_mean(gp: &PreparedGp, j: usize) -> PreparedGp {
+        let column: Vec<f64> = gp.alpha.chunks_exact(gp.means).map(|w| w[j]).collect();
+        gp.clone()
+            .with_means(&MatrixRef::new("w", &column, gp.n, 1).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn several_means_score_as_the_average_of_their_ei() {
+        let ls = [0.3, 0.5, 0.8];
+        let gp = with_random_means(&fitted(30, &ls, branin_like, 3), 5, 9);
+        let incumbents: Vec<f64> = (0..5).map(|j| best_y(&gp) + 0.2 * j as f64).collect();
+        let mut rng = Lcg(4);
+        let rows: Vec<f64> = (0..3 * 40).map(|_| rng.next()).collect();
+        let cand = MatrixRef::new("c", &rows, 40, 3).unwrap();
+        let (means, var) = gp.posterior(&cand).unwrap();
+        let scores = gp.log_ei(&cand, &incumbents).unwrap();
+        let mut per = vec![vec![0.0; 40]; 5];
+        for (j, inc) in incumbents.iter().enumerate() {
+            let single = one_mean(&gp, j);
+            let (m, v) = single.posterior(&cand).unwrap();
+            assert_eq!(v, var);
+            for t in 0..40 {
+                assert_eq!(m[t], means[t * 5 + j]);
+            }
+            per[j] = single.log_ei(&cand, &[*inc]).unwrap();
+        }
+        for t in 0..40 {
+            let ei: f64 = (0..5).map(|j| per[j][t].exp()).sum::<f64>() / 5.0;
+            assert!(
+                (scores[t] - ei.ln()).abs() <= 1e-9 * (1.0 + scores[t].abs()),
+                "{t}: {} vs {}",
+                scores[t],
+                ei.ln()
+            );
+        }
+        // one incumbent per mean, finite
+        assert!(gp.log_ei(&cand, &incumbents[..4]).is_err());
+        assert!(gp.log_ei(&cand, &[0.0, 0.0, f64::NAN, 0.0, 0.0]).is_err());
+        let bad = vec![0.0; 29 * 2];
+        assert!(gp
+            .clone()
+            .with_means(&MatrixRef::new("w", &bad, 29, 2).unwrap())
+            .is_err());
+        let nan = vec![f64::NAN; 30];
+        assert!(gp
+            .clone()
+            .with_means(&MatrixRef::new("w", &nan, 30, 1).unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn the_gradient_of_several_means_matches_finite_differences() {
+        let ls = [0.3, 0.5, 0.8];
+        let gp = with_random_means(&fitted(30, &ls, branin_like, 3), 4, 2);
+        let incumbents: Vec<f64> = (0..4).map(|j| best_y(&gp) + 0.5 * j as f64).collect();
+        let mut rng = Lcg(8);
+        let mut w = GradWork::new(gp.n, gp.d, gp.means);
+        for _ in 0..20 {
+            let x: Vec<f64> = (0..3).map(|_| rng.next()).collect();
+            let mut g = vec![0.0; 3];
+            let f = log_ei_and_grad(&gp, &incumbents, &x, &mut g, &mut w);
+            let scored = gp
+                .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), &incumbents)
+                .unwrap()[0];
+            assert!((f - scored).abs() <= 1e-9 * (1.0 + f.abs()), "{f} {scored}");
+            for j in 0..3 {
+                let h = 1e-6;
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[j] += h;
+                xm[j] -= h;
+                let mut scratch = vec![0.0; 3];
+                let fd = (log_ei_and_grad(&gp, &incumbents, &xp, &mut scratch, &mut w)
+                    - log_ei_and_grad(&gp, &incumbents, &xm, &mut scratch, &mut w))
+                    / (2.0 * h);
+                assert!(
+                    (fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()),
+                    "{j}: {fd} vs {}",
+                    g[j]
+                );
             }
         }
     }
@@ -1443,16 +1607,16 @@ mod tests {
             row[0] *= 0.25;
             row[1] *= 0.25;
             let before = gp
-                .log_ei(&MatrixRef::new("c", &row, 1, 4).unwrap(), inc)
+                .log_ei(&MatrixRef::new("c", &row, 1, 4).unwrap(), &[inc])
                 .unwrap()[0];
-            if let Some(p) = polish(&gp, inc, &space, &row, 40) {
+            if let Some(p) = polish(&gp, &[inc], &space, &row, 40) {
                 assert!(
                     space.feasible(&p, 0.0) || p[0] + p[1] <= 0.5 + 1e-12,
                     "{p:?}"
                 );
                 assert!(p[0] + p[1] <= 0.5 + 1e-12);
                 let after = gp
-                    .log_ei(&MatrixRef::new("c", &p, 1, 4).unwrap(), inc)
+                    .log_ei(&MatrixRef::new("c", &p, 1, 4).unwrap(), &[inc])
                     .unwrap()[0];
                 assert!(after > before);
                 improved += 1;
@@ -1468,14 +1632,14 @@ mod tests {
         let inc = best_y(&gp);
         let space = continuous(2);
         let mut rng = Lcg(2);
-        let mut w = GradWork::new(gp.n, 2);
+        let mut w = GradWork::new(gp.n, 2, 1);
         for _ in 0..10 {
             let row: Vec<f64> = (0..2).map(|_| rng.next()).collect();
-            let Some(p) = polish(&gp, inc, &space, &row, 200) else {
+            let Some(p) = polish(&gp, &[inc], &space, &row, 200) else {
                 continue;
             };
             let mut g = vec![0.0; 2];
-            log_ei_and_grad(&gp, inc, &p, &mut g, &mut w);
+            log_ei_and_grad(&gp, &[inc], &p, &mut g, &mut w);
             let scale = 1.0 + g[0].abs().max(g[1].abs());
             for j in 0..2 {
                 // KKT in the box: zero gradient inside, pointing outwards on a bound
@@ -1498,10 +1662,10 @@ mod tests {
                 seed: 5,
                 ..Settings::default()
             };
-            let a = maximize_log_ei(&gp, inc, &space, &incumbents, &settings)
+            let a = maximize_log_ei(&gp, &[inc], &space, &incumbents, &settings)
                 .unwrap()
                 .unwrap();
-            let b = maximize_log_ei(&gp, inc, &space, &incumbents, &settings)
+            let b = maximize_log_ei(&gp, &[inc], &space, &incumbents, &settings)
                 .unwrap()
                 .unwrap();
             assert_eq!(a.point, b.point);
@@ -1512,7 +1676,7 @@ mod tests {
                     global: 3000,
                     ..settings.clone()
                 };
-                maximize_log_ei(&gp, inc, &space, &incumbents, &s)
+                maximize_log_ei(&gp, &[inc], &space, &incumbents, &s)
                     .unwrap()
                     .unwrap()
                     .point
@@ -1527,12 +1691,12 @@ mod tests {
             );
             assert!(space.feasible(&a.point, FEAS_TOL));
             let scored = gp
-                .log_ei(&MatrixRef::new("c", &a.point, 1, d).unwrap(), inc)
+                .log_ei(&MatrixRef::new("c", &a.point, 1, d).unwrap(), &[inc])
                 .unwrap()[0];
             assert_eq!(scored, a.value);
             let other = maximize_log_ei(
                 &gp,
-                inc,
+                &[inc],
                 &space,
                 &incumbents,
                 &Settings {
@@ -1548,16 +1712,21 @@ mod tests {
 
     #[test]
     fn pruned_scoring_keeps_the_exact_best() {
-        for (n, ls) in [(60, 0.3), (200, 0.6), (120, 2.0)] {
+        for (n, ls, means) in [(60, 0.3, 1), (200, 0.6, 1), (120, 2.0, 1), (80, 0.4, 8)] {
             let lsv = vec![ls; 6];
             let gp = fitted(n, &lsv, branin_like, n as u64);
-            let inc = best_y(&gp);
+            let gp = if means > 1 {
+                with_random_means(&gp, means, 5)
+            } else {
+                gp
+            };
+            let incumbents: Vec<f64> = (0..means).map(|j| best_y(&gp) + 0.1 * j as f64).collect();
             let space = continuous(6);
             let mut rng = ChainRng::streams(3, 1).remove(0);
             let rows = space.draw(1500, &mut rng).unwrap();
             let mut objective = Objective {
                 gp: &gp,
-                incumbent: inc,
+                incumbents: &incumbents,
                 taken: HashSet::new(),
                 scored: 0,
                 threads: 1,
@@ -1597,7 +1766,7 @@ mod tests {
             y_std: 1.0,
         })
         .unwrap();
-        let out = maximize_log_ei(&gp, 0.0, &space, &[0.5], &Settings::default()).unwrap();
+        let out = maximize_log_ei(&gp, &[0.0], &space, &[0.5], &Settings::default()).unwrap();
         assert!(out.is_none());
     }
 

@@ -171,6 +171,22 @@ impl OwnedFactors {
 
 type MeanVar<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
 
+/// What log EI improves on: one incumbent, or one per posterior mean.
+#[derive(FromPyObject)]
+enum Incumbents {
+    One(f64),
+    Each(Vec<f64>),
+}
+
+impl Incumbents {
+    fn to_vec(&self) -> Vec<f64> {
+        match self {
+            Incumbents::One(v) => vec![*v],
+            Incumbents::Each(v) => v.clone(),
+        }
+    }
+}
+
 /// Posterior mean and variance of a fitted GP at `candidates`, in the
 /// original units: `(mean, var)`, each `(k,)` float64.
 #[pyfunction]
@@ -249,6 +265,17 @@ struct GpScorer {
     gp: PreparedGp,
 }
 
+impl GpScorer {
+    /// The means (count, S) as an array: (count,) for one mean, else (count, S).
+    fn means_array<'py>(&self, py: Python<'py>, mean: Vec<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.gp.means();
+        if s == 1 {
+            return Ok(PyArray1::from_vec(py, mean).into_any());
+        }
+        Ok(to_array(py, mean, s)?.into_any())
+    }
+}
+
 #[pymethods]
 impl GpScorer {
     #[new]
@@ -301,6 +328,22 @@ impl GpScorer {
         self.gp.dim()
     }
 
+    /// How many posterior means share the variance.
+    #[getter]
+    fn means(&self) -> usize {
+        self.gp.means()
+    }
+
+    /// This GP with S posterior means sharing its variance: `weights` (n, S)
+    /// in place of `alpha`.
+    fn with_means(&self, weights: PyReadonlyArray2<'_, f64>) -> PyResult<GpScorer> {
+        let (data, rows, cols) = matrix_c(&weights);
+        let gp = MatrixRef::new("weights", &data, rows, cols)
+            .and_then(|w| self.gp.clone().with_means(&w))
+            .map_err(to_py_err)?;
+        Ok(GpScorer { gp })
+    }
+
     /// Posterior mean and variance at `candidates`, as `gp_posterior`
     /// (`scales`: the candidates' scales under a mixture kernel).
     #[pyo3(signature = (candidates, scales=None))]
@@ -309,7 +352,7 @@ impl GpScorer {
         py: Python<'py>,
         candidates: PyReadonlyArray2<'py, f64>,
         scales: Option<PyReadonlyArray2<'py, f64>>,
-    ) -> PyResult<MeanVar<'py>> {
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray1<f64>>)> {
         let (c, k, d) = matrix_c(&candidates);
         let sc = scales.as_ref().map(matrix_c);
         let gp = &self.gp;
@@ -322,7 +365,7 @@ impl GpScorer {
                 gp.posterior_scaled(&MatrixRef::new("candidates", &c, k, d)?, scales.as_ref())
             })
             .map_err(to_py_err)?;
-        Ok((PyArray1::from_vec(py, mean), PyArray1::from_vec(py, var)))
+        Ok((self.means_array(py, mean)?, PyArray1::from_vec(py, var)))
     }
 
     /// Log expected improvement over `incumbent` at `candidates`, as
@@ -332,12 +375,13 @@ impl GpScorer {
         &self,
         py: Python<'py>,
         candidates: PyReadonlyArray2<'py, f64>,
-        incumbent: f64,
+        incumbent: Incumbents,
         scales: Option<PyReadonlyArray2<'py, f64>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let (c, k, d) = matrix_c(&candidates);
         let sc = scales.as_ref().map(matrix_c);
         let gp = &self.gp;
+        let incumbents = incumbent.to_vec();
         let out = py
             .detach(move || {
                 let scales = sc
@@ -347,7 +391,7 @@ impl GpScorer {
                 gp.log_ei_scaled(
                     &MatrixRef::new("candidates", &c, k, d)?,
                     scales.as_ref(),
-                    incumbent,
+                    &incumbents,
                 )
             })
             .map_err(to_py_err)?;
@@ -483,14 +527,14 @@ type Maximum<'py> = Option<(Bound<'py, PyArray1<f64>>, f64, f64)>;
 /// in `space`: `(point, value, best candidate value)`, or None when every
 /// scored point is an observed one.
 #[pyfunction]
-#[pyo3(signature = (scorer, incumbent, space, incumbents, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 5, polish_iterations = 40, threads = 0))]
+#[pyo3(signature = (scorer, incumbent, space, best_rows, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 5, polish_iterations = 40, threads = 0))]
 #[allow(clippy::too_many_arguments)]
 fn maximize_log_ei<'py>(
     py: Python<'py>,
     scorer: &GpScorer,
-    incumbent: f64,
+    incumbent: Incumbents,
     space: &SearchSpace,
-    incumbents: PyReadonlyArray2<'py, f64>,
+    best_rows: PyReadonlyArray2<'py, f64>,
     seed: i128,
     global_candidates: i64,
     local_candidates: i64,
@@ -512,16 +556,16 @@ fn maximize_log_ei<'py>(
         threads: count("threads", threads)?,
         seed: seed_u64(seed)?,
     };
-    let (rows, k, d) = matrix_c(&incumbents);
+    let (rows, k, d) = matrix_c(&best_rows);
     if k > 0 && d != space.space.dim() {
         return Err(PyValueError::new_err(format!(
-            "incumbents: have {d} columns, the space has {}",
+            "best_rows: have {d} columns, the space has {}",
             space.space.dim()
         )));
     }
     let (gp, sp) = (&scorer.gp, &space.space);
     let out = py
-        .detach(move || core_maximize_log_ei(gp, incumbent, sp, &rows, &settings))
+        .detach(move || core_maximize_log_ei(gp, &incumbent.to_vec(), sp, &rows, &settings))
         .map_err(to_py_err)?;
     Ok(out.map(|o| (PyArray1::from_vec(py, o.point), o.value, o.candidates_best)))
 }

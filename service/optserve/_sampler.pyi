@@ -3,6 +3,7 @@
 The service calls :mod:`optserve.sampling`, not these functions directly.
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -198,12 +199,28 @@ class GpScorer:
     def dim(self) -> int:
         """The input dimension ``D``."""
 
+    @property
+    def means(self) -> int:
+        """How many posterior means share the variance (1 unless :meth:`with_means`)."""
+
+    def with_means(self, weights: NDArray[np.float64]) -> GpScorer:
+        """This GP with ``S`` posterior means sharing its variance: ``weights``,
+        shape ``(n, S)``, in place of ``alpha`` (mean ``j`` is ``y_mean + y_std *
+        k^T weights[:, j]``), as the GP conditioned on ``S`` draws of outcomes at
+        some of its training rows has them.
+
+        Raises:
+            ValueError: ``weights`` not of shape ``(n, S)`` with ``S >= 1``, or
+                not finite.
+        """
+
     def posterior(
         self, candidates: NDArray[np.float64], scales: NDArray[np.float64] | None = None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Posterior mean and variance at ``candidates`` (shape ``(k, D)``), as
         :func:`gp_posterior`; under a mixture kernel ``scales`` are the
         candidates' scales, shape ``(k, 1 + G)`` (required there, refused elsewhere).
+        With several means (:meth:`with_means`) the means have shape ``(k, S)``.
 
         Raises:
             ValueError: Wrong number of columns, NaN or infinity, ``scales``
@@ -213,14 +230,17 @@ class GpScorer:
     def log_ei(
         self,
         candidates: NDArray[np.float64],
-        incumbent: float,
+        incumbent: float | Sequence[float] | NDArray[np.float64],
         scales: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
         """Log expected improvement over ``incumbent`` at ``candidates``, as
-        :func:`score_log_ei`; ``scales`` as in :meth:`posterior`.
+        :func:`score_log_ei`; ``scales`` as in :meth:`posterior`. With several
+        means, ``incumbent`` holds one per mean and EI is averaged over them:
+        ``log((1/S) sum_j EI_j)``.
 
         Raises:
-            ValueError: As :meth:`posterior`, a non-finite ``incumbent``.
+            ValueError: As :meth:`posterior`, a non-finite ``incumbent``, or not
+                one incumbent per mean.
         """
 
 class SearchSpace:
@@ -282,9 +302,9 @@ class SearchSpace:
 
 def maximize_log_ei(
     scorer: GpScorer,
-    incumbent: float,
+    incumbent: float | Sequence[float] | NDArray[np.float64],
     space: SearchSpace,
-    incumbents: NDArray[np.float64],
+    best_rows: NDArray[np.float64],
     *,
     seed: int,
     global_candidates: int = 768,
@@ -297,12 +317,13 @@ def maximize_log_ei(
     threads: int = 0,
 ) -> tuple[NDArray[np.float64], float, float] | None:
     """The best feasible point of log EI over ``incumbent`` under ``scorer``'s
-    GP, observed points (the GP's training inputs) excluded. Runs without the
+    GP (averaged over its means, one incumbent each, where it has several),
+    observed points (the GP's training inputs) excluded. Runs without the
     GIL; equal seeds give equal points.
 
     Stages: ``global_candidates`` uniform feasible draws and
     ``local_candidates`` feasible perturbations of each row of
-    ``incumbents``, scored; a local search from the best ``refine_starts``
+    ``best_rows``, scored; a local search from the best ``refine_starts``
     (``refine_candidates`` perturbations per start at each of
     ``refine_steps``, default 0.1 down to 0.001; skipped where every column
     is continuous); a gradient polish of the best ``polish_starts`` over the
@@ -314,9 +335,10 @@ def maximize_log_ei(
 
     Args:
         scorer: The fitted GP.
-        incumbent: The value to improve on, original units, finite.
+        incumbent: The value to improve on, original units, finite (one per
+            mean of ``scorer``).
         space: The search space, ``space.dim == scorer.dim``.
-        incumbents: The best observations, shape ``(k, D)``.
+        best_rows: The best observations, shape ``(k, D)``.
         seed: Seed in ``[0, 2**64)``.
 
     Returns:

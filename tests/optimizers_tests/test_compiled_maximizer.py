@@ -24,6 +24,7 @@ from optserve.optimizers import acquisition as acq
 from optserve.optimizers import compiled_maximizer, maximizer
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess
+from optserve.optimizers.gp.scoring import compiled_scorer
 
 
 def _double(name: str, lo: float = 0.0, hi: float = 1.0) -> Parameter:
@@ -107,7 +108,7 @@ def _both(
         space, score, rows, score(rows), maximizer.REFINE_STARTS, rng, (gp, incumbent)
     )
     found = compiled_maximizer.maximize_log_ei(
-        space, compiled_maximizer.scorer_of(gp), incumbent, best, np.random.default_rng(seed)
+        space, compiled_scorer(gp), incumbent, best, np.random.default_rng(seed)
     )
     assert found is not None
     point, row, value = found
@@ -143,7 +144,7 @@ def test_the_compiled_maximizer_is_feasible_and_at_least_as_good(exp: Experiment
 def test_equal_seeds_give_equal_points():
     space = feasible_space(SEED4)
     gp, x, incumbent = _fitted(space, 40, 5)
-    scorer = compiled_maximizer.scorer_of(gp)
+    scorer = compiled_scorer(gp)
     runs = [
         compiled_maximizer.maximize_log_ei(
             space, scorer, incumbent, x[:4], np.random.default_rng(s)
@@ -168,7 +169,7 @@ def test_observed_points_are_not_suggested():
     space = feasible_space(exp)
     x = space.encoder.encode([{"k": 0}, {"k": 1}, {"k": 2}])
     gp = GaussianProcess().fit(x, np.array([0.0, 1.0, 0.5]), rng=np.random.default_rng(0))
-    scorer = compiled_maximizer.scorer_of(gp)
+    scorer = compiled_scorer(gp)
     assert (
         compiled_maximizer.maximize_log_ei(space, scorer, 1.0, x[:1], np.random.default_rng(0))
         is None
@@ -208,19 +209,17 @@ def test_search_space_rejects_pieces_that_disagree():
     space = compiled_maximizer.search_space(feasible_space(D6))
     assert space is not None and space.dim == 6
     gp, x, incumbent = _fitted(feasible_space(D6), 20, 0)
-    with pytest.raises(ValueError, match="incumbents"):
-        _sampler.maximize_log_ei(
-            compiled_maximizer.scorer_of(gp), incumbent, space, np.zeros((1, 5)), seed=0
-        )
+    with pytest.raises(ValueError, match="best_rows"):
+        _sampler.maximize_log_ei(compiled_scorer(gp), incumbent, space, np.zeros((1, 5)), seed=0)
     with pytest.raises(ValueError, match="incumbent"):
-        _sampler.maximize_log_ei(compiled_maximizer.scorer_of(gp), math.nan, space, x[:2], seed=0)
+        _sampler.maximize_log_ei(compiled_scorer(gp), math.nan, space, x[:2], seed=0)
 
 
 def test_the_point_does_not_depend_on_the_threads():
     # 300 points: enough work per scoring pass to split it over threads
     space = feasible_space(SEED4)
     gp, x, incumbent = _fitted(space, 300, 6)
-    scorer = compiled_maximizer.scorer_of(gp)
+    scorer = compiled_scorer(gp)
     found = []
     try:
         for threads in (1, 2, 3):

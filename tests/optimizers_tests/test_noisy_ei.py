@@ -4,11 +4,14 @@ the latent values at the observed points that may be the best."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from optserve.domain.model import MetricValue, Observation
-from optserve.optimizers import SuggestRequest, hyperfit, suggest
+from optserve.optimizers import SuggestRequest, compiled_maximizer, hyperfit, suggest
 from optserve.optimizers import acquisition as acq
+from optserve.optimizers.feasible import feasible_space
 from optserve.optimizers.gp import GaussianProcess
+from optserve.optimizers.gp.fantasy import Fantasies
 from optserve.optimizers.gp.model import matern52
 
 from .spaces import unit_square
@@ -96,6 +99,50 @@ def test_noisy_ei_still_prefers_unexplored_promise_to_a_settled_bad_region():
     good = scores[truth >= np.quantile(truth, 0.75)]
     bad = scores[truth <= np.quantile(truth, 0.25)]
     assert np.median(good) > np.median(bad)
+
+
+def test_the_compiled_kernel_scores_the_draws_as_numpy_does():
+    gp = _noisy_gp()
+    fantasies = _fantasies(gp)
+    assert fantasies is not None and fantasies.compiled is not None
+    reference = Fantasies(fantasies.gp, fantasies.observed, fantasies.draws, backend="numpy")
+    reference.incumbents = fantasies.incumbents
+    rows = np.random.default_rng(9).random((300, 2))
+    means, var = fantasies.posterior(rows)
+    want_means, want_var = reference.posterior(rows)
+    np.testing.assert_allclose(means, want_means, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(var, want_var, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(fantasies.log_ei(rows), reference.log_ei(rows), rtol=1e-9)
+    # and the gradient (NumPy) climbs the compiled value
+    for row in rows[:5]:
+        value, _ = fantasies.log_ei_and_grad(row)
+        assert abs(value - fantasies.log_ei(row[None, :])[0]) <= 1e-9 * (1 + abs(value))
+
+
+def test_the_compiled_maximizer_maximizes_noisy_ei():
+    gp = _noisy_gp()
+    fantasies = _fantasies(gp)
+    assert fantasies is not None and fantasies.compiled is not None
+    space = feasible_space(EXP)
+    found = compiled_maximizer.maximize_log_ei(
+        space, fantasies.compiled, fantasies.incumbents, gp.x_train[:4], np.random.default_rng(1)
+    )
+    assert found is not None
+    point, row, value = found
+    assert space.is_feasible(point)
+    # its value is noisy EI's, and no row of a dense grid scores higher
+    assert abs(value - fantasies.log_ei(row[None, :])[0]) <= 1e-9 * (1 + abs(value))
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 101)), -1).reshape(-1, 2)
+    assert value >= np.max(fantasies.log_ei(grid)) - 1e-9
+    # one incumbent per draw
+    with pytest.raises(ValueError, match="incumbent"):
+        compiled_maximizer.maximize_log_ei(
+            space,
+            fantasies.compiled,
+            fantasies.incumbents[:3],
+            gp.x_train[:4],
+            np.random.default_rng(1),
+        )
 
 
 def test_noisy_suggestions_are_reproducible_with_a_cold_cache():

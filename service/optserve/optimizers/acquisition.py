@@ -122,8 +122,9 @@ class Acquisition:
 
     @property
     def plain(self) -> bool:
-        """Whether the acquisition is log EI alone (what the compiled maximizer maximizes)."""
-        return self.pending_penalty is None and self.fantasies is None and self.polishable
+        """Whether the acquisition is log EI alone, averaged over the fantasies where
+        there are some: what the compiled maximizer maximizes."""
+        return self.pending_penalty is None and self.polishable
 
     @property
     def polishable(self) -> bool:
@@ -334,7 +335,10 @@ def pending_fantasies(
     if incumbent is None or len(pending) == 0 or len(believing.x_train) == observed:
         return None
     fantasies = Fantasies(
-        believing, observed, rng.standard_normal((len(believing.x_train) - observed, FANTASIES))
+        believing,
+        observed,
+        rng.standard_normal((len(believing.x_train) - observed, FANTASIES)),
+        backend=BACKEND,
     )
     fantasies.set_incumbents(
         incumbent, eligible_pending(pending, encoder, branch, constraint_models)
@@ -373,7 +377,9 @@ def noisy_fantasies(
     observed = len(gp.x_train)
     if len(extended.x_train) != observed + len(rows):
         return None
-    fantasies = Fantasies(extended, observed, rng.standard_normal((len(rows), FANTASIES)))
+    fantasies = Fantasies(
+        extended, observed, rng.standard_normal((len(rows), FANTASIES)), backend=BACKEND
+    )
     fantasies.set_incumbents(-np.inf, rows)
     return fantasies
 

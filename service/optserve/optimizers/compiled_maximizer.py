@@ -19,7 +19,6 @@ from .. import _sampler
 from ..domain.model import Assignments, Experiment, ParameterType
 from ..sampling import EmptyPolytopeError
 from .feasible import FeasibleSpace
-from .gp import GaussianProcess
 
 # Threads scoring candidates (0: one per core, at most 4). A suggestion worker
 # sets its share of the cores, so that workers busy at once do not oversubscribe them.
@@ -107,29 +106,17 @@ def _build(space: FeasibleSpace) -> _sampler.SearchSpace | None:
         return None
 
 
-def scorer_of(gp: GaussianProcess) -> _sampler.GpScorer:
-    """The compiled scorer of a fitted GP's factors."""
-    return _sampler.GpScorer(
-        np.ascontiguousarray(gp.x_train, dtype=np.float64),
-        np.ascontiguousarray(gp.alpha, dtype=np.float64),
-        np.ascontiguousarray(gp.chol, dtype=np.float64),
-        np.ascontiguousarray(gp.feature_lengthscales, dtype=np.float64),
-        float(gp.outputscale),
-        float(gp.y_mean),
-        float(gp.y_std),
-    )
-
-
 def maximize_log_ei(
     space: FeasibleSpace,
     scorer: _sampler.GpScorer,
-    incumbent: float,
+    incumbent: float | NDArray[np.float64],
     best_rows: NDArray[np.float64],
     rng: np.random.Generator,
 ) -> tuple[Assignments, NDArray[np.float64], float] | None:
     """The best feasible point of log EI over ``incumbent`` (observed points
     excluded), from the uniform draws of ``space`` and perturbations of
-    ``best_rows``.
+    ``best_rows``. A scorer with several posterior means (``Fantasies``) takes
+    one incumbent per mean and averages EI over them.
 
     Returns:
         (the point, its encoded row, its log EI), or None where the compiled

@@ -29,6 +29,7 @@ from .feasible import FeasibleSpace
 from .gp import GaussianProcess, gradient
 from .gp.fantasy import Fantasies
 from .gp.model import covariance
+from .gp.scoring import compiled_scorer
 
 if TYPE_CHECKING:
     from .acquisition import Acquisition
@@ -77,9 +78,9 @@ def maximize_log_ei(
     best: NDArray[np.float64],
     rng: np.random.Generator,
 ) -> Assignments | None:
-    """The compiled maximizer's point where the acquisition is log EI alone,
-    from uniform draws and perturbations of ``best``; None elsewhere (the
-    NumPy maximizer then runs)."""
+    """The compiled maximizer's point where the acquisition is log EI alone
+    (averaged over fantasies where there are some), from uniform draws and
+    perturbations of ``best``; None elsewhere (the NumPy maximizer then runs)."""
     if (
         BACKEND != "rust"
         or not compiled_maximizer.applies(space.experiment)
@@ -89,14 +90,15 @@ def maximize_log_ei(
         or acquisition.branch is not None
     ):
         return None
-    compiled = acquisition.scorer.compiled if acquisition.scorer is not None else None
-    found = compiled_maximizer.maximize_log_ei(
-        space,
-        compiled or compiled_maximizer.scorer_of(acquisition.model),
-        acquisition.incumbent,
-        best,
-        rng,
-    )
+    fantasies = acquisition.fantasies
+    if fantasies is not None:
+        scorer = fantasies.compiled or compiled_scorer(fantasies.gp).with_means(fantasies.weights)
+        incumbent: float | NDArray[np.float64] = fantasies.incumbents
+    else:
+        compiled = acquisition.scorer.compiled if acquisition.scorer is not None else None
+        scorer = compiled or compiled_scorer(acquisition.model)
+        incumbent = acquisition.incumbent
+    found = compiled_maximizer.maximize_log_ei(space, scorer, incumbent, best, rng)
     return None if found is None else found[0]
 
 

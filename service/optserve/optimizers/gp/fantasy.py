@@ -14,7 +14,10 @@ covariance, noise included) and the pending outcomes drawn as
 ``y_P = mu_P + L_S z`` (``z ~ N(0, I)``), the whitened targets are ``[w; z]``,
 so the posterior of fantasy ``j`` at ``x`` has the believer's variance and the
 mean ``mu(x) + v_P(x) . z_j`` with ``v = L^-1 k(X, x)`` (``v_P`` its pending
-rows). Scoring candidates costs one variance and S dot products of length k.
+rows), that is ``k(X, x) . (alpha + L^-T [0; z_j])``: S weight vectors
+solved once, so that scoring candidates costs one variance and S dot products
+of length n, and the compiled kernel scores them as a GP with S means
+(``_sampler.GpScorer.with_means``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import log_ndtr
 
+from ... import _sampler
 from .acquisition import log_expected_improvement, log_h
 from .model import GaussianProcess, covariance, covariance_and_grad
+from .scoring import Backend, compiled_inputs, compiled_scorer
 
 __all__ = ["Fantasies"]
 
@@ -54,9 +59,17 @@ class Fantasies:
             its last ``len(believing.x_train) - observed`` training rows are pending.
         observed: how many training rows are observations.
         draws: (k, S) standard normal draws, one column per fantasy.
+        backend: ``"rust"`` scores candidates by the compiled kernel, ``"numpy"``
+            by NumPy (the reference).
     """
 
-    def __init__(self, believing: GaussianProcess, observed: int, draws: FloatArray) -> None:
+    def __init__(
+        self,
+        believing: GaussianProcess,
+        observed: int,
+        draws: FloatArray,
+        backend: Backend = "rust",
+    ) -> None:
         hyper = believing.hyperparameters
         if hyper is None:
             raise RuntimeError("the GaussianProcess has not been fitted")
@@ -67,6 +80,23 @@ class Fantasies:
         self.observed = observed
         self.draws = np.ascontiguousarray(draws, dtype=np.float64)
         self.incumbents = np.zeros(draws.shape[1])
+        # fantasy j's mean is k(X, x) . weights[:, j] (standardized units)
+        whitened = np.zeros((len(believing.x_train), self.samples))
+        whitened[observed:] = self.draws
+        self.weights = believing.alpha[:, None] + solve_triangular(
+            believing.chol, whitened, lower=True, trans="T", check_finite=False
+        )
+        self._compiled = (
+            compiled_scorer(believing).with_means(np.ascontiguousarray(self.weights))
+            if backend == "rust"
+            else None
+        )
+
+    @property
+    def compiled(self) -> _sampler.GpScorer | None:
+        """The compiled kernel's GP with the fantasies' means, for the compiled
+        maximizer (None with the NumPy backend or under a mixture kernel)."""
+        return None if self.gp.input_map is not None else self._compiled
 
     @property
     def samples(self) -> int:
@@ -78,16 +108,19 @@ class Fantasies:
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        xq = gp.features(np.asarray(rows, dtype=np.float64).reshape(-1, hyper.dim))
+        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+        if self._compiled is not None:
+            means, var = self._compiled.posterior(*compiled_inputs(gp, rows))
+            return means.reshape(len(rows), self.samples), var
+        xq = gp.features(rows)
         ell = gp.feature_lengthscales
         means = np.empty((len(xq), self.samples))
         var = np.empty(len(xq))
-        n = self.observed
         for start in range(0, len(xq), _BLOCK):
             part = slice(start, start + _BLOCK)
             kx = covariance(gp.x_train, xq[part], ell, hyper.outputscale, gp.input_map)
             v = solve_triangular(gp.chol, kx, lower=True, check_finite=False)
-            means[part] = (kx.T @ gp.alpha)[:, None] + v[n:].T @ self.draws
+            means[part] = kx.T @ self.weights
             var[part] = hyper.outputscale - np.einsum("ij,ij->j", v, v)
         np.maximum(var, _VAR_FLOOR, out=var)
         return gp.y_mean + gp.y_std * means, gp.y_std**2 * var
@@ -102,6 +135,12 @@ class Fantasies:
 
     def log_ei(self, rows: FloatArray) -> FloatArray:
         """``log((1/S) sum_j EI_j(x))``, each fantasy over its own incumbent."""
+        if self._compiled is not None:
+            hyper = self.gp.hyperparameters
+            assert hyper is not None
+            xq = np.ascontiguousarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+            inputs, scales = compiled_inputs(self.gp, xq)
+            return self._compiled.log_ei(inputs, self.incumbents, scales)
         means, var = self.posterior(rows)
         per = log_expected_improvement(means, np.sqrt(var)[:, None], self.incumbents[None, :])
         return _logsumexp(per, axis=1) - math.log(self.samples)
@@ -118,17 +157,14 @@ class Fantasies:
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        s, n = hyper.outputscale, self.observed
+        s = hyper.outputscale
         k, dk = covariance_and_grad(x, gp.x_train, gp.feature_lengthscales, s, gp.input_map)
-        # one solve for the value's and the gradient's right-hand sides (LAPACK directly:
-        # the polish calls this a few dozen times per suggestion)
-        solved, _ = lapack.dtrtrs(gp.chol, np.column_stack([k, dk]), lower=1)
-        v, dv = solved[:, 0], solved[:, 1:]  # (N,), (N, D)
-        mean = gp.y_mean + gp.y_std * (float(k @ gp.alpha) + v[n:] @ self.draws)  # (S,)
-        dmean = gp.y_std * ((gp.alpha @ dk)[None, :] + self.draws.T @ dv[n:])  # (S, D)
-        var_std = s - float(v @ v)
+        mean = gp.y_mean + gp.y_std * (k @ self.weights)  # (S,)
+        dmean = gp.y_std * (self.weights.T @ dk)  # (S, D)
+        w = cho_solve((gp.chol, True), k, check_finite=False)  # K^-1 k
+        var_std = s - float(k @ w)
         if var_std > _VAR_FLOOR:
-            dvar = gp.y_std**2 * (-2.0 * (v @ dv))
+            dvar = gp.y_std**2 * (-2.0 * (w @ dk))
         else:
             var_std, dvar = _VAR_FLOOR, np.zeros_like(x)
         std = math.sqrt(gp.y_std**2 * var_std)

@@ -23,7 +23,7 @@ from ... import _sampler
 from .acquisition import log_expected_improvement
 from .model import GaussianProcess
 
-__all__ = ["AcquisitionScorer", "Backend"]
+__all__ = ["AcquisitionScorer", "Backend", "compiled_inputs", "compiled_scorer"]
 
 FloatArray = NDArray[np.float64]
 Backend = Literal["rust", "numpy"]
@@ -59,24 +59,7 @@ class AcquisitionScorer:
         self.incumbent = float(incumbent)
         self.backend: Backend = backend
         self.dim = gp.hyperparameters.dim
-        self._compiled: _sampler.GpScorer | None = None
-        if backend == "rust":
-            mixture: dict[str, object] = {}
-            if gp.input_map is not None:
-                mixture = {
-                    "groups": [[int(j) for j in g] for g in gp.input_map.group_inputs],
-                    "train_scales": np.ascontiguousarray(gp.input_map.scales(gp.x_train)),
-                }
-            self._compiled = _sampler.GpScorer(
-                np.ascontiguousarray(gp.x_train, dtype=np.float64),
-                np.ascontiguousarray(gp.alpha, dtype=np.float64),
-                np.ascontiguousarray(gp.chol, dtype=np.float64),
-                np.ascontiguousarray(gp.feature_lengthscales, dtype=np.float64),
-                float(gp.outputscale),
-                float(gp.y_mean),
-                float(gp.y_std),
-                **mixture,  # type: ignore[arg-type]
-            )
+        self._compiled = compiled_scorer(gp) if backend == "rust" else None
 
     @property
     def compiled(self) -> _sampler.GpScorer | None:
@@ -84,14 +67,6 @@ class AcquisitionScorer:
         for the compiled maximizer: None as well under a mixture kernel, whose
         candidates the maximizer could not map."""
         return None if self.gp.input_map is not None else self._compiled
-
-    def _inputs(self, xq: FloatArray) -> tuple[FloatArray, FloatArray | None]:
-        """The GP's inputs of encoded rows, and their scales under a mixture kernel."""
-        m = self.gp.input_map
-        if m is None:
-            return xq, None
-        inputs = np.ascontiguousarray(m(xq))
-        return inputs, np.ascontiguousarray(m.scales(inputs))
 
     def _rows(self, rows: ArrayLike) -> FloatArray:
         xq = np.ascontiguousarray(rows, dtype=np.float64)
@@ -116,7 +91,7 @@ class AcquisitionScorer:
         xq = self._rows(rows)
         if self._compiled is None:
             return self.gp.predict(xq)
-        return self._compiled.posterior(*self._inputs(xq))
+        return self._compiled.posterior(*compiled_inputs(self.gp, xq))
 
     def log_ei(self, rows: ArrayLike) -> FloatArray:
         """Log expected improvement over the incumbent.
@@ -134,5 +109,35 @@ class AcquisitionScorer:
         if self._compiled is None:
             mean, var = self.gp.predict(xq)
             return log_expected_improvement(mean, np.sqrt(var), self.incumbent)
-        inputs, scales = self._inputs(xq)
+        inputs, scales = compiled_inputs(self.gp, xq)
         return self._compiled.log_ei(inputs, self.incumbent, scales)
+
+
+def compiled_scorer(gp: GaussianProcess) -> _sampler.GpScorer:
+    """The compiled kernel's copy of a fitted GP's factors (and its mixture's)."""
+    mixture: dict[str, object] = {}
+    if gp.input_map is not None:
+        mixture = {
+            "groups": [[int(j) for j in g] for g in gp.input_map.group_inputs],
+            "train_scales": np.ascontiguousarray(gp.input_map.scales(gp.x_train)),
+        }
+    return _sampler.GpScorer(
+        np.ascontiguousarray(gp.x_train, dtype=np.float64),
+        np.ascontiguousarray(gp.alpha, dtype=np.float64),
+        np.ascontiguousarray(gp.chol, dtype=np.float64),
+        np.ascontiguousarray(gp.feature_lengthscales, dtype=np.float64),
+        float(gp.outputscale),
+        float(gp.y_mean),
+        float(gp.y_std),
+        **mixture,  # type: ignore[arg-type]
+    )
+
+
+def compiled_inputs(gp: GaussianProcess, xq: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+    """What the compiled kernel scores for encoded rows: the GP's inputs, and
+    their scales under a mixture kernel."""
+    m = gp.input_map
+    if m is None:
+        return xq, None
+    inputs = np.ascontiguousarray(m(xq))
+    return inputs, np.ascontiguousarray(m.scales(inputs))
