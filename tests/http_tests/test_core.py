@@ -537,6 +537,18 @@ def test_metric_importances(api: Api, conn: Connection) -> None:
     assert api.ok("GET", f"experiments/{one.id}/metric_importances")["data"][0]["importances"] == {
         "x": 1
     }
+    # a stored metric reported too rarely yet has none; the optimized one keeps its own
+    stored = conn.experiments().create(
+        **simple_experiment(metrics=[{"name": "f"}, {"name": "s", "strategy": "store"}])
+    )
+    conn.experiments(stored.id).observations().create_batch(
+        observations=[
+            {"assignments": {"x": x, "y": y}, "values": [{"name": "f", "value": 5 * x}]}
+            for x, y in [(0.1, 0.9), (0.3, 0.2), (0.5, 0.6), (0.7, 0.1), (0.9, 0.4), (0.2, 0.5)]
+        ]
+    )
+    data = api.ok("GET", f"experiments/{stored.id}/metric_importances")["data"]
+    assert [(m["metric"], set(m["importances"])) for m in data] == [("f", {"x", "y"}), ("s", set())]
 
 
 def test_importances_follow_updated_values(api: Api, conn: Connection) -> None:

@@ -94,11 +94,13 @@ def stopping_criteria(ctx: Ctx) -> dict[str, Any]:
 
 def metric_importances(ctx: Ctx) -> dict[str, Any]:
     by_metric = ctx.app.parameter_importances(ctx.path["experiment_id"], ctx.call)
-    if any(scores is None for scores in by_metric.values()):
+    if all(scores is None for scores in by_metric.values()):
         raise HttpError(422, "Not enough observations to calculate parameter importances.")
+    # a metric with too few values yet (a stored metric reported now and then) has
+    # none, as over gRPC, rather than withholding the others'
     return whole(
         [
-            {"object": "metric_importances", "metric": name, "importances": by_metric[name]}
+            {"object": "metric_importances", "metric": name, "importances": by_metric[name] or {}}
             for name in sorted(by_metric)
         ]
     )
