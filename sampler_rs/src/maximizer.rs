@@ -1381,37 +1381,43 @@ mod tests {
         }
     }
 
+    /// At 20 random points, `log_ei_and_grad` gives the scored value and a
+    /// gradient that matches central differences.
+    fn assert_gradient_matches(gp: &PreparedGp, incumbents: &[f64], rng: &mut Lcg) {
+        let mut w = GradWork::new(gp.n, gp.d, gp.means);
+        for _ in 0..20 {
+            let x: Vec<f64> = (0..3).map(|_| rng.next()).collect();
+            let mut g = vec![0.0; 3];
+            let f = log_ei_and_grad(gp, incumbents, &x, &mut g, &mut w);
+            let scored = gp
+                .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), incumbents)
+                .unwrap()[0];
+            assert!((f - scored).abs() <= 1e-9 * (1.0 + f.abs()), "{f} {scored}");
+            for j in 0..3 {
+                let h = 1e-6;
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[j] += h;
+                xm[j] -= h;
+                let mut scratch = vec![0.0; 3];
+                let fd = (log_ei_and_grad(gp, incumbents, &xp, &mut scratch, &mut w)
+                    - log_ei_and_grad(gp, incumbents, &xm, &mut scratch, &mut w))
+                    / (2.0 * h);
+                assert!(
+                    (fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()),
+                    "{j}: {fd} vs {}",
+                    g[j]
+                );
+            }
+        }
+    }
+
     #[test]
     fn gradient_matches_finite_differences() {
         let ls = [0.3, 0.5, 0.8];
         let gp = fitted(30, &ls, branin_like, 3);
         let mut rng = Lcg(5);
-        let mut w = GradWork::new(gp.n, gp.d, 1);
         for incumbent in [best_y(&gp), best_y(&gp) + 3.0, best_y(&gp) - 1.0] {
-            for _ in 0..20 {
-                let x: Vec<f64> = (0..3).map(|_| rng.next()).collect();
-                let mut g = vec![0.0; 3];
-                let f = log_ei_and_grad(&gp, &[incumbent], &x, &mut g, &mut w);
-                let scored = gp
-                    .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), &[incumbent])
-                    .unwrap()[0];
-                assert!((f - scored).abs() <= 1e-9 * (1.0 + f.abs()), "{f} {scored}");
-                for j in 0..3 {
-                    let h = 1e-6;
-                    let (mut xp, mut xm) = (x.clone(), x.clone());
-                    xp[j] += h;
-                    xm[j] -= h;
-                    let mut scratch = vec![0.0; 3];
-                    let fd = (log_ei_and_grad(&gp, &[incumbent], &xp, &mut scratch, &mut w)
-                        - log_ei_and_grad(&gp, &[incumbent], &xm, &mut scratch, &mut w))
-                        / (2.0 * h);
-                    assert!(
-                        (fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()),
-                        "{j}: {fd} vs {}",
-                        g[j]
-                    );
-                }
-            }
+            assert_gradient_matches(&gp, &[incumbent], &mut rng);
         }
     }
 
@@ -1489,32 +1495,7 @@ mod tests {
         let ls = [0.3, 0.5, 0.8];
         let gp = with_random_means(&fitted(30, &ls, branin_like, 3), 4, 2);
         let incumbents: Vec<f64> = (0..4).map(|j| best_y(&gp) + 0.5 * j as f64).collect();
-        let mut rng = Lcg(8);
-        let mut w = GradWork::new(gp.n, gp.d, gp.means);
-        for _ in 0..20 {
-            let x: Vec<f64> = (0..3).map(|_| rng.next()).collect();
-            let mut g = vec![0.0; 3];
-            let f = log_ei_and_grad(&gp, &incumbents, &x, &mut g, &mut w);
-            let scored = gp
-                .log_ei(&MatrixRef::new("c", &x, 1, 3).unwrap(), &incumbents)
-                .unwrap()[0];
-            assert!((f - scored).abs() <= 1e-9 * (1.0 + f.abs()), "{f} {scored}");
-            for j in 0..3 {
-                let h = 1e-6;
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[j] += h;
-                xm[j] -= h;
-                let mut scratch = vec![0.0; 3];
-                let fd = (log_ei_and_grad(&gp, &incumbents, &xp, &mut scratch, &mut w)
-                    - log_ei_and_grad(&gp, &incumbents, &xm, &mut scratch, &mut w))
-                    / (2.0 * h);
-                assert!(
-                    (fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()),
-                    "{j}: {fd} vs {}",
-                    g[j]
-                );
-            }
-        }
+        assert_gradient_matches(&gp, &incumbents, &mut Lcg(8));
     }
 
     #[test]
