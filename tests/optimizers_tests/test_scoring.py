@@ -194,6 +194,31 @@ def test_the_prepared_scorer_gives_what_the_functions_give() -> None:
         _sampler.GpScorer(gp.x_train, gp.alpha, bad, *factors[3:])
 
 
+def test_a_scorer_with_several_means_checks_them_and_averages_ei() -> None:
+    gp, _ = _fitted(9, 30, 4)
+    scorer = _sampler.GpScorer(*_factors(gp))
+    shifts = np.random.default_rng(3).normal(0.0, 0.1, (30, 3))
+    several = scorer.with_means(gp.alpha[:, None] + shifts)
+    assert (scorer.means, several.means) == (1, 3)
+    rows = np.random.default_rng(4).random((12, 4))
+    means, var = several.posterior(rows)
+    assert means.shape == (12, 3)
+    np.testing.assert_array_equal(var, scorer.posterior(rows)[1])
+    incumbents = np.array([0.1, 0.2, 0.3])
+    per = [
+        scorer.with_means(gp.alpha[:, None] + shifts[:, [j]]).log_ei(rows, float(incumbents[j]))
+        for j in range(3)
+    ]
+    want = np.log(np.mean(np.exp(per), axis=0))
+    np.testing.assert_allclose(several.log_ei(rows, incumbents), want, rtol=1e-9)
+    for bad in (np.zeros((29, 3)), np.zeros((30, 0)), np.full((30, 2), np.nan)):
+        with pytest.raises(ValueError, match="weights"):
+            scorer.with_means(bad)
+    for wrong in (0.1, [0.1, 0.2], [0.1, 0.2, math.inf]):
+        with pytest.raises(ValueError, match="incumbent"):
+            several.log_ei(rows, wrong)
+
+
 def test_a_mixture_scorer_checks_its_groups_and_scales() -> None:
     gp, _ = _fitted(15, 20, 3)
     factors = _factors(gp)
