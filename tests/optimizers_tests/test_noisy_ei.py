@@ -145,6 +145,24 @@ def test_the_compiled_maximizer_maximizes_noisy_ei():
         )
 
 
+def test_a_point_observed_more_than_once_enters_the_baseline_once():
+    rng = np.random.default_rng(5)
+    x = rng.random((30, 2))
+    x = np.vstack([x, x[:5], x[:5]])  # five points reported three times each
+    y = _truth(x) + NOISE_SD * rng.standard_normal(len(x))
+    gp = GaussianProcess(maxiter=60).fit(x, y, rng=rng)
+    fantasies = _fantasies(gp)
+    assert fantasies is not None
+    baseline = fantasies.gp.x_train[len(x) :]
+    assert len(np.unique(baseline, axis=0)) == len(baseline)
+    # conditioned on each latent value once, the factor stays well conditioned
+    assert np.abs(fantasies.weights).max() < 1e4
+    reference = Fantasies(fantasies.gp, fantasies.observed, fantasies.draws, backend="numpy")
+    reference.incumbents = fantasies.incumbents
+    rows = np.random.default_rng(2).random((200, 2))
+    np.testing.assert_allclose(fantasies.log_ei(rows), reference.log_ei(rows), rtol=1e-9)
+
+
 def test_noisy_suggestions_are_reproducible_with_a_cold_cache():
     rng = np.random.default_rng(8)
     x = rng.random((30, 2))

@@ -334,12 +334,11 @@ def pending_fantasies(
     observed = len(gp.x_train)
     if incumbent is None or len(pending) == 0 or len(believing.x_train) == observed:
         return None
-    fantasies = Fantasies(
-        believing,
-        observed,
-        rng.standard_normal((len(believing.x_train) - observed, FANTASIES)),
-        backend=BACKEND,
-    )
+    draws = rng.standard_normal((len(believing.x_train) - observed, FANTASIES))
+    try:
+        fantasies = Fantasies(believing, observed, draws, backend=BACKEND)
+    except np.linalg.LinAlgError:
+        return None
     fantasies.set_incumbents(
         incumbent, eligible_pending(pending, encoder, branch, constraint_models)
     )
@@ -372,14 +371,19 @@ def noisy_fantasies(
     # only points whose upper bound reaches the best lower bound may be the best
     keep = np.argsort(-mean)[:NEI_BASELINE]
     keep = keep[mean[keep] + NEI_WIDTH * sd[keep] >= np.max(mean - NEI_WIDTH * sd)]
-    rows = baseline[keep]
+    # a point observed twice has one latent value: conditioning on it twice would
+    # make the factor singular
+    _, first = np.unique(row_keys(baseline[keep]), return_index=True)
+    rows = baseline[keep[np.sort(first)]]
     extended = gp.believe(rows, noiseless=True)
     observed = len(gp.x_train)
     if len(extended.x_train) != observed + len(rows):
         return None
-    fantasies = Fantasies(
-        extended, observed, rng.standard_normal((len(rows), FANTASIES)), backend=BACKEND
-    )
+    draws = rng.standard_normal((len(rows), FANTASIES))
+    try:
+        fantasies = Fantasies(extended, observed, draws, backend=BACKEND)
+    except np.linalg.LinAlgError:
+        return None
     fantasies.set_incumbents(-np.inf, rows)
     return fantasies
 

@@ -61,6 +61,10 @@ class Fantasies:
         draws: (k, S) standard normal draws, one column per fantasy.
         backend: ``"rust"`` scores candidates by the compiled kernel, ``"numpy"``
             by NumPy (the reference).
+
+    Raises:
+        numpy.linalg.LinAlgError: where the factor is too ill-conditioned for
+            finite weights.
     """
 
     def __init__(
@@ -86,6 +90,8 @@ class Fantasies:
         self.weights = believing.alpha[:, None] + solve_triangular(
             believing.chol, whitened, lower=True, trans="T", check_finite=False
         )
+        if not np.all(np.isfinite(self.weights)):
+            raise np.linalg.LinAlgError("the fantasies' weights are not finite")
         self._compiled = (
             compiled_scorer(believing).with_means(np.ascontiguousarray(self.weights))
             if backend == "rust"
