@@ -36,11 +36,13 @@ reported with a breakdown:
 
     fit         GaussianProcess.fit / .condition / .believe (hyperparameters, Cholesky)
     candidates  feasible draws and neighbourhoods (FeasibleSpace.draw_rows, maximizer.neighbours)
-    scoring     the posterior and log EI of every candidate (AcquisitionScorer, the
-                batch's candidate pool)
+    scoring     the posterior and log EI of every candidate (AcquisitionScorer,
+                Fantasies: noisy EI's and the pending outcomes' draws, the batch's
+                candidate pool)
     predict     other GaussianProcess.predict / .mean calls (incumbent, pending points)
     near        the check that a candidate is not an observed point (acquisition.row_keys)
-    gradient    gradient polish, where the optimizer has one
+    gradient    gradient polish, where the optimizer has one (of log EI, or of EI over
+                the draws)
     compiled    the compiled maximizer (compiled_maximizer.maximize_log_ei)
     history     the observations as arrays and the training data (encoding, warping)
     subset      the choice of the training subset (above the exact size)
@@ -112,6 +114,7 @@ from optserve.optimizers import (
 )
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess, gradient, subset
+from optserve.optimizers.gp.fantasy import Fantasies
 from optserve.optimizers.gp.scoring import AcquisitionScorer
 
 PARTS = (
@@ -183,6 +186,9 @@ def instrumented(clock: Clock, backend: str) -> Iterator[None]:
         patch(maximizer, name, clock.stage("maximizer", getattr(maximizer, name)))
     for name in ("__init__", "log_ei", "predict"):
         patch(AcquisitionScorer, name, clock.wrap("scoring", getattr(AcquisitionScorer, name)))
+    for name in ("__init__", "log_ei", "posterior"):
+        patch(Fantasies, name, clock.wrap("scoring", getattr(Fantasies, name)))
+    patch(Fantasies, "log_ei_and_grad", clock.wrap("gradient", Fantasies.log_ei_and_grad))
     for name in ("fit", "condition", "believe"):
         patch(GaussianProcess, name, clock.wrap("fit", getattr(GaussianProcess, name)))
     for name in ("predict", "mean"):
