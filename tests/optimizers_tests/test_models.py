@@ -53,7 +53,37 @@ def test_the_first_modelled_prefix_counts_successes_only():
     assert models.first_modelled(_history(exp, 20, failed_first=3)) == 8
 
 
-def test_the_exact_model_is_the_chains_fit_at_the_history_size():
+def test_between_checkpoints_the_exact_model_conditions_on_the_last_checkpoints_fit(
+    monkeypatch,
+):
+    exp = _experiment("exact-between")
+    history = _history(exp, 100)
+    grid = hyperfit.checkpoints(100)
+    size = next(n for n in range(70, 100) if n not in grid)
+    prefix = history.prefix(size)
+    hyperfit.clear_cache()
+    call = models.Models(prefix)
+    checkpoint = call.checkpoint()
+    assert checkpoint == max(c for c in grid if c <= size) < size
+    hyper = call.chain.hyperparameters(checkpoint)  # the chain's fits, cached
+    fitted = []
+    original = GaussianProcess.fit
+
+    def fit(self, x, *args, **kwargs):
+        fitted.append(len(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianProcess, "fit", fit)
+    data = prefix.training(np.random.default_rng(0))
+    gp = call.exact(data, np.random.default_rng(1))
+    # no fit of its own: the checkpoint's hyperparameters, every row conditioned on
+    assert fitted == []
+    np.testing.assert_array_equal(gp.hyperparameters.to_log_params(), hyper.to_log_params())
+    np.testing.assert_array_equal(gp.x_train, data.x)
+    assert len(gp.x_train) == size
+
+
+def test_at_a_checkpoint_the_exact_model_is_the_chains_fit():
     exp = _experiment("exact")
     history = _history(exp, 40)
     hyperfit.clear_cache()

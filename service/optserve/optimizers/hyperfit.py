@@ -16,8 +16,9 @@ data:
   from the fit at the checkpoint before, except at the start of a doubling
   (an epoch: 64, 128, 256, ...), whose fit starts from the previous epoch's:
   a chain is at most ``DENSE + STEPS + log2(n / DENSE)`` fits long;
-- the fit on the whole history starts from the fit at the last checkpoint
-  before it (5 % older at most);
+- a history between checkpoints is modelled with the last checkpoint's
+  hyperparameters (5 % fewer observations at most), conditioned on all of it:
+  a Cholesky factorization rather than a fit per suggestion;
 - fits are cached under a digest of the prefix they depend on; a miss (a new
   process, an edited or deleted observation) replays the chain's missing
   links.
@@ -123,6 +124,11 @@ class Chain:
     def last_checkpoint(self, size: int) -> int:
         """The largest checkpoint ``<= size``."""
         return self.grid[bisect.bisect_right(self.grid, size) - 1]
+
+    def model_size(self, size: int) -> int:
+        """The prefix whose hyperparameters model ``size`` observations: the last
+        checkpoint, or the first modelled prefix when that is later."""
+        return max(self.last_checkpoint(size), self.first or 0)
 
     def parent(self, size: int) -> int | None:
         """The prefix whose fit the fit on ``size`` observations starts from."""

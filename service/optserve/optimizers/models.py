@@ -3,10 +3,11 @@
 Hyperparameters come from a chain of fits at fixed history sizes
 (``hyperfit``), so a model depends only on the experiment, its seed and its
 history. Up to ``EXACT_MAX_POINTS`` modelled observations (successful and
-failed) the GP of the objective is exact and refitted at every suggestion.
-Beyond, it is an exact GP on a training subset of ``SUBSET_SIZE``
-observations (``gp/subset.py``: the incumbents' neighbourhoods and a
-space-filling cover), its hyperparameters refitted at each checkpoint only.
+failed) the GP of the objective is exact: its hyperparameters are those of
+the last checkpoint (refitted when the history reaches one), the GP
+conditioned on the whole history. Beyond, it is an exact GP on a training
+subset of ``SUBSET_SIZE`` observations (``gp/subset.py``: the incumbents'
+neighbourhoods and a space-filling cover), with the same hyperparameters.
 
 In a conditional search space every GP sees a conditional numeric parameter
 through the arc kernel (``gp/inputs.py``): where the parameter is inactive it
@@ -68,18 +69,19 @@ class Models:
 
     def checkpoint(self) -> int:
         """The last checkpoint of the history (at least the first modelled prefix):
-        above the exact size, hyperparameters are refitted there only."""
-        chain = self.chain
-        return max(chain.last_checkpoint(len(self.history)), chain.first or 0)
+        hyperparameters are refitted there only."""
+        return self.chain.model_size(len(self.history))
 
     def exact(self, data: TrainingData, fit_rng: np.random.Generator) -> GaussianProcess:
         """The GP on all of ``data`` (the call's training data)."""
         chain = self.chain
         size = len(self.history)
         if len(self.experiment.optimized_metrics) == 1:
-            # The chain's own fit at this size: the same data.
-            hyper = chain.hyperparameters(size)
-            if size in chain.fitted:
+            # The last checkpoint's fit (the chain's own GP at a checkpoint),
+            # conditioned on the whole history in between: a Cholesky, not a fit.
+            node = self.checkpoint()
+            hyper = chain.hyperparameters(node)
+            if node == size and size in chain.fitted:
                 return chain.fitted[size]
             if hyper is not None:
                 return GaussianProcess(input_map=self.input_map).condition(

@@ -104,8 +104,10 @@ def metric_model(history: History, j: int) -> tuple[GaussianProcess, TrainingDat
     )
     size = len(history)
     data, transform = metric_data(history, j)
-    hyper = chain.hyperparameters(size)
-    if size in chain.fitted:
+    # the last checkpoint's fit, conditioned on the whole history in between
+    node = chain.model_size(size)
+    hyper = chain.hyperparameters(node)
+    if node == size and size in chain.fitted:
         return chain.fitted[size], data, transform
     if hyper is None:
         gp = GaussianProcess().fit(data.x, data.y, rng=np.random.default_rng([size, j]))
