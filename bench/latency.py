@@ -49,6 +49,10 @@ reported with a breakdown:
     other       the rest (constraint terms, Python glue)
 
 Breakdown columns are medians of each part, so they need not add up to the total.
+Hyperparameters are refitted when the history reaches a checkpoint
+(``hyperfit``) and conditioned on between: n = 100 is a checkpoint (each timed
+call fits), n = 500 is not (it conditions the fit of 496); the one refit of the
+next checkpoint is reported under each problem.
 The large sizes use the compiled scorer only and also report a batch of 20
 (median, and its ratio to one suggestion), the peak of traced allocations
 during one suggestion (tracemalloc: Python and NumPy memory, not the Rust
@@ -448,6 +452,12 @@ def main() -> None:
         ratio_maximizer = med["numpy"]["maximizer"] / max(med["rust"]["maximizer"], 1e-9)
         print(
             f"{'':<12}numpy/rust: total x{ratio_total:.2f}, whole maximizer x{ratio_maximizer:.2f}"
+        )
+        n = problem.n
+        kind = "a checkpoint (its fit)" if n in hyperfit.checkpoints(n) else "between checkpoints"
+        print(
+            f"{'':<12}n = {n} is {kind}; the refit at the next checkpoint "
+            f"{1e3 * _checkpoint_refit(problem):.0f} ms"
         )
     sizes = [int(n) for n in args.sizes.split(",") if n]
     if sizes:
