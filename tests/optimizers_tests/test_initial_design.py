@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from optserve.domain.model import Bounds, Experiment, Metric, MetricValue, Observation, Parameter
+from optserve.domain.model import (
+    Bounds,
+    Experiment,
+    Metric,
+    MetricValue,
+    Observation,
+    Parameter,
+    Suggestion,
+)
 from optserve.domain.model import ParameterType as T
-from optserve.optimizers import SuggestRequest, initial_design
+from optserve.optimizers import SuggestRequest, initial_design, models, suggest
 
 
 def _design(exp: Experiment, n: int) -> list[dict]:
@@ -60,3 +68,43 @@ def test_a_small_discrete_space_is_covered_without_repeats():
     )
     points = {(a["a"], a["b"]) for a in _design(exp, 9)}
     assert len(points) == 9
+
+
+def test_with_workers_in_flight_the_model_takes_over_after_the_same_observations(monkeypatch):
+    """The design ends once its observations are in: the points still in flight
+    then are design points already, so declaring eight workers adds none."""
+
+    base = initial_design.initial_design_size(
+        Experiment(
+            id="size",
+            name="size",
+            parameters=[Parameter(f"x{i}", T.DOUBLE, Bounds(0, 1)) for i in range(4)],
+            metrics=[Metric("v")],
+        )
+    )
+    exp = Experiment(
+        id="workers",
+        name="workers",
+        parameters=[Parameter(f"x{i}", T.DOUBLE, Bounds(0, 1)) for i in range(4)],
+        metrics=[Metric("v")],
+        parallel_bandwidth=8,
+        seed=3,
+    )
+    assert initial_design.initial_design_size(exp) == base
+    points = _design(exp, base + 7)
+    done = [
+        Observation(str(i), exp.id, None, a, [MetricValue("v", float(sum(a.values())))])
+        for i, a in enumerate(points[:base])
+    ]
+    pending = [Suggestion(f"s{i}", exp.id, a) for i, a in enumerate(points[base:])]
+    designed, modelled = [], []
+    original, exact = initial_design.suggest, models.Models.exact
+    monkeypatch.setattr(
+        initial_design, "suggest", lambda request: designed.append(1) or original(request)
+    )
+    monkeypatch.setattr(
+        models.Models, "exact", lambda self, *args: modelled.append(1) or exact(self, *args)
+    )
+    suggest(SuggestRequest(exp, done, pending, 1, base + 7))
+    # the model's point, not a design point (nor the fallback's)
+    assert designed == [] and modelled == [1]

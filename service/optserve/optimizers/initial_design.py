@@ -38,9 +38,15 @@ INITIAL_MIN, INITIAL_EXTRA, INITIAL_MAX = 4, 2, 10
 
 
 def initial_design_size(exp: Experiment) -> int:
-    """Points of the space-filling design before the model takes over; grows with dimension."""
+    """Observations of the space-filling design before the model takes over;
+    grows with dimension.
+
+    Not with the parallel bandwidth: the design lasts until this many
+    observations are in, so with q workers the q - 1 points in flight at that
+    moment are design points already; adding q - 1 here counted them twice
+    (measured with 8 workers declared: see ``bench/quality/parallel``)."""
     size = min(INITIAL_MAX, len(exp.parameters) + INITIAL_EXTRA)
-    return max(INITIAL_MIN, size) + exp.parallel_bandwidth - 1
+    return max(INITIAL_MIN, size)
 
 
 def suggest(request: SuggestRequest) -> list[Assignments]:
