@@ -796,6 +796,9 @@ struct GradWork {
     /// (S,) each mean's log EI, and (S, D) its gradient.
     per: Vec<f64>,
     per_grad: Vec<f64>,
+    /// (D,) a training point's scaled difference, and the stddev's gradient.
+    diff: Vec<f64>,
+    dstd: Vec<f64>,
 }
 
 impl GradWork {
@@ -809,6 +812,8 @@ impl GradWork {
             dvar: vec![0.0; d],
             per: vec![0.0; means],
             per_grad: vec![0.0; means * d],
+            diff: vec![0.0; d],
+            dstd: vec![0.0; d],
         }
     }
 }
@@ -857,20 +862,19 @@ fn log_ei_and_grad(
     }
     w.dmean.fill(0.0);
     w.dvar.fill(0.0);
-    let mut t = vec![0.0; d];
     for i in 0..n {
         let row = &gp.xs[i * d..(i + 1) * d];
-        for (((tj, x), r), il) in t.iter_mut().zip(&xs_x).zip(row).zip(&gp.inv_l) {
+        for (((tj, x), r), il) in w.diff.iter_mut().zip(&xs_x).zip(row).zip(&gp.inv_l) {
             *tj = (x - r) * il;
         }
         let av = w.v[i] * w.c[i];
-        for (dv, tj) in w.dvar.iter_mut().zip(&t) {
+        for (dv, tj) in w.dvar.iter_mut().zip(&w.diff) {
             *dv += av * tj;
         }
         let alpha = &gp.alpha[i * means..(i + 1) * means];
         for (dm, a) in w.dmean.chunks_exact_mut(d).zip(alpha) {
             let am = a * w.c[i];
-            for (g, tj) in dm.iter_mut().zip(&t) {
+            for (g, tj) in dm.iter_mut().zip(&w.diff) {
                 *g += am * tj;
             }
         }
@@ -879,17 +883,13 @@ fn log_ei_and_grad(
     let var_s = var_s_raw.max(VAR_FLOOR);
     let y_std = gp.y_std;
     let std = y_std * var_s.sqrt();
-    let dstd: Vec<f64> = w
-        .dvar
-        .iter()
-        .map(|dvar| {
-            if floored {
-                0.0
-            } else {
-                y_std * y_std * (-2.0 * dvar) / (2.0 * std)
-            }
-        })
-        .collect();
+    for (ds, dvar) in w.dstd.iter_mut().zip(&w.dvar) {
+        *ds = if floored {
+            0.0
+        } else {
+            y_std * y_std * (-2.0 * dvar) / (2.0 * std)
+        };
+    }
     for ((((per, pg), &mean_s), dmean), &incumbent) in w
         .per
         .iter_mut()
@@ -902,7 +902,7 @@ fn log_ei_and_grad(
         let z = (mean - incumbent) / std;
         let lh = log_h(z);
         let dlogh = (log_ndtr(z) - lh).exp();
-        for ((gj, dm), ds) in pg.iter_mut().zip(dmean).zip(&dstd) {
+        for ((gj, dm), ds) in pg.iter_mut().zip(dmean).zip(&w.dstd) {
             *gj = dlogh * (y_std * dm - z * ds) / std + ds / std;
         }
         *per = lh + std.ln();

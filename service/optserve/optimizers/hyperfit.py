@@ -130,6 +130,15 @@ class Chain:
         checkpoint, or the first modelled prefix when that is later."""
         return max(self.last_checkpoint(size), self.first or 0)
 
+    def model(self, size: int) -> tuple[Hyperparameters | None, GaussianProcess | None]:
+        """What models ``size`` observations: the hyperparameters of
+        ``model_size(size)`` (None below the first modelled prefix) and, where
+        that is ``size`` itself and this chain fitted it, the fitted GP (on the
+        same data: no conditioning needed)."""
+        node = self.model_size(size)
+        hyper = self.hyperparameters(node)
+        return hyper, self.fitted.get(size) if node == size else None
+
     def parent(self, size: int) -> int | None:
         """The prefix whose fit the fit on ``size`` observations starts from."""
         if self.first is None or size <= self.first:

@@ -79,10 +79,9 @@ class Models:
         if len(self.experiment.optimized_metrics) == 1:
             # The last checkpoint's fit (the chain's own GP at a checkpoint),
             # conditioned on the whole history in between: a Cholesky, not a fit.
-            node = self.checkpoint()
-            hyper = chain.hyperparameters(node)
-            if node == size and size in chain.fitted:
-                return chain.fitted[size]
+            hyper, fitted = chain.model(size)
+            if fitted is not None:
+                return fitted
             if hyper is not None:
                 return GaussianProcess(input_map=self.input_map).condition(
                     data.x, data.y, hyper, data.noise

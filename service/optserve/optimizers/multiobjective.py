@@ -105,10 +105,9 @@ def metric_model(history: History, j: int) -> tuple[GaussianProcess, TrainingDat
     size = len(history)
     data, transform = metric_data(history, j)
     # the last checkpoint's fit, conditioned on the whole history in between
-    node = chain.model_size(size)
-    hyper = chain.hyperparameters(node)
-    if node == size and size in chain.fitted:
-        return chain.fitted[size], data, transform
+    hyper, fitted = chain.model(size)
+    if fitted is not None:
+        return fitted, data, transform
     if hyper is None:
         gp = GaussianProcess().fit(data.x, data.y, rng=np.random.default_rng([size, j]))
     else:

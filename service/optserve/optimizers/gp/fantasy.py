@@ -108,13 +108,19 @@ class Fantasies:
     def samples(self) -> int:
         return int(self.draws.shape[1])
 
+    def _rows(self, rows: FloatArray) -> FloatArray:
+        """Encoded rows as a C-contiguous (m, D) array."""
+        hyper = self.gp.hyperparameters
+        assert hyper is not None
+        return np.ascontiguousarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+
     def posterior(self, rows: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Each fantasy's posterior mean, (m, S), and the shared variance, (m,),
         in original units."""
         gp = self.gp
         hyper = gp.hyperparameters
         assert hyper is not None
-        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
+        rows = self._rows(rows)
         if self._compiled is not None:
             means, var = self._compiled.posterior(*compiled_inputs(gp, rows))
             return means.reshape(len(rows), self.samples), var
@@ -142,10 +148,7 @@ class Fantasies:
     def log_ei(self, rows: FloatArray) -> FloatArray:
         """``log((1/S) sum_j EI_j(x))``, each fantasy over its own incumbent."""
         if self._compiled is not None:
-            hyper = self.gp.hyperparameters
-            assert hyper is not None
-            xq = np.ascontiguousarray(rows, dtype=np.float64).reshape(-1, hyper.dim)
-            inputs, scales = compiled_inputs(self.gp, xq)
+            inputs, scales = compiled_inputs(self.gp, self._rows(rows))
             return self._compiled.log_ei(inputs, self.incumbents, scales)
         means, var = self.posterior(rows)
         per = log_expected_improvement(means, np.sqrt(var)[:, None], self.incumbents[None, :])
