@@ -27,6 +27,7 @@ use crate::acquisition::{
 use crate::error::{Error, Result};
 use crate::hit_and_run::{hit_and_run, Method, RunOptions};
 use crate::lattice::{hit_and_run_int, IntPolytope};
+use crate::penalty::LocalPenalty;
 use crate::polytope::{dot, Polytope, FEAS_TOL};
 use crate::rng::ChainRng;
 
@@ -474,11 +475,13 @@ pub struct Outcome {
     pub scored: usize,
 }
 
-/// Log EI of rows under a GP (one incumbent per posterior mean), observed
-/// points (`taken`) at -inf.
+/// Log EI of rows under a GP (one incumbent per posterior mean), plus the
+/// pending points' local penalty where there is one; observed points
+/// (`taken`) at -inf.
 struct Objective<'a> {
     gp: &'a PreparedGp,
     incumbents: &'a [f64],
+    penalty: Option<&'a LocalPenalty>,
     taken: HashSet<Vec<i64>>,
     scored: usize,
     threads: usize,
@@ -536,6 +539,8 @@ impl Objective<'_> {
         for (v, row) in values.iter_mut().zip(rows.chunks_exact(dim)) {
             if self.taken.contains(&row_key(row)) {
                 *v = f64::NEG_INFINITY;
+            } else if let Some(penalty) = self.penalty {
+                *v += penalty.value(row);
             }
         }
         Ok(values)
@@ -594,7 +599,9 @@ impl Objective<'_> {
                 *m = gp.y_mean + gp.y_std * *m;
             }
             let value = log_mean_ei(&means, gp.y_std * var_s.sqrt(), self.incumbents);
-            bound.push(value + 1e-9 * (1.0 + value.abs()));
+            // the penalty is cheap and exact: the bound keeps it as it is
+            let penalty = self.penalty.map_or(0.0, |p| p.value(row));
+            bound.push(value + 1e-9 * (1.0 + value.abs()) + penalty);
         }
         let order = top(&bound, count);
         let mut best: Vec<(f64, usize)> = Vec::with_capacity(k + PRUNE_BLOCK);
@@ -631,7 +638,8 @@ fn top(values: &[f64], k: usize) -> Vec<usize> {
 }
 
 /// The best feasible point of log EI under `gp`, over `incumbents` (one per
-/// posterior mean of `gp`, log EI averaged over them).
+/// posterior mean of `gp`, log EI averaged over them), plus `penalty` (the
+/// points in flight) where given.
 ///
 /// `best_rows` (row-major, `D` columns) are the best observations, whose
 /// perturbations join the uniform draws. Returns None when no scored point
@@ -641,6 +649,7 @@ pub fn maximize_log_ei(
     incumbents: &[f64],
     space: &Space,
     best_rows: &[f64],
+    penalty: Option<&LocalPenalty>,
     settings: &Settings,
 ) -> Result<Option<Outcome>> {
     let dim = space.dim();
@@ -662,11 +671,18 @@ pub fn maximize_log_ei(
             format!("must be finite rows of {dim} columns"),
         ));
     }
+    if let Some(p) = penalty.filter(|p| p.dim() != dim) {
+        return Err(Error::input(
+            "penalty",
+            format!("has {} columns, the space has {dim}", p.dim()),
+        ));
+    }
     gp.check_incumbents(incumbents)?;
     let mut rng = ChainRng::streams(settings.seed, 1).remove(0);
     let mut objective = Objective {
         gp,
         incumbents,
+        penalty,
         taken: gp.xs_rows().map(|row| row_key(&row)).collect(),
         scored: 0,
         threads: match settings.threads {
@@ -725,7 +741,14 @@ pub fn maximize_log_ei(
                 continue;
             }
             let row = &starts[i * dim..(i + 1) * dim];
-            if let Some(polished) = polish(gp, incumbents, space, row, settings.polish_iterations) {
+            if let Some(polished) = polish(
+                gp,
+                incumbents,
+                penalty,
+                space,
+                row,
+                settings.polish_iterations,
+            ) {
                 let value = objective.score(&polished)?[0];
                 if value > start_values[i] {
                     starts[i * dim..(i + 1) * dim].copy_from_slice(&polished);
@@ -764,6 +787,7 @@ impl PreparedGp {
 const SQRT5: f64 = 2.236_067_977_499_79;
 const LN_2: f64 = std::f64::consts::LN_2;
 const HALF_LOG_PI: f64 = 0.572_364_942_924_700_1;
+const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_8; // log(2 pi) / 2
 
 /// `log Phi(z)`, the log of the standard normal CDF, finite for finite `z`.
 pub fn log_ndtr(z: f64) -> f64 {
@@ -781,6 +805,22 @@ pub fn log_ndtr(z: f64) -> f64 {
         let w = 1.0 / (x * x);
         let series = w * (-0.5 + w * (0.75 + w * -1.875));
         -LN_2 - x * x - x.ln() - HALF_LOG_PI + series.ln_1p()
+    }
+}
+
+/// `log(phi(z) / Phi(z))`, the log of the inverse Mills ratio (the slope of
+/// `log Phi`), finite for finite `z`: below `z = -1.25 sqrt 2` the `z^2 / 2`
+/// of both logs cancels analytically, as `log_ndtr`'s branches allow.
+pub fn log_inverse_mills(z: f64) -> f64 {
+    let x = -z * std::f64::consts::FRAC_1_SQRT_2;
+    if x < 1.25 {
+        -0.5 * z * z - HALF_LOG_2PI - log_ndtr(z)
+    } else if x < 28.0 {
+        LN_2 - HALF_LOG_2PI - log_erfc_times_x_plus_x2(x) + x.ln()
+    } else {
+        let w = 1.0 / (x * x);
+        let series = w * (-0.5 + w * (0.75 + w * -1.875));
+        0.5 * LN_2 + x.ln() - series.ln_1p()
     }
 }
 
@@ -1044,13 +1084,15 @@ impl Projector {
 /// Slack below which a constraint counts as active.
 const ACTIVE_TOL: f64 = 1e-10;
 
-/// Gradient polish of log EI from `row` over the free (continuous) columns,
-/// the others held fixed: projected BFGS ascent, every iterate feasible.
+/// Gradient polish of log EI (plus `penalty`) from `row` over the free
+/// (continuous) columns, the others held fixed: projected BFGS ascent,
+/// every iterate feasible.
 ///
 /// Returns the polished canonical row when it moved and is feasible.
 fn polish(
     gp: &PreparedGp,
     incumbents: &[f64],
+    penalty: Option<&LocalPenalty>,
     space: &Space,
     row: &[f64],
     iterations: usize,
@@ -1070,7 +1112,10 @@ fn polish(
         for (&c, &v) in free.iter().zip(u) {
             x[c] = v;
         }
-        let f = log_ei_and_grad(gp, incumbents, x, fg, w);
+        let mut f = log_ei_and_grad(gp, incumbents, x, fg, w);
+        if let Some(p) = penalty {
+            f += p.value_adding_grad(x, fg);
+        }
         for (gi, &c) in g.iter_mut().zip(free) {
             *gi = fg[c];
         }
@@ -1381,6 +1426,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn log_inverse_mills_is_the_slope_of_log_ndtr() {
+        // against the plain formula where it is accurate, and continuous at the branches
+        let mut z = -35.0;
+        let mut last = f64::INFINITY;
+        while z < 8.0 {
+            let got = log_inverse_mills(z);
+            let plain = -0.5 * z * z - HALF_LOG_2PI - log_ndtr(z);
+            assert!(
+                (got - plain).abs() <= 1e-9 * (1.0 + z * z),
+                "{z}: {got} {plain}"
+            );
+            assert!(got < last, "{z}: decreasing");
+            last = got;
+            let h = 1e-5;
+            let slope = (log_ndtr(z + h) - log_ndtr(z - h)) / (2.0 * h);
+            assert!((got.exp() - slope).abs() <= 1e-6 * (1.0 + slope), "{z}");
+            z += 0.013;
+        }
+        // phi(z) / Phi(z) tends to -z far in the tail
+        for z in [-40.0, -1e3, -1e9, -1e150] {
+            let ratio = log_inverse_mills(z).exp() / -z;
+            assert!((ratio - 1.0).abs() < 1e-3, "{z}: {ratio}");
+        }
+    }
+
     /// At 20 random points, `log_ei_and_grad` gives the scored value and a
     /// gradient that matches central differences.
     fn assert_gradient_matches(gp: &PreparedGp, incumbents: &[f64], rng: &mut Lcg) {
@@ -1590,7 +1661,7 @@ mod tests {
             let before = gp
                 .log_ei(&MatrixRef::new("c", &row, 1, 4).unwrap(), &[inc])
                 .unwrap()[0];
-            if let Some(p) = polish(&gp, &[inc], &space, &row, 40) {
+            if let Some(p) = polish(&gp, &[inc], None, &space, &row, 40) {
                 assert!(
                     space.feasible(&p, 0.0) || p[0] + p[1] <= 0.5 + 1e-12,
                     "{p:?}"
@@ -1616,7 +1687,7 @@ mod tests {
         let mut w = GradWork::new(gp.n, 2, 1);
         for _ in 0..10 {
             let row: Vec<f64> = (0..2).map(|_| rng.next()).collect();
-            let Some(p) = polish(&gp, &[inc], &space, &row, 200) else {
+            let Some(p) = polish(&gp, &[inc], None, &space, &row, 200) else {
                 continue;
             };
             let mut g = vec![0.0; 2];
@@ -1643,10 +1714,10 @@ mod tests {
                 seed: 5,
                 ..Settings::default()
             };
-            let a = maximize_log_ei(&gp, &[inc], &space, &incumbents, &settings)
+            let a = maximize_log_ei(&gp, &[inc], &space, &incumbents, None, &settings)
                 .unwrap()
                 .unwrap();
-            let b = maximize_log_ei(&gp, &[inc], &space, &incumbents, &settings)
+            let b = maximize_log_ei(&gp, &[inc], &space, &incumbents, None, &settings)
                 .unwrap()
                 .unwrap();
             assert_eq!(a.point, b.point);
@@ -1657,7 +1728,7 @@ mod tests {
                     global: 3000,
                     ..settings.clone()
                 };
-                maximize_log_ei(&gp, &[inc], &space, &incumbents, &s)
+                maximize_log_ei(&gp, &[inc], &space, &incumbents, None, &s)
                     .unwrap()
                     .unwrap()
                     .point
@@ -1680,6 +1751,7 @@ mod tests {
                 &[inc],
                 &space,
                 &incumbents,
+                None,
                 &Settings {
                     seed: 6,
                     ..Settings::default()
@@ -1691,9 +1763,33 @@ mod tests {
         }
     }
 
+    /// A penalty of three pending points spread over the cube, for `gp`.
+    fn spread_penalty(gp: &PreparedGp, d: usize) -> LocalPenalty {
+        let points: Vec<f64> = (0..3 * d)
+            .map(|i| ((i * 7 + 3) % 10) as f64 / 10.0)
+            .collect();
+        let ls: Vec<f64> = gp.inv_l.iter().map(|il| 1.0 / il).collect();
+        LocalPenalty::new(
+            &points,
+            &ls,
+            &[0.1, -0.5, 0.3],
+            &[0.2, 0.4, 0.1],
+            1.5,
+            best_y(gp),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn pruned_scoring_keeps_the_exact_best() {
-        for (n, ls, means) in [(60, 0.3, 1), (200, 0.6, 1), (120, 2.0, 1), (80, 0.4, 8)] {
+        for (n, ls, means, penalized) in [
+            (60, 0.3, 1, false),
+            (200, 0.6, 1, false),
+            (120, 2.0, 1, false),
+            (80, 0.4, 8, false),
+            (60, 0.3, 1, true),
+            (80, 0.4, 8, true),
+        ] {
             let lsv = vec![ls; 6];
             let gp = fitted(n, &lsv, branin_like, n as u64);
             let gp = if means > 1 {
@@ -1705,9 +1801,11 @@ mod tests {
             let space = continuous(6);
             let mut rng = ChainRng::streams(3, 1).remove(0);
             let rows = space.draw(1500, &mut rng).unwrap();
+            let penalty = spread_penalty(&gp, 6);
             let mut objective = Objective {
                 gp: &gp,
                 incumbents: &incumbents,
+                penalty: penalized.then_some(&penalty),
                 taken: HashSet::new(),
                 scored: 0,
                 threads: 1,
@@ -1720,6 +1818,64 @@ mod tests {
             assert_eq!(values, want.iter().map(|&i| all[i]).collect::<Vec<_>>());
             assert!(objective.scored < 1500, "{n}: {}", objective.scored);
         }
+    }
+
+    #[test]
+    fn a_penalty_moves_the_maximum_away_from_a_pending_point() {
+        let ls = vec![0.3; 2];
+        let gp = fitted(40, &ls, branin_like, 11);
+        let inc = best_y(&gp);
+        let space = continuous(2);
+        let settings = Settings {
+            seed: 4,
+            ..Settings::default()
+        };
+        let free = maximize_log_ei(&gp, &[inc], &space, &[], None, &settings)
+            .unwrap()
+            .unwrap();
+        // a pending point at that maximum, expected 1 below the incumbent: with
+        // L = 5 it rules out a ball of 0.2 length scales around it
+        let penalty = LocalPenalty::new(&free.point, &ls, &[inc - 1.0], &[0.05], 5.0, inc).unwrap();
+        let out = maximize_log_ei(&gp, &[inc], &space, &[], Some(&penalty), &settings)
+            .unwrap()
+            .unwrap();
+        let r = out
+            .point
+            .iter()
+            .zip(&free.point)
+            .map(|(a, b)| ((a - b) / 0.3).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(r > 0.15, "{r}");
+        // its value is log EI plus the penalty there, above the penalized free maximum
+        let at = |x: &[f64]| {
+            gp.log_ei(&MatrixRef::new("c", x, 1, 2).unwrap(), &[inc])
+                .unwrap()[0]
+                + penalty.value(x)
+        };
+        assert!((out.value - at(&out.point)).abs() <= 1e-12 * (1.0 + out.value.abs()));
+        assert!(out.value > at(&free.point));
+        // the same seed, the same point
+        let again = maximize_log_ei(&gp, &[inc], &space, &[], Some(&penalty), &settings)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.point, out.point);
+    }
+
+    #[test]
+    fn a_penalty_of_another_dimension_is_an_error() {
+        let gp = fitted(20, &[0.3, 0.3], branin_like, 2);
+        let penalty = LocalPenalty::new(&[0.5; 3], &[0.3; 3], &[0.0], &[1.0], 1.0, 0.0).unwrap();
+        let err = maximize_log_ei(
+            &gp,
+            &[0.0],
+            &continuous(2),
+            &[],
+            Some(&penalty),
+            &Settings::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Input { arg: "penalty", .. }));
     }
 
     #[test]
@@ -1747,7 +1903,7 @@ mod tests {
             y_std: 1.0,
         })
         .unwrap();
-        let out = maximize_log_ei(&gp, &[0.0], &space, &[0.5], &Settings::default()).unwrap();
+        let out = maximize_log_ei(&gp, &[0.0], &space, &[0.5], None, &Settings::default()).unwrap();
         assert!(out.is_none());
     }
 

@@ -14,6 +14,7 @@ use crate::lattice::{hit_and_run_int as core_hit_and_run_int, IntPolytope};
 use crate::maximizer::{
     maximize_log_ei as core_maximize_log_ei, Column, DoubleBlock, IntBlock, Settings, Snap, Space,
 };
+use crate::penalty::LocalPenalty as CoreLocalPenalty;
 use crate::polytope::Polytope;
 
 fn to_py_err(e: Error) -> PyErr {
@@ -521,13 +522,78 @@ impl SearchSpace {
     }
 }
 
+/// The local penalty of pending points (Gonzalez et al. 2016), validated
+/// once, for `maximize_log_ei`.
+#[pyclass(frozen, module = "optserve._sampler")]
+struct LocalPenalty {
+    penalty: CoreLocalPenalty,
+}
+
+#[pymethods]
+impl LocalPenalty {
+    #[new]
+    fn new(
+        points: PyReadonlyArray2<'_, f64>,
+        lengthscales: PyReadonlyArray1<'_, f64>,
+        means: PyReadonlyArray1<'_, f64>,
+        stds: PyReadonlyArray1<'_, f64>,
+        lipschitz: f64,
+        incumbent: f64,
+    ) -> PyResult<Self> {
+        let (p, _, d) = matrix_c(&points);
+        let lengthscales = vector(&lengthscales);
+        if d != lengthscales.len() {
+            return Err(PyValueError::new_err(format!(
+                "points: have {d} columns, lengthscales has {}",
+                lengthscales.len()
+            )));
+        }
+        let penalty = CoreLocalPenalty::new(
+            &p,
+            &lengthscales,
+            &vector(&means),
+            &vector(&stds),
+            lipschitz,
+            incumbent,
+        )
+        .map_err(to_py_err)?;
+        Ok(LocalPenalty { penalty })
+    }
+
+    /// The encoded dimension `D`.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.penalty.dim()
+    }
+
+    /// The penalty of each row of `rows` (n, D).
+    fn values<'py>(
+        &self,
+        py: Python<'py>,
+        rows: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let (r, _, d) = matrix_c(&rows);
+        if d != self.penalty.dim() {
+            return Err(PyValueError::new_err(format!(
+                "rows: have {d} columns, the penalty has {}",
+                self.penalty.dim()
+            )));
+        }
+        let out: Vec<f64> = r
+            .chunks_exact(d.max(1))
+            .map(|row| self.penalty.value(row))
+            .collect();
+        Ok(PyArray1::from_vec(py, out))
+    }
+}
+
 type Maximum<'py> = Option<(Bound<'py, PyArray1<f64>>, f64, f64)>;
 
-/// The best feasible point of log EI over `incumbent` under `scorer`'s GP,
-/// in `space`: `(point, value, best candidate value)`, or None when every
-/// scored point is an observed one.
+/// The best feasible point of log EI over `incumbent` under `scorer`'s GP
+/// (plus `penalty` where given), in `space`: `(point, value, best candidate
+/// value)`, or None when every scored point is an observed one.
 #[pyfunction]
-#[pyo3(signature = (scorer, incumbent, space, best_rows, *, seed, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 5, polish_iterations = 40, threads = 0))]
+#[pyo3(signature = (scorer, incumbent, space, best_rows, *, seed, penalty = None, global_candidates = 768, local_candidates = 96, refine_steps = vec![0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001], refine_candidates = 48, refine_starts = 5, polish_starts = 5, polish_iterations = 40, threads = 0))]
 #[allow(clippy::too_many_arguments)]
 fn maximize_log_ei<'py>(
     py: Python<'py>,
@@ -536,6 +602,7 @@ fn maximize_log_ei<'py>(
     space: &SearchSpace,
     best_rows: PyReadonlyArray2<'py, f64>,
     seed: i128,
+    penalty: Option<&LocalPenalty>,
     global_candidates: i64,
     local_candidates: i64,
     refine_steps: Vec<f64>,
@@ -564,8 +631,11 @@ fn maximize_log_ei<'py>(
         )));
     }
     let (gp, sp) = (&scorer.gp, &space.space);
+    let penalty = penalty.map(|p| &p.penalty);
     let out = py
-        .detach(move || core_maximize_log_ei(gp, &incumbent.to_vec(), sp, &rows, &settings))
+        .detach(move || {
+            core_maximize_log_ei(gp, &incumbent.to_vec(), sp, &rows, penalty, &settings)
+        })
         .map_err(to_py_err)?;
     Ok(out.map(|o| (PyArray1::from_vec(py, o.point), o.value, o.candidates_best)))
 }
@@ -585,6 +655,7 @@ fn _sampler(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(score_log_ei, m)?)?;
     m.add_class::<GpScorer>()?;
     m.add_class::<SearchSpace>()?;
+    m.add_class::<LocalPenalty>()?;
     m.add_function(wrap_pyfunction!(maximize_log_ei, m)?)?;
     Ok(())
 }

@@ -300,6 +300,45 @@ class SearchSpace:
             ValueError: Wrong number of columns.
         """
 
+class LocalPenalty:
+    """The local penalty of pending points (Gonzalez et al. 2016), a log term
+    :func:`maximize_log_ei` adds to log EI: at ``x``, the sum over the points
+    ``x_j`` of ``log Phi((lipschitz |x - x_j| - incumbent + mean_j) / std_j)``,
+    distances in length scales (the compiled
+    ``optserve.optimizers.acquisition.LocalPenalty``).
+
+    Args:
+        points: The pending rows, shape ``(P, D)``.
+        lengthscales: The GP's length scales, shape ``(D,)``, finite and > 0.
+        means: The posterior mean at each point, original units, shape ``(P,)``.
+        stds: The posterior standard deviation at each, finite and > 0.
+        lipschitz: A Lipschitz constant of the objective in length scales, > 0.
+        incumbent: The best value, original units.
+
+    Raises:
+        ValueError: Dimensions that disagree, non-finite values, a bound broken.
+    """
+
+    def __new__(
+        cls,
+        points: NDArray[np.float64],
+        lengthscales: NDArray[np.float64],
+        means: NDArray[np.float64],
+        stds: NDArray[np.float64],
+        lipschitz: float,
+        incumbent: float,
+    ) -> LocalPenalty: ...
+    @property
+    def dim(self) -> int:
+        """The encoded dimension ``D``."""
+
+    def values(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The penalty of each row (shape ``(n, D)``).
+
+        Raises:
+            ValueError: Wrong number of columns.
+        """
+
 def maximize_log_ei(
     scorer: GpScorer,
     incumbent: float | Sequence[float] | NDArray[np.float64],
@@ -307,6 +346,7 @@ def maximize_log_ei(
     best_rows: NDArray[np.float64],
     *,
     seed: int,
+    penalty: LocalPenalty | None = None,
     global_candidates: int = 768,
     local_candidates: int = 96,
     refine_steps: list[float] = ...,
@@ -318,6 +358,7 @@ def maximize_log_ei(
 ) -> tuple[NDArray[np.float64], float, float] | None:
     """The best feasible point of log EI over ``incumbent`` under ``scorer``'s
     GP (averaged over its means, one incumbent each, where it has several),
+    plus ``penalty`` where given (scored, bounded and polished with it),
     observed points (the GP's training inputs) excluded. Runs without the
     GIL; equal seeds give equal points.
 
@@ -340,9 +381,10 @@ def maximize_log_ei(
         space: The search space, ``space.dim == scorer.dim``.
         best_rows: The best observations, shape ``(k, D)``.
         seed: Seed in ``[0, 2**64)``.
+        penalty: The points in flight, ``penalty.dim == space.dim``.
 
     Returns:
-        ``(point (D,), its log EI, the best candidate's log EI before the local
+        ``(point (D,), its log EI (plus the penalty), the best candidate's log EI before the local
         search)``, or None when every scored point is an observed one.
 
     Raises:

@@ -16,12 +16,16 @@ from optserve.domain.model import (
     Experiment,
     LinearConstraint,
     Metric,
+    MetricValue,
+    Observation,
     Parameter,
     ParameterType,
+    Suggestion,
     Transformation,
 )
 from optserve.optimizers import acquisition as acq
-from optserve.optimizers import compiled_maximizer, maximizer
+from optserve.optimizers import compiled_maximizer, maximizer, suggest
+from optserve.optimizers.base import SuggestRequest
 from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess
 from optserve.optimizers.gp.scoring import compiled_scorer
@@ -238,3 +242,160 @@ def test_the_point_does_not_depend_on_the_threads():
         assert other[2] == found[0][2]
     with pytest.raises(ValueError, match="threads"):
         compiled_maximizer.set_threads(-1)
+
+
+def _in_flight(
+    space: FeasibleSpace, n: int, pending: int, seed: int
+) -> tuple[acq.Acquisition, np.ndarray, np.ndarray]:
+    """An acquisition with ``pending`` points in flight, as a suggestion builds it:
+    the believer, EI over the pending outcomes' draws and their local penalty."""
+    gp, x, incumbent = _fitted(space, n, seed)
+    rng = np.random.default_rng(100 + seed)
+    x_pending = space.draw_rows(pending, rng)
+    enc = space.encoder
+    believing, believed, penalty = acq.with_pending(gp, incumbent, x_pending, enc, None, [])
+    fantasies = acq.pending_fantasies(gp, believing, incumbent, x_pending, enc, None, [], rng)
+    assert isinstance(penalty, acq.LocalPenalty) and fantasies is not None
+    taken = acq.key_set(np.vstack([x, x_pending]))
+    acquisition = acq.Acquisition(
+        believing, believed, False, enc, None, penalty, [], taken, None, None, fantasies
+    )
+    return acquisition, x, x_pending
+
+
+def test_the_compiled_local_penalty_equals_numpys():
+    space = feasible_space(D6)
+    acquisition, x, x_pending = _in_flight(space, 50, 7, 0)
+    penalty = acquisition.pending_penalty
+    assert isinstance(penalty, acq.LocalPenalty)
+    compiled = penalty.compiled
+    assert compiled is not None and compiled.dim == 6
+    rows = np.vstack([space.draw_rows(400, np.random.default_rng(1)), x_pending, x[:5]])
+    want = penalty(rows)
+    assert np.all(want <= 0.0) and want.min() < -1.0  # the term matters somewhere
+    got = compiled.values(rows)
+    np.testing.assert_allclose(got[:400], want[:400], rtol=1e-9, atol=1e-9)
+    # on a pending point NumPy's distance (from the expanded square) is off by ~1e-8
+    np.testing.assert_allclose(got[400:], want[400:], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("exp", "n"), [(D6, 60), (SEED4, 50)])
+def test_with_points_in_flight_the_compiled_maximizer_is_at_least_as_good(exp: Experiment, n: int):
+    space = feasible_space(exp)
+    numpy_gaps, rust_gaps = [], []
+    for history in range(4):
+        acquisition, x, _ = _in_flight(space, n, 7, history)
+        assert acquisition.compiled and not acquisition.plain
+        fantasies = acquisition.fantasies
+        assert fantasies is not None and acquisition.incumbent is not None
+        best = x[np.argsort(-_objective(x))[: maximizer.INCUMBENTS]]
+        values = []
+        for seed in range(3):
+            rng = np.random.default_rng(10 * history + seed)
+            rows = maximizer.candidates(space, best, rng)
+            reference, _, _ = maximizer.maximize(
+                space,
+                acquisition,
+                rows,
+                acquisition(rows),
+                maximizer.REFINE_STARTS,
+                rng,
+                (fantasies, acquisition.incumbent),
+            )
+            point = maximizer.maximize_log_ei(
+                space, acquisition, best, np.random.default_rng(10 * history + seed)
+            )
+            assert point is not None and space.is_feasible(point)
+            values.append(acquisition(space.encoder.encode([reference, point])).tolist())
+        top = max(max(v) for v in values)
+        numpy_gaps += [top - v[0] for v in values]
+        rust_gaps += [top - v[1] for v in values]
+    assert np.all(np.isfinite(rust_gaps))
+    assert np.mean(rust_gaps) <= np.mean(numpy_gaps) + 0.01
+    assert np.max(rust_gaps) <= 0.5
+
+
+def test_the_compiled_value_is_the_penalized_acquisition():
+    space = feasible_space(D6)
+    acquisition, x, _ = _in_flight(space, 40, 5, 3)
+    fantasies = acquisition.fantasies
+    assert fantasies is not None
+    scorer = fantasies.compiled or compiled_scorer(fantasies.gp).with_means(fantasies.weights)
+    found = compiled_maximizer.maximize_log_ei(
+        space,
+        scorer,
+        fantasies.incumbents,
+        x[:4],
+        np.random.default_rng(0),
+        acquisition.compiled_penalty,
+    )
+    assert found is not None
+    _, row, value = found
+    assert value == pytest.approx(float(acquisition(row[None, :])[0]), abs=1e-8)
+
+
+def test_local_penalty_arguments_are_checked():
+    ok = {
+        "points": np.full((2, 3), 0.5),
+        "lengthscales": np.full(3, 0.2),
+        "means": np.zeros(2),
+        "stds": np.ones(2),
+        "lipschitz": 1.0,
+        "incumbent": 0.0,
+    }
+    assert _sampler.LocalPenalty(**ok).dim == 3
+    for field, bad in [
+        ("points", np.full((2, 4), 0.5)),
+        ("points", np.array([[0.5, math.nan, 0.5], [0.5, 0.5, 0.5]])),
+        ("lengthscales", np.array([0.2, 0.0, 0.2])),
+        ("means", np.zeros(3)),
+        ("stds", np.array([1.0, -1.0])),
+        ("lipschitz", math.inf),
+        ("incumbent", math.nan),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            _sampler.LocalPenalty(**{**ok, field: bad})
+    space = compiled_maximizer.search_space(feasible_space(D6))
+    assert space is not None
+    gp, x, incumbent = _fitted(feasible_space(D6), 20, 0)
+    with pytest.raises(ValueError, match="penalty"):
+        wrong = _sampler.LocalPenalty(**ok)
+        _sampler.maximize_log_ei(
+            compiled_scorer(gp), incumbent, space, x[:2], seed=0, penalty=wrong
+        )
+
+
+def test_suggestions_with_points_in_flight_run_compiled(monkeypatch: pytest.MonkeyPatch):
+    space = feasible_space(D6)
+    rng = np.random.default_rng(0)
+    points = space.draw(30, rng)
+    values = _objective(space.encoder.encode(points))
+    observations = [
+        Observation(f"o{i}", D6.id, None, a, [MetricValue("v", float(v))])
+        for i, (a, v) in enumerate(zip(points, values, strict=True))
+    ]
+    pending = [Suggestion(f"s{i}", D6.id, a) for i, a in enumerate(space.draw(4, rng))]
+
+    def numpy_maximizer(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the NumPy maximizer ran")
+
+    monkeypatch.setattr(maximizer, "maximize", numpy_maximizer)
+    # open suggestions, then a batch whose later points see the earlier ones
+    for open_ in (pending, []):
+        out = suggest(SuggestRequest(D6, observations, open_, 3, 40))
+        assert len(out) == 3 and all(space.is_feasible(p) for p in out)
+        rows = space.encoder.encode(out)
+        assert len(acq.key_set(rows)) == 3
+
+
+def test_a_penalty_with_a_non_finite_posterior_is_left_to_numpy():
+    space = feasible_space(D6)
+    gp, x, incumbent = _fitted(space, 30, 1)
+    penalty = acq.LocalPenalty(x[:3], gp, incumbent, 1.0)
+    penalty.mean[1] = math.nan
+    assert penalty.compiled is None
+    acquisition = acq.Acquisition(
+        gp, incumbent, False, space.encoder, None, penalty, [], acq.key_set(x), None
+    )
+    assert acquisition.polishable and not acquisition.compiled
+    assert maximizer.maximize_log_ei(space, acquisition, x[:4], np.random.default_rng(0)) is None

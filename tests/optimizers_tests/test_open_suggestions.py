@@ -12,7 +12,7 @@ from optserve.domain.model import (
     Observation,
     Suggestion,
 )
-from optserve.optimizers import SuggestRequest, maximizer, suggest
+from optserve.optimizers import SuggestRequest, compiled_maximizer, suggest
 
 from .spaces import unit_square
 
@@ -38,22 +38,31 @@ def _open(count: int) -> list[Suggestion]:
     ]
 
 
-def test_with_suggestions_open_every_suggestion_is_the_acquisitions_maximizer(monkeypatch):
-    found: list[tuple[dict[str, float], float]] = []
-    original = maximizer.maximize
+def _spy(monkeypatch) -> list[tuple[dict[str, float], float, bool]]:  # type: ignore[no-untyped-def]
+    """Records each compiled maximization: its point, its value, whether it was penalized."""
+    found: list[tuple[dict[str, float], float, bool]] = []
+    original = compiled_maximizer.maximize_log_ei
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        point, refined, values = original(*args, **kwargs)
-        found.append((point, float(np.max(values))))
-        return point, refined, values
+        out = original(*args, **kwargs)
+        penalty = args[5] if len(args) > 5 else kwargs.get("penalty")
+        if out is not None:
+            found.append((out[0], out[2], penalty is not None))
+        return out
 
-    monkeypatch.setattr(maximizer, "maximize", spy)
+    monkeypatch.setattr(compiled_maximizer, "maximize_log_ei", spy)
+    return found
+
+
+def test_with_suggestions_open_every_suggestion_is_the_acquisitions_maximizer(monkeypatch):
+    found = _spy(monkeypatch)
     history, pending = _history(20), _open(7)
     # consecutive sequence numbers: every one, odd or even, is chosen the same way
     for sequence in range(20, 26):
         found.clear()
         point = suggest(SuggestRequest(EXP, history, pending, 1, sequence))
-        assert len(found) == 1 and found[0][0] == point[0]
+        # the compiled maximizer of log EI over the fantasies plus the local penalty
+        assert len(found) == 1 and found[0][0] == point[0] and found[0][2]
         assert np.isfinite(found[0][1])
         # the same call, the same point
         assert suggest(SuggestRequest(EXP, history, pending, 1, sequence)) == point
@@ -62,16 +71,10 @@ def test_with_suggestions_open_every_suggestion_is_the_acquisitions_maximizer(mo
 def test_open_suggestions_leave_a_suggestion_with_nothing_open_unchanged(monkeypatch):
     history = _history(20)
     alone = [suggest(SuggestRequest(EXP, history, [], 1, seq)) for seq in (20, 21)]
-    # with nothing open the compiled maximizer of log EI alone runs, never this one
-    calls: list[int] = []
-    original = maximizer.maximize
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(maximizer, "maximize", spy)
+    found = _spy(monkeypatch)
     assert [suggest(SuggestRequest(EXP, history, [], 1, seq)) for seq in (20, 21)] == alone
-    assert not calls
+    # with nothing open no penalty
+    assert [penalized for _, _, penalized in found] == [False, False]
+    found.clear()
     opened = [suggest(SuggestRequest(EXP, history, _open(3), 1, seq)) for seq in (20, 21)]
-    assert opened != alone and len(calls) == 2
+    assert opened != alone and [penalized for _, _, penalized in found] == [True, True]

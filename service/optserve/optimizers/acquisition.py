@@ -15,12 +15,14 @@ conditional experiment excludes the other branches.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import log_ndtr
 
+from .. import _sampler
 from ..domain.best import best_observations
 from ..domain.encoding import Encoder
 from ..domain.model import Experiment, Observation
@@ -125,6 +127,22 @@ class Acquisition:
         """Whether the acquisition is log EI alone, averaged over the fantasies where
         there are some: what the compiled maximizer maximizes."""
         return self.pending_penalty is None and self.polishable
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the compiled maximizer computes this acquisition: log EI alone,
+        averaged over the fantasies where there are some, plus the local penalty
+        of the points in flight where there are some."""
+        if not self.polishable:
+            return False
+        return self.pending_penalty is None or self.compiled_penalty is not None
+
+    @property
+    def compiled_penalty(self) -> _sampler.LocalPenalty | None:
+        """The pending points' penalty as the compiled maximizer takes it (None:
+        no points in flight, or a penalty it does not cover)."""
+        penalty = self.pending_penalty
+        return penalty.compiled if isinstance(penalty, LocalPenalty) else None
 
     @property
     def polishable(self) -> bool:
@@ -390,7 +408,19 @@ def noisy_fantasies(
 
 def local_penalty(
     pending: NDArray[np.float64], gp: GaussianProcess, incumbent: float
-) -> Penalty | None:
+) -> LocalPenalty | None:
+    """The local penalty of ``pending`` under ``gp`` (``LocalPenalty``), with
+    ``L`` the largest norm of the gradient of the posterior mean (in length
+    scales) at the training points; None where there is no point or no slope."""
+    if len(pending) == 0:
+        return None
+    lipschitz = mean_gradient_norm(gp, gp.x_train)
+    if not np.isfinite(lipschitz) or lipschitz <= 0.0:
+        return None
+    return LocalPenalty(pending, gp, incumbent, lipschitz)
+
+
+class LocalPenalty:
     """Local penalization of pending points (Gonzalez et al. 2016, "Batch Bayesian
     optimization via local penalization"), as a log-penalty.
 
@@ -400,35 +430,60 @@ def local_penalty(
     probability that ``x`` lies outside that ball is
     ``Phi((L |x - x_j| - M + mu_j) / s_j)``. Pending points the model expects to be
     poor exclude a wide ball; those expected near the incumbent a narrow one,
-    so refinement next to the incumbent goes on. Distances are in length scales
-    and ``L`` is the largest norm of the gradient of the posterior mean (in the
-    same units) at the training points.
-    """
-    if len(pending) == 0:
-        return None
-    lipschitz = mean_gradient_norm(gp, gp.x_train)
-    if not np.isfinite(lipschitz) or lipschitz <= 0.0:
-        return None
-    mean, var = gp.predict(pending)
-    std = np.sqrt(var)
-    # distances in the kernel's inputs (the arc kernel's, in a conditional space)
-    scale = gp.feature_lengthscales
-    scaled_pending = gp.features(pending) / scale
+    so refinement next to the incumbent goes on. Distances are in length
+    scales of the kernel's inputs (the arc kernel's, in a conditional space).
 
-    def penalty(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        scaled = gp.features(rows) / scale
+    Args:
+        pending: (P, D) encoded pending rows.
+        gp: the model without them.
+        incumbent: ``M``.
+        lipschitz: ``L``, in length scales.
+    """
+
+    def __init__(
+        self, pending: NDArray[np.float64], gp: GaussianProcess, incumbent: float, lipschitz: float
+    ) -> None:
+        self.pending = pending
+        self.gp = gp
+        self.incumbent = incumbent
+        self.lipschitz = lipschitz
+        self.mean, var = gp.predict(pending)
+        self.std = np.sqrt(var)
+        self.scale = gp.feature_lengthscales
+        self.scaled_pending = gp.features(pending) / self.scale
+
+    def __call__(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The log-penalty of each row."""
+        scaled = self.gp.features(rows) / self.scale
         total = np.zeros(len(rows))
-        for start in range(0, len(pending), PENDING_BLOCK):
-            block = scaled_pending[start : start + PENDING_BLOCK]
+        for start in range(0, len(self.pending), PENDING_BLOCK):
+            block = self.scaled_pending[start : start + PENDING_BLOCK]
             d2 = (scaled**2).sum(axis=1)[:, None] + (block**2).sum(axis=1)[None, :]
             d2 -= 2.0 * (scaled @ block.T)
             d = np.sqrt(np.maximum(d2, 0.0))
             part = slice(start, start + PENDING_BLOCK)
-            z = (lipschitz * d - incumbent + mean[None, part]) / std[None, part]
+            z = (self.lipschitz * d - self.incumbent + self.mean[None, part]) / self.std[None, part]
             total += log_ndtr(z).sum(axis=1)
         return total
 
-    return penalty
+    @cached_property
+    def compiled(self) -> _sampler.LocalPenalty | None:
+        """The same penalty for the compiled maximizer, where the kernel's inputs
+        are the encoded rows (not on a conditional space: None); None too where
+        the posterior at the points is not finite (the NumPy maximizer then runs)."""
+        if self.gp.input_map is not None:
+            return None
+        posterior = np.concatenate([self.mean, self.std, [self.incumbent]])
+        if not (np.all(np.isfinite(posterior)) and np.all(self.std > 0.0)):
+            return None
+        return _sampler.LocalPenalty(
+            np.ascontiguousarray(self.pending, dtype=np.float64),
+            np.ascontiguousarray(self.scale, dtype=np.float64),
+            np.ascontiguousarray(self.mean, dtype=np.float64),
+            np.ascontiguousarray(self.std, dtype=np.float64),
+            float(self.lipschitz),
+            float(self.incumbent),
+        )
 
 
 def mean_gradient_norm(gp: GaussianProcess, rows: NDArray[np.float64]) -> float:

@@ -4,8 +4,9 @@ The whole maximizer — feasible candidates, scoring, local search, gradient
 polish under the linear constraints, final feasibility — runs in Rust without
 the GIL, with the same stages and counts as the NumPy maximizer
 (``maximizer.py``), which stays the reference and the path for everything
-this one does not cover: acquisitions other than log EI alone, conditional
-experiments, and linear constraints on log-scale or grid parameters.
+this one does not cover: acquisitions other than log EI alone (plus the
+local penalty of the points in flight), conditional experiments, and linear
+constraints on log-scale or grid parameters.
 """
 
 from __future__ import annotations
@@ -112,14 +113,16 @@ def maximize_log_ei(
     incumbent: float | NDArray[np.float64],
     best_rows: NDArray[np.float64],
     rng: np.random.Generator,
+    penalty: _sampler.LocalPenalty | None = None,
 ) -> tuple[Assignments, NDArray[np.float64], float] | None:
     """The best feasible point of log EI over ``incumbent`` (observed points
-    excluded), from the uniform draws of ``space`` and perturbations of
-    ``best_rows``. A scorer with several posterior means (``Fantasies``) takes
-    one incumbent per mean and averages EI over them.
+    excluded), plus ``penalty`` (the points in flight) where given, from the
+    uniform draws of ``space`` and perturbations of ``best_rows``. A scorer
+    with several posterior means (``Fantasies``) takes one incumbent per mean
+    and averages EI over them.
 
     Returns:
-        (the point, its encoded row, its log EI), or None where the compiled
+        (the point, its encoded row, its value), or None where the compiled
         maximizer does not apply or finds nothing (the caller then uses the
         NumPy maximizer).
     """
@@ -133,6 +136,7 @@ def maximize_log_ei(
         compiled,
         np.ascontiguousarray(best_rows, dtype=np.float64).reshape(-1, compiled.dim),
         seed=seed,
+        penalty=penalty,
         threads=_threads,
     )
     if found is None:

@@ -1,8 +1,10 @@
 """The Bayesian optimizer's maximizer of the acquisition, over feasible points only.
 
-Where the acquisition is log EI alone, the whole maximizer runs compiled
-(``compiled_maximizer``, the same stages in Rust); this module is the
-reference and the path for every other acquisition.
+Where the acquisition is log EI alone (plus the local penalty of the points
+in flight), the whole maximizer runs compiled (``compiled_maximizer``, the
+same stages in Rust); this module is the reference and the path for every
+other acquisition. (The compiled polish ascends log EI plus the penalty; this
+one ascends log EI and keeps a polished point only if the whole value rises.)
 
 Candidates are uniform draws of the feasible set (Rust hit-and-run) and
 perturbations of the best observations; a local search with shrinking steps
@@ -79,14 +81,15 @@ def maximize_log_ei(
     rng: np.random.Generator,
 ) -> Assignments | None:
     """The compiled maximizer's point where the acquisition is log EI alone
-    (averaged over fantasies where there are some), from uniform draws and
+    (averaged over fantasies where there are some, plus the local penalty of
+    the points in flight where there are some), from uniform draws and
     perturbations of ``best``; None elsewhere (the NumPy maximizer then runs)."""
     if (
         BACKEND != "rust"
         or not compiled_maximizer.applies(space.experiment)
         or acquisition.incumbent is None
         or acquisition.exploit
-        or not acquisition.plain
+        or not acquisition.compiled
         or acquisition.branch is not None
     ):
         return None
@@ -98,7 +101,9 @@ def maximize_log_ei(
         compiled = acquisition.scorer.compiled if acquisition.scorer is not None else None
         scorer = compiled or compiled_scorer(acquisition.model)
         incumbent = acquisition.incumbent
-    found = compiled_maximizer.maximize_log_ei(space, scorer, incumbent, best, rng)
+    found = compiled_maximizer.maximize_log_ei(
+        space, scorer, incumbent, best, rng, acquisition.compiled_penalty
+    )
     return None if found is None else found[0]
 
 
