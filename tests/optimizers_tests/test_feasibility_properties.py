@@ -25,6 +25,7 @@ from optserve.domain.model import (
 )
 from optserve.domain.validation import validate_experiment
 from optserve.optimizers import SuggestRequest, suggest
+from optserve.optimizers.feasible import feasible_space
 
 
 @st.composite
@@ -126,3 +127,30 @@ def test_every_suggestion_is_feasible(exp):
         observations.append(
             Observation(str(k), exp.id, None, a, [MetricValue("v", float(rng.normal()))])
         )
+
+
+def test_no_draws_of_a_constrained_space_is_empty():
+    exp = Experiment(
+        id="no-draws",
+        name="no-draws",
+        parameters=[
+            Parameter("a", ParameterType.DOUBLE, Bounds(0.0, 1.0)),
+            Parameter("b", ParameterType.DOUBLE, Bounds(0.0, 1.0)),
+            Parameter("g", ParameterType.INT, Bounds(0, 10)),
+            Parameter("t", ParameterType.INT, Bounds(0, 10)),
+        ],
+        linear_constraints=[
+            LinearConstraint(
+                ConstraintType.LESS_THAN, 1.0, [ConstraintTerm("a", 1), ConstraintTerm("b", 1)]
+            ),
+            LinearConstraint(
+                ConstraintType.GREATER_THAN, 0.0, [ConstraintTerm("g", 3), ConstraintTerm("t", -5)]
+            ),
+        ],
+        metrics=[Metric("v")],
+        seed=1,
+    )
+    space = feasible_space(exp)
+    assert space.draw_rows(0, np.random.default_rng(0)).shape == (0, space.encoder.dim)
+    assert space.draw(0, np.random.default_rng(0)) == []
+    assert len(space.draw(3, np.random.default_rng(0))) == 3

@@ -167,3 +167,13 @@ def test_integer_start_point_survives_a_solver_failure():
     grid = np.array([(i, j) for i in range(-4, 1) for j in range(-2, 1)])
     feasible = {tuple(p) for p in grid[poly.is_feasible(grid)]}
     assert {tuple(int(v) for v in p) for p in z} == feasible
+
+
+@pytest.mark.parametrize("rounding", ["auto", "always", "never"])
+def test_no_points_is_an_empty_sample(rounding) -> None:
+    p = Polytope([[1, 1]], [1], [0, 0], [1, 1])
+    assert p.sample(0, rounding=rounding).shape == (0, 2)
+    with pytest.raises(ValueError, match="rounding"):
+        p.sample(0, rounding="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rounding"):
+        p.sample(3, rounding="sometimes")  # type: ignore[arg-type]

@@ -88,7 +88,7 @@ class FeasibleSpace:
                 ints = rng.integers(int(p.bounds.min), int(p.bounds.max) + 1, size=n)
                 rows[:, s.start] = self.vectors.encode_values(p, ints.astype(np.float64))
         if self.doubles is not None:
-            us = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+            us = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=max(1, min(n, 4)))
             xs = self._double_values(us)
             for j, name in enumerate(self.double_names):
                 rows[:, enc.slices[name].start] = self.vectors.encode_values(
@@ -106,7 +106,7 @@ class FeasibleSpace:
         """``n`` uniform draws of the constrained ints, those a client's sum refuses
         drawn again (a few rounds; a set with no such point keeps what it has)."""
         assert self.ints is not None
-        zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=min(n, 4))
+        zs = self.ints.sample(n, seed=int(rng.integers(2**63)), n_chains=max(1, min(n, 4)))
         for _ in range(_INT_REDRAWS if self._inexact_ints else 0):
             bad = ~self._ints_exact(zs)
             if not bad.any():

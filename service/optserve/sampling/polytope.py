@@ -293,19 +293,20 @@ class Polytope:
             EmptyPolytopeError: No interior or unbounded.
             ValueError: Bad arguments.
         """
+        if rounding not in ("auto", "always", "never"):
+            raise ValueError(f"rounding: unknown value {rounding!r}")
         d = self.d
         burn = 200 * d if burn_in is None else burn_in
         th = d if thin is None else thin
         center, _ = self.chebyshev_center()
         x0 = center if start is None else _vector(start, d, "start")
         transform = None
+        # no points: nothing to round for
         if rounding == "always" or (rounding == "auto" and n > 0):
             transform = self._rounding(method)
             if transform is None and rounding == "always":
                 c = _analytic_center(*self.rows(), center)
                 transform = (c, np.eye(d))
-        elif rounding != "never":
-            raise ValueError(f"rounding: unknown value {rounding!r}")
         if transform is None:
             x = _sampler.hit_and_run(
                 self.a, self.b, self.lo, self.hi, x0, n,
