@@ -9,7 +9,12 @@ threaded (one BLAS thread), on the problems of issue 6:
                gamma, theta ints in [0, 10], alpha + beta <= 1,
                3 gamma - 5 theta >= 0), 100 observations target < 60 ms
 
-and, without a target, on a conditional space (the mixture kernel, scored by
+and, without a target, with suggestions in flight (the local penalty of the
+open points, their outcomes' draws; compiled against NumPy's maximizer):
+
+    d10-n100-q8  d10-n100 with 7 suggestions open, as one of 8 workers sees it
+
+and on a conditional space (the mixture kernel, scored by
 the compiled scorer or NumPy's; the maximizer is NumPy's with both):
 
     cond-n60   depth in {1, 2, 3} as a conditional, a global learning rate,
@@ -81,7 +86,7 @@ import tracemalloc
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +110,7 @@ from optserve.domain.model import (
     Observation,
     Parameter,
     ParameterType,
+    Suggestion,
 )
 from optserve.optimizers import (
     SuggestRequest,
@@ -221,6 +227,8 @@ class Problem:
     objective: Callable[[dict[str, Any]], float]
     n: int
     target_ms: float
+    # suggestions open while it suggests (uniform feasible draws)
+    pending: int = 0
 
 
 def _double(name: str) -> Parameter:
@@ -333,12 +341,16 @@ class Histories:
         self.points = _points(problem, problem.n + calls)
         self.used = 0
         self.sequence = 10_000
+        exp = problem.experiment
+        drawn = feasible_space(exp).draw(problem.pending, np.random.default_rng(exp.seed + 1))
+        self.pending = [Suggestion(f"p{i}", exp.id, a) for i, a in enumerate(drawn)]
         # The process has suggested after the first n - 1 observations.
         suggest(self.request(self.points[: problem.n - 1], 1))
 
     def request(self, observations: list[Observation], count: int) -> SuggestRequest:
         self.sequence += 1
-        return SuggestRequest(self.problem.experiment, observations, [], count, self.sequence)
+        exp = self.problem.experiment
+        return SuggestRequest(exp, observations, self.pending, count, self.sequence)
 
     def next(self, count: int = 1) -> SuggestRequest:
         """A request after n observations, the last one new to the process."""
@@ -428,7 +440,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--sizes", default="1000,2000,10000", help="large sizes, '' for none")
     args = parser.parse_args()
-    problems = [_ten_doubles(100), _ten_doubles(500), _seed4(100), _conditional(60)]
+    in_flight = _ten_doubles(100)
+    in_flight.name, in_flight.target_ms, in_flight.pending = "d10-n100-q8", math.inf, 7
+    # its own experiment, so that it fits as d10-n100 does rather than reuse its fits
+    in_flight.experiment = replace(in_flight.experiment, id="latency-d10-100-q8")
+    problems = [_ten_doubles(100), _ten_doubles(500), _seed4(100), in_flight, _conditional(60)]
     columns = ("total", "maximizer", *PARTS, "other")
     threads = os.environ["OPENBLAS_NUM_THREADS"]
     print(
