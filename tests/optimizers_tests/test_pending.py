@@ -115,6 +115,25 @@ def test_local_penalty_excludes_a_wider_ball_around_a_poor_pending_point():
     assert np.all(penalty(rows[outside]) > -1e-12)
 
 
+def test_the_lipschitz_constant_is_the_steepest_slope_over_the_domain_too():
+    gp, x = _gp()
+    incumbent = float(np.max(gp.predict(x)[0]))
+    domain = np.random.default_rng(7).random((acq.LIPSCHITZ_DRAWS, 2))
+    at_data = acq.mean_gradient_norm(gp, gp.x_train)
+    between = acq.mean_gradient_norm(gp, domain)
+    # the mean is steeper between the training points than at them
+    assert between > at_data
+    alone = acq.local_penalty(x[:2], gp, incumbent)
+    both = acq.local_penalty(x[:2], gp, incumbent, domain)
+    assert alone is not None and both is not None
+    assert alone.lipschitz == at_data and both.lipschitz == max(at_data, between)
+    # a larger L rules out a smaller ball: no row is penalized more
+    rows = np.random.default_rng(8).random((500, 2))
+    assert np.all(both(rows) >= alone(rows) - 1e-12)
+    _, _, through = acq.with_pending(gp, incumbent, x[:2], ENCODER, None, [], domain)
+    assert isinstance(through, acq.LocalPenalty) and through.lipschitz == both.lipschitz
+
+
 def test_with_no_pending_point_nothing_changes():
     gp, x = _gp()
     incumbent = float(np.max(gp.predict(x)[0]))

@@ -43,6 +43,10 @@ PENDING_RADIUS = 0.5
 PENDING_BLOCK = 256
 # joint draws of the pending outcomes EI is averaged over (Snoek et al. 2012)
 FANTASIES = 16
+# Uniform feasible draws over which, with the training points, the local
+# penalty's Lipschitz constant is the largest slope of the posterior mean
+# (Gonzalez et al. 2016 take it over the whole domain).
+LIPSCHITZ_DRAWS = 512
 # Noisy EI applies once the fitted noise variance exceeds the median of its prior
 # (the outcomes' variance being 1): then the data, not the prior, say the
 # outcomes are noisy. Below, few points leave the noise at the prior's pull, or
@@ -264,9 +268,11 @@ def with_pending(
     encoder: Encoder,
     branch: dict[str, int] | None,
     constraint_models: list[ConstraintModel],
+    domain: NDArray[np.float64] | None = None,
 ) -> tuple[GaussianProcess, float | None, Penalty | None]:
     """How pending points (open suggestions, earlier points of a batch) enter a
-    suggestion: the model, the incumbent and a log-penalty to score under.
+    suggestion: the model, the incumbent and a log-penalty to score under
+    (``domain``: encoded draws of the feasible set, for its Lipschitz constant).
 
     The model believes them (kriging believer: observed at its own posterior
     mean, so the variance collapses there) and the incumbent counts their
@@ -283,7 +289,7 @@ def with_pending(
         return believing, None, pending_penalty(pending, gp)
     believed = believed_incumbent(incumbent, gp, pending, encoder, branch, constraint_models)
     assert believed is not None
-    return believing, believed, local_penalty(pending, gp, believed)
+    return believing, believed, local_penalty(pending, gp, believed, domain)
 
 
 def believed_incumbent(
@@ -407,14 +413,23 @@ def noisy_fantasies(
 
 
 def local_penalty(
-    pending: NDArray[np.float64], gp: GaussianProcess, incumbent: float
+    pending: NDArray[np.float64],
+    gp: GaussianProcess,
+    incumbent: float,
+    domain: NDArray[np.float64] | None = None,
 ) -> LocalPenalty | None:
     """The local penalty of ``pending`` under ``gp`` (``LocalPenalty``), with
     ``L`` the largest norm of the gradient of the posterior mean (in length
-    scales) at the training points; None where there is no point or no slope."""
+    scales) at the training points and at the encoded rows ``domain``; None
+    where there is no point or no slope.
+
+    The training points alone underestimate ``L``: the mean is often steepest
+    between them, and a small ``L`` gives every pending point expected to be
+    poor a wide ball, which pushes the batch away from the good regions."""
     if len(pending) == 0:
         return None
-    lipschitz = mean_gradient_norm(gp, gp.x_train)
+    rows = gp.x_train if domain is None else np.vstack([gp.x_train, gp.features(domain)])
+    lipschitz = mean_gradient_norm(gp, rows)
     if not np.isfinite(lipschitz) or lipschitz <= 0.0:
         return None
     return LocalPenalty(pending, gp, incumbent, lipschitz)

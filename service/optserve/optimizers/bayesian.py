@@ -115,8 +115,11 @@ def _suggest_one(
     # Pending points: open suggestions, and the earlier points of this batch.
     pending = [s.assignments for s in request.pending] + request.chosen
     x_pending = encoder.encode(pending) if pending else np.empty((0, encoder.dim))
+    # draws of the domain for the local penalty's Lipschitz constant, from a child
+    # stream (the suggestion's own draws stay as they are)
+    domain = space.draw_rows(acq.LIPSCHITZ_DRAWS, rng.spawn(1)[0]) if len(x_pending) else None
     gp_pending, believed, pending_penalty = acq.with_pending(
-        gp, incumbent, x_pending, encoder, branch, constraint_models
+        gp, incumbent, x_pending, encoder, branch, constraint_models, domain
     )
     # Noisy outcomes and nothing in flight: EI over draws of the best observations'
     # latent values; else EI over the best mean, over draws of the pending outcomes.
@@ -237,8 +240,9 @@ class _ScaledBatch:
                 float(np.max(gp.mean(x_done[done_rows][feasible]))) if feasible.any() else None
             )
         believed = self.believed
+        domain = space.draw_rows(acq.LIPSCHITZ_DRAWS, rng.spawn(1)[0]) if len(believed) else None
         believing, incumbent, pending_penalty = acq.with_pending(
-            gp, self.incumbents[turn], believed, encoder, branch, self.constraint_models
+            gp, self.incumbents[turn], believed, encoder, branch, self.constraint_models, domain
         )
         # 3. acquisition
         acquisition = acq.Acquisition(
