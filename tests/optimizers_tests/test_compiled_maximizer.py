@@ -30,6 +30,8 @@ from optserve.optimizers.feasible import FeasibleSpace, feasible_space
 from optserve.optimizers.gp import GaussianProcess
 from optserve.optimizers.gp.scoring import compiled_scorer
 
+from .spaces import seed4
+
 
 def _double(name: str, lo: float = 0.0, hi: float = 1.0) -> Parameter:
     return Parameter(name, ParameterType.DOUBLE, Bounds(lo, hi))
@@ -42,28 +44,7 @@ D6 = Experiment(
     metrics=[Metric("v")],
     seed=1,
 )
-SEED4 = Experiment(
-    id="compiled-seed4",
-    name="seed4",
-    parameters=[
-        _double("alpha"),
-        _double("beta"),
-        Parameter("gamma", ParameterType.INT, Bounds(0, 10)),
-        Parameter("theta", ParameterType.INT, Bounds(0, 10)),
-    ],
-    linear_constraints=[
-        LinearConstraint(
-            ConstraintType.LESS_THAN, 1.0, [ConstraintTerm("alpha", 1), ConstraintTerm("beta", 1)]
-        ),
-        LinearConstraint(
-            ConstraintType.GREATER_THAN,
-            0.0,
-            [ConstraintTerm("gamma", 3), ConstraintTerm("theta", -5)],
-        ),
-    ],
-    metrics=[Metric("v")],
-    seed=2,
-)
+SEED4 = seed4("compiled-seed4")
 MIXED = Experiment(
     id="compiled-mixed",
     name="mixed",

@@ -27,6 +27,8 @@ from optserve.domain.validation import validate_experiment
 from optserve.optimizers import SuggestRequest, suggest
 from optserve.optimizers.feasible import feasible_space
 
+from .spaces import seed4
+
 
 @st.composite
 def constrained_experiments(draw):
@@ -130,27 +132,7 @@ def test_every_suggestion_is_feasible(exp):
 
 
 def test_no_draws_of_a_constrained_space_is_empty():
-    exp = Experiment(
-        id="no-draws",
-        name="no-draws",
-        parameters=[
-            Parameter("a", ParameterType.DOUBLE, Bounds(0.0, 1.0)),
-            Parameter("b", ParameterType.DOUBLE, Bounds(0.0, 1.0)),
-            Parameter("g", ParameterType.INT, Bounds(0, 10)),
-            Parameter("t", ParameterType.INT, Bounds(0, 10)),
-        ],
-        linear_constraints=[
-            LinearConstraint(
-                ConstraintType.LESS_THAN, 1.0, [ConstraintTerm("a", 1), ConstraintTerm("b", 1)]
-            ),
-            LinearConstraint(
-                ConstraintType.GREATER_THAN, 0.0, [ConstraintTerm("g", 3), ConstraintTerm("t", -5)]
-            ),
-        ],
-        metrics=[Metric("v")],
-        seed=1,
-    )
-    space = feasible_space(exp)
+    space = feasible_space(seed4("no-draws"))
     assert space.draw_rows(0, np.random.default_rng(0)).shape == (0, space.encoder.dim)
     assert space.draw(0, np.random.default_rng(0)) == []
     assert len(space.draw(3, np.random.default_rng(0))) == 3
