@@ -213,72 +213,31 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_named() {
-        let bad = |r: Result<LocalPenalty>| match r {
-            Err(Error::Input { arg, .. }) => arg,
-            other => panic!("expected an input error, got {other:?}"),
-        };
-        assert_eq!(
-            bad(LocalPenalty::new(&[0.5], &[0.0], &[0.0], &[1.0], 1.0, 0.0)),
-            "lengthscales"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(
-                &[0.5, 0.1],
-                &[1.0, 1.0, 1.0],
-                &[0.0],
-                &[1.0],
-                1.0,
-                0.0
-            )),
-            "points"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(
-                &[f64::NAN],
-                &[1.0],
-                &[0.0],
-                &[1.0],
-                1.0,
-                0.0
-            )),
-            "points"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(
-                &[0.5],
-                &[1.0],
-                &[0.0, 1.0],
-                &[1.0],
-                1.0,
-                0.0
-            )),
-            "means"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(&[0.5], &[1.0], &[0.0], &[0.0], 1.0, 0.0)),
-            "stds"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(
-                &[0.5],
-                &[1.0],
-                &[0.0],
-                &[1.0],
-                f64::INFINITY,
-                0.0
-            )),
-            "lipschitz"
-        );
-        assert_eq!(
-            bad(LocalPenalty::new(
-                &[0.5],
-                &[1.0],
-                &[0.0],
-                &[1.0],
-                1.0,
-                f64::NAN
-            )),
-            "incumbent"
-        );
+        let new = LocalPenalty::new;
+        let nan = f64::NAN;
+        let cases = [
+            (
+                new(&[0.5], &[0.0], &[0.0], &[1.0], 1.0, 0.0),
+                "lengthscales",
+            ),
+            (
+                new(&[0.5, 0.1], &[1.0; 3], &[0.0], &[1.0], 1.0, 0.0),
+                "points",
+            ),
+            (new(&[nan], &[1.0], &[0.0], &[1.0], 1.0, 0.0), "points"),
+            (new(&[0.5], &[1.0], &[0.0, 1.0], &[1.0], 1.0, 0.0), "means"),
+            (new(&[0.5], &[1.0], &[0.0], &[0.0], 1.0, 0.0), "stds"),
+            (
+                new(&[0.5], &[1.0], &[0.0], &[1.0], f64::INFINITY, 0.0),
+                "lipschitz",
+            ),
+            (new(&[0.5], &[1.0], &[0.0], &[1.0], 1.0, nan), "incumbent"),
+        ];
+        for (result, want) in cases {
+            match result {
+                Err(Error::Input { arg, .. }) => assert_eq!(arg, want),
+                other => panic!("expected an input error on {want}, got {other:?}"),
+            }
+        }
     }
 }
