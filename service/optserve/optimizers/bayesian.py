@@ -40,6 +40,7 @@ model and one candidate pool, rescored exactly as each chosen point is believed.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..domain.best import successful
 from ..domain.encoding import Encoder
@@ -115,9 +116,7 @@ def _suggest_one(
     # Pending points: open suggestions, and the earlier points of this batch.
     pending = [s.assignments for s in request.pending] + request.chosen
     x_pending = encoder.encode(pending) if pending else np.empty((0, encoder.dim))
-    # draws of the domain for the local penalty's Lipschitz constant, from a child
-    # stream (the suggestion's own draws stay as they are)
-    domain = space.draw_rows(acq.LIPSCHITZ_DRAWS, rng.spawn(1)[0]) if len(x_pending) else None
+    domain = _lipschitz_domain(space, x_pending, incumbent, rng)
     gp_pending, believed, pending_penalty = acq.with_pending(
         gp, incumbent, x_pending, encoder, branch, constraint_models, domain
     )
@@ -240,7 +239,7 @@ class _ScaledBatch:
                 float(np.max(gp.mean(x_done[done_rows][feasible]))) if feasible.any() else None
             )
         believed = self.believed
-        domain = space.draw_rows(acq.LIPSCHITZ_DRAWS, rng.spawn(1)[0]) if len(believed) else None
+        domain = _lipschitz_domain(space, believed, self.incumbents[turn], rng)
         believing, incumbent, pending_penalty = acq.with_pending(
             gp, self.incumbents[turn], believed, encoder, branch, self.constraint_models, domain
         )
@@ -281,6 +280,20 @@ class _ScaledBatch:
         self.believed = np.vstack([believed, row])
         self.taken |= acq.key_set(row)
         return point
+
+
+def _lipschitz_domain(
+    space: FeasibleSpace,
+    pending: NDArray[np.float64],
+    incumbent: float | None,
+    rng: np.random.Generator,
+) -> NDArray[np.float64] | None:
+    """Draws of the domain for the local penalty's Lipschitz constant, where there
+    is a local penalty (points in flight and an incumbent), from a child stream
+    of ``rng`` (the suggestion's own draws stay as they are)."""
+    if len(pending) == 0 or incumbent is None:
+        return None
+    return space.draw_rows(acq.LIPSCHITZ_DRAWS, rng.spawn(1)[0])
 
 
 def _priors(encoder: Encoder, observed: int) -> tuple[list[UnitPrior], float] | None:
