@@ -10,6 +10,7 @@ from scipy import stats
 
 from optserve.optimizers.gp import GaussianProcess, Hyperparameters, log_expected_improvement
 from optserve.optimizers.gp.model import (
+    _Tying,
     log_marginal_likelihood_and_grad,
     log_posterior_and_grad,
     matern52,
@@ -164,6 +165,65 @@ def test_a_bad_warm_start_is_ignored() -> None:
     _assert_sane(GaussianProcess().fit(x, y, warm_start=bad), 2)
     wrong_dim = Hyperparameters(np.ones(5), 1.0, 1e-3)
     _assert_sane(GaussianProcess().fit(x, y, warm_start=wrong_dim), 2)
+
+
+def _categorical_data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A double column and four one-hot columns; only the first value matters."""
+    values = rng.integers(0, 4, n)
+    x = np.column_stack([rng.random(n), np.eye(4)[values]])
+    y = np.sin(6.0 * x[:, 0]) + 1.5 * (values == 0)
+    return x, y
+
+
+def test_tying_without_groups_is_the_identity() -> None:
+    tying = _Tying(None, 3)
+    theta = np.array([-0.3, 0.2, 1.7, -0.5, -6.0])
+    assert np.array_equal(tying.expand(theta), theta)
+    assert np.array_equal(tying.reduce(theta), theta)
+    assert np.array_equal(tying.pull_back(theta), theta)
+
+
+def test_tying_shares_one_length_scale_per_group() -> None:
+    tying = _Tying(np.array([0, 1, 1, 1, 4]), 5)
+    free = np.array([0.1, 0.2, 0.3, 0.4, 0.5])  # 3 length scales, outputscale, noise
+    np.testing.assert_array_equal(tying.expand(free), [0.1, 0.2, 0.2, 0.2, 0.3, 0.4, 0.5])
+    np.testing.assert_allclose(
+        tying.reduce(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])), [1.0, 3.0, 5.0, 6.0, 7.0]
+    )
+    with pytest.raises(ValueError, match="length_scale_groups has 2 columns, x has D=5"):
+        _Tying(np.array([0, 1]), 5)
+
+
+def test_the_tied_gradient_is_the_derivative_in_the_free_parameters() -> None:
+    rng = np.random.default_rng(11)
+    x, y = _categorical_data(20, rng)
+    tying = _Tying(np.array([0, 1, 1, 1, 1]), 5)
+    free = np.array([-1.0, 0.4, 0.2, -5.0])
+    _, grad = log_marginal_likelihood_and_grad(tying.expand(free), x, y)
+    step = 1e-6
+    for i in range(len(free)):
+        e = np.zeros(len(free))
+        e[i] = step
+        up, _ = log_marginal_likelihood_and_grad(tying.expand(free + e), x, y)
+        down, _ = log_marginal_likelihood_and_grad(tying.expand(free - e), x, y)
+        assert tying.pull_back(grad)[i] == pytest.approx((up - down) / (2 * step), rel=1e-5)
+
+
+def test_a_fit_with_groups_gives_a_group_one_length_scale() -> None:
+    x, y = _categorical_data(24, np.random.default_rng(12))
+    groups = np.array([0, 1, 1, 1, 1])
+    tied = GaussianProcess(length_scale_groups=groups).fit(x, y).lengthscales
+    assert np.all(tied[1:] == tied[1])
+    _assert_sane(GaussianProcess(length_scale_groups=groups).fit(x, y), 5)
+    # one value matters: per-value length scales tell it from the others
+    free = GaussianProcess().fit(x, y).lengthscales
+    assert np.ptp(np.log(free[1:])) > 0.1
+    # groups of one column each are the fit without groups, to the bit
+    alone = GaussianProcess(length_scale_groups=np.arange(5)).fit(x, y)
+    assert np.array_equal(alone.lengthscales, free)
+    # the believer keeps the groups
+    believing = GaussianProcess(length_scale_groups=groups).fit(x, y).believe(x[:2] + 0.01)
+    assert believing.length_scale_groups is groups
 
 
 def test_log_ei_matches_the_closed_form() -> None:

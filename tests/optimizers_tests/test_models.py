@@ -191,3 +191,40 @@ def test_between_checkpoints_the_subset_takes_the_last_checkpoints_hyperparamete
         call.subset_hyperparameters().to_log_params(),
         call.chain.hyperparameters(call.checkpoint()).to_log_params(),
     )
+
+
+def _categorical_experiment(metrics: list[Metric]) -> Experiment:
+    return Experiment(
+        id="categorical",
+        name="models",
+        parameters=[
+            Parameter("x0", ParameterType.DOUBLE, Bounds(0, 1)),
+            Parameter("kind", ParameterType.CATEGORICAL, categorical_values=["a", "b", "c"]),
+            Parameter("x1", ParameterType.DOUBLE, Bounds(0, 1)),
+            Parameter("flag", ParameterType.CATEGORICAL, categorical_values=["off", "on"]),
+        ],
+        metrics=metrics,
+        seed=4,
+    )
+
+
+def test_a_categorical_parameters_columns_share_one_length_scale_in_every_model():
+    assert models.length_scale_groups(_experiment("doubles")) is None
+    constraint = Metric("c", strategy=Strategy.CONSTRAINT, threshold=0.0)
+    exp = _categorical_experiment([Metric("v"), constraint])
+    groups = models.length_scale_groups(exp)
+    np.testing.assert_array_equal(groups, [0, 1, 1, 1, 4, 5, 5])
+    rng = np.random.default_rng(3)
+    observations = []
+    for i, a in enumerate(feasible_space(exp).draw(24, rng)):
+        value = np.sin(4 * a["x0"]) + (a["kind"] == "b") + 0.3 * (a["flag"] == "on")
+        values = [MetricValue("v", float(value)), MetricValue("c", float(a["x1"] - 0.5))]
+        observations.append(Observation(str(i), exp.id, None, a, values))
+    encoder = feasible_space(exp).encoder
+    history = History(exp, observations, encoder)
+    hyperfit.clear_cache()
+    gp = models.Models(history).exact(history.training(rng), rng)
+    ((constraint_gp, _),) = models.constraint_models(exp, observations, encoder, rng)
+    for fitted in (gp, constraint_gp):
+        ell = fitted.lengthscales
+        assert ell[1] == ell[2] == ell[3] and ell[5] == ell[6]

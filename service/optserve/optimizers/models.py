@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain.encoding import Encoder
-from ..domain.model import Experiment, Observation, Parameter
+from ..domain.model import Experiment, Observation, Parameter, ParameterType
 from . import hyperfit, training
 from .feasible import space_key
 from .gp import GaussianProcess, Hyperparameters, subset
@@ -55,6 +55,7 @@ class Models:
         self.history = history
         self.experiment = history.experiment
         self.input_map = input_map(self.experiment)
+        self.groups = length_scale_groups(self.experiment)
         self.chain = hyperfit.Chain(
             chain_key(self.experiment),
             history,
@@ -91,7 +92,7 @@ class Models:
             # Scalarized per suggestion: warm-started from the chain's fit (fixed weights).
             parent = chain.parent(size)
             start = None if parent is None else chain.hyperparameters(parent)
-        return GaussianProcess(input_map=self.input_map).fit(
+        return GaussianProcess(input_map=self.input_map, length_scale_groups=self.groups).fit(
             data.x, data.y, data.noise, warm_start=start, rng=fit_rng
         )
 
@@ -159,14 +160,16 @@ def chain_fit(history: History, size: int, start: Hyperparameters | None) -> Gau
     prefix = history.prefix(size)
     data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
     x, y, noise = data.x, data.y, data.noise
-    arc = input_map(exp)
-    model = GaussianProcess(input_map=arc)
+    arc, groups = input_map(exp), length_scale_groups(exp)
+    model = GaussianProcess(input_map=arc, length_scale_groups=groups)
     if len(x) > EXACT_MAX_POINTS:
         rows = subset.select(
             x, y, good_rows(data), SUBSET_SIZE, None if start is None else start.lengthscales
         )
         x, y, noise = x[rows], y[rows], None if noise is None else noise[rows]
-        model = GaussianProcess(max_fit_points=SUBSET_FIT_POINTS, input_map=arc)
+        model = GaussianProcess(
+            max_fit_points=SUBSET_FIT_POINTS, input_map=arc, length_scale_groups=groups
+        )
     return model.fit(x, y, noise, warm_start=start, rng=np.random.default_rng([exp.seed, size]))
 
 
@@ -191,7 +194,7 @@ def constraint_models(
     from the priors' medians and the noisy start only (no random starts).
     """
     models = []
-    arc = input_map(exp)
+    arc, groups = input_map(exp), length_scale_groups(exp)
     for metric in exp.constraint_metrics:
         rows = [o for o in done if o.value_of(metric.name) is not None]
         if len(rows) < 2 or metric.threshold is None:
@@ -201,9 +204,14 @@ def constraint_models(
         scale = training.outcome_scale(y)  # values near the largest double: scaled down
         y *= scale
         model = (
-            GaussianProcess(n_random_starts=1, input_map=arc)
+            GaussianProcess(n_random_starts=1, input_map=arc, length_scale_groups=groups)
             if fit_points is None
-            else GaussianProcess(max_fit_points=fit_points, n_random_starts=0, input_map=arc)
+            else GaussianProcess(
+                max_fit_points=fit_points,
+                n_random_starts=0,
+                input_map=arc,
+                length_scale_groups=groups,
+            )
         )
         gp = model.fit(
             encoder.encode([o.assignments for o in rows]),
@@ -215,6 +223,24 @@ def constraint_models(
         margin = CONSTRAINT_MARGIN * float(np.std(y))
         models.append((gp, signed * metric.threshold * scale + margin))
     return models
+
+
+def length_scale_groups(exp: Experiment) -> NDArray[np.intp] | None:
+    """A group label per encoded column, one group for the one-hot columns of
+    each categorical parameter (None where there is no categorical parameter).
+
+    A categorical parameter has one length scale, as in Hamming-distance kernels
+    (Optuna's GPSampler, BoTorch's CategoricalKernel): with one per value, the
+    fit on a few points makes some values near and others far on no evidence."""
+    categorical = [p for p in exp.parameters if p.type is ParameterType.CATEGORICAL]
+    if not categorical:
+        return None
+    encoder = Encoder(exp)
+    groups = np.arange(encoder.dim)
+    for p in categorical:
+        columns = encoder.slices[p.name]
+        groups[columns] = columns.start
+    return groups
 
 
 def input_map(exp: Experiment) -> InputMap | None:

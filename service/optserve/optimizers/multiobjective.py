@@ -85,7 +85,8 @@ def _chain_fit(
 ) -> GaussianProcess:
     data, _ = metric_data(history.prefix(size), j)
     seed = history.experiment.seed
-    return GaussianProcess().fit(
+    groups = models.length_scale_groups(history.experiment)
+    return GaussianProcess(length_scale_groups=groups).fit(
         data.x,
         data.y,
         warm_start=start,
@@ -109,7 +110,10 @@ def metric_model(history: History, j: int) -> tuple[GaussianProcess, TrainingDat
     if fitted is not None:
         return fitted, data, transform
     if hyper is None:
-        gp = GaussianProcess().fit(data.x, data.y, rng=np.random.default_rng([size, j]))
+        groups = models.length_scale_groups(history.experiment)
+        gp = GaussianProcess(length_scale_groups=groups).fit(
+            data.x, data.y, rng=np.random.default_rng([size, j])
+        )
     else:
         gp = GaussianProcess().condition(data.x, data.y, hyper)
     return gp, data, transform

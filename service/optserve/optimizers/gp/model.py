@@ -273,6 +273,37 @@ def _log_bounds(dim: int) -> tuple[FloatArray, FloatArray]:
     return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
+class _Tying:
+    """Length scales shared by groups of columns (a categorical parameter's
+    one-hot columns): the fit's free log-parameters are one length scale per
+    group, the outputscale and the noise; the kernel's are one per column.
+
+    Without groups every column is its own group and the maps are exact
+    identities (indexing, and sums and means of single values).
+    """
+
+    def __init__(self, groups: NDArray[np.intp] | None, dim: int) -> None:
+        columns = np.arange(dim) if groups is None else np.asarray(groups).reshape(-1)
+        if columns.shape[0] != dim:
+            raise ValueError(f"length_scale_groups has {columns.shape[0]} columns, x has D={dim}")
+        _, index = np.unique(columns, return_inverse=True)
+        free = int(index.max()) + 1 if dim else 0
+        self.index = np.concatenate([index, [free, free + 1]]).astype(np.intp)
+        self.counts = np.bincount(self.index).astype(np.float64)
+
+    def expand(self, free: FloatArray) -> FloatArray:
+        """The kernel's (D + 2,) log-parameters of the free ones."""
+        return free[self.index]
+
+    def reduce(self, log_params: FloatArray) -> FloatArray:
+        """The free log-parameters nearest to ``log_params``: each group's mean."""
+        return np.bincount(self.index, weights=log_params) / self.counts
+
+    def pull_back(self, grad: FloatArray) -> FloatArray:
+        """A gradient in the kernel's log-parameters, in the free ones."""
+        return np.bincount(self.index, weights=grad, minlength=len(self.counts)).astype(np.float64)
+
+
 def log_prior_and_grad(log_params: ArrayLike) -> tuple[float, FloatArray]:
     """Log prior density of the log-parameters (normal on each) and its gradient.
 
@@ -484,6 +515,7 @@ class GaussianProcess:
         maxiter: int = 60,
         n_random_starts: int = 2,
         input_map: InputMap | None = None,
+        length_scale_groups: NDArray[np.intp] | None = None,
     ):
         """Configures the fit.
 
@@ -499,11 +531,15 @@ class GaussianProcess:
                 below 1e-6 or the projected gradient below 1e-3.
             input_map: maps encoded rows to the kernel's inputs (None: the
                 rows themselves); length scales stay one per encoded column.
+            length_scale_groups: (D,) a group label per encoded column; the
+                fit gives columns of one group one length scale (None: one
+                per column).
         """
         self.max_fit_points = max_fit_points
         self.maxiter = maxiter
         self.n_random_starts = n_random_starts
         self.input_map = input_map
+        self.length_scale_groups = length_scale_groups
         self.hyperparameters: Hyperparameters | None = None
         self.x_train: FloatArray = np.zeros((0, 0))
         self.y_mean = 0.0
@@ -658,6 +694,7 @@ class GaussianProcess:
             maxiter=self.maxiter,
             n_random_starts=self.n_random_starts,
             input_map=self.input_map,
+            length_scale_groups=self.length_scale_groups,
         )
         out.hyperparameters = hyper
         out.x_train = np.vstack([self.x_train, xp])
@@ -753,27 +790,31 @@ class GaussianProcess:
         if n > cap:
             subset = np.sort(rng.choice(n, size=cap, replace=False))
             x, y, noise = x[subset], y[subset], noise[subset]
-        lo, hi = _log_bounds(dim)
-        starts = [_prior_medians(dim)]
+        # The optimization runs over the free log-parameters (one length scale
+        # per group), each with the prior of one length scale.
+        tying = _Tying(self.length_scale_groups, dim)
+        lo, hi = (tying.reduce(bound) for bound in _log_bounds(dim))
+        medians, sigmas = tying.reduce(_prior_medians(dim)), tying.reduce(_prior_sigmas(dim))
+        starts = [medians]
         if warm_start is not None:
             # The warm start tracks the optimum as data arrives; the priors'
             # medians guard against a stale local optimum where that is cheap.
-            starts = [warm_start.to_log_params()]
+            starts = [tying.reduce(warm_start.to_log_params())]
             if x.shape[0] <= _WARM_SECOND_START_MAX_POINTS:
-                starts.append(_prior_medians(dim))
+                starts.append(medians)
         else:
-            starts.append(_noisy_start(dim))
+            starts.append(tying.reduce(_noisy_start(dim)))
             for _ in range(self.n_random_starts):
-                starts.append(rng.normal(_prior_medians(dim), _prior_sigmas(dim)))
+                starts.append(rng.normal(medians, sigmas))
         evidence = _Evidence(x, y, noise, self.input_map)
 
-        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            lml, g_lml = evidence(theta)
-            lp, g_lp = log_prior_and_grad(theta)
-            value = -(lml + lp)
+        def objective(free: FloatArray) -> tuple[float, FloatArray]:
+            lml, g_lml = evidence(tying.expand(free))
+            z = (free - medians) / sigmas
+            value = -(lml - 0.5 * float(np.dot(z, z)))
             if not math.isfinite(value) or not np.all(np.isfinite(g_lml)):
-                return _BAD_OBJECTIVE, np.zeros_like(theta)
-            return value, -(g_lml + g_lp)
+                return _BAD_OBJECTIVE, np.zeros_like(free)
+            return value, -(tying.pull_back(g_lml) - z / sigmas)
 
         best: FloatArray | None = None
         best_value = math.inf
@@ -794,7 +835,7 @@ class GaussianProcess:
                 value = float(result.fun)
                 if value < _BAD_OBJECTIVE and value < best_value and np.all(np.isfinite(result.x)):
                     best, best_value = np.clip(result.x, lo, hi), value
-        return None if best is None else Hyperparameters.from_log_params(best)
+        return None if best is None else Hyperparameters.from_log_params(tying.expand(best))
 
     def _set_posterior(
         self,
