@@ -1,6 +1,6 @@
 """A second problem set for the quality benchmark, held out from tuning (issue 13, item 6).
 
-Six single-objective problems in the shared suite's form (SigOpt experiment-create
+Eight single-objective problems in the shared suite's form (SigOpt experiment-create
 dict, noise-free function, known optimum; ``Problem`` of
 ../shared/bench/quality/problems.py), designed apart from the shared suite so that
 a change tuned to that suite shows whether it carries over. None of them is a
@@ -14,6 +14,8 @@ shared-suite function in another guise.
 | narrow_lc | 5 double, 3 constraints | slab 0.95 <= sum x <= 1.05: 0.14 % of the box | SLSQP |
 | optimizer_conditional | conditional, 3+2 | branches with different optima | 0, construction |
 | mixed_cat | 3 categorical, 3 double, 1 int | categories move the best doubles | 0, construction |
+| cat_shift5 | 2 categorical, 3 double | one moves the best doubles, one idle | 0, construction |
+| flags | 3 binary categorical, 2 double | one moves a Rosenbrock valley | 0, construction |
 
 Every constant is fixed here (random rotations and targets come from fixed
 seeds). ``python second_problems.py --verify`` recomputes the two numerical optima and
@@ -292,6 +294,60 @@ def _mixed_cat_experiment():
     )
 
 
+# ---------------------------------------------------------------- categorical shift
+
+CS_KIND = {  # value -> (best u, best v, offset)
+    "a": (0.3, 0.6, 0.0),
+    "b": (0.7, 0.2, 0.2),
+    "c": (0.5, 0.8, 0.5),
+    "d": (0.1, 0.4, 0.8),
+    "e": (0.9, 0.5, 1.2),
+}
+
+
+def cat_shift5_fn(a: Assignments) -> float:
+    """Minimise. The 5-valued ``kind`` adds an offset and moves the best (u, v);
+    the 3-valued ``idle`` does nothing. 0 at kind = a, u = 0.3, v = 0.6, w = 0.5."""
+    cu, cv, off = CS_KIND[str(a["kind"])]
+    du, dv, dw = float(a["u"]) - cu, float(a["v"]) - cv, float(a["w"]) - 0.5
+    # 4 du^2 + 2 dv^2 + du dv / 2 is positive definite
+    return float(off + 4.0 * du**2 + 2.0 * dv**2 + 0.5 * du * dv + 0.5 * dw**2)
+
+
+def _cat_shift5_experiment():
+    return _experiment(
+        "categorical-shift",
+        [
+            {"name": "kind", "type": "categorical", "categorical_values": list(CS_KIND)},
+            {"name": "idle", "type": "categorical", "categorical_values": ["p", "q", "r"]},
+            _double("u", 0.0, 1.0),
+            _double("v", 0.0, 1.0),
+            _double("w", -2.0, 2.0),
+        ],
+    )
+
+
+# ---------------------------------------------------------------- flags
+
+
+def flags_fn(a: Assignments) -> float:
+    """Minimise. f1 moves a Rosenbrock valley in (x, y) and costs 0.4 off; f2
+    costs 0.3 on, f3 0.15 off. 0 at f1 = on, f2 = off, f3 = on, x = 1.5, y = 1."""
+    x, y = float(a["x"]), float(a["y"])
+    on = {f: a[f] == "on" for f in ("f1", "f2", "f3")}
+    t = x - (0.5 if on["f1"] else -0.5)
+    offset = (0.0 if on["f1"] else 0.4) + (0.3 if on["f2"] else 0.0) + (0.0 if on["f3"] else 0.15)
+    return float((1.0 - t) ** 2 + 5.0 * (y - t**2) ** 2 + offset)
+
+
+def _flags_experiment():
+    flag = lambda name: {"name": name, "type": "categorical", "categorical_values": ["off", "on"]}  # noqa: E731
+    return _experiment(
+        "flags",
+        [flag("f1"), flag("f2"), flag("f3"), _double("x", -2.0, 2.0), _double("y", -1.0, 3.0)],
+    )
+
+
 # ---------------------------------------------------------------- suite
 
 
@@ -348,6 +404,10 @@ def build_suite() -> dict[str, Problem]:
     P["mixed_cat"] = Problem(
         "mixed_cat", _mixed_cat_experiment(), mixed_cat_fn, 0.0, tags=("mixed",)
     )
+    P["cat_shift5"] = Problem(
+        "cat_shift5", _cat_shift5_experiment(), cat_shift5_fn, 0.0, tags=("mixed",)
+    )
+    P["flags"] = Problem("flags", _flags_experiment(), flags_fn, 0.0, tags=("mixed",))
     return P
 
 
