@@ -2,9 +2,10 @@
 
 The GP (Matérn-5/2, one length scale per input, MAP hyperparameters) is fitted to
 the values of one metric on the unit-cube encoding of the assignments (log scale
-for log-scaled parameters, one-hot categoricals and conditionals). A short length
-scale means the metric changes quickly along that input; a categorical or a
-conditional counts its largest one-hot column. The scores are normalized to sum to 1.
+for log-scaled parameters, one-hot categoricals and conditionals), with one length
+scale per categorical parameter as in the optimizer's fit. A short length scale
+means the metric changes quickly along that input; a conditional counts its
+largest one-hot column. The scores are normalized to sum to 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from .domain.encoding import Encoder
 from .domain.model import Assignments, Experiment
 from .optimizers.gp.model import GaussianProcess
+from .optimizers.models import length_scale_groups
 
 MIN_POINTS = 3
 
@@ -43,7 +45,8 @@ def importances(
     encoder = Encoder(experiment)
     x = encoder.encode(list(assignments))
     # the sign of the metric does not change the length scales
-    gp = GaussianProcess().fit(x, np.asarray(values, dtype=float))
+    groups = length_scale_groups(experiment)
+    gp = GaussianProcess(length_scale_groups=groups).fit(x, np.asarray(values, dtype=float))
     inverse = 1.0 / gp.lengthscales
     names = [p.name for p in experiment.parameters] + [c.name for c in experiment.conditionals]
     scores = {name: float(inverse[encoder.slices[name]].max()) for name in names}
