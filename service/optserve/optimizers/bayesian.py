@@ -1,7 +1,9 @@
 """Bayesian optimization for OFFLINE experiments: the pipeline of one suggestion.
 
-After a space-filling design (``initial_design``), each suggestion goes
-through four stages, each in its own module:
+After a space-filling design (``initial_design``), each suggestion runs on
+the encoding the data prefer (``log_scale``: positive numeric parameters
+log-encoded where the model's posterior density says so) and goes through
+four stages, each in its own module:
 
 1. training data (``training``): the history as arrays, encoded once per
    call; failed observations take the worst value seen, long bad tails are
@@ -46,7 +48,7 @@ from ..domain.best import successful
 from ..domain.encoding import Encoder
 from ..domain.model import Assignments, ExperimentType
 from . import acquisition as acq
-from . import initial_design, maximizer, models, multiobjective
+from . import initial_design, log_scale, maximizer, models, multiobjective
 from .base import Optimizer, SuggestRequest, register
 from .feasible import FeasibleSpace, feasible_space
 from .gp import GaussianProcess
@@ -60,6 +62,8 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     done = successful(exp, request.observations)
     if len(done) < initial_design_size(exp):
         return initial_design.suggest(request)
+    request = log_scale.preferred(request)
+    exp = request.experiment
     space = feasible_space(exp)
     history = History(exp, request.observations, space.encoder)
     if multiobjective.applies(history):

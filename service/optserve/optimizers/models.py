@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,6 +68,19 @@ class Models:
     def at_scale(self) -> bool:
         """Whether the history is beyond the exact GP's size."""
         return int(self.history.usable.sum() + self.history.failed.sum()) > EXACT_MAX_POINTS
+
+    def checkpoint_density(self) -> float:
+        """The posterior density (``GaussianProcess.log_posterior_density``) of the
+        chain's fit at the checkpoint that models this history, on that
+        checkpoint's data (beyond the exact size, at the last checkpoint within
+        it); -inf below the first modelled prefix."""
+        size = self.chain.model_size(min(len(self.history), EXACT_MAX_POINTS))
+        hyper = self.chain.hyperparameters(size)
+        if hyper is None:
+            return -math.inf
+        data = chain_data(self.history, size)
+        gp = GaussianProcess(input_map=self.input_map, length_scale_groups=self.groups)
+        return gp.condition(data.x, data.y, hyper, data.noise).log_posterior_density()
 
     def checkpoint(self) -> int:
         """The last checkpoint of the history (at least the first modelled prefix):
@@ -154,11 +168,16 @@ def first_modelled(history: History) -> int | None:
     return int(reached[0]) + 1 if len(reached) else None
 
 
+def chain_data(history: History, size: int) -> TrainingData:
+    """The training data of the chain's fit on the first ``size`` observations."""
+    exp = history.experiment
+    return history.prefix(size).training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
+
+
 def chain_fit(history: History, size: int, start: Hyperparameters | None) -> GaussianProcess:
     """The chain's fit on the first ``size`` observations, from ``start``."""
     exp = history.experiment
-    prefix = history.prefix(size)
-    data = prefix.training(np.random.default_rng([exp.seed, size, _CHAIN_WEIGHTS]))
+    data = chain_data(history, size)
     x, y, noise = data.x, data.y, data.noise
     arc, groups = input_map(exp), length_scale_groups(exp)
     model = GaussianProcess(input_map=arc, length_scale_groups=groups)

@@ -649,6 +649,23 @@ class GaussianProcess:
         )
         return self
 
+    def log_posterior_density(self) -> float:
+        """What the fit maximizes, at the conditioned hyperparameters: the log
+        marginal likelihood of the standardized training outputs plus the log
+        prior of the free log-parameters (one length scale per group), up to
+        the same constants for any inputs. Comparable between GPs on the same
+        outputs with different inputs (model selection)."""
+        hyper = self._fitted()
+        n = len(self.alpha)
+        y = self.chol @ (self.chol.T @ self.alpha)  # the standardized outputs
+        lml = -0.5 * float(y @ self.alpha) - float(np.sum(np.log(np.diag(self.chol))))
+        lml -= 0.5 * n * math.log(2.0 * math.pi)
+        tying = _Tying(self.length_scale_groups, hyper.dim)
+        z = (tying.reduce(hyper.to_log_params()) - tying.reduce(_prior_medians(hyper.dim))) / (
+            tying.reduce(_prior_sigmas(hyper.dim))
+        )
+        return lml - 0.5 * float(np.dot(z, z))
+
     def believe(self, points: ArrayLike, noiseless: bool = False) -> GaussianProcess:
         """This posterior conditioned on its own mean at ``points`` (kriging believer).
 
