@@ -179,3 +179,13 @@ def test_values_near_the_largest_double_are_scaled_exactly_and_in_order():
         assert np.isfinite(np.std(scaled)) and np.isfinite(np.sum(scaled**2))
     assert training.outcome_scale(np.array([1e77, -3.0])) == 1.0
     assert training.outcome_scale(np.array([np.nan])) == 1.0
+
+
+def test_remembered_yeo_johnson_exponents_belong_to_their_outputs():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal(30), rng.exponential(size=30)
+    first = training.yeo_johnson_lambda(a), training.yeo_johnson_lambda(b)
+    assert first == (training._yeo_johnson_lambda(a), training._yeo_johnson_lambda(b))
+    assert first[0] != first[1]
+    # again, from the cache: the same exponents, each for its own outputs
+    assert (training.yeo_johnson_lambda(a.copy()), training.yeo_johnson_lambda(b)) == first
