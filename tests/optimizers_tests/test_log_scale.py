@@ -129,3 +129,12 @@ def test_a_suggestion_on_the_chosen_log_scale_is_a_valid_point_and_reproducible(
     assert isinstance(a["width"], int) and 8 <= a["width"] <= 256 and 0 <= a["x"] <= 1
     hyperfit.clear_cache()
     assert suggest(_request(exp, _multiplicative, 24)) == [a]
+
+
+def test_the_log_encoding_needs_strong_evidence(monkeypatch):
+    exp = _experiment("margin")
+    request = _request(exp, _multiplicative, 24)
+    margin = log_scale.density(log_scale.log_scaled(exp), request) - log_scale.density(exp, request)
+    assert margin > math.log(log_scale.BAYES_FACTOR)  # strong: chosen above
+    monkeypatch.setattr(log_scale, "_LOG_FACTOR", margin + 1e-9)
+    assert log_scale.preferred(request).experiment is exp
