@@ -1,6 +1,6 @@
 """A second problem set for the quality benchmark, held out from tuning (issue 13, item 6).
 
-Eight single-objective problems in the shared suite's form (SigOpt experiment-create
+Ten single-objective problems in the shared suite's form (SigOpt experiment-create
 dict, noise-free function, known optimum; ``Problem`` of
 ../shared/bench/quality/problems.py), designed apart from the shared suite so that
 a change tuned to that suite shows whether it carries over. None of them is a
@@ -16,6 +16,8 @@ shared-suite function in another guise.
 | mixed_cat | 3 categorical, 3 double, 1 int | categories move the best doubles | 0, construction |
 | cat_shift5 | 2 categorical, 3 double | one moves the best doubles, one idle | 0, construction |
 | flags | 3 binary categorical, 2 double | one moves a Rosenbrock valley | 0, construction |
+| int_linear | 1 wide int, 2 double | the int's effect is in plain units | 0, construction |
+| forgot_log | 3 positive double, linear | effects in decades, declared linear | 0, construction |
 
 Every constant is fixed here (random rotations and targets come from fixed
 seeds). ``python second_problems.py --verify`` recomputes the two numerical optima and
@@ -348,6 +350,28 @@ def _flags_experiment():
     )
 
 
+# ---------------------------------------------------------------- encodings
+
+
+def int_linear_fn(a: Assignments) -> float:
+    """Minimise. An int in [1, 200] whose effect is quadratic in plain units
+    (best 150) and moves the best x. 0 at n = 150, x = 0.3, y = 0.7."""
+    n, x, y = int(a["n"]), float(a["x"]), float(a["y"])
+    return float(
+        ((n - 150) / 40.0) ** 2 + 3 * (x - 0.3 - 0.001 * (n - 150)) ** 2 + 2 * (y - 0.7) ** 2
+    )
+
+
+def forgot_log_fn(a: Assignments) -> float:
+    """Minimise. A learning rate and a weight decay whose effects are in decades,
+    declared on a linear scale, and a momentum. 0 at lr = 10^-3.5, wd = 10^-2,
+    m = 0.9."""
+    lr, wd, m = float(a["lr"]), float(a["wd"]), float(a["m"])
+    return float(
+        (math.log10(lr) + 3.5) ** 2 / 2 + (math.log10(wd) + 2.0) ** 2 / 4 + 2 * (m - 0.9) ** 2
+    )
+
+
 # ---------------------------------------------------------------- suite
 
 
@@ -408,6 +432,25 @@ def build_suite() -> dict[str, Problem]:
         "cat_shift5", _cat_shift5_experiment(), cat_shift5_fn, 0.0, tags=("mixed",)
     )
     P["flags"] = Problem("flags", _flags_experiment(), flags_fn, 0.0, tags=("mixed",))
+    P["int_linear"] = Problem(
+        "int_linear",
+        _experiment(
+            "int-linear", [_int("n", 1, 200), _double("x", 0.0, 1.0), _double("y", 0.0, 1.0)]
+        ),
+        int_linear_fn,
+        0.0,
+        tags=("integer",),
+    )
+    P["forgot_log"] = Problem(
+        "forgot_log",
+        _experiment(
+            "forgot-log",
+            [_double("lr", 1e-5, 1e-1), _double("wd", 1e-4, 1.0), _double("m", 0.5, 0.999)],
+        ),
+        forgot_log_fn,
+        0.0,
+        tags=("scale",),
+    )
     return P
 
 
