@@ -89,3 +89,47 @@ def test_a_cold_chain_replays_each_link_once_and_a_warm_one_none():
     after_edit = Recorder(edited)
     hyperfit.Chain(b"replay", edited, 5, after_edit).hyperparameters(700)
     assert after_edit.calls and all(size > 600 for size, _ in after_edit.calls)
+
+
+def test_coarse_nodes_are_the_dense_checkpoints_then_the_doublings():
+    history = _history(700)
+    chain = hyperfit.Chain(b"coarse", history, 5, Recorder(history))
+    assert chain.coarse_node(4) is None
+    assert [chain.coarse_node(n) for n in (5, 20, 32, 33, 63, 64, 100, 127, 128, 700)] == [
+        5,
+        20,
+        32,
+        32,
+        32,
+        64,
+        64,
+        64,
+        128,
+        512,
+    ]
+    late = hyperfit.Chain(b"coarse-late", history, 40, Recorder(history))
+    assert late.coarse_node(39) is None and late.coarse_node(50) == 40
+    assert late.coarse_node(64) == 64
+    # a second chain fitted at coarse nodes only: one fit per doubling past DENSE
+    recorder = Recorder(history)
+    hyperfit.clear_cache()
+    other = hyperfit.Chain(b"coarse-fits", history, 5, recorder)
+    other.hyperparameters(32)
+    recorder.calls.clear()
+    other.hyperparameters(64)
+    other.hyperparameters(128)
+    assert recorder.calls == [(64, True), (128, True)]
+
+
+def test_a_decision_is_remembered_until_the_cache_is_cleared():
+    hyperfit.clear_cache()
+    calls = []
+
+    def decide() -> bool:
+        calls.append(1)
+        return True
+
+    assert hyperfit.decision(b"node", decide) and hyperfit.decision(b"node", decide)
+    assert len(calls) == 1
+    hyperfit.clear_cache()
+    assert hyperfit.decision(b"node", decide) and len(calls) == 2

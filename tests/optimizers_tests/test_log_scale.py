@@ -134,7 +134,18 @@ def test_a_suggestion_on_the_chosen_log_scale_is_a_valid_point_and_reproducible(
 def test_the_log_encoding_needs_strong_evidence(monkeypatch):
     exp = _experiment("margin")
     request = _request(exp, _multiplicative, 24)
-    margin = log_scale.density(log_scale.log_scaled(exp), request) - log_scale.density(exp, request)
-    assert margin > math.log(log_scale.BAYES_FACTOR)  # strong: chosen above
+    margin = log_scale.margin(request)
+    assert margin is not None and margin > math.log(log_scale.BAYES_FACTOR)  # strong
     monkeypatch.setattr(log_scale, "_LOG_FACTOR", margin + 1e-9)
+    hyperfit.clear_cache()  # the remembered choice too
     assert log_scale.preferred(request).experiment is exp
+
+
+def test_beyond_32_observations_the_choice_is_made_at_the_doubling():
+    exp = _experiment("doubling")
+    request = _request(exp, _multiplicative, 40)
+    declared = log_scale._models(exp, request)
+    assert declared.choice_node() == 32
+    # the margin at 40 observations is the one at the first 32
+    first = SuggestRequest(exp, request.observations[:32], [], 1, 32)
+    assert log_scale.margin(request) == log_scale.margin(first)

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from .gp import GaussianProcess, Hyperparameters
 from .training import History
 
-__all__ = ["DENSE", "Chain", "checkpoints", "clear_cache"]
+__all__ = ["DENSE", "Chain", "checkpoints", "clear_cache", "decision"]
 
 # every history size up to this one is a checkpoint; beyond, STEPS per doubling
 DENSE = 32
@@ -47,6 +47,7 @@ _CACHE_SIZE = 8192
 
 _MISSING = object()
 _CACHE: OrderedDict[tuple[int, bytes], Hyperparameters | None] = OrderedDict()
+_DECISIONS: OrderedDict[bytes, bool] = OrderedDict()
 _LOCK = threading.Lock()
 _GRID: list[int] = [*range(1, DENSE), *range(DENSE, 2 * DENSE, max(1, DENSE // STEPS))]
 
@@ -69,9 +70,25 @@ def _epoch(size: int) -> int:
 
 
 def clear_cache() -> None:
-    """Forgets every cached fit (as a new process would)."""
+    """Forgets every cached fit and decision (as a new process would)."""
     with _LOCK:
         _CACHE.clear()
+        _DECISIONS.clear()
+
+
+def decision(key: bytes, decide: Callable[[], bool]) -> bool:
+    """``decide()``, remembered by ``key`` (a chain node's ``digest``): a choice
+    made on the fits at one node, kept with the fits."""
+    with _LOCK:
+        known = _DECISIONS.get(key)
+    if known is not None:
+        return known
+    made = decide()
+    with _LOCK:
+        _DECISIONS[key] = made
+        while len(_DECISIONS) > _CACHE_SIZE:
+            _DECISIONS.popitem(last=False)
+    return made
 
 
 def _get(key: tuple[int, bytes]) -> object:
@@ -124,6 +141,22 @@ class Chain:
     def last_checkpoint(self, size: int) -> int:
         """The largest checkpoint ``<= size``."""
         return self.grid[bisect.bisect_right(self.grid, size) - 1]
+
+    def coarse_node(self, size: int) -> int | None:
+        """The largest prefix up to ``size`` that is a checkpoint up to ``DENSE``
+        or the start of a doubling beyond (at least the first modelled prefix;
+        None below it). A second chain fitted only at these costs one fit per
+        doubling beyond ``DENSE``: each doubling's start follows the last."""
+        if self.first is None or size < self.first:
+            return None
+        node = self.last_checkpoint(size)
+        if node > DENSE:
+            node = _epoch(node)
+        return max(node, self.first)
+
+    def digest(self, size: int) -> bytes:
+        """Identifies the chain's key and the first ``size`` observations (a node)."""
+        return self._digests[size]
 
     def model_size(self, size: int) -> int:
         """The prefix whose hyperparameters model ``size`` observations: the last

@@ -10,9 +10,11 @@ log10 regret at 80 from -0.82 to -3.58 (20 seeds).
 After the initial design, each call compares two models of the history: the
 GP on the experiment as declared and the GP on the same experiment with every
 free positive numeric parameter (positive lower bound, no grid, no prior, in
-no linear constraint) log-encoded, by their posterior density at the chain's
-checkpoint that models the history (the hyperparameters every suggestion
-until the next checkpoint uses): Bayesian model selection between two input
+no linear constraint) log-encoded, by the posterior density of each chain's
+fit at the last checkpoint, up to 32 observations, and beyond at the start of
+the doubling the history is in (32, 64, 128, ...; ``Chain.coarse_node``), so
+that the encoding not chosen costs one fit per doubling there rather than one
+per checkpoint: Bayesian model selection between two input
 transformations, a two-point form of the input warping of Snoek et al.
 (2014), whose warps are fitted by marginal likelihood. The declared encoding
 is the user's knowledge, so the log one replaces it only on strong evidence:
@@ -31,7 +33,7 @@ import threading
 from collections import OrderedDict
 
 from ..domain.model import Experiment, Transformation
-from . import models
+from . import hyperfit, models
 from .base import SuggestRequest
 from .feasible import feasible_space, space_key
 from .training import History
@@ -87,17 +89,36 @@ def log_scaled(exp: Experiment) -> Experiment | None:
     return scaled
 
 
-def density(exp: Experiment, request: SuggestRequest) -> float:
-    """The posterior density of the model of the request's history on ``exp``'s encoding."""
-    history = History(exp, request.observations, feasible_space(exp).encoder)
-    return models.Models(history).checkpoint_density()
+def margin(request: SuggestRequest) -> float | None:
+    """The log density ratio of the log encoding's model over the declared one's
+    at the history's coarse node (None: no choice to make)."""
+    scaled = log_scaled(request.experiment)
+    declared = _models(request.experiment, request)
+    node = declared.choice_node()
+    if scaled is None or node is None:
+        return None
+    return _models(scaled, request).density_at(node) - declared.density_at(node)
 
 
 def preferred(request: SuggestRequest) -> SuggestRequest:
     """The request on the log encoding where the data strongly prefer it; the
-    request itself otherwise."""
+    request itself otherwise. The choice is remembered with the fits at the
+    node it is made at, for the other calls until the next node."""
     scaled = log_scaled(request.experiment)
     if scaled is None:
         return request
-    margin = density(scaled, request) - density(request.experiment, request)
-    return dataclasses.replace(request, experiment=scaled) if margin > _LOG_FACTOR else request
+    declared = _models(request.experiment, request)
+    node = declared.choice_node()
+    if node is None:
+        return request
+
+    def decide() -> bool:
+        ratio = _models(scaled, request).density_at(node) - declared.density_at(node)
+        return ratio > _LOG_FACTOR
+
+    chosen = hyperfit.decision(declared.chain.digest(node), decide)
+    return dataclasses.replace(request, experiment=scaled) if chosen else request
+
+
+def _models(exp: Experiment, request: SuggestRequest) -> models.Models:
+    return models.Models(History(exp, request.observations, feasible_space(exp).encoder))

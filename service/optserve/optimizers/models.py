@@ -69,12 +69,15 @@ class Models:
         """Whether the history is beyond the exact GP's size."""
         return int(self.history.usable.sum() + self.history.failed.sum()) > EXACT_MAX_POINTS
 
-    def checkpoint_density(self) -> float:
+    def choice_node(self) -> int | None:
+        """The prefix the encoding is chosen at (``log_scale``): the chain's coarse
+        node of the history, up to the exact size."""
+        return self.chain.coarse_node(min(len(self.history), EXACT_MAX_POINTS))
+
+    def density_at(self, size: int) -> float:
         """The posterior density (``GaussianProcess.log_posterior_density``) of the
-        chain's fit at the checkpoint that models this history, on that
-        checkpoint's data (beyond the exact size, at the last checkpoint within
-        it); -inf below the first modelled prefix."""
-        size = self.chain.model_size(min(len(self.history), EXACT_MAX_POINTS))
+        chain's fit on the first ``size`` observations, on that prefix's data;
+        -inf below the first modelled prefix."""
         hyper = self.chain.hyperparameters(size)
         if hyper is None:
             return -math.inf
