@@ -12,9 +12,8 @@ and predictions stay finite.
 
 from __future__ import annotations
 
+import functools
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,10 +32,6 @@ CHEBYSHEV_RHO = 0.05
 # A metric's values are scaled so that the largest magnitude is at most
 # 2 ** OUTCOME_EXPONENT (about 1e77): squares and sums of them stay finite.
 OUTCOME_EXPONENT = 256
-# Yeo-Johnson exponents of the last outputs warped
-_LAMBDA_CACHE_SIZE = 64
-_LAMBDAS: OrderedDict[bytes, float] = OrderedDict()
-_LAMBDA_LOCK = threading.Lock()
 
 
 def sign(metric: Metric) -> float:
@@ -289,17 +284,12 @@ def yeo_johnson_lambda(z: NDArray[np.float64]) -> float:
     Remembered for the last few outputs: the same outputs are warped for
     every encoding a call compares (``log_scale``) and for the chain's fit.
     """
-    key = np.ascontiguousarray(z, dtype=np.float64).tobytes()
-    with _LAMBDA_LOCK:
-        if key in _LAMBDAS:
-            _LAMBDAS.move_to_end(key)
-            return _LAMBDAS[key]
-    lmbda = _yeo_johnson_lambda(z)
-    with _LAMBDA_LOCK:
-        _LAMBDAS[key] = lmbda
-        while len(_LAMBDAS) > _LAMBDA_CACHE_SIZE:
-            _LAMBDAS.popitem(last=False)
-    return lmbda
+    return _remembered_lambda(np.ascontiguousarray(z, dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_lambda(z: bytes) -> float:
+    return _yeo_johnson_lambda(np.frombuffer(z, dtype=np.float64))
 
 
 def _yeo_johnson_lambda(z: NDArray[np.float64]) -> float:
