@@ -23,10 +23,11 @@ from optserve.domain.model import (
     PriorType,
     Transformation,
 )
-from optserve.optimizers import SuggestRequest, hyperfit, log_scale, suggest
+from optserve.optimizers import SuggestRequest, hyperfit, log_scale, models, suggest
 from optserve.optimizers.feasible import feasible_space
 from optserve.optimizers.gp import GaussianProcess
 from optserve.optimizers.gp.model import log_posterior_and_grad
+from optserve.optimizers.training import History
 
 
 def _experiment(exp_id: str, metrics: list[Metric] | None = None, **extra) -> Experiment:
@@ -37,15 +38,11 @@ def _experiment(exp_id: str, metrics: list[Metric] | None = None, **extra) -> Ex
             Parameter("width", ParameterType.INT, Bounds(8, 256)),
             Parameter("x", ParameterType.DOUBLE, Bounds(0, 1)),
         ],
-        metrics=metrics or [Metric("loss", objective=_minimize())],
+        metrics=metrics or [Metric("loss", objective=Objective.MINIMIZE)],
         seed=5,
         observation_budget=40,
         **extra,
     )
-
-
-def _minimize() -> Objective:
-    return Objective.MINIMIZE
 
 
 def _request(exp: Experiment, fn, n: int) -> SuggestRequest:
@@ -56,6 +53,15 @@ def _request(exp: Experiment, fn, n: int) -> SuggestRequest:
         for i, a in enumerate(points)
     ]
     return SuggestRequest(exp, observations, [], 1, n)
+
+
+def _models(request: SuggestRequest) -> models.Models:
+    exp = request.experiment
+    return models.Models(History(exp, request.observations, feasible_space(exp).encoder))
+
+
+def _preferred(request: SuggestRequest) -> SuggestRequest:
+    return log_scale.preferred(request, _models(request))
 
 
 def _multiplicative(a) -> float:  # best width 32, in octaves
@@ -113,18 +119,18 @@ def test_the_data_choose_the_encoding(fn, chosen):
     exp = _experiment(f"choose-{fn.__name__}")
     request = _request(exp, fn, 24)
     hyperfit.clear_cache()
-    preferred = log_scale.preferred(request)
+    preferred = _preferred(request)
     assert (preferred.experiment is not exp) is chosen
     # a function of the history: again, and in a fresh process (no cached fits)
-    assert log_scale.preferred(request).experiment is preferred.experiment
+    assert _preferred(request).experiment is preferred.experiment
     hyperfit.clear_cache()
-    assert log_scale.preferred(request).experiment is preferred.experiment
+    assert _preferred(request).experiment is preferred.experiment
 
 
 def test_a_suggestion_on_the_chosen_log_scale_is_a_valid_point_and_reproducible():
     exp = _experiment("suggest-log")
     request = _request(exp, _multiplicative, 24)
-    assert log_scale.preferred(request).experiment is not exp
+    assert _preferred(request).experiment is not exp
     (a,) = suggest(request)
     assert isinstance(a["width"], int) and 8 <= a["width"] <= 256 and 0 <= a["x"] <= 1
     hyperfit.clear_cache()
@@ -138,14 +144,13 @@ def test_the_log_encoding_needs_strong_evidence(monkeypatch):
     assert margin is not None and margin > math.log(log_scale.BAYES_FACTOR)  # strong
     monkeypatch.setattr(log_scale, "_LOG_FACTOR", margin + 1e-9)
     hyperfit.clear_cache()  # the remembered choice too
-    assert log_scale.preferred(request).experiment is exp
+    assert _preferred(request).experiment is exp
 
 
 def test_beyond_32_observations_the_choice_is_made_at_the_doubling():
     exp = _experiment("doubling")
     request = _request(exp, _multiplicative, 40)
-    declared = log_scale._models(exp, request)
-    assert declared.choice_node() == 32
+    assert _models(request).choice_node() == 32
     # the margin at 40 observations is the one at the first 32
     first = SuggestRequest(exp, request.observations[:32], [], 1, 32)
     assert log_scale.margin(request) == log_scale.margin(first)

@@ -62,13 +62,16 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
     done = successful(exp, request.observations)
     if len(done) < initial_design_size(exp):
         return initial_design.suggest(request)
-    request = log_scale.preferred(request)
-    exp = request.experiment
     space = feasible_space(exp)
     history = History(exp, request.observations, space.encoder)
     if multiobjective.applies(history):
         return multiobjective.suggest(request, space, history)
     call_models = models.Models(history)
+    chosen = log_scale.preferred(request, call_models)
+    if chosen is not request:  # the log encoding: its own space and models
+        request, exp = chosen, chosen.experiment
+        space = feasible_space(exp)
+        call_models = models.Models(History(exp, request.observations, space.encoder))
     if call_models.at_scale:
         return _suggest_at_scale(request, space, call_models)
     fits: dict[bytes, GaussianProcess] = {}  # points of one batch share a fit of the same data

@@ -29,21 +29,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-from collections import OrderedDict
+import weakref
 
 from ..domain.model import Experiment, Transformation
 from . import hyperfit, models
 from .base import SuggestRequest
-from .feasible import feasible_space, space_key
+from .feasible import FeasibleSpace, feasible_space
 from .training import History
 
 # The density ratio the log encoding must exceed to replace the declared one.
 BAYES_FACTOR = 10.0
 _LOG_FACTOR = math.log(BAYES_FACTOR)
-_CACHE_SIZE = 256
-_CACHE: OrderedDict[tuple[str, int, str], Experiment | None] = OrderedDict()
-_LOCK = threading.Lock()
+# the log-scaled experiment of each search space (None: no candidate)
+_SCALED: weakref.WeakKeyDictionary[FeasibleSpace, Experiment | None] = weakref.WeakKeyDictionary()
 
 
 def candidates(exp: Experiment) -> list[str]:
@@ -65,28 +63,23 @@ def candidates(exp: Experiment) -> list[str]:
 def log_scaled(exp: Experiment) -> Experiment | None:
     """The experiment with every candidate log-encoded (None: no candidate, or
     more than one optimized metric); one object per search space."""
-    key = space_key(exp)
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    names = set(candidates(exp)) if len(exp.optimized_metrics) == 1 else set()
-    scaled = (
-        dataclasses.replace(
-            exp,
-            parameters=[
-                dataclasses.replace(p, transformation=Transformation.LOG) if p.name in names else p
-                for p in exp.parameters
-            ],
+    space = feasible_space(exp)
+    if space not in _SCALED:
+        names = set(candidates(exp)) if len(exp.optimized_metrics) == 1 else set()
+        _SCALED[space] = (
+            dataclasses.replace(
+                exp,
+                parameters=[
+                    dataclasses.replace(p, transformation=Transformation.LOG)
+                    if p.name in names
+                    else p
+                    for p in exp.parameters
+                ],
+            )
+            if names
+            else None
         )
-        if names
-        else None
-    )
-    with _LOCK:
-        _CACHE[key] = scaled
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return scaled
+    return _SCALED[space]
 
 
 def margin(request: SuggestRequest) -> float | None:
@@ -97,27 +90,29 @@ def margin(request: SuggestRequest) -> float | None:
     node = declared.choice_node()
     if scaled is None or node is None:
         return None
-    return _models(scaled, request).density_at(node) - declared.density_at(node)
+    return _ratio(scaled, declared, node, request)
 
 
-def preferred(request: SuggestRequest) -> SuggestRequest:
+def preferred(request: SuggestRequest, declared: models.Models) -> SuggestRequest:
     """The request on the log encoding where the data strongly prefer it; the
-    request itself otherwise. The choice is remembered with the fits at the
-    node it is made at, for the other calls until the next node."""
+    request itself otherwise (``declared``: the models of its history on the
+    declared encoding). The choice is remembered with the fits at the node it is
+    made at, for the other calls until the next node."""
     scaled = log_scaled(request.experiment)
-    if scaled is None:
-        return request
-    declared = _models(request.experiment, request)
     node = declared.choice_node()
-    if node is None:
+    if scaled is None or node is None:
         return request
-
-    def decide() -> bool:
-        ratio = _models(scaled, request).density_at(node) - declared.density_at(node)
-        return ratio > _LOG_FACTOR
-
-    chosen = hyperfit.decision(declared.chain.digest(node), decide)
+    chosen = hyperfit.decision(
+        declared.chain.digest(node),
+        lambda: _ratio(scaled, declared, node, request) > _LOG_FACTOR,
+    )
     return dataclasses.replace(request, experiment=scaled) if chosen else request
+
+
+def _ratio(
+    scaled: Experiment, declared: models.Models, node: int, request: SuggestRequest
+) -> float:
+    return _models(scaled, request).density_at(node) - declared.density_at(node)
 
 
 def _models(exp: Experiment, request: SuggestRequest) -> models.Models:

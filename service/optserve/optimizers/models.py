@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from ..domain.encoding import Encoder
 from ..domain.model import Experiment, Observation, Parameter, ParameterType
 from . import hyperfit, training
-from .feasible import space_key
+from .feasible import feasible_space, space_key
 from .gp import GaussianProcess, Hyperparameters, subset
 from .gp.inputs import ArcColumn, InputMap
 from .initial_design import initial_design_size
@@ -257,7 +257,7 @@ def length_scale_groups(exp: Experiment) -> NDArray[np.intp] | None:
     categorical = [p for p in exp.parameters if p.type is ParameterType.CATEGORICAL]
     if not categorical:
         return None
-    encoder = Encoder(exp)
+    encoder = feasible_space(exp).encoder
     groups = np.arange(encoder.dim)
     for p in categorical:
         columns = encoder.slices[p.name]

@@ -290,6 +290,9 @@ class _Tying:
         free = int(index.max()) + 1 if dim else 0
         self.index = np.concatenate([index, [free, free + 1]]).astype(np.intp)
         self.counts = np.bincount(self.index).astype(np.float64)
+        # the prior of each free log-parameter: that of one length scale
+        self.medians = self.reduce(_prior_medians(dim))
+        self.sigmas = self.reduce(_prior_sigmas(dim))
 
     def expand(self, free: FloatArray) -> FloatArray:
         """The kernel's (D + 2,) log-parameters of the free ones."""
@@ -302,6 +305,12 @@ class _Tying:
     def pull_back(self, grad: FloatArray) -> FloatArray:
         """A gradient in the kernel's log-parameters, in the free ones."""
         return np.bincount(self.index, weights=grad, minlength=len(self.counts)).astype(np.float64)
+
+    def log_prior_and_grad(self, free: FloatArray) -> tuple[float, FloatArray]:
+        """Log prior density of the free log-parameters (up to a constant) and its
+        gradient: ``log_prior_and_grad`` without groups."""
+        z = (free - self.medians) / self.sigmas
+        return -0.5 * float(np.dot(z, z)), -z / self.sigmas
 
 
 def log_prior_and_grad(log_params: ArrayLike) -> tuple[float, FloatArray]:
@@ -661,10 +670,7 @@ class GaussianProcess:
         lml = -0.5 * float(y @ self.alpha) - float(np.sum(np.log(np.diag(self.chol))))
         lml -= 0.5 * n * math.log(2.0 * math.pi)
         tying = _Tying(self.length_scale_groups, hyper.dim)
-        z = (tying.reduce(hyper.to_log_params()) - tying.reduce(_prior_medians(hyper.dim))) / (
-            tying.reduce(_prior_sigmas(hyper.dim))
-        )
-        return lml - 0.5 * float(np.dot(z, z))
+        return lml + tying.log_prior_and_grad(tying.reduce(hyper.to_log_params()))[0]
 
     def believe(self, points: ArrayLike, noiseless: bool = False) -> GaussianProcess:
         """This posterior conditioned on its own mean at ``points`` (kriging believer).
@@ -811,7 +817,7 @@ class GaussianProcess:
         # per group), each with the prior of one length scale.
         tying = _Tying(self.length_scale_groups, dim)
         lo, hi = (tying.reduce(bound) for bound in _log_bounds(dim))
-        medians, sigmas = tying.reduce(_prior_medians(dim)), tying.reduce(_prior_sigmas(dim))
+        medians = tying.medians
         starts = [medians]
         if warm_start is not None:
             # The warm start tracks the optimum as data arrives; the priors'
@@ -822,16 +828,16 @@ class GaussianProcess:
         else:
             starts.append(tying.reduce(_noisy_start(dim)))
             for _ in range(self.n_random_starts):
-                starts.append(rng.normal(medians, sigmas))
+                starts.append(rng.normal(medians, tying.sigmas))
         evidence = _Evidence(x, y, noise, self.input_map)
 
         def objective(free: FloatArray) -> tuple[float, FloatArray]:
             lml, g_lml = evidence(tying.expand(free))
-            z = (free - medians) / sigmas
-            value = -(lml - 0.5 * float(np.dot(z, z)))
+            lp, g_lp = tying.log_prior_and_grad(free)
+            value = -(lml + lp)
             if not math.isfinite(value) or not np.all(np.isfinite(g_lml)):
                 return _BAD_OBJECTIVE, np.zeros_like(free)
-            return value, -(tying.pull_back(g_lml) - z / sigmas)
+            return value, -(tying.pull_back(g_lml) + g_lp)
 
         best: FloatArray | None = None
         best_value = math.inf
