@@ -13,6 +13,7 @@ from optserve.optimizers.gp.model import (
     _Tying,
     log_marginal_likelihood_and_grad,
     log_posterior_and_grad,
+    log_prior_and_grad,
     matern52,
 )
 
@@ -173,6 +174,53 @@ def _categorical_data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     x = np.column_stack([rng.random(n), np.eye(4)[values]])
     y = np.sin(6.0 * x[:, 0]) + 1.5 * (values == 0)
     return x, y
+
+
+def test_the_length_scale_prior_is_normal_at_its_median_with_steeper_tails() -> None:
+    dim = 4
+    medians = Hyperparameters.default(dim).to_log_params()
+    at_median, grad = log_prior_and_grad(medians)
+    assert at_median == pytest.approx(0.0, abs=1e-20)
+    np.testing.assert_allclose(grad, np.zeros(dim + 2), atol=1e-12)
+    for z, normal in ((0.01, -0.5e-4), (2.0, -2.0), (3.0, -4.5)):
+        for sign in (1.0, -1.0):
+            theta = medians.copy()
+            theta[1] += sign * z  # one length scale, z prior scales from its median
+            value = log_prior_and_grad(theta)[0]
+            if z < 0.1:
+                assert value == pytest.approx(normal, rel=1e-3)  # the normal's curvature
+            else:
+                assert value < 3.0 * normal  # far steeper tails
+    # the outputscale and the noise keep their normal priors (scales 1 and 2)
+    theta = medians.copy()
+    theta[dim] += 2.0
+    theta[dim + 1] -= 4.0
+    assert log_prior_and_grad(theta)[0] == pytest.approx(-4.0)
+
+
+def test_a_categorical_length_scale_keeps_the_normal_prior() -> None:
+    tying = _Tying(np.array([0, 1, 1, 1, 4]), 5)  # a categorical's columns 1-3
+    medians = tying.reduce(Hyperparameters.default(5).to_log_params())
+    for index, steep in ((0, True), (1, False), (2, True)):
+        free = medians.copy()
+        free[index] += 2.0
+        value = tying.log_prior_and_grad(free)[0]
+        assert value < -6.0 if steep else value == pytest.approx(-2.0)
+
+
+def test_the_prior_gradient_matches_finite_differences_with_and_without_groups() -> None:
+    rng = np.random.default_rng(5)
+    theta = Hyperparameters.default(5).to_log_params() + rng.normal(0.0, 1.5, 7)
+    tying = _Tying(np.array([0, 1, 1, 1, 4]), 5)
+    free = tying.reduce(theta)
+    step = 1e-6
+    for function, point in ((log_prior_and_grad, theta), (tying.log_prior_and_grad, free)):
+        _, grad = function(point)
+        numeric = [
+            (function(point + step * e)[0] - function(point - step * e)[0]) / (2 * step)
+            for e in np.eye(len(point))
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_tying_without_groups_is_the_identity() -> None:
