@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Budget 30 on more seeds, paired: optserve, Optuna's GPSampler and Ax on the same
-# seeds of the shared suite's single-objective problems, compared seed by seed.
+# Budget 30 on more seeds: optserve, Optuna's GPSampler and Ax on the same seeds of
+# the shared suite's single-objective problems, their medians compared.
 #
 #   bench/quality/paired/run.sh optserve   # optserve through a real server, SEEDS seeds
 #   bench/quality/paired/run.sh gp         # GPSampler, SEEDS seeds (needs torch)
@@ -8,8 +8,8 @@
 #   bench/quality/paired/run.sh report     # results/paired.md
 #
 # ANCHORS.md has 10 seeds of GPSampler and 3 of Ax; at budget 30 the spread between
-# seeds is as wide as the margins between optimizers. Seeds 0-9 here reproduce
-# ANCHORS.md's runs (the harness seeds every optimizer), so more seeds only add.
+# seeds is as wide as the margins between optimizers. Seeds 0-9 of optserve and
+# GPSampler reproduce ANCHORS.md's runs (Ax's do not, see README.md).
 # The server is a snapshot of commit REV, as in bench/quality/run.sh.
 set -euo pipefail
 
