@@ -36,11 +36,15 @@ def final_regret(run: dict) -> float:
 
 
 def load(out: Path) -> dict[tuple[str, str], dict[int, float]]:
+    """Final regrets by (optimizer, problem) and seed; runs cut short are
+    named on stderr and left out (delete their files to run them again)."""
     runs: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in sorted((out / "runs").glob("*.json")):
         run = json.loads(path.read_text())
         value = final_regret(run)
-        if not math.isnan(value):
+        if math.isnan(value):
+            print(f"left out, cut short: {path.name}", file=sys.stderr)
+        else:
             runs[(run["optimizer"], run["problem"])][int(run["seed"])] = value
     return runs
 
