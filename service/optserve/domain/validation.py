@@ -277,7 +277,9 @@ def _check_numeric(c: _Collector, path: str, p: Parameter, kind: ExperimentType)
         if p.type is ParameterType.INT and (b.min != round(b.min) or b.max != round(b.max)):
             c.add(f"{path}.bounds", "an int parameter's bounds must be integers")
         if not b.min < b.max:
-            c.add(f"{path}.bounds", f"min ({b.min:g}) must be less than max ({b.max:g})")
+            c.add(
+                f"{path}.bounds", f"min ({_exact(b.min)}) must be less than max ({_exact(b.max)})"
+            )
         elif b.max - b.min < MIN_BOUNDS_WIDTH:
             c.add(f"{path}.bounds", f"bounds must be at least {MIN_BOUNDS_WIDTH:g} apart")
         if p.is_log and b.min <= 0:
@@ -672,14 +674,16 @@ def validate_assignments(exp: Experiment, assignments: Assignments, prefix: str)
             c.add(path, "an int parameter needs an integer value")
             continue
         if p.bounds is not None and not p.bounds.min <= v <= p.bounds.max:
-            c.add(path, f"must lie within [{p.bounds.min:g}, {p.bounds.max:g}]")
+            c.add(path, f"must lie within [{_exact(p.bounds.min)}, {_exact(p.bounds.max)}]")
         if p.grid and v not in p.grid:
             c.add(path, "must be one of the parameter's grid values")
     c.raise_if_any()
     for i, lc in enumerate(exp.linear_constraints):
         if not geometry.holds(lc, assignments):
             op = "<=" if lc.type is ConstraintType.LESS_THAN else ">="
-            c.add("", f"violates linear_constraints[{i}] (sum of terms {op} {lc.threshold:g})")
+            c.add(
+                "", f"violates linear_constraints[{i}] (sum of terms {op} {_exact(lc.threshold)})"
+            )
     c.raise_if_any()
     ints = {p.name for p in exp.parameters if p.type is ParameterType.INT}
     return {
@@ -732,3 +736,10 @@ def validate_observation(exp: Experiment, obs: Observation, prefix: str = "obser
         obs.assignments = validate_assignments(exp, obs.assignments, f"{prefix}.assignments")
     validate_observation_values(exp, obs.failed, obs.values, prefix)
     validate_metadata(obs.metadata, f"{prefix}.metadata")
+
+
+def _exact(value: float) -> str:
+    """A number for a message: short (``%g``) where that is the number, else its
+    shortest exact form (bounds 1 and 1 + 1e-7 must not both read "1")."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
