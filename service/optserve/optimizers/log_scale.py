@@ -82,15 +82,19 @@ def log_scaled(exp: Experiment) -> Experiment | None:
     return _SCALED[space]
 
 
-def margin(request: SuggestRequest) -> float | None:
+def margin(request: SuggestRequest, declared: models.Models | None = None) -> float | None:
     """The log density ratio of the log encoding's model over the declared one's
-    at the history's coarse node (None: no choice to make)."""
+    at the history's coarse node (None: no choice to make); ``declared``: the
+    models of the history on the declared encoding, built when not given."""
     scaled = log_scaled(request.experiment)
-    declared = _models(request.experiment, request)
-    node = declared.choice_node()
-    if scaled is None or node is None:
+    if scaled is None:
         return None
-    return _ratio(scaled, declared, node, request)
+    if declared is None:
+        declared = _models(request.experiment, request)
+    node = declared.choice_node()
+    if node is None:
+        return None
+    return _models(scaled, request).density_at(node) - declared.density_at(node)
 
 
 def preferred(request: SuggestRequest, declared: models.Models) -> SuggestRequest:
@@ -102,17 +106,13 @@ def preferred(request: SuggestRequest, declared: models.Models) -> SuggestReques
     node = declared.choice_node()
     if scaled is None or node is None:
         return request
-    chosen = hyperfit.decision(
-        declared.chain.digest(node),
-        lambda: _ratio(scaled, declared, node, request) > _LOG_FACTOR,
-    )
+
+    def strongly_preferred() -> bool:
+        ratio = margin(request, declared)
+        return ratio is not None and ratio > _LOG_FACTOR
+
+    chosen = hyperfit.decision(declared.chain.digest(node), strongly_preferred)
     return dataclasses.replace(request, experiment=scaled) if chosen else request
-
-
-def _ratio(
-    scaled: Experiment, declared: models.Models, node: int, request: SuggestRequest
-) -> float:
-    return _models(scaled, request).density_at(node) - declared.density_at(node)
 
 
 def _models(exp: Experiment, request: SuggestRequest) -> models.Models:
