@@ -314,7 +314,13 @@ class _Tying:
     def log_prior_and_grad(self, free: FloatArray) -> tuple[float, FloatArray]:
         """Log prior density of the free log-parameters (up to a constant) and its
         gradient: ``log_prior_and_grad`` without groups."""
-        return _log_prior_and_grad(free, self.medians, self.sigmas, self.tails)
+        z = (free - self.medians) / self.sigmas
+        cosh = np.concatenate([self.tails, [False, False]])
+        log_density = -0.25 * float(np.sum(np.cosh(2.0 * z[cosh]) - 1.0)) - 0.5 * float(
+            np.dot(z[~cosh], z[~cosh])
+        )
+        dz = np.where(cosh, -0.5 * np.sinh(2.0 * z), -z)
+        return log_density, dz / self.sigmas
 
 
 def log_prior_and_grad(log_params: ArrayLike) -> tuple[float, FloatArray]:
@@ -343,24 +349,7 @@ def log_prior_and_grad(log_params: ArrayLike) -> tuple[float, FloatArray]:
         The log density (up to a constant) and its (D + 2,) gradient.
     """
     theta = np.asarray(log_params, dtype=np.float64)
-    dim = theta.shape[0] - 2
-    tails = np.ones(dim, dtype=bool)
-    return _log_prior_and_grad(theta, _prior_medians(dim), _prior_sigmas(dim), tails)
-
-
-def _log_prior_and_grad(
-    theta: FloatArray, medians: FloatArray, sigmas: FloatArray, tails: NDArray[np.bool_]
-) -> tuple[float, FloatArray]:
-    """``log_prior_and_grad`` of log-parameters whose last two are the
-    outputscale and the noise and the others length scales, those where
-    ``tails`` holds with exponential tails."""
-    z = (theta - medians) / sigmas
-    cosh = np.concatenate([tails, [False, False]])
-    log_density = -0.25 * float(np.sum(np.cosh(2.0 * z[cosh]) - 1.0)) - 0.5 * float(
-        np.dot(z[~cosh], z[~cosh])
-    )
-    dz = np.where(cosh, -0.5 * np.sinh(2.0 * z), -z)
-    return log_density, dz / sigmas
+    return _Tying(None, theta.shape[0] - 2).log_prior_and_grad(theta)
 
 
 def _cholesky(k: FloatArray, diag: FloatArray) -> tuple[FloatArray, float] | None:
