@@ -201,6 +201,30 @@ class FeasibleSpace:
             out.append(point)
         return out
 
+    def centred(
+        self, middle: NDArray[np.float64], draw: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """``middle`` (encoded) made canonical where it is feasible; else with its
+        constrained doubles at the Chebyshev centre of their polytope and its
+        constrained ints as in ``draw`` (a feasible row) where a constraint still
+        breaks. Constraints never mix doubles and ints, so the mix holds them all."""
+        enc = self.encoder
+        rows = self.vectors.canonical(middle[None, :])
+        if self.feasible_mask(rows)[0]:
+            return rows[0]
+        if self.doubles is not None:
+            centre_u, _ = self.doubles.chebyshev_center()
+            xs = self._double_values(centre_u[None, :])[0]
+            for j, name in enumerate(self.double_names):
+                rows[0, enc.slices[name].start] = self.vectors.encode_values(
+                    self._params[name], xs[j : j + 1]
+                )[0]
+            rows = self.vectors.canonical(rows)
+        if not self.feasible_mask(rows)[0]:
+            for name in self.int_names:
+                rows[0, enc.slices[name].start] = draw[enc.slices[name].start]
+        return rows[0]
+
     def _double_values(self, us: NDArray[np.float64]) -> NDArray[np.float64]:
         """Unit-cube rows of the constrained doubles as their values, within bounds."""
         lo, width = self._double_lo, self._double_width

@@ -21,6 +21,21 @@ constraint: maximin picks ahead on all three, ZDT1 by 0.7 decades).
 
 With parameter priors, the draws come from the priors (maximin picks are then
 spread in the priors' probability scale, ``priors``).
+
+The first point of an experiment (nothing observed or pending) is the centre of
+its space, as the first trial of Ax's default generation strategy: every
+numeric parameter at the middle of its encoding (the geometric middle of a
+log-scaled one, a prior's median), categorical values and branches as drawn;
+where that breaks a linear constraint, the constrained doubles at the
+Chebyshev centre of their polytope and the constrained ints as drawn. A range
+is usually set around the value its owner expects to work, and the centre is
+the point of a design nearest, on average, to an optimum in the interior:
+measured at budget 30 over 40 seeds, levy4 34 better / 6 worse and ackley5
+27 / 13, whose optima lie 0.05 and 0.17 of the range from the centre on each
+coordinate; layers_conditional 29 / 11; hartmann6 (0.02 to 0.35 away) and
+branin level; seed4_constrained 15 / 25, in its last digits (regret below 1e-5
+either way). Not with two optimized metrics, whose design is for the extent of
+the first front.
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from ..domain.model import Assignments, Experiment, ParameterType
 from ..sampling import maximin_design
 from . import priors
 from .base import SuggestRequest
-from .feasible import feasible_space
+from .feasible import FeasibleSpace, feasible_space
 
 CANDIDATES = 256
 INITIAL_MIN, INITIAL_EXTRA, INITIAL_MAX = 4, 2, 10
@@ -78,6 +93,8 @@ def suggest(request: SuggestRequest) -> list[Assignments]:
             # discrete spaces: the first draw that is not a point already taken
             new = ~(candidates[:, None, :] == existing[None, :, :]).all(axis=2).any(axis=1)
             row = candidates[int(np.argmax(new))]
+        if len(existing) == 0 and len(exp.optimized_metrics) == 1:
+            row = _centre(space, row, unit_priors)
         out += encoder.decode(row[None, :])
         existing = np.vstack([existing, row[None, :]])
     return out
@@ -106,3 +123,16 @@ def _maximin_pick(
         hi=np.ones(dim),
     )
     return candidates[np.flatnonzero((scaled == pick).all(axis=1))[0]]
+
+
+def _centre(
+    space: FeasibleSpace, row: np.ndarray, unit_priors: list[priors.UnitPrior]
+) -> np.ndarray:
+    """The centre of the space (the module's docstring); ``row``, a feasible draw,
+    gives the categorical values, the branches, and the constrained ints where
+    their middle breaks a constraint."""
+    middle = row.copy()
+    middle[space.encoder.numeric_columns] = 0.5
+    for prior in unit_priors:
+        middle[prior.column] = prior.ppf(np.array([0.5]))[0]
+    return space.centred(middle, row)
