@@ -176,20 +176,23 @@ def test_a_centre_a_constraint_cuts_off_moves_to_the_polytopes_chebyshev_centre(
 
 
 def test_constrained_ints_whose_middle_breaks_a_constraint_are_drawn():
+    # the doubles' middle meets theirs (on its face): the doubles stay there
     exp = Experiment(
         id="ints",
         name="ints",
         parameters=[
-            *(Parameter(n, T.INT, Bounds(0, 10)) for n in ("a", "b")),
-            Parameter("c", T.INT, Bounds(0, 10)),
-            Parameter("d", T.DOUBLE, Bounds(0, 1)),
+            *(Parameter(n, T.INT, Bounds(0, 10)) for n in ("a", "b", "c")),
+            *(Parameter(n, T.DOUBLE, Bounds(0, 1)) for n in ("d", "e", "f")),
         ],
         linear_constraints=[
             LinearConstraint(
                 ConstraintType.GREATER_THAN,
                 15.0,
                 [ConstraintTerm("a", 1.0), ConstraintTerm("b", 1.0)],
-            )
+            ),
+            LinearConstraint(
+                ConstraintType.LESS_THAN, 1.0, [ConstraintTerm("e", 1.0), ConstraintTerm("f", 1.0)]
+            ),
         ],
         metrics=[Metric("v")],
         seed=2,
@@ -198,7 +201,7 @@ def test_constrained_ints_whose_middle_breaks_a_constraint_are_drawn():
         exp.seed = seed
         (first,) = initial_design.suggest(SuggestRequest(exp, [], [], 1, 0))
         assert first["a"] + first["b"] >= 15
-        assert first["c"] == 5 and first["d"] == 0.5  # outside the constraint: the middle
+        assert first["c"] == 5 and first["d"] == first["e"] == first["f"] == 0.5
 
 
 def test_the_centre_of_a_parameter_with_a_prior_is_the_priors_median():

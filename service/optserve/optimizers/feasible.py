@@ -204,15 +204,18 @@ class FeasibleSpace:
     def centred(
         self, middle: NDArray[np.float64], draw: NDArray[np.float64]
     ) -> NDArray[np.float64]:
-        """``middle`` (encoded) made canonical where it is feasible; else with its
-        constrained doubles at the Chebyshev centre of their polytope and its
-        constrained ints as in ``draw`` (a feasible row) where a constraint still
-        breaks. Constraints never mix doubles and ints, so the mix holds them all."""
+        """``middle`` (encoded) made canonical, where a linear constraint breaks
+        with its constrained ints as in ``draw`` (a feasible row) and, where one
+        still breaks, its constrained doubles at the Chebyshev centre of their
+        polytope. Constraints never mix doubles and ints: each kind's
+        constraints hold or break by that kind's values alone."""
         enc = self.encoder
         rows = self.vectors.canonical(middle[None, :])
         if self.feasible_mask(rows)[0]:
             return rows[0]
-        if self.doubles is not None:
+        for name in self.int_names:
+            rows[0, enc.slices[name]] = draw[enc.slices[name]]
+        if self.doubles is not None and not self.feasible_mask(rows)[0]:
             centre_u, _ = self.doubles.chebyshev_center()
             xs = self._double_values(centre_u[None, :])[0]
             for j, name in enumerate(self.double_names):
@@ -220,9 +223,6 @@ class FeasibleSpace:
                     self._params[name], xs[j : j + 1]
                 )[0]
             rows = self.vectors.canonical(rows)
-        if not self.feasible_mask(rows)[0]:
-            for name in self.int_names:
-                rows[0, enc.slices[name].start] = draw[enc.slices[name].start]
         return rows[0]
 
     def _double_values(self, us: NDArray[np.float64]) -> NDArray[np.float64]:
