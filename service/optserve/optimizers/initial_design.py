@@ -32,10 +32,9 @@ is usually set around the value its owner expects to work, and the centre is
 the point of a design nearest, on average, to an optimum in the interior:
 measured at budget 30 over 40 seeds, levy4 34 better / 6 worse and ackley5
 27 / 13, whose optima lie 0.05 and 0.17 of the range from the centre on each
-coordinate; layers_conditional 29 / 11; hartmann6 (0.02 to 0.35 away) and
-branin level; seed4_constrained 15 / 25, in its last digits (regret below 1e-5
-either way). Not with two optimized metrics, whose design is for the extent of
-the first front.
+coordinate; layers_conditional 29 / 11; hartmann6 (0.02 to 0.35 away),
+branin and seed4_constrained level. Not with two optimized metrics, whose
+design is for the extent of the first front.
 """
 
 from __future__ import annotations
