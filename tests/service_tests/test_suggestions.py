@@ -201,6 +201,22 @@ def test_grid_offers_again_a_point_whose_suggestion_was_deleted(stub):
     assert [plain(s.assignments) for s in again] == [{"n": 1, "c": "b"}, {"n": 3, "c": "a"}]
 
 
+def test_the_first_suggestion_is_the_centre_of_the_space(stub):
+    exp = create(
+        stub,
+        parameters=[
+            double("x", -10, 30),
+            double("lr", 1e-4, 1e-2, transformation="TRANSFORMATION_LOG"),
+            integer("n", 1, 9),
+        ],
+    )
+    first, second = (plain(s.assignments) for s in suggest(stub, exp.id, count=2))
+    assert first == {"x": 10.0, "lr": pytest.approx(1e-3, rel=1e-12), "n": 5}
+    assert second["x"] != 10.0  # the rest of the design is drawn
+    (third,) = suggest(stub, exp.id)
+    assert plain(third.assignments)["x"] != 10.0  # once per experiment
+
+
 def test_same_seed_same_suggestions(stub):
     a = create(
         stub, parameters=[double("x"), integer("i"), categorical("c", ["a", "b", "c"])], seed="7"
