@@ -89,11 +89,7 @@ class FeasibleSpace:
                 rows[:, s.start] = self.vectors.encode_values(p, ints.astype(np.float64))
         if self.doubles is not None:
             us = self.doubles.sample(n, seed=int(rng.integers(2**63)), n_chains=max(1, min(n, 4)))
-            xs = self._double_values(us)
-            for j, name in enumerate(self.double_names):
-                rows[:, enc.slices[name].start] = self.vectors.encode_values(
-                    self._params[name], xs[:, j]
-                )
+            self._write_doubles(rows, us)
         if self.ints is not None:
             zs = self._int_draws(n, rng)
             for j, name in enumerate(self.int_names):
@@ -217,13 +213,17 @@ class FeasibleSpace:
             rows[0, enc.slices[name]] = draw[enc.slices[name]]
         if self.doubles is not None and not self.feasible_mask(rows)[0]:
             centre_u, _ = self.doubles.chebyshev_center()
-            xs = self._double_values(centre_u[None, :])[0]
-            for j, name in enumerate(self.double_names):
-                rows[0, enc.slices[name].start] = self.vectors.encode_values(
-                    self._params[name], xs[j : j + 1]
-                )[0]
+            self._write_doubles(rows, centre_u[None, :])
             rows = self.vectors.canonical(rows)
         return rows[0]
+
+    def _write_doubles(self, rows: NDArray[np.float64], us: NDArray[np.float64]) -> None:
+        """Writes unit-cube rows of the constrained doubles into encoded ``rows``."""
+        xs = self._double_values(us)
+        for j, name in enumerate(self.double_names):
+            rows[:, self.encoder.slices[name].start] = self.vectors.encode_values(
+                self._params[name], xs[:, j]
+            )
 
     def _double_values(self, us: NDArray[np.float64]) -> NDArray[np.float64]:
         """Unit-cube rows of the constrained doubles as their values, within bounds."""

@@ -297,7 +297,8 @@ class _Tying:
         # group's (a categorical parameter's) normal (``log_prior_and_grad``)
         self.medians = self.reduce(_prior_medians(dim))
         self.sigmas = self.reduce(_prior_sigmas(dim))
-        self.tails = self.counts[:-2] == 1
+        # the free log-parameters with exponential tails: ungrouped length scales
+        self.tails = np.concatenate([self.counts[:-2] == 1, [False, False]])
 
     def expand(self, free: FloatArray) -> FloatArray:
         """The kernel's (D + 2,) log-parameters of the free ones."""
@@ -315,11 +316,11 @@ class _Tying:
         """Log prior density of the free log-parameters (up to a constant) and its
         gradient: ``log_prior_and_grad`` without groups."""
         z = (free - self.medians) / self.sigmas
-        cosh = np.concatenate([self.tails, [False, False]])
-        log_density = -0.25 * float(np.sum(np.cosh(2.0 * z[cosh]) - 1.0)) - 0.5 * float(
-            np.dot(z[~cosh], z[~cosh])
+        tails = self.tails
+        log_density = -0.25 * float(np.sum(np.cosh(2.0 * z[tails]) - 1.0)) - 0.5 * float(
+            np.dot(z[~tails], z[~tails])
         )
-        dz = np.where(cosh, -0.5 * np.sinh(2.0 * z), -z)
+        dz = np.where(tails, -0.5 * np.sinh(2.0 * z), -z)
         return log_density, dz / self.sigmas
 
 
