@@ -70,12 +70,15 @@ def test_log_ei_and_its_known_posterior_form_agree():
     assert acquisition.plain
 
 
-def test_exploitation_is_an_upper_confidence_bound():
+def test_exploitation_is_an_upper_confidence_bound_in_standardized_units():
     gp, x = _gp()
     rows = np.random.default_rng(5).random((10, ENCODER.dim))
     mean, var = gp.predict(rows)
-    value = _acquisition(gp, x, exploit=True)(rows)
-    np.testing.assert_allclose(value, mean + acq.EXPLOIT_KAPPA * np.sqrt(var), rtol=1e-9)
+    acquisition = _acquisition(gp, x, exploit=True)
+    value = acquisition(rows)
+    bound = (mean - gp.y_mean + acq.EXPLOIT_KAPPA * np.sqrt(var)) / gp.y_std
+    np.testing.assert_allclose(value, bound, rtol=1e-9)
+    np.testing.assert_allclose(acquisition.of_posterior(rows, mean, var, np.zeros(10)), value)
 
 
 def test_without_an_incumbent_only_the_other_terms_count():

@@ -160,8 +160,7 @@ class Acquisition:
             value = np.zeros(len(rows))
         elif self.exploit:
             # the last suggestions of a budget refine the best region (upper confidence bound)
-            mean, var = self.scorer.predict(rows)
-            value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+            value = self.upper_bound(*self.scorer.predict(rows))
         elif self.fantasies is not None:
             value = self.fantasies.log_ei(rows)
         else:
@@ -179,10 +178,25 @@ class Acquisition:
         if self.incumbent is None:
             value = np.zeros(len(mean))
         elif self.exploit:
-            value = mean + EXPLOIT_KAPPA * np.sqrt(var)
+            value = self.upper_bound(mean, var)
         else:
             value = log_expected_improvement(mean, np.sqrt(var), self.incumbent)
         return self.finish(rows, value, constraint_terms)
+
+    def upper_bound(
+        self, mean: NDArray[np.float64], var: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """The final stretch's upper confidence bound, in the model's standardized units.
+
+        The other terms are logs (of a probability, of a penalty) added to it:
+        local penalization multiplies a positive transform of the acquisition by
+        its penalties (Gonzalez et al. 2016), and ``exp(bound)`` is one whose log
+        is the bound. In the metric's own units the weight of those terms would
+        depend on the units: with every value scaled by 1000, the constraint
+        metrics and the points in flight would count for nothing.
+        """
+        model = self.model
+        return (mean - model.y_mean + EXPLOIT_KAPPA * np.sqrt(var)) / model.y_std
 
     def constraint_terms(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
         """Log probability that every constraint metric holds."""
