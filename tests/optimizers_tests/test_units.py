@@ -1,10 +1,13 @@
 """An experiment's suggestions do not depend on the units of its optimized
-metric: scaling every reported value by a positive constant changes no
-suggestion, in the final stretch of a budget too, where an upper confidence
-bound is weighed against the probability of the constraint metrics and the
-local penalty of the points in flight."""
+metric: scaling every reported value by a positive constant, shifting it, or
+reporting its negative to be minimized changes no suggestion, in the final
+stretch of a budget too, where an upper confidence bound is weighed against
+the probability of the constraint metrics and the local penalty of the
+points in flight."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from optserve.domain.model import (
     Experiment,
     Metric,
     MetricValue,
+    Objective,
     Observation,
     Strategy,
     Suggestion,
@@ -24,14 +28,18 @@ from .spaces import unit_square
 
 SQUARE = unit_square("units")
 BUDGET = 20
-EXP = Experiment(
-    id=SQUARE.id,
-    name=SQUARE.name,
-    parameters=SQUARE.parameters,
-    metrics=[Metric("v"), Metric("c", strategy=Strategy.CONSTRAINT, threshold=0.0)],
-    observation_budget=BUDGET,
-    seed=3,
-)
+
+
+def _experiment(objective: Objective) -> Experiment:
+    constraint = Metric("c", strategy=Strategy.CONSTRAINT, threshold=0.0)
+    return Experiment(
+        id=SQUARE.id,
+        name=SQUARE.name,
+        parameters=SQUARE.parameters,
+        metrics=[Metric("v", objective=objective), constraint],
+        observation_budget=BUDGET,
+        seed=3,
+    )
 
 
 def _points(n: int, seed: int) -> list[dict[str, float]]:
@@ -39,14 +47,23 @@ def _points(n: int, seed: int) -> list[dict[str, float]]:
     return [{"a": float(rng.random()), "b": float(rng.random())} for _ in range(n)]
 
 
-def _history(n: int, scale: float) -> list[Observation]:
+def _history(n: int, report: Callable[[float], float]) -> list[Observation]:
     out = []
     for i, a in enumerate(_points(n, 4)):
         value = float(np.sin(5 * a["a"]) + np.cos(3 * a["b"]))
         held = 0.25 - a["a"] + 0.1 * a["b"]  # held where >= 0: binding at the best "a"
-        values = [MetricValue("v", scale * value), MetricValue("c", held)]
-        out.append(Observation(str(i), EXP.id, None, a, values))
+        values = [MetricValue("v", report(value)), MetricValue("c", held)]
+        out.append(Observation(str(i), SQUARE.id, None, a, values))
     return out
+
+
+# the same outcomes in other units: (objective, how each value is reported)
+REPORTS = {
+    "milli": (Objective.MAXIMIZE, lambda v: 1e-3 * v),
+    "kilo": (Objective.MAXIMIZE, lambda v: 1e3 * v),
+    "shifted": (Objective.MAXIMIZE, lambda v: v + 1e6),
+    "negated": (Objective.MINIMIZE, lambda v: -v),
+}
 
 
 @pytest.mark.parametrize(
@@ -55,12 +72,15 @@ def _history(n: int, scale: float) -> list[Observation]:
     ids=["expected-improvement", "in-flight", "final-stretch", "final-stretch-in-flight"],
 )
 def test_suggestions_are_the_same_in_any_units(observed, in_flight, stretch):
-    pending = [Suggestion(f"p{i}", EXP.id, a) for i, a in enumerate(_points(in_flight, 5))]
+    pending = [Suggestion(f"p{i}", SQUARE.id, a) for i, a in enumerate(_points(in_flight, 5))]
     sequence = observed + in_flight
-    request = SuggestRequest(EXP, _history(observed, 1.0), pending, 1, sequence)
+    exp = _experiment(Objective.MAXIMIZE)
+    request = SuggestRequest(exp, _history(observed, float), pending, 1, sequence)
     assert acq.final_stretch(request, 0) is stretch
     (expected,) = suggest(request)
-    for scale in (1e-3, 1e3):
-        scaled = SuggestRequest(EXP, _history(observed, scale), pending, 1, sequence)
-        (point,) = suggest(scaled)
-        assert point == pytest.approx(expected, rel=1e-9, abs=1e-12), scale
+    for name, (objective, report) in REPORTS.items():
+        other = SuggestRequest(
+            _experiment(objective), _history(observed, report), pending, 1, sequence
+        )
+        (point,) = suggest(other)
+        assert point == pytest.approx(expected, rel=1e-9, abs=1e-12), name
