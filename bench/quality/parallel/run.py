@@ -25,7 +25,9 @@ that order from the harness's generator (10_000 + seed).
 Optimizers: ``optserve`` (bench/quality/adapter.py through QUALITY_ADAPTERS, a
 real server through the client) and ``tpe_cl``: Optuna 5.0.0
 ``TPESampler(seed=seed, constant_liar=True)``, linear constraints learned from
-failures as the harness's ``tpe``. The others of the harness run too.
+failures as the harness's ``tpe``; ``ax_async``: Ax's default generation strategy
+with the setting Ax gives for asynchronous use (``AxAsync``). The others of the
+harness run too.
 
 Run files: ``runs/<optimizer>__<problem>__s<seed>__b<budget>__q<q>[__batch].json``;
 an existing file is not rerun, so an interrupted command resumes.
@@ -65,7 +67,23 @@ class OptunaTPEConstantLiar(OptunaAdapter):
         return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
-harness.OPTIMIZERS[OptunaTPEConstantLiar.name] = OptunaTPEConstantLiar
+class AxAsync(harness.AxBoTorch):
+    """Ax's default generation strategy (the harness's ``ax``), allowed to go on
+    drawing its initial Sobol points while earlier ones are still running: Ax's
+    own setting for asynchronous use. Without it Ax refuses a suggestion until
+    its initial points are observed, which no worker here waits for. After the
+    initial points, BoTorch's acquisition takes the open trials as pending
+    points (``X_pending``). With one suggestion open it is the harness's ``ax``."""
+
+    name = "ax_async"
+
+    def __init__(self, experiment, seed, budget):
+        super().__init__(experiment, seed, budget)
+        self.client.configure_generation_strategy(allow_exceeding_initialization_budget=True)
+
+
+for _cls in (OptunaTPEConstantLiar, AxAsync):
+    harness.OPTIMIZERS[_cls.name] = _cls
 
 
 def register_problems(extra: dict) -> None:
