@@ -109,6 +109,17 @@ def test_constant_outcomes() -> None:
     assert gp.y_std == 1.0
 
 
+def test_outcomes_in_tiny_units_are_not_constant() -> None:
+    """Constant means constant up to rounding relative to the values themselves."""
+    rng = np.random.default_rng(1)
+    x = rng.random((12, 2))
+    y = np.sin(4 * x[:, 0]) + x[:, 1]
+    unit, tiny = GaussianProcess().fit(x, y), GaussianProcess().fit(x, 1e-20 * y)
+    assert tiny.y_std == pytest.approx(1e-20 * np.std(y))
+    rows = rng.random((5, 2))
+    np.testing.assert_allclose(tiny.predict(rows)[0], 1e-20 * unit.predict(rows)[0], rtol=1e-6)
+
+
 def test_duplicated_points() -> None:
     x = np.repeat(np.random.default_rng(2).random((4, 2)), 5, axis=0)
     y = np.repeat([1.0, 2.0, 0.5, 3.0], 5) + np.tile([0.0, 0.0, 1e-3, 0.0, -1e-3], 4)

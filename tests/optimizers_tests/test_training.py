@@ -181,6 +181,20 @@ def test_values_near_the_largest_double_are_scaled_exactly_and_in_order():
     assert training.outcome_scale(np.array([np.nan])) == 1.0
 
 
+def test_values_near_the_smallest_double_are_scaled_up_exactly_and_in_order():
+    y = np.array([1e-300, -3e-301, 2.5e-310, 0.0, np.nan])
+    scale = training.outcome_scale(y)
+    assert scale > 1.0 and np.log2(scale) == int(np.log2(scale))  # a power of two
+    scaled = y[:4] * scale
+    top = np.max(np.abs(scaled))
+    assert 2.0**-training.OUTCOME_EXPONENT <= top < 2.0 ** (1 - training.OUTCOME_EXPONENT)
+    np.testing.assert_array_equal(np.argsort(scaled), np.argsort(y[:4]))
+    np.testing.assert_array_equal(scaled / scale, y[:4])  # exact, subnormals too
+    assert np.std(scaled) > 0.0  # the spread no longer underflows
+    assert training.outcome_scale(np.zeros(3)) == 1.0
+    assert training.outcome_scale(np.array([1e-70, 0.0])) == 1.0
+
+
 def test_remembered_yeo_johnson_exponents_belong_to_their_outputs():
     rng = np.random.default_rng(8)
     a, b = rng.standard_normal(30), rng.exponential(size=30)

@@ -64,6 +64,11 @@ REPORTS = {
     "shifted": (Objective.MAXIMIZE, lambda v: v + 1e6),
     "negated": (Objective.MINIMIZE, lambda v: -v),
 }
+# units near the ends of the doubles' range
+EXTREMES = {
+    "tiny": (Objective.MAXIMIZE, lambda v: 1e-300 * v),
+    "huge": (Objective.MAXIMIZE, lambda v: 1e300 * v),
+}
 
 
 @pytest.mark.parametrize(
@@ -72,13 +77,24 @@ REPORTS = {
     ids=["expected-improvement", "in-flight", "final-stretch", "final-stretch-in-flight"],
 )
 def test_suggestions_are_the_same_in_any_units(observed, in_flight, stretch):
+    _assert_same_in(REPORTS, observed, in_flight, stretch)
+
+
+@pytest.mark.parametrize(("observed", "in_flight"), [(10, 0), (10, 3)])
+def test_values_in_tiny_or_huge_units_are_not_read_as_constant(observed, in_flight):
+    """Values of magnitude 1e-300 are scaled up exactly, as those near 1e308 are
+    scaled down, and a spread is measured against the values' own magnitude."""
+    _assert_same_in(EXTREMES, observed, in_flight, False)
+
+
+def _assert_same_in(reports, observed, in_flight, stretch):
     pending = [Suggestion(f"p{i}", SQUARE.id, a) for i, a in enumerate(_points(in_flight, 5))]
     sequence = observed + in_flight
     exp = _experiment(Objective.MAXIMIZE)
     request = SuggestRequest(exp, _history(observed, float), pending, 1, sequence)
     assert acq.final_stretch(request, 0) is stretch
     (expected,) = suggest(request)
-    for name, (objective, report) in REPORTS.items():
+    for name, (objective, report) in reports.items():
         other = SuggestRequest(
             _experiment(objective), _history(observed, report), pending, 1, sequence
         )

@@ -7,7 +7,8 @@ Chebyshev weight (ParEGO), drawn from the suggestion's generator. Long bad
 tails are warped away (Yeo-Johnson) unless the noise is known. A metric whose
 values come near the largest double is scaled down by a power of two
 (``outcome_scale``), exactly and in order, so that the models' sums, squares
-and predictions stay finite.
+and predictions stay finite; one whose values come near the smallest is
+scaled up, so that their differences do not vanish.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ WARP_OUTPUTS = True
 WARP_SKEW = -1.0
 CHEBYSHEV_RHO = 0.05
 # A metric's values are scaled so that the largest magnitude is at most
-# 2 ** OUTCOME_EXPONENT (about 1e77): squares and sums of them stay finite.
+# 2 ** OUTCOME_EXPONENT (about 1e77), where squares and sums of them stay finite,
+# and, unless every value is 0, at least 2 ** -OUTCOME_EXPONENT, where squares of
+# their differences stay above the smallest double.
 OUTCOME_EXPONENT = 256
 
 
@@ -212,14 +215,20 @@ def objective(
 
 
 def outcome_scale(values: NDArray[np.float64]) -> float:
-    """The power of two that brings the largest finite magnitude of ``values`` to
-    at most ``2 ** OUTCOME_EXPONENT`` (1.0 when it is there already): scaling by
-    it is exact and keeps the order, and the models standardize anyway."""
+    """The power of two that brings the largest finite magnitude of ``values``
+    between ``2 ** -OUTCOME_EXPONENT`` and ``2 ** OUTCOME_EXPONENT`` (1.0 when it
+    is there already, or every value is 0): scaling by it is exact and keeps the
+    order, and the models standardize anyway. Above, squares and sums would
+    overflow; below, the squares of the differences would vanish, and values
+    measured in tiny units would read as constant."""
     finite = np.abs(values[np.isfinite(values)])
     top = float(finite.max()) if finite.size else 0.0
-    if top <= 2.0**OUTCOME_EXPONENT:
-        return 1.0
-    return math.ldexp(1.0, OUTCOME_EXPONENT - math.frexp(top)[1])
+    exponent = math.frexp(top)[1]  # top = m * 2 ** exponent, 0.5 <= m < 1
+    if top > 2.0**OUTCOME_EXPONENT:
+        return math.ldexp(1.0, OUTCOME_EXPONENT - exponent)
+    if 0.0 < top < 2.0**-OUTCOME_EXPONENT:
+        return math.ldexp(1.0, 1 - OUTCOME_EXPONENT - exponent)
+    return 1.0
 
 
 def with_defaults(exp: Experiment, assignments: Assignments) -> Assignments:

@@ -814,7 +814,9 @@ class GaussianProcess:
         xa, ya, noise = xa[keep], ya[keep], noise[keep]
         self.y_mean = float(np.mean(ya)) if ya.size else 0.0
         std = float(np.std(ya)) if ya.size else 0.0
-        scale = max(1.0, float(np.max(np.abs(ya)))) if ya.size else 1.0
+        # constant up to rounding, relative to the values' own magnitude (not to 1:
+        # values in tiny units are not constant for being small)
+        scale = float(np.max(np.abs(ya))) if ya.size else 0.0
         self.y_std = std if math.isfinite(std) and std > 1e-12 * scale else 1.0
         return xa, (ya - self.y_mean) / self.y_std, noise / self.y_std**2
 
