@@ -7,6 +7,7 @@ points in flight."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -100,3 +101,36 @@ def _assert_same_in(reports, observed, in_flight, stretch):
         )
         (point,) = suggest(other)
         assert point == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+
+
+@pytest.mark.parametrize("threshold", [1e100, -1e100, 1e-300])
+@pytest.mark.parametrize("strategy", [Strategy.OPTIMIZE, Strategy.CONSTRAINT])
+def test_thresholds_far_beyond_values_in_tiny_units(threshold, strategy):
+    """Values near 1e-300 are scaled up by about 2 ** 740, and a threshold of
+    1e100 scaled with them is beyond every double (an infinite threshold: never
+    or always met); the suggestion is still an ordinary point of the space."""
+    exp = Experiment(
+        id=SQUARE.id,
+        name=SQUARE.name,
+        parameters=SQUARE.parameters,
+        metrics=[Metric("v"), Metric("w", strategy=strategy, threshold=threshold)],
+        observation_budget=BUDGET,
+        seed=3,
+    )
+    history = [
+        Observation(
+            str(i),
+            SQUARE.id,
+            None,
+            a,
+            [
+                MetricValue("v", 1e-300 * (np.sin(5 * a["a"]) + 1.5)),
+                MetricValue("w", 1e-300 * a["b"]),
+            ],
+        )
+        for i, a in enumerate(_points(12, 4))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the scaled threshold overflows
+        (point,) = suggest(SuggestRequest(exp, history, [], 1, 12))
+    assert all(0.0 <= point[name] <= 1.0 for name in ("a", "b"))
