@@ -261,7 +261,9 @@ def suggest(request: SuggestRequest, space: FeasibleSpace, history: History) -> 
         zip(fitted, exp.optimized_metrics, strict=True)
     ):
         t = metric.threshold
-        signed = None if t is None else training.sign(metric) * t * history.scales[j]
+        # a Python float: a threshold beyond every double once scaled is inf, no warning
+        scale = float(history.scales[j])
+        signed = None if t is None else training.sign(metric) * t * scale
         thresholds.append(None if signed is None else float(transform(signed)))
     front = pareto_front(observed[feasible]) if feasible.any() else None
     ref = None if front is None else reference_point(front, thresholds)
