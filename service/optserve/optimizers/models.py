@@ -219,11 +219,12 @@ def constraint_models(
     arc, groups = input_map(exp), length_scale_groups(exp)
     for metric in exp.constraint_metrics:
         rows = [o for o in done if o.value_of(metric.name) is not None]
-        if len(rows) < 2 or metric.threshold is None:
-            continue
         signed = sign(metric)
         y = np.array([signed * float(o.value_of(metric.name) or 0.0) for o in rows])
-        scale = training.outcome_scale(y)  # values near the largest double: scaled down
+        scale = training.outcome_scale(y)  # values near the largest or smallest double
+        threshold = training.scaled_threshold(metric, scale)
+        if len(rows) < 2 or threshold is None:
+            continue
         y *= scale
         model = (
             GaussianProcess(n_random_starts=1, input_map=arc, length_scale_groups=groups)
@@ -243,7 +244,7 @@ def constraint_models(
         # A small safety margin: the constrained optimum usually lies on the
         # boundary, and suggestions should land on its feasible side.
         margin = CONSTRAINT_MARGIN * float(np.std(y))
-        models.append((gp, signed * metric.threshold * scale + margin))
+        models.append((gp, threshold + margin))
     return models
 
 

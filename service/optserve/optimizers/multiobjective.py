@@ -260,10 +260,7 @@ def suggest(request: SuggestRequest, space: FeasibleSpace, history: History) -> 
     for j, ((_, _, transform), metric) in enumerate(
         zip(fitted, exp.optimized_metrics, strict=True)
     ):
-        t = metric.threshold
-        # a Python float: a threshold beyond every double once scaled is inf, no warning
-        scale = float(history.scales[j])
-        signed = None if t is None else training.sign(metric) * t * scale
+        signed = training.scaled_threshold(metric, history.scales[j])
         thresholds.append(None if signed is None else float(transform(signed)))
     front = pareto_front(observed[feasible]) if feasible.any() else None
     ref = None if front is None else reference_point(front, thresholds)

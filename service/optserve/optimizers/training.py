@@ -203,15 +203,24 @@ def objective(
     lo, hi = values.min(axis=0), values.max(axis=0)
     # A threshold bounds the region of interest: values short of it score below zero.
     for j, m in enumerate(metrics):
-        if m.threshold is None:
+        threshold = scaled_threshold(m, scales[j])
+        if threshold is None:
             continue
-        threshold = sign(m) * m.threshold * scales[j]
         if threshold < hi[j]:
             lo[j] = max(lo[j], threshold)
     scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
     weights = rng.dirichlet(np.ones(len(metrics)))
     weighted = scaled * weights
     return weighted.min(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
+
+
+def scaled_threshold(metric: Metric, scale: float) -> float | None:
+    """The metric's threshold signed (larger is better) and scaled as its values
+    are (``outcome_scale``); infinite, quietly, where that puts it beyond every
+    double (values near 1e-300 against a threshold of 1e100: never or always met)."""
+    if metric.threshold is None:
+        return None
+    return sign(metric) * metric.threshold * float(scale)
 
 
 def outcome_scale(values: NDArray[np.float64]) -> float:
