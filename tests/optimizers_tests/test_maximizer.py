@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from optserve.domain.model import (
     Bounds,
@@ -74,6 +75,15 @@ def test_the_pick_skips_excluded_and_infeasible_rows():
     assert point == {"a": 0.2, "b": 0.2, "n": 2}
     fresh = maximizer.pick(SPACE, SPACE.encoder, rows[:2], np.array([3.0, -np.inf]), rng)
     assert SPACE.is_feasible(fresh)
+
+
+@pytest.mark.parametrize("unit", [1.0, 1e-300, 1e300])
+def test_the_best_rows_rank_feasible_first_then_by_value_in_any_units(unit):
+    x = np.arange(7.0)[:, None]
+    y = unit * np.array([5.0, 1.0, 4.0, 3.0, 9.0, 8.0, 2.0])
+    feasible = np.array([False, True, False, False, False, True, False])
+    best = maximizer.best_rows(x, y, feasible)
+    assert best[:, 0].tolist() == [5.0, 1.0, 4.0, 0.0][: maximizer.INCUMBENTS]
 
 
 def test_the_gradient_polish_keeps_the_linear_constraint():

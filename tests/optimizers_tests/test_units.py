@@ -81,11 +81,17 @@ def test_suggestions_are_the_same_in_any_units(observed, in_flight, stretch):
     _assert_same_in(REPORTS, observed, in_flight, stretch)
 
 
-@pytest.mark.parametrize(("observed", "in_flight"), [(10, 0), (10, 3)])
-def test_values_in_tiny_or_huge_units_are_not_read_as_constant(observed, in_flight):
+@pytest.mark.parametrize(
+    ("observed", "in_flight", "stretch"),
+    [(10, 0, False), (10, 3, False), (18, 0, True), (15, 3, True)],
+    ids=["expected-improvement", "in-flight", "final-stretch", "final-stretch-in-flight"],
+)
+def test_values_in_tiny_or_huge_units_are_not_read_as_constant(observed, in_flight, stretch):
     """Values of magnitude 1e-300 are scaled up exactly, as those near 1e308 are
-    scaled down, and a spread is measured against the values' own magnitude."""
-    _assert_same_in(EXTREMES, observed, in_flight, False)
+    scaled down, and a spread is measured against the values' own magnitude; the
+    observations that miss the constraint metric keep their order among
+    themselves where the best of them start the search."""
+    _assert_same_in(EXTREMES, observed, in_flight, stretch)
 
 
 def _assert_same_in(reports, observed, in_flight, stretch):

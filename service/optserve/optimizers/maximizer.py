@@ -70,7 +70,8 @@ def best_rows(
     x_done: NDArray[np.float64], y_done: NDArray[np.float64], feasible: NDArray[np.bool_]
 ) -> NDArray[np.float64]:
     """The ``INCUMBENTS`` best successful rows, those meeting every constraint metric first."""
-    ranked = np.argsort(-(y_done - np.where(feasible, 0.0, np.ptp(y_done) + 1.0)))
+    # lexicographic: an offset in the metric's units would merge values in tiny units
+    ranked = np.lexsort((-y_done, ~feasible))
     return x_done[ranked[:INCUMBENTS]]
 
 
