@@ -120,6 +120,26 @@ def test_outcomes_in_tiny_units_are_not_constant() -> None:
     np.testing.assert_allclose(tiny.predict(rows)[0], 1e-20 * unit.predict(rows)[0], rtol=1e-6)
 
 
+def test_far_from_the_data_the_worst_mean_predicts_the_worst_output() -> None:
+    """The constant mean is the prior's prediction where no observation reaches:
+    the outputs' average by default, their smallest value with ``worst_mean``;
+    at the observations both interpolate."""
+    rng = np.random.default_rng(3)
+    x = 0.1 * rng.random((12, 2))  # one corner of the square
+    y = np.sin(20 * x[:, 0]) + 10 * x[:, 1]
+    hyper = Hyperparameters(np.array([0.05, 0.05]), 1.0, 1e-6)
+    average = GaussianProcess().condition(x, y, hyper)
+    worst = GaussianProcess(worst_mean=True).condition(x, y, hyper)
+    far = np.array([[0.9, 0.9]])
+    assert average.predict(far)[0][0] == pytest.approx(np.mean(y))
+    assert worst.predict(far)[0][0] == pytest.approx(np.min(y))
+    np.testing.assert_allclose(worst.predict(x)[0], y, atol=1e-3)
+    np.testing.assert_allclose(average.predict(x)[0], y, atol=1e-3)
+    # believed points keep the model's mean
+    believing = worst.believe(far)
+    assert believing.worst_mean and believing.y_mean == worst.y_mean
+
+
 def test_duplicated_points() -> None:
     x = np.repeat(np.random.default_rng(2).random((4, 2)), 5, axis=0)
     y = np.repeat([1.0, 2.0, 0.5, 3.0], 5) + np.tile([0.0, 0.0, 1e-3, 0.0, -1e-3], 4)

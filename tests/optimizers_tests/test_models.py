@@ -161,6 +161,24 @@ def test_constraint_models_are_signed_so_that_larger_is_better(objective, thresh
     assert np.corrcoef(mean, values)[0, 1] > 0.99
 
 
+def test_an_optimized_metrics_model_has_the_worst_value_as_its_mean():
+    """The optimized metric's GP expects the worst value seen far from the data;
+    a constraint metric's keeps the average."""
+    exp = _experiment(
+        "means", [Metric("v"), Metric("c", strategy=Strategy.CONSTRAINT, threshold=1.0)]
+    )
+    history = _history(exp, 30)
+    call_models = models.Models(history)
+    data = history.training(np.random.default_rng(0))
+    gp = call_models.exact(data, np.random.default_rng(1))
+    assert gp.worst_mean and gp.y_mean == pytest.approx(np.min(data.y))
+    ((constraint, _),) = models.constraint_models(
+        exp, history.done, feasible_space(exp).encoder, np.random.default_rng(0)
+    )
+    values = [o.value_of("c") for o in history.done]
+    assert not constraint.worst_mean and constraint.y_mean == pytest.approx(np.mean(values))
+
+
 def test_above_the_switch_hyperparameters_are_fitted_on_the_subset(monkeypatch):
     monkeypatch.setattr(models, "EXACT_MAX_POINTS", 50)
     monkeypatch.setattr(models, "SUBSET_SIZE", 40)

@@ -82,7 +82,7 @@ class Models:
         if hyper is None:
             return -math.inf
         data = chain_data(self.history, size)
-        gp = GaussianProcess(input_map=self.input_map, length_scale_groups=self.groups)
+        gp = objective_gp(self.input_map, self.groups)
         return gp.condition(data.x, data.y, hyper, data.noise).log_posterior_density()
 
     def checkpoint(self) -> int:
@@ -101,15 +101,13 @@ class Models:
             if fitted is not None:
                 return fitted
             if hyper is not None:
-                return GaussianProcess(input_map=self.input_map).condition(
-                    data.x, data.y, hyper, data.noise
-                )
+                return objective_gp(self.input_map).condition(data.x, data.y, hyper, data.noise)
             start = None
         else:
             # Scalarized per suggestion: warm-started from the chain's fit (fixed weights).
             parent = chain.parent(size)
             start = None if parent is None else chain.hyperparameters(parent)
-        return GaussianProcess(input_map=self.input_map, length_scale_groups=self.groups).fit(
+        return objective_gp(self.input_map, self.groups).fit(
             data.x, data.y, data.noise, warm_start=start, rng=fit_rng
         )
 
@@ -137,13 +135,26 @@ class SubsetModel:
         rows = self.rows
         key = data.y[rows].tobytes()
         if key not in self._gps:
-            self._gps[key] = GaussianProcess(input_map=self.input_map).condition(
+            self._gps[key] = objective_gp(self.input_map).condition(
                 data.x[rows],
                 data.y[rows],
                 self.hyper,
                 None if data.noise is None else data.noise[rows],
             )
         return key, self._gps[key]
+
+
+def objective_gp(
+    arc: InputMap | None, groups: NDArray[np.intp] | None = None, **settings: int
+) -> GaussianProcess:
+    """A GP of an optimized metric, its constant mean the worst value seen
+    (De Ath, Fieldsend & Everson 2020). With the average as the mean, expected
+    improvement far from every observation rests on the variance alone and
+    goes to the box's corners; on a surface that is flat but for narrow peaks,
+    or whose peaks noise hides, that spends the budget on the rim. A
+    constraint metric's GP keeps the average: its mean is a probability's
+    centre, not a hope to be tempered."""
+    return GaussianProcess(input_map=arc, length_scale_groups=groups, worst_mean=True, **settings)
 
 
 def chain_key(exp: Experiment) -> bytes:
@@ -183,15 +194,13 @@ def chain_fit(history: History, size: int, start: Hyperparameters | None) -> Gau
     data = chain_data(history, size)
     x, y, noise = data.x, data.y, data.noise
     arc, groups = input_map(exp), length_scale_groups(exp)
-    model = GaussianProcess(input_map=arc, length_scale_groups=groups)
+    model = objective_gp(arc, groups)
     if len(x) > EXACT_MAX_POINTS:
         rows = subset.select(
             x, y, good_rows(data), SUBSET_SIZE, None if start is None else start.lengthscales
         )
         x, y, noise = x[rows], y[rows], None if noise is None else noise[rows]
-        model = GaussianProcess(
-            max_fit_points=SUBSET_FIT_POINTS, input_map=arc, length_scale_groups=groups
-        )
+        model = objective_gp(arc, groups, max_fit_points=SUBSET_FIT_POINTS)
     return model.fit(x, y, noise, warm_start=start, rng=np.random.default_rng([exp.seed, size]))
 
 

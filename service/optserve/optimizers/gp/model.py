@@ -3,7 +3,8 @@
 Inputs are points of ``[0, 1]^D`` (the optimizer's encoding); outputs are
 "larger is better" values in any units. Outputs are standardized internally
 (``y_s = (y - y_mean) / y_std``) and the GP on ``y_s`` has a zero mean, so the
-model's constant mean is ``y_mean``.
+model's constant mean is ``y_mean``: the outputs' average, or with
+``worst_mean`` their smallest value.
 
 The kernel on standardized outputs, with ``r^2 = sum_d (x_d - x'_d)^2 / l_d^2``
 and ``u = sqrt(5) r``::
@@ -547,6 +548,7 @@ class GaussianProcess:
         n_random_starts: int = 2,
         input_map: InputMap | None = None,
         length_scale_groups: NDArray[np.intp] | None = None,
+        worst_mean: bool = False,
     ):
         """Configures the fit.
 
@@ -565,12 +567,18 @@ class GaussianProcess:
             length_scale_groups: (D,) a group label per encoded column; the
                 fit gives columns of one group one length scale (None: one
                 per column).
+            worst_mean: the constant mean is the smallest output rather than
+                the average (De Ath, Fieldsend & Everson 2020): far from the
+                data the model expects the worst value seen, not a typical one,
+                so that an acquisition weighs unexplored corners by their
+                variance alone less than the surroundings of good points.
         """
         self.max_fit_points = max_fit_points
         self.maxiter = maxiter
         self.n_random_starts = n_random_starts
         self.input_map = input_map
         self.length_scale_groups = length_scale_groups
+        self.worst_mean = worst_mean
         self.hyperparameters: Hyperparameters | None = None
         self.x_train: FloatArray = np.zeros((0, 0))
         self.y_mean = 0.0
@@ -740,6 +748,7 @@ class GaussianProcess:
             n_random_starts=self.n_random_starts,
             input_map=self.input_map,
             length_scale_groups=self.length_scale_groups,
+            worst_mean=self.worst_mean,
         )
         out.hyperparameters = hyper
         out.x_train = np.vstack([self.x_train, xp])
@@ -812,7 +821,10 @@ class GaussianProcess:
         noise = _as_noise(known_noise, ya.shape[0])
         keep = np.all(np.isfinite(xa), axis=1) & np.isfinite(ya)
         xa, ya, noise = xa[keep], ya[keep], noise[keep]
-        self.y_mean = float(np.mean(ya)) if ya.size else 0.0
+        if ya.size:
+            self.y_mean = float(np.min(ya) if self.worst_mean else np.mean(ya))
+        else:
+            self.y_mean = 0.0
         std = float(np.std(ya)) if ya.size else 0.0
         # constant up to rounding, relative to the values' own magnitude (not to 1:
         # values in tiny units are not constant for being small)
