@@ -10,7 +10,8 @@ four stages, each in its own module:
    warped; two optimized metrics go to ``multiobjective`` (expected
    hypervolume improvement, one GP per metric), or above its size limit are
    scalarized per suggestion by a random augmented Chebyshev weight (ParEGO);
-2. models (``models``): a Gaussian process on the unit-cube encoding (on a
+2. models (``models``): a Gaussian process on the unit-cube encoding, its
+   constant mean the worst value seen (on a
    conditional space, a mixture of product and additive kernels,
    ``gp.inputs``), exact up to 500 observations and on a training subset of
    500 of them beyond, its hyperparameters from a chain of fits that depends
