@@ -16,7 +16,7 @@ from optserve.domain.model import (
     ParameterType,
     Strategy,
 )
-from optserve.optimizers import hyperfit, models
+from optserve.optimizers import hyperfit, models, multiobjective
 from optserve.optimizers.feasible import feasible_space
 from optserve.optimizers.gp import GaussianProcess
 from optserve.optimizers.training import History
@@ -132,7 +132,7 @@ def test_the_subset_model_is_bounded_and_shared_by_equal_outputs(monkeypatch):
     call = models.Models(history)
     assert call.at_scale
     data = history.training(np.random.default_rng(0))
-    model = models.SubsetModel(call.subset_hyperparameters(), data)
+    model = models.SubsetModel(exp, call.subset_hyperparameters(), data)
     key, gp = model.gp(data)
     assert len(gp.x_train) == 30 and len(model.rows) == 30
     np.testing.assert_array_equal(gp.x_train, data.x[model.rows])
@@ -177,6 +177,19 @@ def test_an_optimized_metrics_model_has_the_worst_value_as_its_mean():
     )
     values = [o.value_of("c") for o in history.done]
     assert not constraint.worst_mean and constraint.y_mean == pytest.approx(np.mean(values))
+
+
+def test_two_optimized_metrics_keep_the_average_as_the_mean():
+    """With two optimized metrics the front's extent is sought: each metric's
+    GP, and their scalarization's, keeps the average."""
+    exp = _experiment("two-means", [Metric("v"), Metric("w")])
+    history = _history(exp, 30)
+    data = history.training(np.random.default_rng(0))
+    gp = models.Models(history).exact(data, np.random.default_rng(1))
+    assert not gp.worst_mean and gp.y_mean == pytest.approx(np.mean(data.y))
+    metric_gp, metric_data, _ = multiobjective.metric_model(history, 1)
+    assert not metric_gp.worst_mean
+    assert metric_gp.y_mean == pytest.approx(np.mean(metric_data.y))
 
 
 def test_above_the_switch_hyperparameters_are_fitted_on_the_subset(monkeypatch):

@@ -220,7 +220,7 @@ class _ScaledBatch:
         data = self.history.training(rng)
         # 2. models (the training subset and the constraint models are the batch's)
         if self.model is None:
-            self.model = models.SubsetModel(self.hyper, data, self.input_map)
+            self.model = models.SubsetModel(exp, self.hyper, data, self.input_map)
             self.constraint_models = models.constraint_models(
                 exp,
                 [self.done[i] for i in self.model.done_rows],

@@ -86,7 +86,7 @@ def _chain_fit(
     data, _ = metric_data(history.prefix(size), j)
     seed = history.experiment.seed
     groups = models.length_scale_groups(history.experiment)
-    return models.objective_gp(None, groups).fit(
+    return models.objective_gp(history.experiment, None, groups).fit(
         data.x,
         data.y,
         warm_start=start,
@@ -111,11 +111,11 @@ def metric_model(history: History, j: int) -> tuple[GaussianProcess, TrainingDat
         return fitted, data, transform
     if hyper is None:
         groups = models.length_scale_groups(history.experiment)
-        gp = models.objective_gp(None, groups).fit(
+        gp = models.objective_gp(history.experiment, None, groups).fit(
             data.x, data.y, rng=np.random.default_rng([size, j])
         )
     else:
-        gp = models.objective_gp(None).condition(data.x, data.y, hyper)
+        gp = models.objective_gp(history.experiment, None).condition(data.x, data.y, hyper)
     return gp, data, transform
 
 
