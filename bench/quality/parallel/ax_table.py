@@ -28,7 +28,7 @@ def final(path: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--q8", default="q8_d9f664b", help="results/<dir> of optserve at q = 8")
+    parser.add_argument("--q8", default="q8_7beccd0", help="results/<dir> of optserve at q = 8")
     args = parser.parse_args()
     ax = HERE / "results" / "ax_async" / "runs"
     q1 = REPO / "bench" / "quality" / "results" / "runs"
